@@ -1,0 +1,598 @@
+//! The platform's `config.yaml` (Helm values) → validated, effective settings.
+//!
+//! Pure: the caller hands in the file's text and a way to read environment
+//! variables, so every rule here is unit-tested without touching either.
+
+mod reader;
+pub mod schedule;
+
+use crate::domain::NamespaceName;
+use reader::{At, Reader};
+pub use reader::ConfigError;
+pub use schedule::Schedule;
+use serde::Serialize;
+use serde_yaml::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Oldest and newest Houston API nspool speaks (SPEC §3).
+pub const HOUSTON_VERSION_MIN: (u64, u64, u64) = (0, 32, 0);
+pub const DEFAULT_HOUSTON_VERSION: &str = "0.37.0";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8871";
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub pool: PoolSettings,
+    pub houston: HoustonFlags,
+    pub cleanup: CleanupSettings,
+    pub platform: PlatformSettings,
+    pub service: ServiceSettings,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolSettings {
+    /// Standard pool mode: `global.features.namespacePools.enabled`.
+    pub standard: bool,
+    /// Advanced pool mode: a non-empty `preCreatedNamespaces`.
+    pub advanced: bool,
+    pub create_namespaces: bool,
+    pub create_rbac: bool,
+    /// The pool, in config order, standard names first.
+    pub namespaces: Vec<PoolEntry>,
+}
+
+impl PoolSettings {
+    pub fn enabled(&self) -> bool {
+        self.standard || self.advanced
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolEntry {
+    #[serde(serialize_with = "as_str")]
+    pub name: NamespaceName,
+    pub source: PoolSource,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PoolSource {
+    /// `global.features.namespacePools.namespaces.names`
+    Standard,
+    /// `astronomer.houston.config.deployments.preCreatedNamespaces`
+    Advanced,
+}
+
+impl PoolSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolSource::Standard => "standard",
+            PoolSource::Advanced => "advanced",
+        }
+    }
+}
+
+/// The Houston flags as `appConfig` reports them: the effective values.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HoustonFlags {
+    pub manual_namespace_names: bool,
+    pub hard_delete_deployment: bool,
+    pub namespace_free_form_entry: bool,
+    pub manual_release_names: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupSettings {
+    pub enabled: bool,
+    #[serde(serialize_with = "schedule_str")]
+    pub schedule: Schedule,
+    pub older_than_days: u32,
+    pub dry_run: bool,
+}
+
+impl CleanupSettings {
+    /// Whether soft-deleted Deployments ever come back to the pool by themselves.
+    pub fn reclaims(&self) -> bool {
+        self.enabled && !self.dry_run
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlatformSettings {
+    pub manual_namespace_names_enabled: bool,
+    pub cluster_roles: bool,
+    pub commander_manual_namespace_names: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum KubernetesMode {
+    Auto,
+    Cluster,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSettings {
+    pub listen: SocketAddr,
+    /// `None`: the embedded PostgreSQL.
+    #[serde(serialize_with = "redacted_url")]
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub kubernetes_mode: KubernetesMode,
+    pub claim_labels: bool,
+    #[serde(serialize_with = "as_str")]
+    pub platform_namespace: NamespaceName,
+    pub commander_service_account: String,
+    pub houston_version: String,
+    pub base_domain: String,
+    pub airflow_chart_version: String,
+    pub log_format: LogFormat,
+}
+
+/// Errors of a config that cannot be used, each naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+/// The names of the environment variables that override `nspool.*` keys.
+pub const ENV_OVERRIDES: [(&str, &str); 9] = [
+    ("databaseUrl", "DATABASE_URL"),
+    ("listen", "NSPOOL_LISTEN"),
+    ("dataDir", "NSPOOL_DATA_DIR"),
+    ("kubernetes.mode", "NSPOOL_KUBERNETES_MODE"),
+    ("platformNamespace", "NSPOOL_PLATFORM_NAMESPACE"),
+    ("houstonVersion", "NSPOOL_HOUSTON_VERSION"),
+    ("baseDomain", "NSPOOL_BASE_DOMAIN"),
+    ("airflowChartVersion", "NSPOOL_AIRFLOW_CHART_VERSION"),
+    ("logFormat", "NSPOOL_LOG_FORMAT"),
+];
+
+impl Settings {
+    /// Settings from the text of a config file (empty text: every default).
+    pub fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigErrors> {
+        let root: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_yaml::from_str(text).map_err(|e| {
+                let at = e
+                    .location()
+                    .map(|l| format!("line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_else(|| "the file".into());
+                ConfigErrors(vec![ConfigError {
+                    key: at,
+                    reason: format!("not valid YAML: {}", first_sentence(&e.to_string())),
+                }])
+            })?
+        };
+        let mut r = Reader::default();
+        let root = At::root(&root);
+        if root.value.is_some_and(|v| !v.is_null() && !v.is_mapping()) {
+            r.error(&root, "the config must be a mapping of keys (the shape of the platform's config.yaml)");
+        }
+        refuse_2x_layout(&mut r, &root);
+        let service = read_service(&mut r, &root, env);
+        let platform_ns = service.settings.platform_namespace.clone();
+        let pool = read_pool(&mut r, &root, &platform_ns);
+        let houston = read_houston(&mut r, &root, &pool);
+        let cleanup = read_cleanup(&mut r, &root);
+        let platform = read_platform(&mut r, &root);
+        let service = ServiceSettings {
+            claim_labels: service.claim_labels.unwrap_or(pool.create_namespaces),
+            ..service.settings
+        };
+        if r.errors.is_empty() {
+            Ok(Settings {
+                pool,
+                houston,
+                cleanup,
+                platform,
+                service,
+                warnings: r.warnings,
+            })
+        } else {
+            Err(ConfigErrors(r.errors))
+        }
+    }
+
+    /// Settings from the process environment and an optional file.
+    pub fn load(path: Option<&std::path::Path>) -> Result<Settings, ConfigErrors> {
+        let text = match path {
+            None => String::new(),
+            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+                ConfigErrors(vec![ConfigError {
+                    key: path.display().to_string(),
+                    reason: format!("cannot read the config file: {e}"),
+                }])
+            })?,
+        };
+        Settings::parse(&text, &|name| std::env::var(name).ok())
+    }
+
+    /// The effective settings as YAML, for `config check` (the database URL redacted).
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn first_sentence(message: &str) -> &str {
+    message.split(" at line").next().unwrap_or(message)
+}
+
+fn refuse_2x_layout(r: &mut Reader, root: &At<'_>) {
+    let global = root.at("global.namespaceManagement");
+    if global.present() {
+        r.error(
+            &global,
+            "this is the Astronomer Software 2.x layout, which nspool does not read; use global.features.namespacePools.enabled, .namespaces.create and .namespaces.names",
+        );
+    }
+    let houston = root.at("astronomer.houston.config.deployments.namespaceManagement");
+    if houston.present() {
+        r.error(
+            &houston,
+            "this is the Astronomer Software 2.x layout, which nspool does not read; use astronomer.houston.config.deployments.preCreatedNamespaces and .manualNamespaceNames",
+        );
+    }
+}
+
+fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSettings {
+    let pools = root.at("global.features.namespacePools");
+    r.warn_unknown(&pools, &["enabled", "createRbac", "namespaces"]);
+    let standard = r.bool(&pools.key("enabled"), false);
+    let create_rbac = r.bool(&pools.key("createRbac"), true);
+    let ns = pools.key("namespaces");
+    r.warn_unknown(&ns, &["create", "names"]);
+    let create_namespaces = r.bool(&ns.key("create"), false);
+    let names_at = ns.key("names");
+
+    let mut namespaces: Vec<PoolEntry> = Vec::new();
+    let mut add = |r: &mut Reader, key: String, value: &Value, source: PoolSource| {
+        let Some(text) = value.as_str() else {
+            r.errors.push(ConfigError {
+                key,
+                reason: format!("expected a namespace name, found {}", reader::describe(value)),
+            });
+            return;
+        };
+        match NamespaceName::parse_for_pool(text, platform) {
+            Err(e) => r.errors.push(ConfigError {
+                key,
+                reason: e.to_string(),
+            }),
+            Ok(name) => {
+                if let Some(first) = namespaces.iter().find(|e| e.name == name) {
+                    r.errors.push(ConfigError {
+                        key,
+                        reason: format!(
+                            "\"{name}\" is listed twice (first in the {} pool list)",
+                            first.source.as_str()
+                        ),
+                    });
+                } else {
+                    namespaces.push(PoolEntry { name, source });
+                }
+            }
+        }
+    };
+
+    let standard_names = r.list(&names_at);
+    if standard {
+        if standard_names.is_empty() {
+            r.error(
+                &names_at,
+                "must list at least one namespace when global.features.namespacePools.enabled is true",
+            );
+        }
+        for (key, value) in &standard_names {
+            add(r, key.clone(), value, PoolSource::Standard);
+        }
+    } else if !standard_names.is_empty() {
+        r.warnings.push(format!(
+            "{}: ignored because global.features.namespacePools.enabled is false",
+            names_at.path
+        ));
+    }
+
+    let pre = root.at("astronomer.houston.config.deployments.preCreatedNamespaces");
+    let pre_items = r.list(&pre);
+    for (key, item) in &pre_items {
+        let item_at = At {
+            value: Some(item),
+            path: key.clone(),
+        };
+        r.warn_unknown(&item_at, &["name"]);
+        match item_at.key("name").value {
+            Some(value) => add(r, format!("{key}.name"), value, PoolSource::Advanced),
+            None => r.errors.push(ConfigError {
+                key: key.clone(),
+                reason: "each entry needs a name: write `- name: <namespace>`".into(),
+            }),
+        }
+    }
+    let advanced = !pre_items.is_empty();
+    if standard && advanced {
+        r.warnings.push(
+            "both global.features.namespacePools.namespaces.names and astronomer.houston.config.deployments.preCreatedNamespaces are set: the pool is their union, and namespaces.create applies only to namespaces.names (Astronomer recommends using one of the two)".into(),
+        );
+    }
+    PoolSettings {
+        standard,
+        advanced,
+        create_namespaces: create_namespaces && standard,
+        create_rbac,
+        namespaces,
+    }
+}
+
+fn read_houston(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> HoustonFlags {
+    let d = root.at("astronomer.houston.config.deployments");
+    let manual_namespace_names = r.bool(&d.key("manualNamespaceNames"), false);
+    let hard_delete_deployment = r.bool(&d.key("hardDeleteDeployment"), false);
+    let namespace_free_form_entry = r.bool(&d.key("namespaceFreeFormEntry"), false);
+    let manual_release_names = r.bool(&d.key("manualReleaseNames"), false);
+    if pool.advanced && !manual_namespace_names {
+        r.warnings.push(
+            "astronomer.houston.config.deployments.preCreatedNamespaces is set but manualNamespaceNames is false: the astro CLI will not prompt for a namespace (nspool still reports manualNamespaceNames: true in pool mode)".into(),
+        );
+    }
+    HoustonFlags {
+        manual_namespace_names: manual_namespace_names || pool.enabled(),
+        hard_delete_deployment: hard_delete_deployment || pool.standard,
+        namespace_free_form_entry,
+        manual_release_names,
+    }
+}
+
+fn read_cleanup(r: &mut Reader, root: &At<'_>) -> CleanupSettings {
+    let c = root.at("astronomer.houston.cleanupDeployments");
+    r.warn_unknown(&c, &["enabled", "schedule", "olderThan", "dryRun"]);
+    let enabled = r.bool(&c.key("enabled"), true);
+    let schedule_at = c.key("schedule");
+    let text = r.string(&schedule_at).unwrap_or_else(|| "0 0 * * *".into());
+    let schedule = Schedule::parse(&text).unwrap_or_else(|reason| {
+        r.error(&schedule_at, reason);
+        Schedule::parse("0 0 * * *").unwrap_or_else(|_| unreachable!("default schedule"))
+    });
+    let older_than_days = r.u32(&c.key("olderThan"), 14);
+    let dry_run = r.bool(&c.key("dryRun"), false);
+    CleanupSettings {
+        enabled,
+        schedule,
+        older_than_days,
+        dry_run,
+    }
+}
+
+fn read_platform(r: &mut Reader, root: &At<'_>) -> PlatformSettings {
+    let global = root.key("global");
+    let manual_namespace_names_enabled = r.bool(&global.key("manualNamespaceNamesEnabled"), false);
+    let cluster_roles = r.bool(&global.key("clusterRoles"), true);
+    let mut commander_manual_namespace_names = false;
+    for (key, item) in r.list(&root.at("astronomer.commander.env")) {
+        let item = At {
+            value: Some(item),
+            path: key,
+        };
+        let name = r.string(&item.key("name"));
+        if name.as_deref() == Some("COMMANDER_MANUAL_NAMESPACE_NAMES") {
+            // The seed writes `value: true`; Helm users also write "true".
+            commander_manual_namespace_names = r.bool(&item.key("value"), false);
+        }
+    }
+    PlatformSettings {
+        manual_namespace_names_enabled,
+        cluster_roles,
+        commander_manual_namespace_names,
+    }
+}
+
+struct ServiceRead {
+    settings: ServiceSettings,
+    claim_labels: Option<bool>,
+}
+
+fn read_service(
+    r: &mut Reader,
+    root: &At<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> ServiceRead {
+    let n = root.key("nspool");
+    r.warn_unknown(
+        &n,
+        &[
+            "listen",
+            "databaseUrl",
+            "dataDir",
+            "kubernetes",
+            "platformNamespace",
+            "commanderServiceAccount",
+            "rbacRules",
+            "houstonVersion",
+            "baseDomain",
+            "airflowChartVersion",
+            "logFormat",
+        ],
+    );
+    r.warn_unknown(&n.key("kubernetes"), &["mode", "claimLabels"]);
+    // A setting's value and where it came from: its env variable or its key.
+    let setting = |r: &mut Reader, key: &str| -> Option<(At<'static>, String)> {
+        let env_name = ENV_OVERRIDES.iter().find(|(k, _)| *k == key).map(|(_, e)| *e);
+        if let Some(value) = env_name.and_then(|name| env(name).map(|v| (name, v))) {
+            let at = At {
+                value: None,
+                path: format!("{} (environment)", value.0),
+            };
+            return Some((at, value.1));
+        }
+        let at = n.at(key);
+        let value = r.string(&at)?;
+        Some((
+            At {
+                value: None,
+                path: at.path,
+            },
+            value,
+        ))
+    };
+
+    let listen = match setting(r, "listen") {
+        None => default_listen(),
+        Some((at, text)) => text.parse().unwrap_or_else(|_| {
+            r.error(&at, format!("\"{text}\" is not an address with a port, like {DEFAULT_LISTEN}"));
+            default_listen()
+        }),
+    };
+    let database_url = setting(r, "databaseUrl").map(|(_, v)| v).filter(|v| !v.is_empty());
+    let data_dir = setting(r, "dataDir").map(|(_, v)| PathBuf::from(v));
+    let kubernetes_mode = match setting(r, "kubernetes.mode") {
+        None => KubernetesMode::Auto,
+        Some((at, text)) => match text.as_str() {
+            "auto" => KubernetesMode::Auto,
+            "cluster" => KubernetesMode::Cluster,
+            "off" => KubernetesMode::Off,
+            _ => {
+                r.error(&at, format!("\"{text}\" is not a mode; use auto, cluster or off"));
+                KubernetesMode::Auto
+            }
+        },
+    };
+    let claim_labels_at = n.at("kubernetes.claimLabels");
+    let claim_labels = claim_labels_at
+        .present()
+        .then(|| r.bool(&claim_labels_at, false));
+    let platform_namespace = match setting(r, "platformNamespace") {
+        None => default_platform_namespace(),
+        Some((at, text)) => NamespaceName::parse(&text).unwrap_or_else(|e| {
+            r.error(&at, e.to_string());
+            default_platform_namespace()
+        }),
+    };
+    let commander_service_account = match setting(r, "commanderServiceAccount") {
+        None => "astronomer-commander".to_owned(),
+        Some((at, text)) => {
+            if NamespaceName::parse(&text).is_err() {
+                r.error(&at, format!("\"{text}\" is not a valid service account name"));
+            }
+            text
+        }
+    };
+    let houston_version = match setting(r, "houstonVersion") {
+        None => DEFAULT_HOUSTON_VERSION.to_owned(),
+        Some((at, text)) => {
+            if let Err(reason) = check_houston_version(&text) {
+                r.error(&at, reason);
+            }
+            text
+        }
+    };
+    let base_domain = setting(r, "baseDomain")
+        .map(|(_, v)| v)
+        .or_else(|| r.string(&root.at("global.baseDomain")))
+        .unwrap_or_else(|| "localhost".into());
+    let airflow_chart_version = setting(r, "airflowChartVersion")
+        .map(|(_, v)| v)
+        .unwrap_or_else(|| "1.11.4".into());
+    let log_format = match setting(r, "logFormat") {
+        None => LogFormat::Text,
+        Some((at, text)) => match text.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            _ => {
+                r.error(&at, format!("\"{text}\" is not a log format; use text or json"));
+                LogFormat::Text
+            }
+        },
+    };
+    ServiceRead {
+        settings: ServiceSettings {
+            listen,
+            database_url,
+            data_dir,
+            kubernetes_mode,
+            claim_labels: false,
+            platform_namespace,
+            commander_service_account,
+            houston_version,
+            base_domain,
+            airflow_chart_version,
+            log_format,
+        },
+        claim_labels,
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8871))
+}
+
+fn default_platform_namespace() -> NamespaceName {
+    NamespaceName::parse("astronomer").unwrap_or_else(|_| unreachable!("valid constant"))
+}
+
+/// The advertised Houston version picks the astro CLI's documents: it must be
+/// a 0.x release from 0.32.0 on (SPEC §3).
+pub fn check_houston_version(text: &str) -> Result<(), String> {
+    let parts: Vec<Option<u64>> = text.split('.').map(|p| p.parse().ok()).collect();
+    let version = match parts.as_slice() {
+        [Some(a), Some(b), Some(c)] => (*a, *b, *c),
+        _ => return Err(format!("\"{text}\" is not a version like {DEFAULT_HOUSTON_VERSION}")),
+    };
+    if version < HOUSTON_VERSION_MIN || version.0 >= 1 {
+        return Err(format!(
+            "{text} is outside what nspool implements (0.32.0 up to, not including, 1.0.0); the astro CLI would send documents of another API"
+        ));
+    }
+    Ok(())
+}
+
+fn as_str<S: serde::Serializer>(name: &NamespaceName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(name.as_str())
+}
+
+fn schedule_str<S: serde::Serializer>(schedule: &Schedule, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(schedule.as_str())
+}
+
+fn redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        None => s.serialize_str("(embedded PostgreSQL)"),
+        Some(url) => s.serialize_str(&redact_password(url)),
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

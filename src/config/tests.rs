@@ -1,0 +1,267 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Settings, ConfigErrors> {
+    Settings::parse(text, &|_| None)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .expect_err("config should be refused")
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn names(settings: &Settings) -> Vec<&str> {
+    settings.pool.namespaces.iter().map(|e| e.name.as_str()).collect()
+}
+
+const STANDARD: &str = r#"
+global:
+  baseDomain: example.com
+  features:
+    namespacePools:
+      enabled: true
+      namespaces:
+        create: true
+        names: [team-a, team-b]
+"#;
+
+const ADVANCED: &str = r#"
+global:
+  manualNamespaceNamesEnabled: true
+  clusterRoles: false
+astronomer:
+  houston:
+    config:
+      deployments:
+        manualNamespaceNames: true
+        preCreatedNamespaces:
+          - name: ns-1
+          - name: ns-2
+        hardDeleteDeployment: true
+  commander:
+    env:
+      - name: "COMMANDER_MANUAL_NAMESPACE_NAMES"
+        value: true
+"#;
+
+#[test]
+fn empty_config_gives_every_default() {
+    let s = parse("").unwrap();
+    assert!(!s.pool.enabled());
+    assert!(s.pool.create_rbac);
+    assert!(!s.houston.manual_namespace_names && !s.houston.hard_delete_deployment);
+    assert!(s.cleanup.enabled && !s.cleanup.dry_run);
+    assert_eq!(s.cleanup.older_than_days, 14);
+    assert_eq!(s.cleanup.schedule.as_str(), "0 0 0 * * *");
+    assert_eq!(s.service.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(s.service.houston_version, DEFAULT_HOUSTON_VERSION);
+    assert_eq!(s.service.platform_namespace.as_str(), "astronomer");
+    assert_eq!(s.service.commander_service_account, "astronomer-commander");
+    assert_eq!(s.service.kubernetes_mode, KubernetesMode::Auto);
+    assert!(s.service.database_url.is_none());
+    assert!(s.platform.cluster_roles);
+}
+
+#[test]
+fn standard_pool_mode_reports_manual_namespaces_and_hard_delete() {
+    let s = parse(STANDARD).unwrap();
+    assert!(s.pool.standard && !s.pool.advanced && s.pool.create_namespaces);
+    assert_eq!(names(&s), ["team-a", "team-b"]);
+    assert!(s.houston.manual_namespace_names);
+    assert!(s.houston.hard_delete_deployment);
+    assert_eq!(s.service.base_domain, "example.com");
+    assert!(s.service.claim_labels, "claim labels follow create by default");
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn advanced_pool_mode_reads_the_seed_example() {
+    let s = parse(ADVANCED).unwrap();
+    assert!(s.pool.advanced && !s.pool.standard && !s.pool.create_namespaces);
+    assert_eq!(names(&s), ["ns-1", "ns-2"]);
+    assert!(s.houston.manual_namespace_names && s.houston.hard_delete_deployment);
+    assert!(s.platform.commander_manual_namespace_names);
+    assert!(s.platform.manual_namespace_names_enabled);
+    assert!(!s.platform.cluster_roles);
+    assert!(!s.service.claim_labels);
+}
+
+#[test]
+fn advanced_pool_does_not_force_hard_delete() {
+    let s = parse(
+        "astronomer: {houston: {config: {deployments: {manualNamespaceNames: true, preCreatedNamespaces: [{name: a}]}}}}",
+    )
+    .unwrap();
+    assert!(s.houston.manual_namespace_names);
+    assert!(!s.houston.hard_delete_deployment);
+}
+
+#[test]
+fn commander_env_value_may_be_a_string() {
+    let s = parse(
+        "astronomer: {commander: {env: [{name: OTHER, value: x}, {name: COMMANDER_MANUAL_NAMESPACE_NAMES, value: \"true\"}]}}",
+    )
+    .unwrap();
+    assert!(s.platform.commander_manual_namespace_names);
+}
+
+#[test]
+fn enabled_pool_needs_names() {
+    for text in [
+        "global: {features: {namespacePools: {enabled: true}}}",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: }}}}",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: []}}}}",
+    ] {
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("global.features.namespacePools.namespaces.names: must list"),
+            "{errs:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let errs = errors(
+        r#"
+global:
+  features:
+    namespacePools:
+      enabled: true
+      createRbac: yes please
+      namespaces:
+        names: [Team_A, kube-system, astronomer, ok, ok, 12]
+astronomer:
+  houston:
+    cleanupDeployments:
+      olderThan: -3
+      schedule: "0 0 1 * 1"
+nspool:
+  listen: nowhere
+  houstonVersion: 1.2.0
+"#,
+    );
+    let expect = [
+        "global.features.namespacePools.createRbac: expected true or false",
+        "global.features.namespacePools.namespaces.names[0]: \"Team_A\" is not a valid namespace name",
+        "global.features.namespacePools.namespaces.names[1]: \"kube-system\" is reserved",
+        "global.features.namespacePools.namespaces.names[2]: \"astronomer\" is reserved",
+        "global.features.namespacePools.namespaces.names[4]: \"ok\" is listed twice",
+        "global.features.namespacePools.namespaces.names[5]: expected a namespace name, found the number 12",
+        "astronomer.houston.cleanupDeployments.olderThan: expected a whole number",
+        "astronomer.houston.cleanupDeployments.schedule: \"0 0 1 * 1\" restricts both",
+        "nspool.listen: \"nowhere\" is not an address",
+        "nspool.houstonVersion: 1.2.0 is outside",
+    ];
+    for prefix in expect {
+        assert!(
+            errs.iter().any(|e| e.starts_with(prefix)),
+            "missing {prefix:?} in {errs:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_name_in_both_lists_is_a_duplicate() {
+    let errs = errors(
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a]}}}}\nastronomer: {houston: {config: {deployments: {preCreatedNamespaces: [{name: a}]}}}}",
+    );
+    assert!(
+        errs[0].starts_with(
+            "astronomer.houston.config.deployments.preCreatedNamespaces[0].name: \"a\" is listed twice (first in the standard pool list)"
+        ),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn both_pools_are_a_union_with_a_warning() {
+    let s = parse(
+        "global: {features: {namespacePools: {enabled: true, namespaces: {create: true, names: [a]}}}}\nastronomer: {houston: {config: {deployments: {manualNamespaceNames: true, preCreatedNamespaces: [{name: b}]}}}}",
+    )
+    .unwrap();
+    assert_eq!(names(&s), ["a", "b"]);
+    assert_eq!(s.pool.namespaces[1].source, PoolSource::Advanced);
+    assert!(s.warnings.iter().any(|w| w.contains("union")
+        && w.contains("global.features.namespacePools.namespaces.names")
+        && w.contains("preCreatedNamespaces")));
+}
+
+#[test]
+fn pre_created_without_manual_names_warns() {
+    let s = parse("astronomer: {houston: {config: {deployments: {preCreatedNamespaces: [{name: b}]}}}}")
+        .unwrap();
+    assert!(s.warnings.iter().any(|w| w.contains("will not prompt")), "{:?}", s.warnings);
+}
+
+#[test]
+fn unknown_keys_are_ignored_outside_and_warned_inside_pool_subtrees() {
+    let s = parse(
+        "global: {somethingElse: 1, features: {namespacePools: {enabled: true, extra: 1, namespaces: {names: [a], typo: 2}}}}\nastronomer: {houston: {config: {other: 1}}}",
+    )
+    .unwrap();
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert!(s.warnings[0].starts_with("global.features.namespacePools.extra: unknown key"));
+    assert!(s.warnings[1].starts_with("global.features.namespacePools.namespaces.typo: unknown key"));
+}
+
+#[test]
+fn the_2x_layout_is_refused_naming_the_0x_keys() {
+    let errs = errors("global: {namespaceManagement: {enabled: true}}");
+    assert!(errs[0].starts_with("global.namespaceManagement: this is the Astronomer Software 2.x layout"));
+    assert!(errs[0].contains("global.features.namespacePools.enabled"));
+    let errs = errors("astronomer: {houston: {config: {deployments: {namespaceManagement: {}}}}}");
+    assert!(errs[0].contains("preCreatedNamespaces"), "{errs:?}");
+}
+
+#[test]
+fn invalid_yaml_is_refused_with_a_position() {
+    let errs = errors("global: [unclosed");
+    assert!(errs[0].starts_with("line "), "{errs:?}");
+    assert!(errs[0].contains("not valid YAML"));
+    let errs = errors("- just\n- a list");
+    assert!(errs[0].contains("must be a mapping"), "{errs:?}");
+}
+
+#[test]
+fn environment_overrides_the_file_and_is_named_in_errors() {
+    let env = |name: &str| match name {
+        "NSPOOL_LISTEN" => Some("0.0.0.0:9000".to_owned()),
+        "DATABASE_URL" => Some("postgres://u:secret@db/x".to_owned()),
+        _ => None,
+    };
+    let s = Settings::parse("nspool: {listen: '127.0.0.1:1'}", &env).unwrap();
+    assert_eq!(s.service.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(s.service.database_url.as_deref(), Some("postgres://u:secret@db/x"));
+    assert!(s.to_yaml().contains("postgres://u:***@db/x"));
+    assert!(!s.to_yaml().contains("secret"));
+
+    let bad = |name: &str| (name == "NSPOOL_HOUSTON_VERSION").then(|| "0.31.9".to_owned());
+    let errs = Settings::parse("", &bad).unwrap_err().0;
+    assert!(errs[0].to_string().starts_with("NSPOOL_HOUSTON_VERSION (environment): 0.31.9 is outside"));
+}
+
+#[test]
+fn houston_versions_in_range() {
+    for ok in ["0.32.0", "0.37.0", "0.99.12"] {
+        assert!(check_houston_version(ok).is_ok(), "{ok}");
+    }
+    for bad in ["0.31.9", "1.0.0", "2.1.0", "0.37", "x"] {
+        assert!(check_houston_version(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn cleanup_settings_are_read() {
+    let s = parse(
+        "astronomer: {houston: {cleanupDeployments: {enabled: false, schedule: '*/5 * * * * *', olderThan: 3, dryRun: true}}}",
+    )
+    .unwrap();
+    assert!(!s.cleanup.enabled && s.cleanup.dry_run && !s.cleanup.reclaims());
+    assert_eq!(s.cleanup.older_than_days, 3);
+    assert_eq!(s.cleanup.schedule.as_str(), "*/5 * * * * *");
+}

@@ -1,0 +1,4 @@
+//! nspool: a pool of pre-created Kubernetes namespaces for Astronomer Software.
+
+pub mod config;
+pub mod domain;
