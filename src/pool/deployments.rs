@@ -1,0 +1,460 @@
+//! Creating, changing and deleting Deployments, and claiming their namespaces.
+
+use super::refusals::{self, Kind};
+use super::{Error, PoolService, Result};
+use crate::domain::roles::Level;
+use crate::domain::{
+    Action, Caller, DeploymentLabel, Executor, NamespaceName, ReleaseName, release_name_generator,
+};
+use crate::store::{self, DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// The fields a create or upsert may carry, as the client sent them.
+#[derive(Debug, Clone, Default)]
+pub struct DeploymentInput {
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub kind: Option<String>,
+    pub release_name: Option<String>,
+    pub executor: Option<Executor>,
+    pub airflow_version: Option<String>,
+    pub runtime_version: Option<String>,
+    pub namespace: Option<String>,
+    pub cloud_role: Option<String>,
+    pub config: Option<Value>,
+    pub dag_deployment: Option<Value>,
+    pub triggerer_replicas: Option<i32>,
+    pub cluster_id: Option<Uuid>,
+}
+
+pub struct CreateDeployment {
+    pub workspace_id: Uuid,
+    pub input: DeploymentInput,
+}
+
+pub struct UpsertDeployment {
+    pub deployment_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
+    pub input: DeploymentInput,
+}
+
+/// Tries for a generated release name before giving up (collisions are rare).
+const RELEASE_NAME_ATTEMPTS: usize = 5;
+pub const MAX_TAKE: i64 = 10_000;
+const DEFAULT_TAKE: i64 = 50;
+
+fn non_empty(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// `take` and `pageNumber` (0-based) → limit and offset; `take: -1` is "all".
+pub fn page(take: Option<i32>, page_number: Option<i32>) -> Result<(Option<i64>, i64)> {
+    let take = match take.map(i64::from) {
+        None => Some(DEFAULT_TAKE),
+        Some(-1) => None,
+        Some(n) if (0..=MAX_TAKE).contains(&n) => Some(n),
+        Some(n) => {
+            return Err(Error::BadInput(format!(
+                "take must be between 0 and {MAX_TAKE}, or -1 for all; got {n}"
+            )));
+        }
+    };
+    let page = i64::from(page_number.unwrap_or(0));
+    if page < 0 {
+        return Err(Error::BadInput(format!("pageNumber counts from 0; got {page}")));
+    }
+    Ok((take, take.map_or(0, |t| t * page)))
+}
+
+impl PoolService {
+    pub async fn create_deployment(&self, caller: &Caller, request: CreateDeployment) -> Result<DeploymentRow> {
+        let CreateDeployment { workspace_id, input } = request;
+        caller.authorize(Action::Workspace(workspace_id, Level::Editor))?;
+        let label = DeploymentLabel::parse(input.label.as_deref().unwrap_or(""))?;
+        let executor = input.executor.unwrap_or(Executor::Celery);
+        let houston = &self.settings.houston;
+        let manual_release = match non_empty(&input.release_name) {
+            Some(name) if houston.manual_release_names => Some(ReleaseName::parse(name)?),
+            _ => None,
+        };
+        let pool_mode = self.settings.pool.enabled();
+        let requested_namespace = match non_empty(&input.namespace) {
+            None => None,
+            Some(name) if pool_mode => Some(NamespaceName::parse(name)?),
+            Some(name) if houston.namespace_free_form_entry => Some(NamespaceName::parse_for_pool(
+                name,
+                &self.settings.service.platform_namespace,
+            )?),
+            Some(_) => {
+                return Err(Error::BadInput(
+                    "A namespace cannot be chosen here: namespace pools are off and astronomer.houston.config.deployments.namespaceFreeFormEntry is false; leave namespace out and one is made from the release name".into(),
+                ));
+            }
+        };
+        if pool_mode && requested_namespace.is_none() {
+            let available = self.store.available_namespaces().await?;
+            let empty = self.empty_pool_text().await?;
+            return Err(Error::BadInput(refusals::namespace_required(&available, || empty)));
+        }
+
+        let id = Uuid::new_v4();
+        let actor = caller.actor();
+        let attempts = if manual_release.is_some() { 1 } else { RELEASE_NAME_ATTEMPTS };
+        for _ in 0..attempts {
+            let release = match &manual_release {
+                Some(name) => name.clone(),
+                None => release_name_generator::generate(&mut rand::rng()),
+            };
+            let namespace = match &requested_namespace {
+                Some(name) => name.clone(),
+                None => self.houston_namespace(&release)?,
+            };
+            let new = NewDeployment {
+                id,
+                workspace_id,
+                label: label.as_str(),
+                description: input.description.as_deref(),
+                release_name: release.as_str(),
+                namespace: namespace.as_str(),
+                kind: non_empty(&input.kind).unwrap_or("airflow"),
+                executor: executor.as_str(),
+                airflow_version: non_empty(&input.airflow_version),
+                runtime_version: non_empty(&input.runtime_version),
+                cloud_role: input.cloud_role.as_deref(),
+                config: input.config.as_ref(),
+                dag_deployment: input.dag_deployment.as_ref(),
+                triggerer_replicas: input.triggerer_replicas,
+                cluster_id: input.cluster_id,
+                claim_from_pool: pool_mode,
+                actor: &actor,
+            };
+            match self.store.insert_deployment(&new).await {
+                Ok(Some(row)) => return Ok(row),
+                Ok(None) => return Err(self.claim_refused(namespace.as_str()).await),
+                Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
+                Err(e) => return Err(self.insert_refused(e, &label, &release, &namespace, workspace_id)),
+            }
+        }
+        Err(Error::Conflict(
+            "Could not find a free release name; try again or give one (manualReleaseNames)".into(),
+        ))
+    }
+
+    /// Houston's namespace outside pool mode: `<platform namespace>-<release>`.
+    fn houston_namespace(&self, release: &ReleaseName) -> Result<NamespaceName> {
+        let platform = &self.settings.service.platform_namespace;
+        let name = format!("{platform}-{}", release.as_str().to_ascii_lowercase());
+        NamespaceName::parse(&name).map_err(|_| {
+            Error::BadInput(format!(
+                "The namespace \"{name}\" made from the platform namespace and the release name is not a valid namespace name (at most 63 characters); choose a shorter release name"
+            ))
+        })
+    }
+
+    fn insert_refused(
+        &self,
+        error: store::Error,
+        label: &DeploymentLabel,
+        release: &ReleaseName,
+        namespace: &NamespaceName,
+        workspace_id: Uuid,
+    ) -> Error {
+        match error {
+            store::Error::LabelTaken => Error::Conflict(format!(
+                "A Deployment labelled \"{}\" already exists in this workspace; choose another label",
+                label.as_str()
+            )),
+            store::Error::ReleaseNameTaken => Error::Conflict(format!(
+                "The release name \"{release}\" is taken (also by soft-deleted Deployments until they are hard-deleted); choose another"
+            )),
+            store::Error::NamespaceTaken => Error::Conflict(format!(
+                "Namespace \"{namespace}\" is used by another Deployment; choose another"
+            )),
+            store::Error::WorkspaceNotFound => {
+                Error::NotFound(format!("Workspace {workspace_id} does not exist"))
+            }
+            other => other.into(),
+        }
+    }
+
+    /// The second read after a claim found nothing to update: only to word the error.
+    async fn claim_refused(&self, name: &str) -> Error {
+        let words = async {
+            let holder = self.store.namespace_holder(name).await?;
+            let available = self.store.available_namespaces().await?;
+            let empty = self.empty_pool_text().await?;
+            let reclaimable = self.reclaimable_at(holder.as_ref().and_then(|h| h.deleted_at));
+            Ok::<_, Error>(refusals::not_claimable(name, holder.as_ref(), reclaimable, &available, || empty))
+        };
+        match words.await {
+            Ok((Kind::Conflict, text)) => Error::Conflict(text),
+            Ok((Kind::BadInput, text)) => Error::BadInput(text),
+            Err(e) => e,
+        }
+    }
+
+    async fn empty_pool_text(&self) -> Result<String> {
+        let summary = self.store.pool_summary().await?;
+        let next = self.reclaimable_at(summary.oldest_soft_delete);
+        Ok(refusals::empty_pool(&summary, next))
+    }
+
+    /// A Deployment the caller may see at `level`, soft-deleted ones included.
+    async fn deployment_for(&self, caller: &Caller, id: Uuid, level: Level) -> Result<DeploymentRow> {
+        let not_found = || Error::NotFound(format!("Deployment {id} not found"));
+        // Refuse a caller without any valid token before saying whether the id exists.
+        if matches!(caller, Caller::Anonymous | Caller::InvalidToken) {
+            caller.authorize(Action::UseToken)?;
+        }
+        let row = self.store.deployment(id).await?.ok_or_else(not_found)?;
+        caller.authorize(Action::Workspace(row.workspace_id, level))?;
+        Ok(row)
+    }
+
+    pub async fn deployment(&self, caller: &Caller, id: &str) -> Result<Option<DeploymentRow>> {
+        let id = Uuid::parse_str(id.trim())
+            .map_err(|_| Error::BadInput(format!("\"{id}\" is not a Deployment id (a UUID)")))?;
+        match self.deployment_for(caller, id, Level::Viewer).await {
+            Ok(row) => Ok(Some(row)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn workspace_deployments(
+        &self,
+        caller: &Caller,
+        workspace_id: Uuid,
+        release_name: Option<&str>,
+    ) -> Result<Vec<DeploymentRow>> {
+        caller.authorize(Action::Workspace(workspace_id, Level::Viewer))?;
+        let filter = ListFilter {
+            workspace_id: Some(workspace_id),
+            release_name: release_name.filter(|r| !r.is_empty()),
+            name: None,
+            after: None,
+            limit: None,
+            offset: 0,
+        };
+        Ok(self.store.deployments(&filter).await?)
+    }
+
+    pub async fn paginated_deployments(
+        &self,
+        caller: &Caller,
+        take: Option<i32>,
+        cursor: Option<Uuid>,
+        page_number: Option<i32>,
+        name: Option<&str>,
+    ) -> Result<Vec<DeploymentRow>> {
+        let workspace_id = caller.workspace_filter()?;
+        let (limit, offset) = page(take, page_number)?;
+        let filter = ListFilter {
+            workspace_id,
+            release_name: None,
+            name: name.map(str::trim).filter(|n| !n.is_empty()),
+            after: cursor,
+            limit,
+            offset,
+        };
+        Ok(self.store.deployments(&filter).await?)
+    }
+
+    pub async fn update_deployment(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        payload: Option<&Value>,
+        input: DeploymentInput,
+    ) -> Result<DeploymentRow> {
+        let current = self.deployment_for(caller, id, Level::Editor).await?;
+        if current.deleted_at.is_some() {
+            return Err(Error::NotFound(format!("Deployment {id} is deleted and cannot be updated")));
+        }
+        let merged = merge_payload(payload, input)?;
+        if let Some(namespace) = non_empty(&merged.namespace)
+            && namespace != current.namespace
+        {
+            return Err(Error::BadInput(format!(
+                "A Deployment never moves to another namespace: it stays in \"{}\"",
+                current.namespace
+            )));
+        }
+        if let Some(release) = non_empty(&merged.release_name)
+            && release != current.release_name
+        {
+            return Err(Error::BadInput(format!(
+                "A Deployment's release name cannot change: it stays \"{}\"",
+                current.release_name
+            )));
+        }
+        let label = merged.label.as_deref().map(DeploymentLabel::parse).transpose()?;
+        let update = DeploymentUpdate {
+            label: label.as_ref().map(DeploymentLabel::as_str),
+            description: merged.description.as_deref(),
+            executor: merged.executor.map(Executor::as_str),
+            airflow_version: non_empty(&merged.airflow_version),
+            runtime_version: non_empty(&merged.runtime_version),
+            cloud_role: merged.cloud_role.as_deref(),
+            config: merged.config.as_ref(),
+            dag_deployment: merged.dag_deployment.as_ref(),
+            triggerer_replicas: merged.triggerer_replicas,
+        };
+        match self.store.update_deployment(id, &update, &caller.actor()).await {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(Error::NotFound(format!("Deployment {id} not found"))),
+            Err(store::Error::LabelTaken) => Err(Error::Conflict(format!(
+                "A Deployment labelled \"{}\" already exists in this workspace; choose another label",
+                update.label.unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn upsert_deployment(&self, caller: &Caller, request: UpsertDeployment) -> Result<DeploymentRow> {
+        match request.deployment_id {
+            None => {
+                let workspace_id = request.workspace_id.ok_or_else(|| {
+                    Error::BadInput("workspaceUuid is required to create a Deployment".into())
+                })?;
+                self.create_deployment(caller, CreateDeployment { workspace_id, input: request.input })
+                    .await
+            }
+            Some(id) => {
+                if let Some(workspace_id) = request.workspace_id {
+                    let current = self.deployment_for(caller, id, Level::Editor).await?;
+                    if current.workspace_id != workspace_id {
+                        return Err(Error::BadInput(
+                            "A Deployment cannot move to another workspace".into(),
+                        ));
+                    }
+                }
+                self.update_deployment(caller, id, None, request.input).await
+            }
+        }
+    }
+
+    /// Soft delete unless a hard delete is asked for and allowed; a hard delete
+    /// asked for where it is not allowed is a soft delete whose event says why.
+    pub async fn delete_deployment(&self, caller: &Caller, id: Uuid, hard: Option<bool>) -> Result<DeploymentRow> {
+        let current = self.deployment_for(caller, id, Level::Admin).await?;
+        let actor = caller.actor();
+        let hard_allowed = self.settings.houston.hard_delete_deployment;
+        let hard_requested = hard == Some(true);
+        let deleted = if hard_requested && hard_allowed {
+            self.store
+                .hard_delete_deployment(id, "release", &actor, "hard delete")
+                .await?
+        } else if let Some(deleted_at) = current.deleted_at {
+            return Err(Error::NotFound(format!(
+                "Deployment {id} was already deleted at {}; {}",
+                deleted_at.to_rfc3339(),
+                if hard_allowed {
+                    "hard-delete it to free its namespace now"
+                } else {
+                    "hard delete is not allowed here (astronomer.houston.config.deployments.hardDeleteDeployment is false), so the reclaim job frees its namespace"
+                }
+            )));
+        } else {
+            let reason = if hard_requested {
+                "hard delete requested but not allowed (astronomer.houston.config.deployments.hardDeleteDeployment is false): soft-deleted instead"
+            } else {
+                "soft delete"
+            };
+            self.store.soft_delete_deployment(id, &actor, reason).await?
+        };
+        deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
+    }
+}
+
+/// Houston's `payload` JSON and the typed arguments, as one input. Known keys
+/// are typed; any other key is kept in the Deployment's config.
+fn merge_payload(payload: Option<&Value>, mut input: DeploymentInput) -> Result<DeploymentInput> {
+    let Some(payload) = payload else {
+        return Ok(input);
+    };
+    let Value::Object(map) = payload else {
+        return Err(Error::BadInput("payload must be a JSON object".into()));
+    };
+    let string = |key: &str| -> Result<Option<String>> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::BadInput(format!("payload.{key} must be a string"))),
+        }
+    };
+    input.label = string("label")?.or(input.label);
+    input.description = string("description")?.or(input.description);
+    input.namespace = string("namespace")?.or(input.namespace);
+    input.release_name = string("releaseName")?.or(input.release_name);
+    input.airflow_version = string("airflowVersion")?.or(input.airflow_version);
+    input.runtime_version = string("runtimeVersion")?
+        .or(string("desiredRuntimeVersion")?)
+        .or(input.runtime_version);
+    if let Some(executor) = string("executor")? {
+        input.executor = Some(Executor::parse(&executor).ok_or_else(|| {
+            Error::BadInput(format!(
+                "payload.executor \"{executor}\" is not one of LocalExecutor, CeleryExecutor, KubernetesExecutor"
+            ))
+        })?);
+    }
+    const TYPED: [&str; 8] = [
+        "label", "description", "namespace", "releaseName", "airflowVersion", "runtimeVersion",
+        "desiredRuntimeVersion", "executor",
+    ];
+    let mut rest: Map<String, Value> = match map.get("config") {
+        Some(Value::Object(config)) => config.clone(),
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return Err(Error::BadInput("payload.config must be a JSON object".into())),
+    };
+    for (key, value) in map {
+        if !TYPED.contains(&key.as_str()) && key != "config" {
+            rest.insert(key.clone(), value.clone());
+        }
+    }
+    if !rest.is_empty() {
+        let mut config = match input.config.take() {
+            Some(Value::Object(config)) => config,
+            _ => Map::new(),
+        };
+        config.extend(rest);
+        input.config = Some(Value::Object(config));
+    }
+    Ok(input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn paging() {
+        assert_eq!(page(None, None).unwrap(), (Some(DEFAULT_TAKE), 0));
+        assert_eq!(page(Some(-1), Some(3)).unwrap(), (None, 0));
+        assert_eq!(page(Some(10), Some(2)).unwrap(), (Some(10), 20));
+        assert!(page(Some(-2), None).is_err());
+        assert!(page(Some(10_001), None).is_err());
+        assert!(page(Some(5), Some(-1)).is_err());
+    }
+
+    #[test]
+    fn payload_keys_are_typed_and_the_rest_goes_to_config() {
+        let merged = merge_payload(
+            Some(&json!({"label": "new", "description": "d", "executor": "LocalExecutor", "env": [1]})),
+            DeploymentInput::default(),
+        )
+        .unwrap();
+        assert_eq!(merged.label.as_deref(), Some("new"));
+        assert_eq!(merged.executor, Some(Executor::Local));
+        assert_eq!(merged.config, Some(json!({"env": [1]})));
+    }
+
+    #[test]
+    fn bad_payloads_are_refused() {
+        for bad in [json!([1]), json!({"label": 3}), json!({"executor": "Nope"}), json!({"config": 1})] {
+            assert!(merge_payload(Some(&bad), DeploymentInput::default()).is_err(), "{bad}");
+        }
+    }
+}

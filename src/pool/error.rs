@@ -1,0 +1,55 @@
+use crate::domain::{NameError, Role, RoleError};
+use crate::store;
+
+/// What the pool service can refuse or fail with; the GraphQL layer turns
+/// each variant into one `extensions.code`, once.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadInput(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("You do not have the appropriate permissions for that")]
+    Unauthenticated { required_role: Role },
+    #[error("You do not have the appropriate permissions for that")]
+    Forbidden { required_role: Role },
+    /// Never shown to clients: logged, and replaced by a generic message.
+    #[error("internal error: {0}")]
+    Internal(#[source] store::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<RoleError> for Error {
+    fn from(error: RoleError) -> Self {
+        match error {
+            RoleError::Unauthenticated { required_role } => Error::Unauthenticated { required_role },
+            RoleError::Forbidden { required_role } => Error::Forbidden { required_role },
+            RoleError::UnknownRole(_) => Error::BadInput(error.to_string()),
+        }
+    }
+}
+
+impl From<NameError> for Error {
+    fn from(error: NameError) -> Self {
+        Error::BadInput(error.to_string())
+    }
+}
+
+/// Store errors that no caller words more precisely.
+impl From<store::Error> for Error {
+    fn from(error: store::Error) -> Self {
+        match error {
+            store::Error::WorkspaceNotFound => Error::NotFound("the workspace does not exist".into()),
+            store::Error::CheckViolation(constraint) => {
+                Error::BadInput(format!("a value is out of range ({constraint})"))
+            }
+            other @ (store::Error::ReleaseNameTaken
+            | store::Error::LabelTaken
+            | store::Error::NamespaceTaken) => Error::Conflict(other.to_string()),
+            other @ store::Error::Database(_) => Error::Internal(other),
+        }
+    }
+}

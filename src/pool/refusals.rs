@@ -1,0 +1,177 @@
+//! How a refused claim is worded. The astro CLI prints only the first error
+//! message, so each one names the namespace, its holder's state and what to do.
+
+use crate::store::{NamespaceHolder, PoolSummary};
+use chrono::{DateTime, SecondsFormat, Utc};
+
+const POOL_KEY: &str = "global.features.namespacePools.namespaces.names";
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Why none is free and how one comes back.
+pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) -> String {
+    let mut text = format!(
+        "No namespace in the pool is free ({} in the pool: {} held by live Deployments, {} by soft-deleted ones).",
+        summary.active, summary.held_live, summary.held_soft_deleted
+    );
+    text.push_str(
+        " A namespace returns when its Deployment is hard-deleted (astro deployment delete --hard, or deleteDeployment with deploymentHardDelete: true)",
+    );
+    match (summary.held_soft_deleted, next_reclaim) {
+        (0, _) => text.push('.'),
+        (_, Some(at)) => text.push_str(&format!(
+            ", or when the reclaim job frees a soft-deleted one (the first at {}).",
+            time(at)
+        )),
+        (_, None) => text.push_str(
+            "; the reclaim job is disabled or in dry-run, so soft-deleted Deployments keep theirs until hard-deleted.",
+        ),
+    }
+    text.push_str(&format!(" A platform admin can also add namespaces to {POOL_KEY}."));
+    text
+}
+
+fn choose_from(available: &[String]) -> String {
+    format!("choose one of: {}", available.join(", "))
+}
+
+/// A pool-mode create without a namespace.
+pub fn namespace_required(available: &[String], empty: impl FnOnce() -> String) -> String {
+    if available.is_empty() {
+        format!("A namespace from the pool is required. {}", empty())
+    } else {
+        format!(
+            "A namespace from the pool is required (namespace pools are on); {}",
+            choose_from(available)
+        )
+    }
+}
+
+/// A claim of `name` that found it not free; `holder` is the second read.
+pub fn not_claimable(
+    name: &str,
+    holder: Option<&NamespaceHolder>,
+    reclaimable_at: Option<DateTime<Utc>>,
+    available: &[String],
+    empty: impl FnOnce() -> String,
+) -> (Kind, String) {
+    let alternatives = if available.is_empty() {
+        empty()
+    } else {
+        format!("Free namespaces: {}.", available.join(", "))
+    };
+    let Some(holder) = holder else {
+        return (
+            Kind::BadInput,
+            format!("Namespace \"{name}\" is not in the namespace pool. {alternatives}"),
+        );
+    };
+    match (&holder.release_name, holder.deleted_at, holder.retired_at) {
+        (Some(release), None, _) => (
+            Kind::Conflict,
+            format!(
+                "Namespace \"{name}\" is held by Deployment \"{release}\" (label \"{}\"). {alternatives}",
+                holder.label.as_deref().unwrap_or("")
+            ),
+        ),
+        (Some(release), Some(deleted_at), _) => {
+            let comes_back = match reclaimable_at {
+                Some(at) => format!(
+                    "it returns to the pool when the reclaim job runs after {}, or at once if that Deployment is hard-deleted",
+                    time(at)
+                ),
+                None => "the reclaim job is disabled or in dry-run, so it returns only when that Deployment is hard-deleted".into(),
+            };
+            (
+                Kind::Conflict,
+                format!(
+                    "Namespace \"{name}\" is held by soft-deleted Deployment \"{release}\" (deleted {}); {comes_back}. {alternatives}",
+                    time(deleted_at)
+                ),
+            )
+        }
+        (None, _, Some(retired_at)) => (
+            Kind::BadInput,
+            format!(
+                "Namespace \"{name}\" was removed from the pool config ({}) and is retired: it is not offered any more. {alternatives}",
+                time(retired_at)
+            ),
+        ),
+        // Free when read a moment after the claim failed: another claim raced it and lost.
+        (None, _, None) => (
+            Kind::Conflict,
+            format!("Namespace \"{name}\" changed hands while it was being claimed; try again. {alternatives}"),
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    BadInput,
+    Conflict,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn summary(held_soft_deleted: i64) -> PoolSummary {
+        PoolSummary {
+            active: 2,
+            free: 0,
+            held_live: 2 - held_soft_deleted,
+            held_soft_deleted,
+            oldest_soft_delete: None,
+        }
+    }
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap()
+    }
+
+    fn holder(release: Option<&str>, deleted: bool, retired: bool) -> NamespaceHolder {
+        NamespaceHolder {
+            name: "team-a".into(),
+            retired_at: retired.then(at),
+            deployment_id: None,
+            release_name: release.map(Into::into),
+            label: Some("etl".into()),
+            deleted_at: deleted.then(at),
+        }
+    }
+
+    #[test]
+    fn empty_pool_says_how_a_namespace_comes_back() {
+        let text = empty_pool(&summary(1), Some(at()));
+        assert!(text.starts_with("No namespace in the pool is free (2 in the pool: 1 held by live Deployments, 1 by soft-deleted ones)."));
+        assert!(text.contains("hard-deleted"));
+        assert!(text.contains("the first at 2026-01-02T03:04:05Z"));
+        assert!(text.contains(POOL_KEY));
+        assert!(empty_pool(&summary(1), None).contains("disabled or in dry-run"));
+    }
+
+    #[test]
+    fn taken_namespaces_name_their_holder_and_state() {
+        let free = vec!["team-b".to_owned()];
+        let (kind, text) = not_claimable("team-a", Some(&holder(Some("r-1"), false, false)), None, &free, String::new);
+        assert_eq!(kind, Kind::Conflict);
+        assert_eq!(text, "Namespace \"team-a\" is held by Deployment \"r-1\" (label \"etl\"). Free namespaces: team-b.");
+
+        let (kind, text) = not_claimable("team-a", Some(&holder(Some("r-1"), true, false)), Some(at()), &[], || "EMPTY".into());
+        assert_eq!(kind, Kind::Conflict);
+        assert!(text.contains("soft-deleted Deployment \"r-1\""), "{text}");
+        assert!(text.contains("after 2026-01-02T03:04:05Z"), "{text}");
+        assert!(text.ends_with("EMPTY"), "{text}");
+
+        let (kind, text) = not_claimable("team-a", Some(&holder(None, false, true)), None, &free, String::new);
+        assert_eq!(kind, Kind::BadInput);
+        assert!(text.contains("retired"), "{text}");
+
+        let (kind, text) = not_claimable("nope", None, None, &free, String::new);
+        assert_eq!(kind, Kind::BadInput);
+        assert!(text.starts_with("Namespace \"nope\" is not in the namespace pool."), "{text}");
+    }
+}

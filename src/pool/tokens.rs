@@ -1,0 +1,116 @@
+use super::{Error, PoolService, Result};
+use crate::domain::roles::{Level, Scope};
+use crate::domain::{Action, Caller, Identity, Role, token};
+use crate::store::{self, TokenRow};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+/// The `Authorization` header of one request, resolved to a caller at most
+/// once and only when an operation needs it: `appConfig` never touches the
+/// database, whatever token comes with it.
+pub struct Credentials {
+    header: Option<String>,
+    caller: OnceCell<Caller>,
+}
+
+impl Credentials {
+    pub fn new(header: Option<String>) -> Self {
+        Self {
+            header,
+            caller: OnceCell::new(),
+        }
+    }
+
+    pub fn operator() -> Self {
+        Self {
+            header: None,
+            caller: OnceCell::new_with(Some(Caller::Operator)),
+        }
+    }
+
+    pub async fn caller(&self, service: &PoolService) -> Result<&Caller> {
+        self.caller
+            .get_or_try_init(|| service.authenticate(self.header.as_deref()))
+            .await
+    }
+}
+
+pub struct NewToken {
+    pub token: String,
+    pub row: TokenRow,
+}
+
+impl PoolService {
+    /// One indexed lookup of the token's SHA-256.
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Caller> {
+        let Some(header) = header.filter(|h| !h.trim().is_empty()) else {
+            return Ok(Caller::Anonymous);
+        };
+        let Some(token) = token::from_header(header) else {
+            return Ok(Caller::InvalidToken);
+        };
+        let Some(row) = self.store.token_by_hash(&token::sha256(token)).await? else {
+            return Ok(Caller::InvalidToken);
+        };
+        let role = Role::parse(&row.role).map_err(|_| {
+            Error::Internal(store::Error::CheckViolation("api_tokens_role_check".into()))
+        })?;
+        Ok(Caller::Authenticated(Identity {
+            token_id: row.id,
+            role,
+            workspace_id: row.workspace_id,
+        }))
+    }
+
+    pub async fn create_token(
+        &self,
+        caller: &Caller,
+        role: Role,
+        workspace_id: Option<Uuid>,
+        label: &str,
+    ) -> Result<NewToken> {
+        caller.authorize(Action::System(Level::Admin))?;
+        match (role.scope, workspace_id) {
+            (Scope::Workspace, None) => {
+                return Err(Error::BadInput(format!("{role} needs a workspace (--workspace UUID)")));
+            }
+            (Scope::System, Some(_)) => {
+                return Err(Error::BadInput(format!("{role} is system-wide: leave the workspace out")));
+            }
+            _ => {}
+        }
+        let (token, hash) = token::generate();
+        match self
+            .store
+            .create_token(&hash, role.as_str(), workspace_id, label, &caller.actor())
+            .await
+        {
+            Ok(row) => Ok(NewToken { token, row }),
+            Err(store::Error::WorkspaceNotFound) => Err(Error::NotFound(format!(
+                "Workspace {} does not exist",
+                workspace_id.unwrap_or_default()
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The first SYSTEM_ADMIN token, made only while there is no token at all.
+    pub async fn create_first_admin_token(&self) -> Result<Option<String>> {
+        let (token, hash) = token::generate();
+        let created = self.store.create_first_token(&hash, "first admin").await?;
+        Ok(created.then_some(token))
+    }
+
+    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<TokenRow>> {
+        caller.authorize(Action::System(Level::Admin))?;
+        Ok(self.store.tokens().await?)
+    }
+
+    pub async fn revoke_token(&self, caller: &Caller, id: Uuid) -> Result<TokenRow> {
+        caller.authorize(Action::System(Level::Admin))?;
+        self.store
+            .revoke_token(id, &caller.actor())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("No live token with id {id}")))
+    }
+}

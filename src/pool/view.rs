@@ -1,0 +1,75 @@
+//! nspool's own pool view: every namespace with its state.
+
+use super::{PoolService, Result};
+use crate::domain::roles::Level;
+use crate::domain::{Action, Caller};
+use crate::store::{DeploymentRow, EventRow, PoolNamespaceRow};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolNamespaceState {
+    Free,
+    Held,
+    SoftDeleted,
+    Retired,
+}
+
+impl PoolNamespaceState {
+    /// Retired wins: a retired namespace is never offered, even once its holder goes.
+    pub fn of(row: &PoolNamespaceRow, holder: Option<&DeploymentRow>) -> Self {
+        match (row.retired_at, holder) {
+            (Some(_), _) => Self::Retired,
+            (None, None) => Self::Free,
+            (None, Some(d)) if d.deleted_at.is_some() => Self::SoftDeleted,
+            (None, Some(_)) => Self::Held,
+        }
+    }
+}
+
+pub struct PoolNamespaceView {
+    pub row: PoolNamespaceRow,
+    pub holder: Option<DeploymentRow>,
+    pub state: PoolNamespaceState,
+    pub reclaimable_at: Option<DateTime<Utc>>,
+}
+
+impl PoolService {
+    /// Two queries whatever the pool's size: the pool, then all its holders.
+    pub async fn pool_view(&self, caller: &Caller) -> Result<Vec<PoolNamespaceView>> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        let rows = self.store.pool_namespaces().await?;
+        let ids: Vec<_> = rows.iter().filter_map(|r| r.holder_deployment_id).collect();
+        let mut holders: HashMap<_, _> = self
+            .store
+            .deployments_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|d| (d.id, d))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let holder = row.holder_deployment_id.and_then(|id| holders.remove(&id));
+                let state = PoolNamespaceState::of(&row, holder.as_ref());
+                let reclaimable_at = self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
+                PoolNamespaceView {
+                    row,
+                    holder,
+                    state,
+                    reclaimable_at,
+                }
+            })
+            .collect())
+    }
+
+    /// The newest events of many namespaces at once (the GraphQL loader's batch).
+    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
+        Ok(self.store.namespace_events(names, last).await?)
+    }
+
+    pub async fn events(&self, caller: &Caller, namespace: Option<&str>, last: i64) -> Result<Vec<EventRow>> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        Ok(self.store.events(namespace, last).await?)
+    }
+}

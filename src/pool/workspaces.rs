@@ -1,0 +1,55 @@
+use super::deployments::page;
+use super::{Error, PoolService, Result};
+use crate::domain::roles::Level;
+use crate::domain::{Action, Caller};
+use crate::store::{RoleBindingRow, WorkspaceRow};
+use uuid::Uuid;
+
+const MAX_WORKSPACE_LABEL: usize = 128;
+const MAX_DESCRIPTION: usize = 1024;
+
+impl PoolService {
+    pub async fn create_workspace(
+        &self,
+        caller: &Caller,
+        label: &str,
+        description: Option<&str>,
+    ) -> Result<WorkspaceRow> {
+        caller.authorize(Action::System(Level::Admin))?;
+        let label = label.trim();
+        if label.is_empty() || label.chars().count() > MAX_WORKSPACE_LABEL {
+            return Err(Error::BadInput(format!(
+                "A workspace label must have 1 to {MAX_WORKSPACE_LABEL} characters"
+            )));
+        }
+        if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
+            return Err(Error::BadInput(format!(
+                "A description is at most {MAX_DESCRIPTION} characters"
+            )));
+        }
+        Ok(self.store.create_workspace(label, description, &caller.actor()).await?)
+    }
+
+    pub async fn workspaces(
+        &self,
+        caller: &Caller,
+        take: Option<i32>,
+        page_number: Option<i32>,
+    ) -> Result<Vec<WorkspaceRow>> {
+        let only = caller.workspace_filter()?;
+        let (limit, offset) = match (take, page_number) {
+            (None, None) => (None, 0),
+            _ => page(take, page_number)?,
+        };
+        Ok(self.store.workspaces(only, limit, offset).await?)
+    }
+
+    pub async fn workspace(&self, caller: &Caller, id: Uuid) -> Result<Option<WorkspaceRow>> {
+        caller.authorize(Action::Workspace(id, Level::Viewer))?;
+        Ok(self.store.workspace(id).await?)
+    }
+
+    pub async fn role_bindings(&self, workspace_ids: &[Uuid]) -> Result<Vec<RoleBindingRow>> {
+        Ok(self.store.role_bindings(workspace_ids).await?)
+    }
+}

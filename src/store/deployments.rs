@@ -1,0 +1,319 @@
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A Deployment with the workspace it belongs to (one join, no N+1).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeploymentRow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub label: String,
+    pub description: Option<String>,
+    pub release_name: String,
+    pub namespace: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub executor: String,
+    pub airflow_version: Option<String>,
+    pub runtime_version: Option<String>,
+    pub cloud_role: Option<String>,
+    pub config: Option<Value>,
+    pub dag_deployment: Option<Value>,
+    pub triggerer_replicas: Option<i32>,
+    pub cluster_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub workspace_label: String,
+    pub workspace_description: Option<String>,
+    pub workspace_created_at: DateTime<Utc>,
+    pub workspace_updated_at: DateTime<Utc>,
+}
+
+/// Selected from a CTE or table aliased `d`, joined to `workspaces w`.
+const SELECT_DEPLOYMENT: &str = "select d.id, d.workspace_id, d.label, d.description, d.release_name,
+    d.namespace, d.type, d.executor, d.airflow_version, d.runtime_version, d.cloud_role, d.config,
+    d.dag_deployment, d.triggerer_replicas, d.cluster_id, d.created_at, d.updated_at, d.deleted_at,
+    w.label as workspace_label, w.description as workspace_description,
+    w.created_at as workspace_created_at, w.updated_at as workspace_updated_at";
+
+pub struct NewDeployment<'a> {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub label: &'a str,
+    pub description: Option<&'a str>,
+    pub release_name: &'a str,
+    pub namespace: &'a str,
+    pub kind: &'a str,
+    pub executor: &'a str,
+    pub airflow_version: Option<&'a str>,
+    pub runtime_version: Option<&'a str>,
+    pub cloud_role: Option<&'a str>,
+    pub config: Option<&'a Value>,
+    pub dag_deployment: Option<&'a Value>,
+    pub triggerer_replicas: Option<i32>,
+    pub cluster_id: Option<Uuid>,
+    /// Claim `namespace` from the pool in the same statement.
+    pub claim_from_pool: bool,
+    pub actor: &'a str,
+}
+
+#[derive(Default)]
+pub struct DeploymentUpdate<'a> {
+    pub label: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub executor: Option<&'a str>,
+    pub airflow_version: Option<&'a str>,
+    pub runtime_version: Option<&'a str>,
+    pub cloud_role: Option<&'a str>,
+    /// Merged into the stored config (top-level keys replaced).
+    pub config: Option<&'a Value>,
+    pub dag_deployment: Option<&'a Value>,
+    pub triggerer_replicas: Option<i32>,
+}
+
+pub struct ListFilter<'a> {
+    pub workspace_id: Option<Uuid>,
+    pub release_name: Option<&'a str>,
+    /// Matches label or release name, case-insensitively.
+    pub name: Option<&'a str>,
+    /// Start after this Deployment (in the list's order).
+    pub after: Option<Uuid>,
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+impl Store {
+    /// Inserts a Deployment, claiming its pool namespace in the same statement
+    /// and logging the claim: one round trip, one transaction. `None` means
+    /// the namespace was not free to claim (taken, retired or not in the pool).
+    pub async fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "with claimed as (
+                update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
+                where $16 and name = $6 and holder_deployment_id is null and retired_at is null
+                returning name
+            ), target as (
+                select name from claimed
+                union all
+                select $6::text where not $16
+            ), d as (
+                insert into deployments (id, workspace_id, label, description, release_name, namespace,
+                    type, executor, airflow_version, runtime_version, cloud_role, config,
+                    dag_deployment, triggerer_replicas, cluster_id)
+                select $1, $2, $3, $4, $5, target.name, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                from target
+                returning *
+            ), logged as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor)
+                select 'claim', namespace, id, release_name, workspace_id, $17 from d
+            )
+            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        );
+        let row = sqlx::query_as(&sql)
+            .bind(new.id)
+            .bind(new.workspace_id)
+            .bind(new.label)
+            .bind(new.description)
+            .bind(new.release_name)
+            .bind(new.namespace)
+            .bind(new.kind)
+            .bind(new.executor)
+            .bind(new.airflow_version)
+            .bind(new.runtime_version)
+            .bind(new.cloud_role)
+            .bind(new.config)
+            .bind(new.dag_deployment)
+            .bind(new.triggerer_replicas)
+            .bind(new.cluster_id)
+            .bind(new.claim_from_pool)
+            .bind(new.actor)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
+    pub async fn deployment(&self, id: Uuid) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id where d.id = $1"
+        );
+        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+    }
+
+    pub async fn deployments_by_id(&self, ids: &[Uuid]) -> Result<Vec<DeploymentRow>> {
+        let sql = format!(
+            "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id where d.id = any($1)"
+        );
+        Ok(sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?)
+    }
+
+    /// Live Deployments, newest first.
+    pub async fn deployments(&self, filter: &ListFilter<'_>) -> Result<Vec<DeploymentRow>> {
+        let sql = format!(
+            "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id
+             where d.deleted_at is null
+               and ($1::uuid is null or d.workspace_id = $1)
+               and ($2::text is null or d.release_name = $2)
+               and ($3::text is null or d.label ilike '%' || $3 || '%' or d.release_name ilike '%' || $3 || '%')
+               and ($4::uuid is null or (d.created_at, d.id) < (select created_at, id from deployments where id = $4))
+             order by d.created_at desc, d.id desc
+             limit $5 offset $6"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(filter.workspace_id)
+            .bind(filter.release_name)
+            .bind(filter.name)
+            .bind(filter.after)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    /// Updates a live Deployment; `None` when there is none with this id.
+    pub async fn update_deployment(
+        &self,
+        id: Uuid,
+        update: &DeploymentUpdate<'_>,
+        actor: &str,
+    ) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "with d as (
+                update deployments set
+                    label = coalesce($2, label),
+                    description = coalesce($3, description),
+                    executor = coalesce($4, executor),
+                    airflow_version = coalesce($5, airflow_version),
+                    runtime_version = coalesce($6, runtime_version),
+                    cloud_role = coalesce($7, cloud_role),
+                    config = case when $8::jsonb is null then config
+                                  else coalesce(config, '{{}}'::jsonb) || $8::jsonb end,
+                    dag_deployment = coalesce($9, dag_deployment),
+                    triggerer_replicas = coalesce($10, triggerer_replicas),
+                    updated_at = now()
+                where id = $1 and deleted_at is null
+                returning *
+            ), logged as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor)
+                select 'update', namespace, id, release_name, workspace_id, $11 from d
+            )
+            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        );
+        let row = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(update.label)
+            .bind(update.description)
+            .bind(update.executor)
+            .bind(update.airflow_version)
+            .bind(update.runtime_version)
+            .bind(update.cloud_role)
+            .bind(update.config)
+            .bind(update.dag_deployment)
+            .bind(update.triggerer_replicas)
+            .bind(actor)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
+    /// Soft-deletes a live Deployment; it keeps its namespace until reclaimed.
+    pub async fn soft_delete_deployment(
+        &self,
+        id: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "with d as (
+                update deployments set deleted_at = now(), updated_at = now()
+                where id = $1 and deleted_at is null
+                returning *
+            ), logged as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
+                select 'soft_delete', namespace, id, release_name, workspace_id, $2, $3 from d
+            )
+            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        );
+        let row = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(actor)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
+    /// Deletes the row; the pool namespace it held is free in the same statement
+    /// (`on delete set null`). `kind` is the event: `release` or `reclaim`.
+    pub async fn hard_delete_deployment(
+        &self,
+        id: Uuid,
+        kind: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "with d as (
+                delete from deployments where id = $1 returning *
+            ), logged as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
+                select $2, namespace, id, release_name, workspace_id, $3, $4 from d
+            )
+            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        );
+        let row = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(kind)
+            .bind(actor)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
+    /// Reclaims the oldest Deployment soft-deleted before `cutoff`, in its own
+    /// transaction with its event. Rows another reclaimer holds are skipped, so
+    /// concurrent runs never reclaim one Deployment twice. `None`: nothing left.
+    pub async fn reclaim_one(
+        &self,
+        cutoff: DateTime<Utc>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<DeploymentRow>> {
+        let sql = format!(
+            "with victim as (
+                select id from deployments where deleted_at < $1
+                order by deleted_at limit 1 for update skip locked
+            ), d as (
+                delete from deployments where id in (select id from victim) returning *
+            ), logged as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
+                select 'reclaim', namespace, id, release_name, workspace_id, $2, $3 from d
+            )
+            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        );
+        let row = sqlx::query_as(&sql)
+            .bind(cutoff)
+            .bind(actor)
+            .bind(reason)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row)
+    }
+
+    /// What a reclaim would free, oldest first (dry runs).
+    pub async fn reclaimable(&self, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<DeploymentRow>> {
+        let sql = format!(
+            "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id
+             where d.deleted_at < $1 order by d.deleted_at limit $2"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(cutoff)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,51 @@
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub deployment_id: Option<Uuid>,
+    pub release_name: Option<String>,
+    pub workspace_id: Option<Uuid>,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+const EVENT_COLUMNS: &str =
+    "id, at, kind, namespace, deployment_id, release_name, workspace_id, actor, reason";
+
+impl Store {
+    /// The newest `last` events of each namespace, newest first, in one query.
+    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "select e.* from unnest($1::text[]) as n(name)
+             cross join lateral (
+                select {EVENT_COLUMNS} from events where namespace = n.name order by id desc limit $2
+             ) e"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(names)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+
+    /// The newest events, newest first, optionally of one namespace.
+    pub async fn events(&self, namespace: Option<&str>, last: i64) -> Result<Vec<EventRow>> {
+        let sql = format!(
+            "select {EVENT_COLUMNS} from events where $1::text is null or namespace = $1
+             order by id desc limit $2"
+        );
+        let rows = sqlx::query_as(&sql)
+            .bind(namespace)
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows)
+    }
+}

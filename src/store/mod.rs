@@ -1,0 +1,101 @@
+//! Postgres: all SQL lives in this module, one file per aggregate.
+//! Constraint names are mapped to domain errors here, once.
+
+mod deployments;
+mod events;
+mod pool;
+mod tokens;
+mod workspaces;
+
+pub use deployments::{DeploymentRow, NewDeployment, DeploymentUpdate, ListFilter};
+pub use events::EventRow;
+pub use pool::{NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
+pub use tokens::TokenRow;
+pub use workspaces::{RoleBindingRow, WorkspaceRow};
+
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the release name is taken")]
+    ReleaseNameTaken,
+    #[error("the label is taken by a live Deployment of the workspace")]
+    LabelTaken,
+    #[error("the namespace is held by another Deployment")]
+    NamespaceTaken,
+    #[error("the workspace does not exist")]
+    WorkspaceNotFound,
+    #[error("a value is outside what the database accepts ({0})")]
+    CheckViolation(String),
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        let constraint = error
+            .as_database_error()
+            .and_then(|e| e.constraint())
+            .map(str::to_owned);
+        match constraint.as_deref() {
+            Some("deployments_release_name_key") => Error::ReleaseNameTaken,
+            Some("deployments_live_label_key") => Error::LabelTaken,
+            Some("deployments_namespace_key") => Error::NamespaceTaken,
+            Some("deployments_workspace_fk" | "api_tokens_workspace_fk") => {
+                Error::WorkspaceNotFound
+            }
+            Some(name) if name.ends_with("_check") || name.ends_with("_length") => {
+                Error::CheckViolation(name.to_owned())
+            }
+            _ => Error::Database(error),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The database handle shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+/// The migrations in `migrations/`, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// A pool that fails fast when the database is away, so requests get a
+    /// clear error instead of hanging.
+    pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> Self {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Ready: the database answers and every embedded migration is applied.
+    pub async fn ready(&self) -> Result<bool> {
+        let applied: i64 = sqlx::query_scalar(
+            "select count(*) from _sqlx_migrations where success and version = any($1)",
+        )
+        .bind(MIGRATOR.iter().map(|m| m.version).collect::<Vec<i64>>())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(applied as usize == MIGRATOR.iter().count())
+    }
+}

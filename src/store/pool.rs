@@ -1,0 +1,187 @@
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolNamespaceRow {
+    pub name: String,
+    pub source: String,
+    pub holder_deployment_id: Option<Uuid>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub added_at: DateTime<Utc>,
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+/// Who holds a pool namespace, to word a refused claim.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct NamespaceHolder {
+    pub name: String,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub deployment_id: Option<Uuid>,
+    pub release_name: Option<String>,
+    pub label: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// What a pool sync changed, by namespace name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSyncReport {
+    pub added: Vec<String>,
+    pub restored: Vec<String>,
+    pub retired: Vec<String>,
+    pub adopted: Vec<String>,
+}
+
+/// The pool in numbers, to say why none is free and how one comes back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolSummary {
+    pub active: i64,
+    pub free: i64,
+    pub held_live: i64,
+    pub held_soft_deleted: i64,
+    pub oldest_soft_delete: Option<DateTime<Utc>>,
+}
+
+const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at";
+
+impl Store {
+    /// Makes the pool table match the config: new names added, removed names
+    /// retired (never deleted), returning names restored, and Deployments that
+    /// already sit in a pool namespace recorded as its holder. Replicas starting
+    /// together serialise on a transaction-scoped advisory lock.
+    pub async fn sync_pool(&self, names: &[String], sources: &[&str], actor: &str) -> Result<PoolSyncReport> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
+            .execute(&mut *tx)
+            .await?;
+        let names_only = |rows: Vec<(String,)>| rows.into_iter().map(|(n,)| n).collect::<Vec<_>>();
+
+        let added = sqlx::query_as(
+            "with n as (
+                insert into pool_namespaces (name, source)
+                select * from unnest($1::text[], $2::text[])
+                on conflict (name) do nothing
+                returning name
+            ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'add', name, $3, 'listed in the config' from n
+            )
+            select name from n order by name",
+        )
+        .bind(names)
+        .bind(sources)
+        .bind(actor)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let restored = sqlx::query_as(
+            "with n as (
+                update pool_namespaces set retired_at = null
+                where name = any($1) and retired_at is not null
+                returning name
+            ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'restore', name, $2, 'listed in the config again' from n
+            )
+            select name from n order by name",
+        )
+        .bind(names)
+        .bind(actor)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        sqlx::query(
+            "update pool_namespaces p set source = s.source
+             from unnest($1::text[], $2::text[]) as s(name, source)
+             where p.name = s.name and p.source <> s.source",
+        )
+        .bind(names)
+        .bind(sources)
+        .execute(&mut *tx)
+        .await?;
+
+        let retired = sqlx::query_as(
+            "with n as (
+                update pool_namespaces set retired_at = now()
+                where not (name = any($1)) and retired_at is null
+                returning name
+            ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'retire', name, $2, 'no longer listed in the config; never deleted, not offered again' from n
+            )
+            select name from n order by name",
+        )
+        .bind(names)
+        .bind(actor)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let adopted = sqlx::query_as(
+            "with n as (
+                update pool_namespaces p set holder_deployment_id = d.id, claimed_at = d.created_at
+                from deployments d
+                where d.namespace = p.name and p.holder_deployment_id is null
+                returning p.name, d.id, d.release_name, d.workspace_id
+            ), e as (
+                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
+                select 'adopt', name, id, release_name, workspace_id, $1,
+                       'a Deployment already used this namespace when it joined the pool' from n
+            )
+            select name from n order by name",
+        )
+        .bind(actor)
+        .fetch_all(&mut *tx)
+        .await?;
+
+        tx.commit().await?;
+        Ok(PoolSyncReport {
+            added: names_only(added),
+            restored: names_only(restored),
+            retired: names_only(retired),
+            adopted: names_only(adopted),
+        })
+    }
+
+    /// Free, offered namespaces in name order: a scan of a partial index that
+    /// holds only free rows.
+    pub async fn available_namespaces(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "select name from pool_namespaces
+             where holder_deployment_id is null and retired_at is null order by name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
+        let row = sqlx::query_as(
+            "select p.name, p.retired_at, d.id as deployment_id, d.release_name, d.label, d.deleted_at
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
+             where p.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    pub async fn pool_summary(&self) -> Result<PoolSummary> {
+        let row = sqlx::query_as(
+            "select count(*) filter (where p.retired_at is null) as active,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null) as free,
+                    count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
+                    count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
+                    min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
+        let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
+        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+    }
+}
