@@ -1,6 +1,16 @@
-//! nspool: a pool of pre-created Kubernetes namespaces for Astronomer Software.
+//! nspool: a pool of pre-created Kubernetes namespaces for Astronomer Software,
+//! served as Houston's GraphQL API.
+//!
+//! HTTP (`http`) → GraphQL resolvers (`graphql`) → the pool service (`pool`)
+//! → Postgres (`store`). Pure rules live in `config` and `domain`.
 
+pub mod app;
+pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod embedded_pg;
+pub mod graphql;
+pub mod http;
 pub mod pool;
 pub mod store;
+pub mod telemetry;

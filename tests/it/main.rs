@@ -1,0 +1,10 @@
+//! One integration-test binary (compile time on 2 cores): the astro CLI's
+//! contract, flows, races, bad input and reclaim, each against a real server
+//! over HTTP and a per-test PostgreSQL database (`#[sqlx::test]`).
+
+mod bad_input;
+mod contract;
+mod documents;
+mod flow;
+mod races;
+mod support;

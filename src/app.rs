@@ -1,0 +1,118 @@
+//! Wiring: the database (external or embedded), the pool service, the HTTP
+//! server. Tests use the same pieces with a port-0 listener.
+
+use crate::config::Settings;
+use crate::embedded_pg::EmbeddedPostgres;
+use crate::graphql;
+use crate::http::{AppState, router};
+use crate::pool::PoolService;
+use crate::store::Store;
+use anyhow::Context as _;
+use sqlx::postgres::PgConnectOptions;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// The database a command uses, and the embedded server if it is one.
+pub struct Database {
+    pub store: Store,
+    embedded: Option<EmbeddedPostgres>,
+}
+
+impl Database {
+    /// `DATABASE_URL` / `nspool.databaseUrl`, else the embedded PostgreSQL.
+    pub async fn open(settings: &Settings, max_connections: u32) -> anyhow::Result<Database> {
+        let (options, embedded) = match &settings.service.database_url {
+            Some(url) => {
+                let options = PgConnectOptions::from_str(url)
+                    .context("DATABASE_URL is not a PostgreSQL URL (postgres://user@host:port/database)")?;
+                (options, None)
+            }
+            None => {
+                let embedded = EmbeddedPostgres::start(settings.service.data_dir.clone()).await?;
+                tracing::info!(data_dir = %embedded.data_dir().display(), "using the embedded PostgreSQL");
+                (embedded.connect_options(), Some(embedded))
+            }
+        };
+        let store = Store::connect_lazy(options, max_connections);
+        Ok(Database { store, embedded })
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.embedded.is_some()
+    }
+
+    /// Closes the connections; the last process using the embedded server stops it.
+    pub async fn close(self) {
+        self.store.pool().close().await;
+        if let Some(embedded) = self.embedded
+            && let Err(error) = tokio::task::spawn_blocking(move || embedded.stop()).await.unwrap_or(Ok(()))
+        {
+            tracing::warn!(%error, "could not stop the embedded PostgreSQL");
+        }
+    }
+}
+
+/// Migrations, then the pool table brought in line with the config.
+pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
+    store
+        .migrate()
+        .await
+        .context("could not apply the database migrations")?;
+    let service = PoolService::new(store, settings);
+    let report = service
+        .sync_pool()
+        .await
+        .map_err(|e| anyhow::anyhow!("could not sync the pool with the config: {e}"))?;
+    for (what, names) in [
+        ("added to the pool", &report.added),
+        ("back in the pool", &report.restored),
+        ("retired (no longer in the config; never deleted)", &report.retired),
+        ("held by an existing Deployment", &report.adopted),
+    ] {
+        if !names.is_empty() {
+            tracing::info!(namespaces = ?names, "{what}");
+        }
+    }
+    Ok(service)
+}
+
+pub fn state(service: PoolService) -> AppState {
+    AppState {
+        schema: graphql::schema(service.clone()),
+        service,
+    }
+}
+
+/// Serves until `shutdown` completes, then lets running requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing running requests");
+}

@@ -1,0 +1,252 @@
+//! The command line: serve, migrate, reclaim, token, config, schema.
+
+use crate::app::{self, Database};
+use crate::config::{ConfigErrors, Settings};
+use crate::domain::{Caller, Role};
+use crate::telemetry;
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use uuid::Uuid;
+
+#[derive(Parser)]
+#[command(name = "nspool", version, about = "A pool of pre-created Kubernetes namespaces for Astronomer Software")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// The platform's config.yaml (Helm values); without it every default applies.
+    #[arg(long, short = 'c', env = "NSPOOL_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the GraphQL API (embedded PostgreSQL unless DATABASE_URL is set).
+    Serve(ConfigArg),
+    /// Apply the database migrations and exit.
+    Migrate(ConfigArg),
+    /// Hard-delete Deployments soft-deleted more than DAYS ago, freeing their namespaces.
+    Reclaim {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Retention in days (default: astronomer.houston.cleanupDeployments.olderThan).
+        #[arg(long)]
+        older_than: Option<u32>,
+        /// List what would be reclaimed, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the GraphQL schema (SDL).
+    Schema,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token and print only the token.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// SYSTEM_ADMIN, SYSTEM_EDITOR, SYSTEM_VIEWER, WORKSPACE_ADMIN, WORKSPACE_EDITOR or WORKSPACE_VIEWER.
+        #[arg(long)]
+        role: String,
+        /// The workspace of a WORKSPACE_* role.
+        #[arg(long)]
+        workspace: Option<Uuid>,
+        /// A note on whom the token is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List tokens (never their secrets).
+    List(ConfigArg),
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective settings, or every error (exit 2).
+    Check(ConfigArg),
+}
+
+fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
+    Settings::load(config.config.as_deref()).map_err(|ConfigErrors(errors)| {
+        eprintln!("nspool: the configuration is not valid:");
+        for error in errors {
+            eprintln!("  {error}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn warn(settings: &Settings) {
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let settings = match &cli.command {
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            return ExitCode::SUCCESS;
+        }
+        Command::Config(ConfigCommand::Check(config)) => return config_check(config),
+        Command::Serve(c) | Command::Migrate(c) | Command::Token(TokenCommand::List(c)) => load(c),
+        Command::Reclaim { config, .. }
+        | Command::Token(TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. }) => {
+            load(config)
+        }
+    };
+    let settings = match settings {
+        Ok(settings) => Arc::new(settings),
+        Err(code) => return code,
+    };
+    telemetry::init(settings.service.log_format);
+    warn(&settings);
+    let result = match cli.command {
+        Command::Serve(_) => serve(settings).await,
+        Command::Migrate(_) => with_service(settings, |_| async { Ok(()) }).await,
+        Command::Reclaim { older_than, dry_run, .. } => reclaim(settings, older_than, dry_run).await,
+        Command::Token(TokenCommand::Create { role, workspace, label, .. }) => {
+            token_create(settings, role, workspace, label).await
+        }
+        Command::Token(TokenCommand::List(_)) => token_list(settings).await,
+        Command::Token(TokenCommand::Revoke { id, .. }) => {
+            with_service(settings, move |service| async move {
+                let row = service.revoke_token(&Caller::Operator, id).await?;
+                println!("revoked {} ({})", row.id, row.role);
+                Ok(())
+            })
+            .await
+        }
+        Command::Schema | Command::Config(_) => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("nspool: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn config_check(config: &ConfigArg) -> ExitCode {
+    let settings = match load(config) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
+    print!("{}", settings.to_yaml());
+    ExitCode::SUCCESS
+}
+
+/// Runs `work` against a migrated, synced database, then closes it.
+async fn with_service<F, Fut>(settings: Arc<Settings>, work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(crate::pool::PoolService) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::pool::Error>>,
+{
+    let database = Database::open(&settings, 4).await?;
+    let outcome = async {
+        let service = app::prepare(settings, database.store.clone()).await?;
+        work(service).await.map_err(|e| anyhow::anyhow!("{e}"))
+    }
+    .await;
+    database.close().await;
+    outcome
+}
+
+async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    let database = Database::open(&settings, 32).await?;
+    let outcome = async {
+        let service = app::prepare(settings.clone(), database.store.clone()).await?;
+        if database.is_embedded()
+            && let Some(token) = service.create_first_admin_token().await.map_err(|e| anyhow::anyhow!("{e}"))?
+        {
+            println!(
+                "First SYSTEM_ADMIN token (shown once; create more with `nspool token create`):\n{token}"
+            );
+        }
+        let listener = tokio::net::TcpListener::bind(settings.service.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
+        tracing::info!(
+            "nspool listening on http://{}/v1 (GraphQL; GET for GraphiQL)",
+            listener.local_addr()?
+        );
+        app::serve(listener, app::state(service), app::shutdown_signal()).await?;
+        Ok(())
+    }
+    .await;
+    database.close().await;
+    outcome
+}
+
+async fn reclaim(settings: Arc<Settings>, older_than: Option<u32>, dry_run: bool) -> anyhow::Result<()> {
+    let days = older_than.unwrap_or(settings.cleanup.older_than_days);
+    with_service(settings, move |service| async move {
+        let report = service.reclaim(&Caller::Operator, days, dry_run).await?;
+        let verb = if dry_run { "would free" } else { "freed" };
+        for d in &report.deployments {
+            println!("{verb} namespace {} (Deployment {})", d.namespace, d.release_name);
+        }
+        println!(
+            "{} Deployment(s) soft-deleted before {} {}",
+            report.deployments.len(),
+            report.cutoff.to_rfc3339(),
+            if dry_run { "would be reclaimed (dry run)" } else { "reclaimed" }
+        );
+        Ok(())
+    })
+    .await
+}
+
+async fn token_create(
+    settings: Arc<Settings>,
+    role: String,
+    workspace: Option<Uuid>,
+    label: String,
+) -> anyhow::Result<()> {
+    let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
+    with_service(settings, move |service| async move {
+        let created = service.create_token(&Caller::Operator, role, workspace, &label).await?;
+        println!("{}", created.token);
+        Ok(())
+    })
+    .await
+}
+
+async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
+    with_service(settings, |service| async move {
+        for t in service.tokens(&Caller::Operator).await? {
+            println!(
+                "{}  {:<16} {:<36} {}{}",
+                t.id,
+                t.role,
+                t.workspace_id.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                t.label,
+                if t.revoked_at.is_some() { "  (revoked)" } else { "" }
+            );
+        }
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,408 @@
+//! The embedded default database: a private PostgreSQL started from the
+//! machine's server binaries, reachable only through a Unix socket in its
+//! own directory. Every nspool command uses the same one: the first that
+//! needs it starts it (under a lock), the last one to leave stops it.
+
+use sqlx::postgres::PgConnectOptions;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+const DATABASE: &str = "nspool";
+const SUPERUSER: &str = "postgres";
+const PORT: u16 = 5432;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "no PostgreSQL server binaries found (looked at NSPOOL_PG_BIN, `pg_config --bindir` and /usr/lib/postgresql/*/bin). Install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to an existing database"
+    )]
+    NoBinaries,
+    #[error(
+        "running as root, the embedded PostgreSQL needs an unprivileged user to run as, and there is no `postgres` user; create one (apt-get install postgresql does) or set DATABASE_URL"
+    )]
+    NoUser,
+    #[error(
+        "the embedded PostgreSQL runs as user {user}, who cannot reach {dir} (its mode leaves others out); set NSPOOL_DATA_DIR to a directory such as /var/lib/nspool"
+    )]
+    Unreachable { user: String, dir: PathBuf },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("the embedded PostgreSQL did not accept connections: {0}")]
+    Connect(sqlx::Error),
+}
+
+type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The unprivileged account the server runs as when nspool runs as root.
+#[derive(Debug, Clone)]
+struct RunAs {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+pub struct EmbeddedPostgres {
+    bin_dir: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    run_as: Option<RunAs>,
+    /// Held shared while this process uses the server; see [`Self::stop`].
+    users_lock: Option<File>,
+}
+
+impl EmbeddedPostgres {
+    /// The data directory: `NSPOOL_DATA_DIR`/`nspool.dataDir`, else
+    /// `/var/lib/nspool` as root (home directories are often mode 0700),
+    /// else `$XDG_DATA_HOME/nspool` or `~/.local/share/nspool`.
+    pub fn default_data_dir() -> PathBuf {
+        if is_root() {
+            return PathBuf::from("/var/lib/nspool");
+        }
+        if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(xdg).join("nspool");
+        }
+        let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+        PathBuf::from(home).join(".local/share/nspool")
+    }
+
+    /// Starts the server if no other nspool process has, and joins it.
+    pub async fn start(data_dir: Option<PathBuf>) -> Result<Self> {
+        let data_dir = data_dir.unwrap_or_else(Self::default_data_dir);
+        let bin_dir = find_binaries()?;
+        let run_as = if is_root() {
+            Some(lookup_user(SUPERUSER).ok_or(Error::NoUser)?)
+        } else {
+            None
+        };
+        fs::create_dir_all(&data_dir).map_err(io(&data_dir))?;
+        if let Some(user) = &run_as {
+            // The server's user must pass through the data directory to its own.
+            set_mode(&data_dir, 0o755)?;
+            check_reachable(&data_dir, user)?;
+        }
+        let socket_dir = socket_dir_for(&data_dir);
+        let mut this = Self {
+            bin_dir,
+            data_dir,
+            socket_dir,
+            run_as,
+            users_lock: None,
+        };
+        // One process at a time decides whether to start (or stop) the server.
+        let start_lock = this.lock_file("start.lock")?;
+        start_lock.lock().map_err(io(&this.data_dir))?;
+        this.prepare_dirs()?;
+        if !this.pgdata().join("PG_VERSION").exists() {
+            this.initdb()?;
+        }
+        if !this.running() {
+            this.pg_ctl_start()?;
+        }
+        let users = this.lock_file("users.lock")?;
+        users.lock_shared().map_err(io(&this.data_dir))?;
+        this.users_lock = Some(users);
+        drop(start_lock);
+        this.create_database().await?;
+        Ok(this)
+    }
+
+    /// How to reach the server: its socket, as the superuser, database `nspool`.
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.options(DATABASE)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    fn options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new()
+            .socket(&self.socket_dir)
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+    }
+
+    /// Leaves the server; the last nspool process to leave stops it.
+    pub fn stop(mut self) -> Result<()> {
+        let Some(users) = self.users_lock.take() else {
+            return Ok(());
+        };
+        let start_lock = self.lock_file("start.lock")?;
+        start_lock.lock().map_err(io(&self.data_dir))?;
+        drop(users);
+        let users = self.lock_file("users.lock")?;
+        if users.try_lock().is_ok() && self.running() {
+            self.pg_ctl(&["stop", "-m", "fast", "-w"], "stopping the embedded PostgreSQL")?;
+        }
+        Ok(())
+    }
+
+    fn pgdata(&self) -> PathBuf {
+        self.data_dir.join("pgdata")
+    }
+
+    fn lock_file(&self, name: &str) -> Result<File> {
+        let path = self.data_dir.join(name);
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))
+    }
+
+    /// The server's own directories: owned by its user, closed to everyone else.
+    fn prepare_dirs(&self) -> Result<()> {
+        for dir in [self.pgdata(), self.socket_dir.clone()] {
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            if let Some(user) = &self.run_as {
+                chown(&dir, Some(user.uid), Some(user.gid)).map_err(io(&dir))?;
+            }
+            set_mode(&dir, 0o700)?;
+        }
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin_dir.join(program));
+        // The caller's working directory may be a home the server's user cannot enter.
+        command.current_dir(&self.data_dir);
+        command.env_remove("PGDATA");
+        if let Some(user) = &self.run_as {
+            // std drops root's supplementary groups when it sets the uid.
+            command.uid(user.uid).gid(user.gid);
+            command.env("HOME", &self.data_dir).env("USER", &user.name);
+        }
+        command
+    }
+
+    fn run(&self, mut command: Command, what: &str) -> Result<Output> {
+        let output = command.output().map_err(|e| Error::Command {
+            what: what.to_owned(),
+            detail: e.to_string(),
+        })?;
+        if output.status.success() {
+            Ok(output)
+        } else {
+            Err(Error::Command {
+                what: what.to_owned(),
+                detail: format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&output.stderr).trim(),
+                    self.log_tail()
+                ),
+            })
+        }
+    }
+
+    fn initdb(&self) -> Result<()> {
+        let mut command = self.command("initdb");
+        command
+            .arg("-D")
+            .arg(self.pgdata())
+            .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"]);
+        self.run(command, "initdb of the embedded PostgreSQL").map(drop)
+    }
+
+    fn pg_ctl(&self, args: &[&str], what: &str) -> Result<Output> {
+        let mut command = self.command("pg_ctl");
+        command.arg("-D").arg(self.pgdata()).args(args);
+        self.run(command, what)
+    }
+
+    fn running(&self) -> bool {
+        self.pg_ctl(&["status"], "pg_ctl status").is_ok()
+    }
+
+    fn pg_ctl_start(&self) -> Result<()> {
+        // Only a Unix socket in a private directory: no TCP port, no one else.
+        let options = format!(
+            "-k {} -c listen_addresses='' -p {PORT} -c max_connections=200",
+            self.socket_dir.display()
+        );
+        let log = self.data_dir.join("postgres.log");
+        if let Some(user) = &self.run_as {
+            File::create(&log).map_err(io(&log))?;
+            chown(&log, Some(user.uid), Some(user.gid)).map_err(io(&log))?;
+        }
+        let log = log.display().to_string();
+        self.pg_ctl(
+            &["start", "-w", "-t", "60", "-l", &log, "-o", &options],
+            "starting the embedded PostgreSQL",
+        )
+        .map(drop)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(self.data_dir.join("postgres.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().rev().take(5).collect();
+        if lines.is_empty() {
+            String::new()
+        } else {
+            let tail: Vec<&str> = lines.into_iter().rev().collect();
+            format!("\nlast lines of postgres.log:\n{}", tail.join("\n"))
+        }
+    }
+
+    async fn create_database(&self) -> Result<()> {
+        use sqlx::{ConnectOptions, Connection};
+        let mut last_error = None;
+        // The socket can lag the pid file by a moment after a start.
+        for _ in 0..50 {
+            match self.options("postgres").connect().await {
+                Ok(mut conn) => {
+                    let exists: bool = sqlx::query_scalar(
+                        "select exists (select 1 from pg_database where datname = $1)",
+                    )
+                    .bind(DATABASE)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(Error::Connect)?;
+                    if !exists {
+                        let created = sqlx::query(&format!("create database {DATABASE}"))
+                            .execute(&mut conn)
+                            .await;
+                        // Another nspool process may have created it meanwhile.
+                        if let Err(e) = created
+                            && e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42P04")
+                        {
+                            return Err(Error::Connect(e));
+                        }
+                    }
+                    let _ = conn.close().await;
+                    return Ok(());
+                }
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Connect(last_error.unwrap_or(sqlx::Error::PoolTimedOut)))
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+/// Sockets live beside the data when the path is short enough for a Unix
+/// socket address (about 107 bytes), else in a short directory under /tmp.
+fn socket_dir_for(data_dir: &Path) -> PathBuf {
+    let beside = data_dir.join("run");
+    let socket_len = beside.as_os_str().len() + "/.s.PGSQL.5432".len();
+    if socket_len < 100 {
+        return beside;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    PathBuf::from(format!("/tmp/nspool-{}", &hex::encode(digest)[..12]))
+}
+
+fn has_initdb(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+/// `NSPOOL_PG_BIN`, else `pg_config --bindir`, else the newest
+/// `/usr/lib/postgresql/*/bin`.
+fn find_binaries() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("NSPOOL_PG_BIN").map(PathBuf::from) {
+        return if has_initdb(&dir) { Ok(dir) } else { Err(Error::NoBinaries) };
+    }
+    if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
+        && output.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+        if has_initdb(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            has_initdb(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or(Error::NoBinaries)
+}
+
+fn lookup_user(name: &str) -> Option<RunAs> {
+    let c_name = std::ffi::CString::new(name).ok()?;
+    let mut passwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and the buffer outlives it.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c_name.as_ptr(),
+            &mut passwd,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then(|| RunAs {
+        name: name.to_owned(),
+        uid: passwd.pw_uid,
+        gid: passwd.pw_gid,
+    })
+}
+
+/// Every ancestor must let `user` pass: searchable by others, or owned by them.
+fn check_reachable(dir: &Path, user: &RunAs) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let absolute = fs::canonicalize(dir).map_err(io(dir))?;
+    for ancestor in absolute.ancestors().skip(1) {
+        let meta = fs::metadata(ancestor).map_err(io(ancestor))?;
+        let mode = meta.mode();
+        let passes = mode & 0o001 != 0
+            || (meta.uid() == user.uid && mode & 0o100 != 0)
+            || (meta.gid() == user.gid && mode & 0o010 != 0);
+        if !passes {
+            return Err(Error::Unreachable {
+                user: user.name.clone(),
+                dir: ancestor.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_data_dirs_get_a_short_socket_dir() {
+        assert_eq!(socket_dir_for(Path::new("/var/lib/nspool")), PathBuf::from("/var/lib/nspool/run"));
+        let long = PathBuf::from(format!("/{}", "x".repeat(120)));
+        let socket = socket_dir_for(&long);
+        assert!(socket.starts_with("/tmp/nspool-"), "{socket:?}");
+        assert_eq!(socket, socket_dir_for(&long), "stable for one data dir");
+    }
+}

@@ -1,0 +1,79 @@
+//! Pool errors → GraphQL errors with `extensions.code`, in one place; and the
+//! codes for errors async-graphql raises itself (parse, validation, input).
+
+use crate::pool;
+use async_graphql::{ErrorExtensions, ServerError};
+
+pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
+pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
+pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
+pub const INTERNAL: &str = "INTERNAL";
+
+pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
+    let (code, required_role) = match error {
+        pool::Error::BadInput(_) => (BAD_USER_INPUT, None),
+        pool::Error::NotFound(_) => ("NOT_FOUND", None),
+        pool::Error::Conflict(_) => ("CONFLICT", None),
+        pool::Error::Unauthenticated { required_role } => ("UNAUTHENTICATED", Some(*required_role)),
+        pool::Error::Forbidden { required_role } => ("FORBIDDEN", Some(*required_role)),
+        pool::Error::Internal(source) => {
+            tracing::error!(error = %source, "internal error while answering a GraphQL request");
+            return async_graphql::Error::new(
+                "Internal error in nspool; the service logs have the details",
+            )
+            .extend_with(|_, e| e.set("code", INTERNAL));
+        }
+    };
+    async_graphql::Error::new(error.to_string()).extend_with(|_, e| {
+        e.set("code", code);
+        if let Some(role) = required_role {
+            e.set("requiredRole", role.as_str());
+        }
+    })
+}
+
+/// `.gql()?` in resolvers: the one conversion from a pool result.
+pub trait GqlResult<T> {
+    fn gql(self) -> async_graphql::Result<T>;
+}
+
+impl<T> GqlResult<T> for Result<T, pool::Error> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| to_graphql(&e))
+    }
+}
+
+/// Gives every error of a response a code and Houston's wording. Errors raised
+/// by resolvers already carry one; the others come from async-graphql itself.
+pub fn classify(errors: &mut [ServerError]) {
+    for error in errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        // The astro CLI matches this wording of an unknown field.
+        if let Some(rest) = error.message.strip_prefix("Unknown field ") {
+            let rest = rest.split(". Did you mean").next().unwrap_or(rest);
+            let rest = rest.trim_end_matches('.');
+            error.message = format!("Cannot query field {rest}.");
+        }
+        // A value that does not fit its declared type: a literal, or a variable
+        // checked when the field reads its argument.
+        let input_problem = error.message.starts_with("Failed to parse")
+            || error.message.starts_with("Invalid value for argument");
+        let code = if input_problem {
+            BAD_USER_INPUT
+        } else if error.path.is_empty() {
+            VALIDATION_FAILED
+        } else {
+            INTERNAL
+        };
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+}

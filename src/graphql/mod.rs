@@ -1,0 +1,48 @@
+//! The GraphQL schema (transport-free): Houston's contract plus nspool's own
+//! pool view, merged from thin resolver objects.
+
+mod errors;
+mod loaders;
+mod mutation;
+mod query;
+mod scalars;
+mod types;
+
+pub use errors::{PARSE_FAILED, classify};
+pub use query::PublicUrl;
+
+use crate::pool::PoolService;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptySubscription, MergedObject, Schema};
+
+#[derive(MergedObject, Default)]
+pub struct Query(query::HoustonQuery, query::PoolQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(mutation::HoustonMutation, mutation::PoolMutation);
+
+pub type NspoolSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deep enough for GraphiQL's introspection query (depth 13), not much more.
+pub const MAX_DEPTH: usize = 16;
+/// Field count of a document, a cheap bound on work; introspection uses ~150.
+pub const MAX_COMPLEXITY: usize = 1_000;
+
+pub fn schema(service: PoolService) -> NspoolSchema {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .data(DataLoader::new(loaders::RoleBindingLoader(service.clone()), tokio::spawn))
+        .data(DataLoader::new(loaders::EventLoader(service.clone()), tokio::spawn))
+        .data(service)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .limit_recursive_depth(64)
+        .limit_directives(16)
+        .finish()
+}
+
+/// The SDL, as committed in `graphql/schema.graphql`.
+pub fn sdl() -> String {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+        .finish()
+        .sdl()
+}

@@ -1,0 +1,186 @@
+//! Queries: thin calls into the pool service.
+
+use super::errors::GqlResult;
+use super::scalars::Uuid;
+use super::types::*;
+use crate::pool::Credentials;
+use async_graphql::{Context, Json, Object};
+use serde_json::json;
+
+pub async fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a crate::domain::Caller> {
+    let credentials = ctx.data_unchecked::<Credentials>();
+    credentials.caller(service(ctx)).await.gql()
+}
+
+#[derive(Default)]
+pub struct HoustonQuery;
+
+#[Object]
+impl HoustonQuery {
+    /// Answers with or without a token: the astro CLI picks its documents by `version`.
+    async fn app_config(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
+        workspace_uuid: Option<Uuid>,
+        deployment_uuid: Option<Uuid>,
+    ) -> AppConfig {
+        let _ = (cluster_id, workspace_uuid, deployment_uuid);
+        let settings = service(ctx).settings();
+        let h = &settings.houston;
+        AppConfig {
+            version: settings.service.houston_version.clone(),
+            base_domain: settings.service.base_domain.clone(),
+            smtp_configured: false,
+            manual_release_names: h.manual_release_names,
+            configure_dag_deployment: false,
+            nfs_mount_dag_deployment: false,
+            manual_namespace_names: h.manual_namespace_names,
+            hard_delete_deployment: h.hard_delete_deployment,
+            triggerer_enabled: true,
+            byo_update_registry_host: None,
+            feature_flags: Json(json!({
+                "manualNamespaceNames": h.manual_namespace_names,
+                "hardDeleteDeployment": h.hard_delete_deployment,
+                "namespaceFreeFormEntry": h.namespace_free_form_entry,
+                "triggererEnabled": true,
+                "nfsMountDagDeployment": false,
+                "gitSyncDagDeployment": false,
+                "dagOnlyDeployment": false,
+                "byoUpdateRegistryEnabled": false,
+                "astroRuntimeEnabled": true,
+            })),
+        }
+    }
+
+    /// No local accounts: one provider, a page that explains how to get a token.
+    async fn auth_config(&self, ctx: &Context<'_>, redirect: Option<String>) -> AuthConfig {
+        let _ = redirect;
+        let public_url = ctx.data_opt::<PublicUrl>().map(|u| u.0.as_str()).unwrap_or("");
+        AuthConfig {
+            local_enabled: false,
+            public_signup: false,
+            initial_signup: false,
+            providers: vec![AuthProvider {
+                name: "nspool".into(),
+                display_name: "nspool token".into(),
+                url: format!("{public_url}/v1/token"),
+            }],
+        }
+    }
+
+    async fn available_namespaces(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
+    ) -> async_graphql::Result<Vec<Namespace>> {
+        let _ = cluster_id;
+        let caller = caller(ctx).await?;
+        let names = service(ctx).available_namespaces(caller).await.gql()?;
+        Ok(names.into_iter().map(|name| Namespace { name }).collect())
+    }
+
+    async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx).workspaces(caller, None, None).await.gql()?;
+        Ok(rows.into_iter().map(Workspace).collect())
+    }
+
+    async fn paginated_workspaces(
+        &self,
+        ctx: &Context<'_>,
+        take: Option<i32>,
+        page_number: Option<i32>,
+    ) -> async_graphql::Result<Vec<Workspace>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx)
+            .workspaces(caller, Some(take.unwrap_or(-1)), page_number)
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(Workspace).collect())
+    }
+
+    async fn workspace(
+        &self,
+        ctx: &Context<'_>,
+        workspace_uuid: Uuid,
+    ) -> async_graphql::Result<Option<Workspace>> {
+        let caller = caller(ctx).await?;
+        let row = service(ctx).workspace(caller, workspace_uuid.0).await.gql()?;
+        Ok(row.map(Workspace))
+    }
+
+    async fn workspace_deployments(
+        &self,
+        ctx: &Context<'_>,
+        workspace_uuid: Uuid,
+        release_name: Option<String>,
+    ) -> async_graphql::Result<Vec<Deployment>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx)
+            .workspace_deployments(caller, workspace_uuid.0, release_name.as_deref())
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(Deployment).collect())
+    }
+
+    async fn paginated_deployments(
+        &self,
+        ctx: &Context<'_>,
+        take: Option<i32>,
+        cursor: Option<Uuid>,
+        page_number: Option<i32>,
+        name: Option<String>,
+    ) -> async_graphql::Result<Vec<Deployment>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx)
+            .paginated_deployments(caller, take, cursor.map(|c| c.0), page_number, name.as_deref())
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(Deployment).collect())
+    }
+
+    async fn deployment(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(name = "where")] filter: DeploymentWhere,
+    ) -> async_graphql::Result<Option<Deployment>> {
+        let caller = caller(ctx).await?;
+        let id = filter.id.unwrap_or_default();
+        let row = service(ctx).deployment(caller, &id).await.gql()?;
+        Ok(row.map(Deployment))
+    }
+}
+
+/// nspool's own queries, beside Houston's.
+#[derive(Default)]
+pub struct PoolQuery;
+
+#[Object]
+impl PoolQuery {
+    /// Every pool namespace with its state and holder (system viewer or more).
+    async fn pool_namespaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PoolNamespace>> {
+        let caller = caller(ctx).await?;
+        let views = service(ctx).pool_view(caller).await.gql()?;
+        Ok(views.into_iter().map(PoolNamespace::from).collect())
+    }
+
+    /// The newest events, newest first, optionally of one namespace (system viewer or more).
+    async fn pool_events(
+        &self,
+        ctx: &Context<'_>,
+        namespace: Option<String>,
+        #[graphql(default = 50, validator(minimum = 1, maximum = 1000))] last: i32,
+    ) -> async_graphql::Result<Vec<PoolEvent>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx)
+            .events(caller, namespace.as_deref(), i64::from(last))
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(PoolEvent::from).collect())
+    }
+}
+
+/// The address clients reach nspool at, for links it hands out.
+#[derive(Clone)]
+pub struct PublicUrl(pub String);

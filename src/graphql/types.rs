@@ -1,0 +1,434 @@
+//! The object types of SPEC §3, by their Houston names, and nspool's own.
+
+use super::loaders::{EventLoader, RoleBindingLoader};
+use super::scalars::Uuid;
+use crate::domain::Executor;
+use crate::pool::{PoolNamespaceState, PoolNamespaceView, PoolService};
+use crate::store::{DeploymentRow, EventRow, RoleBindingRow, WorkspaceRow};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, InputObject, Json, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+/// Houston's names, PascalCase on the wire, as the CLI declares them.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(rename_items = "PascalCase")]
+#[allow(clippy::enum_variant_names)]
+pub enum ExecutorType {
+    LocalExecutor,
+    CeleryExecutor,
+    KubernetesExecutor,
+}
+
+impl From<ExecutorType> for Executor {
+    fn from(value: ExecutorType) -> Self {
+        match value {
+            ExecutorType::LocalExecutor => Executor::Local,
+            ExecutorType::CeleryExecutor => Executor::Celery,
+            ExecutorType::KubernetesExecutor => Executor::Kubernetes,
+        }
+    }
+}
+
+impl From<Executor> for ExecutorType {
+    fn from(value: Executor) -> Self {
+        match value {
+            Executor::Local => ExecutorType::LocalExecutor,
+            Executor::Celery => ExecutorType::CeleryExecutor,
+            Executor::Kubernetes => ExecutorType::KubernetesExecutor,
+        }
+    }
+}
+
+/// How a Deployment gets its DAGs; the CLI sends `type` in lowercase.
+#[derive(InputObject, Clone, serde::Serialize)]
+#[graphql(name = "DagDeployment", rename_fields = "camelCase")]
+#[serde(rename_all = "camelCase")]
+pub struct DagDeploymentInput {
+    #[graphql(name = "type")]
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub nfs_location: Option<String>,
+    pub repository_url: Option<String>,
+    pub branch_name: Option<String>,
+    pub sync_interval: Option<i32>,
+    pub sync_timeout: Option<i32>,
+    pub ephemeral_storage: Option<i32>,
+    pub dag_directory_location: Option<String>,
+    pub rev: Option<String>,
+    pub ssh_key: Option<String>,
+    pub known_hosts: Option<String>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct TriggererInput {
+    pub replicas: Option<i32>,
+}
+
+#[derive(InputObject, Clone)]
+pub struct DeploymentWhere {
+    pub id: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct AuthProvider {
+    pub name: String,
+    pub display_name: String,
+    pub url: String,
+}
+
+#[derive(SimpleObject)]
+pub struct AuthConfig {
+    pub local_enabled: bool,
+    pub public_signup: bool,
+    pub initial_signup: bool,
+    pub providers: Vec<AuthProvider>,
+}
+
+#[derive(SimpleObject)]
+pub struct AppConfig {
+    pub version: String,
+    pub base_domain: String,
+    pub smtp_configured: bool,
+    pub manual_release_names: bool,
+    pub configure_dag_deployment: bool,
+    pub nfs_mount_dag_deployment: bool,
+    pub manual_namespace_names: bool,
+    pub hard_delete_deployment: bool,
+    pub triggerer_enabled: bool,
+    pub byo_update_registry_host: Option<String>,
+    pub feature_flags: Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject)]
+pub struct Namespace {
+    pub name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+}
+
+#[derive(SimpleObject)]
+pub struct ServiceAccount {
+    pub id: Uuid,
+    pub label: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RoleBinding {
+    pub role: String,
+    pub user: Option<User>,
+    pub service_account: Option<ServiceAccount>,
+}
+
+impl From<RoleBindingRow> for RoleBinding {
+    /// nspool has no users: a workspace's role bindings are its tokens.
+    fn from(row: RoleBindingRow) -> Self {
+        RoleBinding {
+            role: row.role,
+            user: None,
+            service_account: Some(ServiceAccount {
+                id: row.token_id.into(),
+                label: row.label,
+            }),
+        }
+    }
+}
+
+pub struct Workspace(pub WorkspaceRow);
+
+#[Object]
+impl Workspace {
+    async fn id(&self) -> Uuid {
+        self.0.id.into()
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The live tokens bound to this workspace (nspool has no user accounts).
+    async fn role_bindings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleBinding>> {
+        let loader = ctx.data_unchecked::<DataLoader<RoleBindingLoader>>();
+        let rows = loader
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| super::errors::to_graphql(&e))?;
+        Ok(rows.unwrap_or_default().into_iter().map(Into::into).collect())
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DeploymentUrl {
+    #[graphql(name = "type")]
+    pub kind: String,
+    pub url: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DeployInfo {
+    pub current: Option<String>,
+    pub next_cli: Option<String>,
+}
+
+#[derive(SimpleObject, serde::Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DagDeploymentConfig {
+    #[graphql(name = "type")]
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub nfs_location: Option<String>,
+    pub repository_url: Option<String>,
+    pub branch_name: Option<String>,
+    pub sync_interval: Option<i32>,
+    pub rev: Option<String>,
+}
+
+pub struct Deployment(pub DeploymentRow);
+
+#[Object]
+impl Deployment {
+    async fn id(&self) -> Uuid {
+        self.0.id.into()
+    }
+    #[graphql(name = "type")]
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    async fn label(&self) -> &str {
+        &self.0.label
+    }
+    async fn description(&self) -> Option<&str> {
+        self.0.description.as_deref()
+    }
+    async fn release_name(&self) -> &str {
+        &self.0.release_name
+    }
+    async fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+    /// The configured Airflow chart version.
+    async fn version(&self, ctx: &Context<'_>) -> String {
+        service(ctx).settings().service.airflow_chart_version.clone()
+    }
+    async fn airflow_version(&self) -> Option<&str> {
+        self.0.airflow_version.as_deref()
+    }
+    async fn desired_airflow_version(&self) -> Option<&str> {
+        self.0.airflow_version.as_deref()
+    }
+    async fn runtime_version(&self) -> Option<&str> {
+        self.0.runtime_version.as_deref()
+    }
+    async fn desired_runtime_version(&self) -> Option<&str> {
+        self.0.runtime_version.as_deref()
+    }
+    async fn runtime_airflow_version(&self) -> Option<&str> {
+        None
+    }
+    async fn executor(&self) -> Option<ExecutorType> {
+        Executor::parse(&self.0.executor).map(Into::into)
+    }
+    /// nspool does not run Airflow, so it cannot know the status.
+    async fn status(&self) -> Option<&str> {
+        None
+    }
+    async fn urls(&self, ctx: &Context<'_>) -> Vec<DeploymentUrl> {
+        service(ctx)
+            .urls(&self.0)
+            .into_iter()
+            .map(|(kind, url)| DeploymentUrl {
+                kind: kind.to_owned(),
+                url,
+            })
+            .collect()
+    }
+    async fn workspace(&self) -> Workspace {
+        let d = &self.0;
+        Workspace(WorkspaceRow {
+            id: d.workspace_id,
+            label: d.workspace_label.clone(),
+            description: d.workspace_description.clone(),
+            created_at: d.workspace_created_at,
+            updated_at: d.workspace_updated_at,
+        })
+    }
+    async fn deploy_info(&self) -> DeployInfo {
+        DeployInfo {
+            current: None,
+            next_cli: None,
+        }
+    }
+    async fn dag_deployment(&self) -> Option<DagDeploymentConfig> {
+        let value = self.0.dag_deployment.clone()?;
+        serde_json::from_value(value).ok()
+    }
+    async fn cluster_id(&self) -> Option<Uuid> {
+        self.0.cluster_id.map(Into::into)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    async fn deleted_at(&self) -> Option<DateTime<Utc>> {
+        self.0.deleted_at
+    }
+    /// `deletedAt` + `cleanupDeployments.olderThan`; null when the reclaim job
+    /// is off or only dry-runs.
+    async fn reclaimable_at(&self, ctx: &Context<'_>) -> Option<DateTime<Utc>> {
+        service(ctx).reclaimable_at(self.0.deleted_at)
+    }
+}
+
+pub fn service<'a>(ctx: &Context<'a>) -> &'a PoolService {
+    ctx.data_unchecked::<PoolService>()
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "PoolNamespaceState", rename_items = "PascalCase")]
+pub enum PoolNamespaceStateType {
+    /// Offered by `availableNamespaces`.
+    Free,
+    /// Held by a live Deployment.
+    Held,
+    /// Held by a soft-deleted Deployment until it is reclaimed or hard-deleted.
+    SoftDeleted,
+    /// Removed from the config: never offered again; a holder keeps working.
+    Retired,
+}
+
+impl From<PoolNamespaceState> for PoolNamespaceStateType {
+    fn from(state: PoolNamespaceState) -> Self {
+        match state {
+            PoolNamespaceState::Free => Self::Free,
+            PoolNamespaceState::Held => Self::Held,
+            PoolNamespaceState::SoftDeleted => Self::SoftDeleted,
+            PoolNamespaceState::Retired => Self::Retired,
+        }
+    }
+}
+
+/// One namespace of the pool, as nspool sees it.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct PoolNamespace {
+    pub name: String,
+    pub state: PoolNamespaceStateType,
+    /// `standard` (namespacePools.namespaces.names) or `advanced` (preCreatedNamespaces).
+    pub source: String,
+    pub added_at: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When the soft-deleted holder's namespace comes back by itself; null when never.
+    pub reclaimable_at: Option<DateTime<Utc>>,
+    #[graphql(skip)]
+    pub holder: Option<DeploymentRow>,
+}
+
+#[ComplexObject]
+impl PoolNamespace {
+    /// The Deployment holding it, live or soft-deleted.
+    async fn deployment(&self) -> Option<Deployment> {
+        self.holder.clone().map(Deployment)
+    }
+
+    /// Its newest events, newest first.
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 500))] last: i32,
+    ) -> async_graphql::Result<Vec<PoolEvent>> {
+        let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+        let rows = loader
+            .load_one((self.name.clone(), i64::from(last)))
+            .await
+            .map_err(|e| super::errors::to_graphql(&e))?;
+        Ok(rows.unwrap_or_default().into_iter().map(PoolEvent::from).collect())
+    }
+}
+
+impl From<PoolNamespaceView> for PoolNamespace {
+    fn from(view: PoolNamespaceView) -> Self {
+        PoolNamespace {
+            name: view.row.name,
+            state: view.state.into(),
+            source: view.row.source,
+            added_at: view.row.added_at,
+            claimed_at: view.row.holder_deployment_id.and(view.row.claimed_at),
+            retired_at: view.row.retired_at,
+            reclaimable_at: view.reclaimable_at,
+            holder: view.holder,
+        }
+    }
+}
+
+/// One entry of the append-only history.
+#[derive(SimpleObject)]
+pub struct PoolEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// claim, update, soft_delete, release (hard delete), reclaim, add, retire, restore, adopt, …
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub deployment_id: Option<Uuid>,
+    pub release_name: Option<String>,
+    pub workspace_id: Option<Uuid>,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+impl From<EventRow> for PoolEvent {
+    fn from(row: EventRow) -> Self {
+        PoolEvent {
+            id: row.id.to_string(),
+            at: row.at,
+            kind: row.kind,
+            namespace: row.namespace,
+            deployment_id: row.deployment_id.map(Into::into),
+            release_name: row.release_name,
+            workspace_id: row.workspace_id.map(Into::into),
+            actor: row.actor,
+            reason: row.reason,
+        }
+    }
+}
+
+/// A freshly created token: `token` is shown this once.
+#[derive(SimpleObject)]
+pub struct CreatedToken {
+    pub id: Uuid,
+    pub token: String,
+    pub role: String,
+    pub workspace_id: Option<Uuid>,
+}
+
+/// What a reclaim freed, or would free in a dry run.
+#[derive(SimpleObject)]
+pub struct ReclaimResult {
+    pub dry_run: bool,
+    pub cutoff: DateTime<Utc>,
+    pub deployments: Vec<ReclaimedDeploymentInfo>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReclaimedDeploymentInfo {
+    pub release_name: String,
+    pub namespace: String,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Keeps DagDeployment input as the JSON stored with the Deployment.
+pub fn dag_deployment_json(input: Option<DagDeploymentInput>) -> Option<serde_json::Value> {
+    input.and_then(|d| serde_json::to_value(d).ok())
+}

@@ -1,0 +1,31 @@
+//! The axum router: GraphQL at `/v1`, GraphiQL, the token page, health.
+//! The state is one struct so later layers (metrics, dashboard) slot in.
+
+mod graphql;
+mod health;
+mod pages;
+
+use crate::graphql::NspoolSchema;
+use crate::pool::PoolService;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+
+/// The largest request body accepted; a GraphQL document is far smaller.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: NspoolSchema,
+    pub service: PoolService,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1", get(pages::graphiql).post(graphql::execute))
+        .route("/v1/token", get(pages::token))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,175 @@
+//! A real nspool on a port-0 listener over a per-test database, and a small
+//! GraphQL client that speaks to it the way the astro CLI does.
+
+use nspool::config::Settings;
+use nspool::domain::{Caller, Role};
+use nspool::pool::PoolService;
+use nspool::store::Store;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub const POOL_OF_5: &str = r#"
+global:
+  baseDomain: example.com
+  features:
+    namespacePools:
+      enabled: true
+      namespaces:
+        create: false
+        names: [pool-a, pool-b, pool-c, pool-d, pool-e]
+astronomer:
+  houston:
+    config:
+      deployments:
+        manualReleaseNames: true
+"#;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub service: PoolService,
+    pub db: PgPool,
+    client: reqwest::Client,
+}
+
+pub fn settings(yaml: &str) -> Arc<Settings> {
+    Arc::new(Settings::parse(yaml, &|_| None).expect("test config is valid"))
+}
+
+/// A second connection pool on the same database: another "process".
+pub async fn another_pool(db: &PgPool) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .expect("second pool")
+}
+
+impl TestApp {
+    pub async fn spawn(yaml: &str, db: PgPool) -> TestApp {
+        let store = Store::new(db.clone());
+        let service = nspool::app::prepare(settings(yaml), store).await.expect("prepare");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = nspool::app::state(service.clone());
+        tokio::spawn(nspool::app::serve(listener, state, std::future::pending()));
+        TestApp {
+            addr,
+            service,
+            db,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn token(&self, role: &str, workspace: Option<Uuid>) -> String {
+        let role = Role::parse(role).expect("role");
+        self.service
+            .create_token(&Caller::Operator, role, workspace, "test")
+            .await
+            .expect("token")
+            .token
+    }
+
+    pub async fn admin(&self) -> String {
+        self.token("SYSTEM_ADMIN", None).await
+    }
+
+    /// POSTs a raw body; returns status and JSON.
+    pub async fn post_raw(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .post(self.url("/v1"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(token) = token {
+            request = request.header("authorization", token);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, value)
+    }
+
+    /// Runs a document as the CLI sends it; asserts HTTP 200.
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = json!({"query": query, "variables": variables});
+        let (status, value) = self.post_raw(token, body.to_string()).await;
+        assert_eq!(status, 200, "{value}");
+        if let Some(errors) = value.get("errors") {
+            assert!(
+                errors.as_array().is_some_and(|e| !e.is_empty()),
+                "errors must never be an empty array: {value}"
+            );
+        }
+        value
+    }
+
+    /// Runs a document that must succeed; returns `data`.
+    pub async fn ok(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let value = self.gql(token, query, variables).await;
+        assert!(value.get("errors").is_none(), "unexpected errors: {value}");
+        value["data"].clone()
+    }
+
+    /// Runs a document that must fail with `code`; returns the first error.
+    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value, code: &str) -> Value {
+        let value = self.gql(token, query, variables).await;
+        let error = value["errors"][0].clone();
+        assert_eq!(error["extensions"]["code"], code, "{value}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{value}");
+        assert_no_internals(message);
+        error
+    }
+
+    pub async fn create_workspace(&self, token: &str, label: &str) -> Uuid {
+        let data = self
+            .ok(
+                Some(token),
+                "mutation($label: String!) { createWorkspace(label: $label) { id } }",
+                json!({"label": label}),
+            )
+            .await;
+        data["createWorkspace"]["id"].as_str().expect("id").parse().expect("uuid")
+    }
+
+    pub async fn available(&self, token: &str) -> Vec<String> {
+        let data = self.ok(Some(token), "{ availableNamespaces { name } }", Value::Null).await;
+        data["availableNamespaces"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|n| n["name"].as_str().expect("name").to_owned())
+            .collect()
+    }
+
+    /// Rows of a table, to assert that a refused request changed nothing.
+    pub async fn snapshot(&self) -> String {
+        let row: (String,) = sqlx::query_as(
+            "select concat_ws('|',
+                (select count(*) from workspaces), (select count(*) from deployments),
+                (select string_agg(name || ':' || coalesce(holder_deployment_id::text, '-') || ':' || coalesce(retired_at::text, '-'), ',' order by name) from pool_namespaces),
+                (select count(*) from events), (select count(*) from api_tokens where revoked_at is null),
+                (select max(updated_at)::text from deployments))",
+        )
+        .fetch_one(&self.db)
+        .await
+        .expect("snapshot");
+        row.0
+    }
+}
+
+/// No SQL, Rust or Kubernetes internals in a client-facing message.
+pub fn assert_no_internals(message: &str) {
+    for word in ["sqlx", "SQLSTATE", "violates", "constraint", "panicked", "pg_", "select ", "insert "] {
+        assert!(!message.contains(word), "internal detail {word:?} in {message:?}");
+    }
+}
