@@ -25,8 +25,9 @@ impl Database {
     pub async fn open(settings: &Settings, max_connections: u32) -> anyhow::Result<Database> {
         let (options, embedded) = match &settings.service.database_url {
             Some(url) => {
-                let options = PgConnectOptions::from_str(url)
-                    .context("DATABASE_URL is not a PostgreSQL URL (postgres://user@host:port/database)")?;
+                let options = PgConnectOptions::from_str(url).context(
+                    "DATABASE_URL is not a PostgreSQL URL (postgres://user@host:port/database)",
+                )?;
                 (options, None)
             }
             None => {
@@ -47,7 +48,9 @@ impl Database {
     pub async fn close(self) {
         self.store.pool().close().await;
         if let Some(embedded) = self.embedded
-            && let Err(error) = tokio::task::spawn_blocking(move || embedded.stop()).await.unwrap_or(Ok(()))
+            && let Err(error) = tokio::task::spawn_blocking(move || embedded.stop())
+                .await
+                .unwrap_or(Ok(()))
         {
             tracing::warn!(%error, "could not stop the embedded PostgreSQL");
         }
@@ -68,7 +71,10 @@ pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<Po
     for (what, names) in [
         ("added to the pool", &report.added),
         ("back in the pool", &report.restored),
-        ("retired (no longer in the config; never deleted)", &report.retired),
+        (
+            "retired (no longer in the config; never deleted)",
+            &report.retired,
+        ),
         ("held by an existing Deployment", &report.adopted),
     ] {
         if !names.is_empty() {

@@ -12,7 +12,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 #[derive(Parser)]
-#[command(name = "nspool", version, about = "A pool of pre-created Kubernetes namespaces for Astronomer Software")]
+#[command(
+    name = "nspool",
+    version,
+    about = "A pool of pre-created Kubernetes namespaces for Astronomer Software"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,9 +113,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Config(ConfigCommand::Check(config)) => return config_check(config),
         Command::Serve(c) | Command::Migrate(c) | Command::Token(TokenCommand::List(c)) => load(c),
         Command::Reclaim { config, .. }
-        | Command::Token(TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. }) => {
-            load(config)
-        }
+        | Command::Token(
+            TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. },
+        ) => load(config),
     };
     let settings = match settings {
         Ok(settings) => Arc::new(settings),
@@ -122,10 +126,17 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Migrate(_) => with_service(settings, |_| async { Ok(()) }).await,
-        Command::Reclaim { older_than, dry_run, .. } => reclaim(settings, older_than, dry_run).await,
-        Command::Token(TokenCommand::Create { role, workspace, label, .. }) => {
-            token_create(settings, role, workspace, label).await
-        }
+        Command::Reclaim {
+            older_than,
+            dry_run,
+            ..
+        } => reclaim(settings, older_than, dry_run).await,
+        Command::Token(TokenCommand::Create {
+            role,
+            workspace,
+            label,
+            ..
+        }) => token_create(settings, role, workspace, label).await,
         Command::Token(TokenCommand::List(_)) => token_list(settings).await,
         Command::Token(TokenCommand::Revoke { id, .. }) => {
             with_service(settings, move |service| async move {
@@ -200,19 +211,30 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     outcome
 }
 
-async fn reclaim(settings: Arc<Settings>, older_than: Option<u32>, dry_run: bool) -> anyhow::Result<()> {
+async fn reclaim(
+    settings: Arc<Settings>,
+    older_than: Option<u32>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     let days = older_than.unwrap_or(settings.cleanup.older_than_days);
     with_service(settings, move |service| async move {
         let report = service.reclaim(&Caller::Operator, days, dry_run).await?;
         let verb = if dry_run { "would free" } else { "freed" };
         for d in &report.deployments {
-            println!("{verb} namespace {} (Deployment {})", d.namespace, d.release_name);
+            println!(
+                "{verb} namespace {} (Deployment {})",
+                d.namespace, d.release_name
+            );
         }
         println!(
             "{} Deployment(s) soft-deleted before {} {}",
             report.deployments.len(),
             report.cutoff.to_rfc3339(),
-            if dry_run { "would be reclaimed (dry run)" } else { "reclaimed" }
+            if dry_run {
+                "would be reclaimed (dry run)"
+            } else {
+                "reclaimed"
+            }
         );
         Ok(())
     })
@@ -227,7 +249,9 @@ async fn token_create(
 ) -> anyhow::Result<()> {
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
     with_service(settings, move |service| async move {
-        let created = service.create_token(&Caller::Operator, role, workspace, &label).await?;
+        let created = service
+            .create_token(&Caller::Operator, role, workspace, &label)
+            .await?;
         println!("{}", created.token);
         Ok(())
     })
@@ -241,9 +265,15 @@ async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
                 "{}  {:<16} {:<36} {}{}",
                 t.id,
                 t.role,
-                t.workspace_id.map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                t.workspace_id
+                    .map(|w| w.to_string())
+                    .unwrap_or_else(|| "-".into()),
                 t.label,
-                if t.revoked_at.is_some() { "  (revoked)" } else { "" }
+                if t.revoked_at.is_some() {
+                    "  (revoked)"
+                } else {
+                    ""
+                }
             );
         }
         Ok(())

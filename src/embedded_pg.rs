@@ -149,7 +149,10 @@ impl EmbeddedPostgres {
         drop(users);
         let users = self.lock_file("users.lock")?;
         if users.try_lock().is_ok() && self.running() {
-            self.pg_ctl(&["stop", "-m", "fast", "-w"], "stopping the embedded PostgreSQL")?;
+            self.pg_ctl(
+                &["stop", "-m", "fast", "-w"],
+                "stopping the embedded PostgreSQL",
+            )?;
         }
         Ok(())
     }
@@ -214,11 +217,15 @@ impl EmbeddedPostgres {
 
     fn initdb(&self) -> Result<()> {
         let mut command = self.command("initdb");
-        command
-            .arg("-D")
-            .arg(self.pgdata())
-            .args(["-U", SUPERUSER, "--auth=trust", "--encoding=UTF8", "--no-locale"]);
-        self.run(command, "initdb of the embedded PostgreSQL").map(drop)
+        command.arg("-D").arg(self.pgdata()).args([
+            "-U",
+            SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-locale",
+        ]);
+        self.run(command, "initdb of the embedded PostgreSQL")
+            .map(drop)
     }
 
     fn pg_ctl(&self, args: &[&str], what: &str) -> Result<Output> {
@@ -281,7 +288,8 @@ impl EmbeddedPostgres {
                             .await;
                         // Another nspool process may have created it meanwhile.
                         if let Err(e) = created
-                            && e.as_database_error().and_then(|d| d.code()).as_deref() != Some("42P04")
+                            && e.as_database_error().and_then(|d| d.code()).as_deref()
+                                != Some("42P04")
                         {
                             return Err(Error::Connect(e));
                         }
@@ -293,7 +301,9 @@ impl EmbeddedPostgres {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(Error::Connect(last_error.unwrap_or(sqlx::Error::PoolTimedOut)))
+        Err(Error::Connect(
+            last_error.unwrap_or(sqlx::Error::PoolTimedOut),
+        ))
     }
 }
 
@@ -327,7 +337,11 @@ fn has_initdb(dir: &Path) -> bool {
 /// `/usr/lib/postgresql/*/bin`.
 fn find_binaries() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("NSPOOL_PG_BIN").map(PathBuf::from) {
-        return if has_initdb(&dir) { Ok(dir) } else { Err(Error::NoBinaries) };
+        return if has_initdb(&dir) {
+            Ok(dir)
+        } else {
+            Err(Error::NoBinaries)
+        };
     }
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
         && output.status.success()
@@ -399,10 +413,16 @@ mod tests {
 
     #[test]
     fn long_data_dirs_get_a_short_socket_dir() {
-        assert_eq!(socket_dir_for(Path::new("/var/lib/nspool")), PathBuf::from("/var/lib/nspool/run"));
+        assert_eq!(
+            socket_dir_for(Path::new("/var/lib/nspool")),
+            PathBuf::from("/var/lib/nspool/run")
+        );
         let long = PathBuf::from(format!("/{}", "x".repeat(120)));
         let socket = socket_dir_for(&long);
-        assert!(socket.starts_with("/tmp/nspool-"), "{socket:?}");
+        assert!(
+            socket.to_string_lossy().starts_with("/tmp/nspool-"),
+            "{socket:?}"
+        );
         assert_eq!(socket, socket_dir_for(&long), "stable for one data dir");
     }
 }

@@ -7,8 +7,8 @@ mod reader;
 pub mod schedule;
 
 use crate::domain::NamespaceName;
-use reader::{At, Reader};
 pub use reader::ConfigError;
+use reader::{At, Reader};
 pub use schedule::Schedule;
 use serde::Serialize;
 use serde_yaml::Value;
@@ -187,7 +187,10 @@ impl Settings {
         let mut r = Reader::default();
         let root = At::root(&root);
         if root.value.is_some_and(|v| !v.is_null() && !v.is_mapping()) {
-            r.error(&root, "the config must be a mapping of keys (the shape of the platform's config.yaml)");
+            r.error(
+                &root,
+                "the config must be a mapping of keys (the shape of the platform's config.yaml)",
+            );
         }
         refuse_2x_layout(&mut r, &root);
         let service = read_service(&mut r, &root, env);
@@ -270,7 +273,10 @@ fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSet
         let Some(text) = value.as_str() else {
             r.errors.push(ConfigError {
                 key,
-                reason: format!("expected a namespace name, found {}", reader::describe(value)),
+                reason: format!(
+                    "expected a namespace name, found {}",
+                    reader::describe(value)
+                ),
             });
             return;
         };
@@ -436,7 +442,10 @@ fn read_service(
     r.warn_unknown(&n.key("kubernetes"), &["mode", "claimLabels"]);
     // A setting's value and where it came from: its env variable or its key.
     let setting = |r: &mut Reader, key: &str| -> Option<(At<'static>, String)> {
-        let env_name = ENV_OVERRIDES.iter().find(|(k, _)| *k == key).map(|(_, e)| *e);
+        let env_name = ENV_OVERRIDES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, e)| *e);
         if let Some(value) = env_name.and_then(|name| env(name).map(|v| (name, v))) {
             let at = At {
                 value: None,
@@ -458,11 +467,16 @@ fn read_service(
     let listen = match setting(r, "listen") {
         None => default_listen(),
         Some((at, text)) => text.parse().unwrap_or_else(|_| {
-            r.error(&at, format!("\"{text}\" is not an address with a port, like {DEFAULT_LISTEN}"));
+            r.error(
+                &at,
+                format!("\"{text}\" is not an address with a port, like {DEFAULT_LISTEN}"),
+            );
             default_listen()
         }),
     };
-    let database_url = setting(r, "databaseUrl").map(|(_, v)| v).filter(|v| !v.is_empty());
+    let database_url = setting(r, "databaseUrl")
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty());
     let data_dir = setting(r, "dataDir").map(|(_, v)| PathBuf::from(v));
     let kubernetes_mode = match setting(r, "kubernetes.mode") {
         None => KubernetesMode::Auto,
@@ -471,7 +485,10 @@ fn read_service(
             "cluster" => KubernetesMode::Cluster,
             "off" => KubernetesMode::Off,
             _ => {
-                r.error(&at, format!("\"{text}\" is not a mode; use auto, cluster or off"));
+                r.error(
+                    &at,
+                    format!("\"{text}\" is not a mode; use auto, cluster or off"),
+                );
                 KubernetesMode::Auto
             }
         },
@@ -491,7 +508,10 @@ fn read_service(
         None => "astronomer-commander".to_owned(),
         Some((at, text)) => {
             if NamespaceName::parse(&text).is_err() {
-                r.error(&at, format!("\"{text}\" is not a valid service account name"));
+                r.error(
+                    &at,
+                    format!("\"{text}\" is not a valid service account name"),
+                );
             }
             text
         }
@@ -518,7 +538,10 @@ fn read_service(
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             _ => {
-                r.error(&at, format!("\"{text}\" is not a log format; use text or json"));
+                r.error(
+                    &at,
+                    format!("\"{text}\" is not a log format; use text or json"),
+                );
                 LogFormat::Text
             }
         },
@@ -555,7 +578,11 @@ pub fn check_houston_version(text: &str) -> Result<(), String> {
     let parts: Vec<Option<u64>> = text.split('.').map(|p| p.parse().ok()).collect();
     let version = match parts.as_slice() {
         [Some(a), Some(b), Some(c)] => (*a, *b, *c),
-        _ => return Err(format!("\"{text}\" is not a version like {DEFAULT_HOUSTON_VERSION}")),
+        _ => {
+            return Err(format!(
+                "\"{text}\" is not a version like {DEFAULT_HOUSTON_VERSION}"
+            ));
+        }
     };
     if version < HOUSTON_VERSION_MIN || version.0 >= 1 {
         return Err(format!(

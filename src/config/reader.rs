@@ -80,7 +80,10 @@ impl Reader {
             Some(Value::String(s)) if s == "true" => true,
             Some(Value::String(s)) if s == "false" => false,
             Some(other) => {
-                self.error(at, format!("expected true or false, found {}", describe(other)));
+                self.error(
+                    at,
+                    format!("expected true or false, found {}", describe(other)),
+                );
                 default
             }
         }
@@ -104,7 +107,10 @@ impl Reader {
             Some(Value::Number(n)) => match n.as_u64().and_then(|n| u32::try_from(n).ok()) {
                 Some(n) => n,
                 None => {
-                    self.error(at, format!("expected a whole number of at least 0, found {n}"));
+                    self.error(
+                        at,
+                        format!("expected a whole number of at least 0, found {n}"),
+                    );
                     default
                 }
             },
@@ -116,7 +122,10 @@ impl Reader {
                 }
             },
             Some(other) => {
-                self.error(at, format!("expected a whole number, found {}", describe(other)));
+                self.error(
+                    at,
+                    format!("expected a whole number, found {}", describe(other)),
+                );
                 default
             }
         }

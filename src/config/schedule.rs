@@ -38,19 +38,31 @@ mod tests {
 
     #[test]
     fn five_fields_gain_a_zero_seconds_field() {
-        assert_eq!(Schedule::parse("0 0 * * *").unwrap().as_str(), "0 0 0 * * *");
-        assert_eq!(Schedule::parse(" 15 3 * * 1 ").unwrap().as_str(), "0 15 3 * * 1");
+        assert_eq!(
+            Schedule::parse("0 0 * * *").unwrap().as_str(),
+            "0 0 0 * * *"
+        );
+        assert_eq!(
+            Schedule::parse(" 15 3 * * 1 ").unwrap().as_str(),
+            "0 15 3 * * 1"
+        );
     }
 
     #[test]
     fn six_fields_are_kept() {
-        assert_eq!(Schedule::parse("* * * * * *").unwrap().as_str(), "* * * * * *");
+        assert_eq!(
+            Schedule::parse("* * * * * *").unwrap().as_str(),
+            "* * * * * *"
+        );
     }
 
     #[test]
     fn both_day_fields_restricted_is_refused() {
         let err = Schedule::parse("0 0 1 * 1").unwrap_err();
-        assert!(err.contains("day-of-month (1)") && err.contains("day-of-week (1)"), "{err}");
+        assert!(
+            err.contains("day-of-month (1)") && err.contains("day-of-week (1)"),
+            "{err}"
+        );
         assert!(Schedule::parse("0 0 1 * ?").is_ok());
     }
 

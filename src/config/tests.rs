@@ -14,7 +14,12 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 fn names(settings: &Settings) -> Vec<&str> {
-    settings.pool.namespaces.iter().map(|e| e.name.as_str()).collect()
+    settings
+        .pool
+        .namespaces
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect()
 }
 
 const STANDARD: &str = r#"
@@ -73,7 +78,10 @@ fn standard_pool_mode_reports_manual_namespaces_and_hard_delete() {
     assert!(s.houston.manual_namespace_names);
     assert!(s.houston.hard_delete_deployment);
     assert_eq!(s.service.base_domain, "example.com");
-    assert!(s.service.claim_labels, "claim labels follow create by default");
+    assert!(
+        s.service.claim_labels,
+        "claim labels follow create by default"
+    );
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
 }
 
@@ -193,9 +201,15 @@ fn both_pools_are_a_union_with_a_warning() {
 
 #[test]
 fn pre_created_without_manual_names_warns() {
-    let s = parse("astronomer: {houston: {config: {deployments: {preCreatedNamespaces: [{name: b}]}}}}")
-        .unwrap();
-    assert!(s.warnings.iter().any(|w| w.contains("will not prompt")), "{:?}", s.warnings);
+    let s = parse(
+        "astronomer: {houston: {config: {deployments: {preCreatedNamespaces: [{name: b}]}}}}",
+    )
+    .unwrap();
+    assert!(
+        s.warnings.iter().any(|w| w.contains("will not prompt")),
+        "{:?}",
+        s.warnings
+    );
 }
 
 #[test]
@@ -206,13 +220,18 @@ fn unknown_keys_are_ignored_outside_and_warned_inside_pool_subtrees() {
     .unwrap();
     assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
     assert!(s.warnings[0].starts_with("global.features.namespacePools.extra: unknown key"));
-    assert!(s.warnings[1].starts_with("global.features.namespacePools.namespaces.typo: unknown key"));
+    assert!(
+        s.warnings[1].starts_with("global.features.namespacePools.namespaces.typo: unknown key")
+    );
 }
 
 #[test]
 fn the_2x_layout_is_refused_naming_the_0x_keys() {
     let errs = errors("global: {namespaceManagement: {enabled: true}}");
-    assert!(errs[0].starts_with("global.namespaceManagement: this is the Astronomer Software 2.x layout"));
+    assert!(
+        errs[0]
+            .starts_with("global.namespaceManagement: this is the Astronomer Software 2.x layout")
+    );
     assert!(errs[0].contains("global.features.namespacePools.enabled"));
     let errs = errors("astronomer: {houston: {config: {deployments: {namespaceManagement: {}}}}}");
     assert!(errs[0].contains("preCreatedNamespaces"), "{errs:?}");
@@ -236,13 +255,20 @@ fn environment_overrides_the_file_and_is_named_in_errors() {
     };
     let s = Settings::parse("nspool: {listen: '127.0.0.1:1'}", &env).unwrap();
     assert_eq!(s.service.listen.to_string(), "0.0.0.0:9000");
-    assert_eq!(s.service.database_url.as_deref(), Some("postgres://u:secret@db/x"));
+    assert_eq!(
+        s.service.database_url.as_deref(),
+        Some("postgres://u:secret@db/x")
+    );
     assert!(s.to_yaml().contains("postgres://u:***@db/x"));
     assert!(!s.to_yaml().contains("secret"));
 
     let bad = |name: &str| (name == "NSPOOL_HOUSTON_VERSION").then(|| "0.31.9".to_owned());
     let errs = Settings::parse("", &bad).unwrap_err().0;
-    assert!(errs[0].to_string().starts_with("NSPOOL_HOUSTON_VERSION (environment): 0.31.9 is outside"));
+    assert!(
+        errs[0]
+            .to_string()
+            .starts_with("NSPOOL_HOUSTON_VERSION (environment): 0.31.9 is outside")
+    );
 }
 
 #[test]

@@ -81,7 +81,9 @@ impl ReleaseName {
         let bytes = value.as_bytes();
         let ok = !bytes.is_empty()
             && bytes.len() <= 63
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
             && !bytes.iter().all(u8::is_ascii_digit)
             && bytes[0] != b'-'
             && bytes[bytes.len() - 1] != b'-';
@@ -143,7 +145,17 @@ mod tests {
         for ok in ["a", "team-a", "ns1", "1ns", &"a".repeat(63)] {
             assert!(NamespaceName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "ü", &"a".repeat(64), "a b"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "ü",
+            &"a".repeat(64),
+            "a b",
+        ] {
             assert!(NamespaceName::parse(bad).is_err(), "{bad}");
         }
     }

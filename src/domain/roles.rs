@@ -212,15 +212,27 @@ mod tests {
         let mine = Uuid::new_v4();
         let other = Uuid::new_v4();
         let editor = caller("WORKSPACE_EDITOR", Some(mine));
-        assert!(editor.authorize(Action::Workspace(mine, Level::Editor)).is_ok());
-        assert!(editor.authorize(Action::Workspace(mine, Level::Viewer)).is_ok());
+        assert!(
+            editor
+                .authorize(Action::Workspace(mine, Level::Editor))
+                .is_ok()
+        );
+        assert!(
+            editor
+                .authorize(Action::Workspace(mine, Level::Viewer))
+                .is_ok()
+        );
         assert_eq!(
             editor.authorize(Action::Workspace(mine, Level::Admin)),
             Err(RoleError::Forbidden {
                 required_role: Role::parse("WORKSPACE_ADMIN").unwrap()
             })
         );
-        assert!(editor.authorize(Action::Workspace(other, Level::Viewer)).is_err());
+        assert!(
+            editor
+                .authorize(Action::Workspace(other, Level::Viewer))
+                .is_err()
+        );
         assert!(editor.authorize(Action::System(Level::Viewer)).is_err());
         assert_eq!(editor.workspace_filter(), Ok(Some(mine)));
     }
@@ -229,8 +241,16 @@ mod tests {
     fn system_roles_reach_every_workspace_at_their_level() {
         let ws = Uuid::new_v4();
         let viewer = caller("SYSTEM_VIEWER", None);
-        assert!(viewer.authorize(Action::Workspace(ws, Level::Viewer)).is_ok());
-        assert!(viewer.authorize(Action::Workspace(ws, Level::Editor)).is_err());
+        assert!(
+            viewer
+                .authorize(Action::Workspace(ws, Level::Viewer))
+                .is_ok()
+        );
+        assert!(
+            viewer
+                .authorize(Action::Workspace(ws, Level::Editor))
+                .is_err()
+        );
         assert!(viewer.authorize(Action::System(Level::Viewer)).is_ok());
         assert!(viewer.authorize(Action::System(Level::Admin)).is_err());
         let admin = caller("SYSTEM_ADMIN", None);
@@ -248,6 +268,10 @@ mod tests {
             ));
             assert!(caller.workspace_filter().is_err());
         }
-        assert!(Caller::Operator.authorize(Action::System(Level::Admin)).is_ok());
+        assert!(
+            Caller::Operator
+                .authorize(Action::System(Level::Admin))
+                .is_ok()
+        );
     }
 }

@@ -46,8 +46,14 @@ mod tests {
         assert_eq!(token.len(), TOKEN_LEN);
         assert_eq!(sha256(&token), hash);
         assert_eq!(from_header(&token), Some(token.as_str()));
-        assert_eq!(from_header(&format!("Bearer {token}")), Some(token.as_str()));
-        assert_eq!(from_header(&format!("bearer  {token} ")), Some(token.as_str()));
+        assert_eq!(
+            from_header(&format!("Bearer {token}")),
+            Some(token.as_str())
+        );
+        assert_eq!(
+            from_header(&format!("bearer  {token} ")),
+            Some(token.as_str())
+        );
         assert_ne!(generate().0, token);
     }
 

@@ -41,7 +41,11 @@ impl Loader<(String, i64)> for EventLoader {
             by_last.entry(*last).or_default().push(name.clone());
         }
         for (last, names) in by_last {
-            let rows = self.0.namespace_events(&names, last).await.map_err(Arc::new)?;
+            let rows = self
+                .0
+                .namespace_events(&names, last)
+                .await
+                .map_err(Arc::new)?;
             for row in rows {
                 if let Some(name) = row.namespace.clone() {
                     out.entry((name, last)).or_insert_with(Vec::new).push(row);

@@ -30,8 +30,14 @@ pub const MAX_COMPLEXITY: usize = 1_000;
 
 pub fn schema(service: PoolService) -> NspoolSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .data(DataLoader::new(loaders::RoleBindingLoader(service.clone()), tokio::spawn))
-        .data(DataLoader::new(loaders::EventLoader(service.clone()), tokio::spawn))
+        .data(DataLoader::new(
+            loaders::RoleBindingLoader(service.clone()),
+            tokio::spawn,
+        ))
+        .data(DataLoader::new(
+            loaders::EventLoader(service.clone()),
+            tokio::spawn,
+        ))
         .data(service)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)

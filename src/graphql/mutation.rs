@@ -34,7 +34,9 @@ impl HoustonMutation {
         ctx: &Context<'_>,
         workspace_uuid: Uuid,
         label: String,
-        #[graphql(name = "type", default_with = "Some(\"airflow\".to_owned())")] kind: Option<String>,
+        #[graphql(name = "type", default_with = "Some(\"airflow\".to_owned())")] kind: Option<
+            String,
+        >,
         release_name: Option<String>,
         executor: ExecutorType,
         airflow_version: Option<String>,
@@ -66,7 +68,10 @@ impl HoustonMutation {
             workspace_id: workspace_uuid.0,
             input,
         };
-        let row = service(ctx).create_deployment(caller, request).await.gql()?;
+        let row = service(ctx)
+            .create_deployment(caller, request)
+            .await
+            .gql()?;
         Ok(Deployment(row))
     }
 
@@ -90,7 +95,12 @@ impl HoustonMutation {
             ..DeploymentInput::default()
         };
         let row = service(ctx)
-            .update_deployment(caller, deployment_uuid.0, payload.as_ref().map(|p| &p.0), input)
+            .update_deployment(
+                caller,
+                deployment_uuid.0,
+                payload.as_ref().map(|p| &p.0),
+                input,
+            )
             .await
             .gql()?;
         Ok(Deployment(row))
@@ -134,7 +144,10 @@ impl HoustonMutation {
             workspace_id: workspace_uuid.map(|w| w.0),
             input,
         };
-        let row = service(ctx).upsert_deployment(caller, request).await.gql()?;
+        let row = service(ctx)
+            .upsert_deployment(caller, request)
+            .await
+            .gql()?;
         Ok(Deployment(row))
     }
 

@@ -56,7 +56,10 @@ impl HoustonQuery {
     /// No local accounts: one provider, a page that explains how to get a token.
     async fn auth_config(&self, ctx: &Context<'_>, redirect: Option<String>) -> AuthConfig {
         let _ = redirect;
-        let public_url = ctx.data_opt::<PublicUrl>().map(|u| u.0.as_str()).unwrap_or("");
+        let public_url = ctx
+            .data_opt::<PublicUrl>()
+            .map(|u| u.0.as_str())
+            .unwrap_or("");
         AuthConfig {
             local_enabled: false,
             public_signup: false,
@@ -106,7 +109,10 @@ impl HoustonQuery {
         workspace_uuid: Uuid,
     ) -> async_graphql::Result<Option<Workspace>> {
         let caller = caller(ctx).await?;
-        let row = service(ctx).workspace(caller, workspace_uuid.0).await.gql()?;
+        let row = service(ctx)
+            .workspace(caller, workspace_uuid.0)
+            .await
+            .gql()?;
         Ok(row.map(Workspace))
     }
 
@@ -134,7 +140,13 @@ impl HoustonQuery {
     ) -> async_graphql::Result<Vec<Deployment>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx)
-            .paginated_deployments(caller, take, cursor.map(|c| c.0), page_number, name.as_deref())
+            .paginated_deployments(
+                caller,
+                take,
+                cursor.map(|c| c.0),
+                page_number,
+                name.as_deref(),
+            )
             .await
             .gql()?;
         Ok(rows.into_iter().map(Deployment).collect())
@@ -159,7 +171,10 @@ pub struct PoolQuery;
 #[Object]
 impl PoolQuery {
     /// Every pool namespace with its state and holder (system viewer or more).
-    async fn pool_namespaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PoolNamespace>> {
+    async fn pool_namespaces(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Vec<PoolNamespace>> {
         let caller = caller(ctx).await?;
         let views = service(ctx).pool_view(caller).await.gql()?;
         Ok(views.into_iter().map(PoolNamespace::from).collect())

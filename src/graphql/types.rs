@@ -163,7 +163,11 @@ impl Workspace {
             .load_one(self.0.id)
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
-        Ok(rows.unwrap_or_default().into_iter().map(Into::into).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 }
 
@@ -218,7 +222,11 @@ impl Deployment {
     }
     /// The configured Airflow chart version.
     async fn version(&self, ctx: &Context<'_>) -> String {
-        service(ctx).settings().service.airflow_chart_version.clone()
+        service(ctx)
+            .settings()
+            .service
+            .airflow_chart_version
+            .clone()
     }
     async fn airflow_version(&self) -> Option<&str> {
         self.0.airflow_version.as_deref()
@@ -354,7 +362,11 @@ impl PoolNamespace {
             .load_one((self.name.clone(), i64::from(last)))
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
-        Ok(rows.unwrap_or_default().into_iter().map(PoolEvent::from).collect())
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(PoolEvent::from)
+            .collect())
     }
 }
 

@@ -99,11 +99,30 @@ pub async fn execute(
     }
     // Parsed once here (and kept in the request) to tell parse errors apart.
     if let Err(error) = request.parsed_query() {
-        let mut value = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
-        value["extensions"] = json!({"code": PARSE_FAILED});
-        return axum::Json(json!({"errors": [value]})).into_response();
+        return axum::Json(parse_failed(&error)).into_response();
     }
     let mut response = state.schema.execute(request).await;
     classify(&mut response.errors);
     axum::Json(response).into_response()
+}
+
+/// A syntax error in one line: where, and what was expected.
+fn parse_failed(error: &async_graphql::ServerError) -> Value {
+    let text = &error.message;
+    let what = text
+        .lines()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix("= "))
+        .unwrap_or(text.trim());
+    let (message, locations) = match error.locations.first() {
+        Some(pos) => (
+            format!(
+                "GraphQL syntax error at line {}, column {}: {what}",
+                pos.line, pos.column
+            ),
+            json!([{"line": pos.line, "column": pos.column}]),
+        ),
+        None => (format!("GraphQL syntax error: {what}"), json!([])),
+    };
+    json!({"errors": [{"message": message, "locations": locations, "extensions": {"code": PARSE_FAILED}}]})
 }

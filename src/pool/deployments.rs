@@ -62,14 +62,23 @@ pub fn page(take: Option<i32>, page_number: Option<i32>) -> Result<(Option<i64>,
     };
     let page = i64::from(page_number.unwrap_or(0));
     if page < 0 {
-        return Err(Error::BadInput(format!("pageNumber counts from 0; got {page}")));
+        return Err(Error::BadInput(format!(
+            "pageNumber counts from 0; got {page}"
+        )));
     }
     Ok((take, take.map_or(0, |t| t * page)))
 }
 
 impl PoolService {
-    pub async fn create_deployment(&self, caller: &Caller, request: CreateDeployment) -> Result<DeploymentRow> {
-        let CreateDeployment { workspace_id, input } = request;
+    pub async fn create_deployment(
+        &self,
+        caller: &Caller,
+        request: CreateDeployment,
+    ) -> Result<DeploymentRow> {
+        let CreateDeployment {
+            workspace_id,
+            input,
+        } = request;
         caller.authorize(Action::Workspace(workspace_id, Level::Editor))?;
         let label = DeploymentLabel::parse(input.label.as_deref().unwrap_or(""))?;
         let executor = input.executor.unwrap_or(Executor::Celery);
@@ -95,12 +104,19 @@ impl PoolService {
         if pool_mode && requested_namespace.is_none() {
             let available = self.store.available_namespaces().await?;
             let empty = self.empty_pool_text().await?;
-            return Err(Error::BadInput(refusals::namespace_required(&available, || empty)));
+            return Err(Error::BadInput(refusals::namespace_required(
+                &available,
+                || empty,
+            )));
         }
 
         let id = Uuid::new_v4();
         let actor = caller.actor();
-        let attempts = if manual_release.is_some() { 1 } else { RELEASE_NAME_ATTEMPTS };
+        let attempts = if manual_release.is_some() {
+            1
+        } else {
+            RELEASE_NAME_ATTEMPTS
+        };
         for _ in 0..attempts {
             let release = match &manual_release {
                 Some(name) => name.clone(),
@@ -133,7 +149,9 @@ impl PoolService {
                 Ok(Some(row)) => return Ok(row),
                 Ok(None) => return Err(self.claim_refused(namespace.as_str()).await),
                 Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
-                Err(e) => return Err(self.insert_refused(e, &label, &release, &namespace, workspace_id)),
+                Err(e) => {
+                    return Err(self.insert_refused(e, &label, &release, &namespace, workspace_id));
+                }
             }
         }
         Err(Error::Conflict(
@@ -185,7 +203,13 @@ impl PoolService {
             let available = self.store.available_namespaces().await?;
             let empty = self.empty_pool_text().await?;
             let reclaimable = self.reclaimable_at(holder.as_ref().and_then(|h| h.deleted_at));
-            Ok::<_, Error>(refusals::not_claimable(name, holder.as_ref(), reclaimable, &available, || empty))
+            Ok::<_, Error>(refusals::not_claimable(
+                name,
+                holder.as_ref(),
+                reclaimable,
+                &available,
+                || empty,
+            ))
         };
         match words.await {
             Ok((Kind::Conflict, text)) => Error::Conflict(text),
@@ -201,7 +225,12 @@ impl PoolService {
     }
 
     /// A Deployment the caller may see at `level`, soft-deleted ones included.
-    async fn deployment_for(&self, caller: &Caller, id: Uuid, level: Level) -> Result<DeploymentRow> {
+    async fn deployment_for(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        level: Level,
+    ) -> Result<DeploymentRow> {
         let not_found = || Error::NotFound(format!("Deployment {id} not found"));
         // Refuse a caller without any valid token before saying whether the id exists.
         if matches!(caller, Caller::Anonymous | Caller::InvalidToken) {
@@ -270,7 +299,9 @@ impl PoolService {
     ) -> Result<DeploymentRow> {
         let current = self.deployment_for(caller, id, Level::Editor).await?;
         if current.deleted_at.is_some() {
-            return Err(Error::NotFound(format!("Deployment {id} is deleted and cannot be updated")));
+            return Err(Error::NotFound(format!(
+                "Deployment {id} is deleted and cannot be updated"
+            )));
         }
         let merged = merge_payload(payload, input)?;
         if let Some(namespace) = non_empty(&merged.namespace)
@@ -289,7 +320,11 @@ impl PoolService {
                 current.release_name
             )));
         }
-        let label = merged.label.as_deref().map(DeploymentLabel::parse).transpose()?;
+        let label = merged
+            .label
+            .as_deref()
+            .map(DeploymentLabel::parse)
+            .transpose()?;
         let update = DeploymentUpdate {
             label: label.as_ref().map(DeploymentLabel::as_str),
             description: merged.description.as_deref(),
@@ -301,7 +336,11 @@ impl PoolService {
             dag_deployment: merged.dag_deployment.as_ref(),
             triggerer_replicas: merged.triggerer_replicas,
         };
-        match self.store.update_deployment(id, &update, &caller.actor()).await {
+        match self
+            .store
+            .update_deployment(id, &update, &caller.actor())
+            .await
+        {
             Ok(Some(row)) => Ok(row),
             Ok(None) => Err(Error::NotFound(format!("Deployment {id} not found"))),
             Err(store::Error::LabelTaken) => Err(Error::Conflict(format!(
@@ -312,14 +351,24 @@ impl PoolService {
         }
     }
 
-    pub async fn upsert_deployment(&self, caller: &Caller, request: UpsertDeployment) -> Result<DeploymentRow> {
+    pub async fn upsert_deployment(
+        &self,
+        caller: &Caller,
+        request: UpsertDeployment,
+    ) -> Result<DeploymentRow> {
         match request.deployment_id {
             None => {
                 let workspace_id = request.workspace_id.ok_or_else(|| {
                     Error::BadInput("workspaceUuid is required to create a Deployment".into())
                 })?;
-                self.create_deployment(caller, CreateDeployment { workspace_id, input: request.input })
-                    .await
+                self.create_deployment(
+                    caller,
+                    CreateDeployment {
+                        workspace_id,
+                        input: request.input,
+                    },
+                )
+                .await
             }
             Some(id) => {
                 if let Some(workspace_id) = request.workspace_id {
@@ -330,14 +379,20 @@ impl PoolService {
                         ));
                     }
                 }
-                self.update_deployment(caller, id, None, request.input).await
+                self.update_deployment(caller, id, None, request.input)
+                    .await
             }
         }
     }
 
     /// Soft delete unless a hard delete is asked for and allowed; a hard delete
     /// asked for where it is not allowed is a soft delete whose event says why.
-    pub async fn delete_deployment(&self, caller: &Caller, id: Uuid, hard: Option<bool>) -> Result<DeploymentRow> {
+    pub async fn delete_deployment(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        hard: Option<bool>,
+    ) -> Result<DeploymentRow> {
         let current = self.deployment_for(caller, id, Level::Admin).await?;
         let actor = caller.actor();
         let hard_allowed = self.settings.houston.hard_delete_deployment;
@@ -362,7 +417,9 @@ impl PoolService {
             } else {
                 "soft delete"
             };
-            self.store.soft_delete_deployment(id, &actor, reason).await?
+            self.store
+                .soft_delete_deployment(id, &actor, reason)
+                .await?
         };
         deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
     }
@@ -400,13 +457,23 @@ fn merge_payload(payload: Option<&Value>, mut input: DeploymentInput) -> Result<
         })?);
     }
     const TYPED: [&str; 8] = [
-        "label", "description", "namespace", "releaseName", "airflowVersion", "runtimeVersion",
-        "desiredRuntimeVersion", "executor",
+        "label",
+        "description",
+        "namespace",
+        "releaseName",
+        "airflowVersion",
+        "runtimeVersion",
+        "desiredRuntimeVersion",
+        "executor",
     ];
     let mut rest: Map<String, Value> = match map.get("config") {
         Some(Value::Object(config)) => config.clone(),
         None | Some(Value::Null) => Map::new(),
-        Some(_) => return Err(Error::BadInput("payload.config must be a JSON object".into())),
+        Some(_) => {
+            return Err(Error::BadInput(
+                "payload.config must be a JSON object".into(),
+            ));
+        }
     };
     for (key, value) in map {
         if !TYPED.contains(&key.as_str()) && key != "config" {
@@ -453,8 +520,16 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_refused() {
-        for bad in [json!([1]), json!({"label": 3}), json!({"executor": "Nope"}), json!({"config": 1})] {
-            assert!(merge_payload(Some(&bad), DeploymentInput::default()).is_err(), "{bad}");
+        for bad in [
+            json!([1]),
+            json!({"label": 3}),
+            json!({"executor": "Nope"}),
+            json!({"config": 1}),
+        ] {
+            assert!(
+                merge_payload(Some(&bad), DeploymentInput::default()).is_err(),
+                "{bad}"
+            );
         }
     }
 }

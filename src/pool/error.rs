@@ -25,7 +25,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl From<RoleError> for Error {
     fn from(error: RoleError) -> Self {
         match error {
-            RoleError::Unauthenticated { required_role } => Error::Unauthenticated { required_role },
+            RoleError::Unauthenticated { required_role } => {
+                Error::Unauthenticated { required_role }
+            }
             RoleError::Forbidden { required_role } => Error::Forbidden { required_role },
             RoleError::UnknownRole(_) => Error::BadInput(error.to_string()),
         }
@@ -42,7 +44,9 @@ impl From<NameError> for Error {
 impl From<store::Error> for Error {
     fn from(error: store::Error) -> Self {
         match error {
-            store::Error::WorkspaceNotFound => Error::NotFound("the workspace does not exist".into()),
+            store::Error::WorkspaceNotFound => {
+                Error::NotFound("the workspace does not exist".into())
+            }
             store::Error::CheckViolation(constraint) => {
                 Error::BadInput(format!("a value is out of range ({constraint})"))
             }

@@ -37,8 +37,15 @@ const DRY_RUN_LIMIT: i64 = 10_000;
 impl PoolService {
     /// One Deployment per statement, each its own transaction with its event,
     /// so a large backlog never holds locks that block claims.
-    pub async fn reclaim(&self, caller: &Caller, older_than_days: u32, dry_run: bool) -> Result<ReclaimReport> {
-        caller.authorize(crate::domain::Action::System(crate::domain::roles::Level::Admin))?;
+    pub async fn reclaim(
+        &self,
+        caller: &Caller,
+        older_than_days: u32,
+        dry_run: bool,
+    ) -> Result<ReclaimReport> {
+        caller.authorize(crate::domain::Action::System(
+            crate::domain::roles::Level::Admin,
+        ))?;
         let cutoff = Utc::now() - Duration::days(i64::from(older_than_days));
         if dry_run {
             let rows = self.store.reclaimable(cutoff, DRY_RUN_LIMIT).await?;

@@ -29,7 +29,9 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
             "; the reclaim job is disabled or in dry-run, so soft-deleted Deployments keep theirs until hard-deleted.",
         ),
     }
-    text.push_str(&format!(" A platform admin can also add namespaces to {POOL_KEY}."));
+    text.push_str(&format!(
+        " A platform admin can also add namespaces to {POOL_KEY}."
+    ));
     text
 }
 
@@ -102,7 +104,9 @@ pub fn not_claimable(
         // Free when read a moment after the claim failed: another claim raced it and lost.
         (None, _, None) => (
             Kind::Conflict,
-            format!("Namespace \"{name}\" changed hands while it was being claimed; try again. {alternatives}"),
+            format!(
+                "Namespace \"{name}\" changed hands while it was being claimed; try again. {alternatives}"
+            ),
         ),
     }
 }
@@ -156,22 +160,46 @@ mod tests {
     #[test]
     fn taken_namespaces_name_their_holder_and_state() {
         let free = vec!["team-b".to_owned()];
-        let (kind, text) = not_claimable("team-a", Some(&holder(Some("r-1"), false, false)), None, &free, String::new);
+        let (kind, text) = not_claimable(
+            "team-a",
+            Some(&holder(Some("r-1"), false, false)),
+            None,
+            &free,
+            String::new,
+        );
         assert_eq!(kind, Kind::Conflict);
-        assert_eq!(text, "Namespace \"team-a\" is held by Deployment \"r-1\" (label \"etl\"). Free namespaces: team-b.");
+        assert_eq!(
+            text,
+            "Namespace \"team-a\" is held by Deployment \"r-1\" (label \"etl\"). Free namespaces: team-b."
+        );
 
-        let (kind, text) = not_claimable("team-a", Some(&holder(Some("r-1"), true, false)), Some(at()), &[], || "EMPTY".into());
+        let (kind, text) = not_claimable(
+            "team-a",
+            Some(&holder(Some("r-1"), true, false)),
+            Some(at()),
+            &[],
+            || "EMPTY".into(),
+        );
         assert_eq!(kind, Kind::Conflict);
         assert!(text.contains("soft-deleted Deployment \"r-1\""), "{text}");
         assert!(text.contains("after 2026-01-02T03:04:05Z"), "{text}");
         assert!(text.ends_with("EMPTY"), "{text}");
 
-        let (kind, text) = not_claimable("team-a", Some(&holder(None, false, true)), None, &free, String::new);
+        let (kind, text) = not_claimable(
+            "team-a",
+            Some(&holder(None, false, true)),
+            None,
+            &free,
+            String::new,
+        );
         assert_eq!(kind, Kind::BadInput);
         assert!(text.contains("retired"), "{text}");
 
         let (kind, text) = not_claimable("nope", None, None, &free, String::new);
         assert_eq!(kind, Kind::BadInput);
-        assert!(text.starts_with("Namespace \"nope\" is not in the namespace pool."), "{text}");
+        assert!(
+            text.starts_with("Namespace \"nope\" is not in the namespace pool."),
+            "{text}"
+        );
     }
 }

@@ -72,10 +72,14 @@ impl PoolService {
         caller.authorize(Action::System(Level::Admin))?;
         match (role.scope, workspace_id) {
             (Scope::Workspace, None) => {
-                return Err(Error::BadInput(format!("{role} needs a workspace (--workspace UUID)")));
+                return Err(Error::BadInput(format!(
+                    "{role} needs a workspace (--workspace UUID)"
+                )));
             }
             (Scope::System, Some(_)) => {
-                return Err(Error::BadInput(format!("{role} is system-wide: leave the workspace out")));
+                return Err(Error::BadInput(format!(
+                    "{role} is system-wide: leave the workspace out"
+                )));
             }
             _ => {}
         }

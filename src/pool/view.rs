@@ -52,7 +52,8 @@ impl PoolService {
             .map(|row| {
                 let holder = row.holder_deployment_id.and_then(|id| holders.remove(&id));
                 let state = PoolNamespaceState::of(&row, holder.as_ref());
-                let reclaimable_at = self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
+                let reclaimable_at =
+                    self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
                 PoolNamespaceView {
                     row,
                     holder,
@@ -68,7 +69,12 @@ impl PoolService {
         Ok(self.store.namespace_events(names, last).await?)
     }
 
-    pub async fn events(&self, caller: &Caller, namespace: Option<&str>, last: i64) -> Result<Vec<EventRow>> {
+    pub async fn events(
+        &self,
+        caller: &Caller,
+        namespace: Option<&str>,
+        last: i64,
+    ) -> Result<Vec<EventRow>> {
         caller.authorize(Action::System(Level::Viewer))?;
         Ok(self.store.events(namespace, last).await?)
     }

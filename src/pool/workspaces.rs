@@ -27,7 +27,10 @@ impl PoolService {
                 "A description is at most {MAX_DESCRIPTION} characters"
             )));
         }
-        Ok(self.store.create_workspace(label, description, &caller.actor()).await?)
+        Ok(self
+            .store
+            .create_workspace(label, description, &caller.actor())
+            .await?)
     }
 
     pub async fn workspaces(

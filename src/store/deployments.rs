@@ -32,7 +32,8 @@ pub struct DeploymentRow {
 }
 
 /// Selected from a CTE or table aliased `d`, joined to `workspaces w`.
-const SELECT_DEPLOYMENT: &str = "select d.id, d.workspace_id, d.label, d.description, d.release_name,
+const SELECT_DEPLOYMENT: &str =
+    "select d.id, d.workspace_id, d.label, d.description, d.release_name,
     d.namespace, d.type, d.executor, d.airflow_version, d.runtime_version, d.cloud_role, d.config,
     d.dag_deployment, d.triggerer_replicas, d.cluster_id, d.created_at, d.updated_at, d.deleted_at,
     w.label as workspace_label, w.description as workspace_description,
@@ -88,7 +89,10 @@ impl Store {
     /// Inserts a Deployment, claiming its pool namespace in the same statement
     /// and logging the claim: one round trip, one transaction. `None` means
     /// the namespace was not free to claim (taken, retired or not in the pool).
-    pub async fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Option<DeploymentRow>> {
+    pub async fn insert_deployment(
+        &self,
+        new: &NewDeployment<'_>,
+    ) -> Result<Option<DeploymentRow>> {
         let sql = format!(
             "with claimed as (
                 update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
@@ -138,7 +142,10 @@ impl Store {
         let sql = format!(
             "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id where d.id = $1"
         );
-        Ok(sqlx::query_as(&sql).bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     pub async fn deployments_by_id(&self, ids: &[Uuid]) -> Result<Vec<DeploymentRow>> {
@@ -304,7 +311,11 @@ impl Store {
     }
 
     /// What a reclaim would free, oldest first (dry runs).
-    pub async fn reclaimable(&self, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<DeploymentRow>> {
+    pub async fn reclaimable(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DeploymentRow>> {
         let sql = format!(
             "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id
              where d.deleted_at < $1 order by d.deleted_at limit $2"

@@ -7,7 +7,7 @@ mod pool;
 mod tokens;
 mod workspaces;
 
-pub use deployments::{DeploymentRow, NewDeployment, DeploymentUpdate, ListFilter};
+pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
 pub use events::EventRow;
 pub use pool::{NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
 pub use tokens::TokenRow;

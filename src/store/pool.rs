@@ -49,7 +49,12 @@ impl Store {
     /// retired (never deleted), returning names restored, and Deployments that
     /// already sit in a pool namespace recorded as its holder. Replicas starting
     /// together serialise on a transaction-scoped advisory lock.
-    pub async fn sync_pool(&self, names: &[String], sources: &[&str], actor: &str) -> Result<PoolSyncReport> {
+    pub async fn sync_pool(
+        &self,
+        names: &[String],
+        sources: &[&str],
+        actor: &str,
+    ) -> Result<PoolSyncReport> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
             .execute(&mut *tx)

@@ -25,11 +25,22 @@ async fn version_probe_answers_with_null_variables_and_any_token(db: PgPool) {
     }
     // "variables": null literally, and no variables key at all.
     let (status, body) = app
-        .post_raw(None, format!(r#"{{"query": {:?}, "variables": null}}"#, VERSION_PROBE))
+        .post_raw(
+            None,
+            format!(r#"{{"query": {:?}, "variables": null}}"#, VERSION_PROBE),
+        )
         .await;
-    assert_eq!((status, &body["data"]["appConfig"]["version"]), (200, &json!("0.37.0")));
-    let (status, body) = app.post_raw(None, format!(r#"{{"query": {VERSION_PROBE:?}}}"#)).await;
-    assert_eq!((status, &body["data"]["appConfig"]["version"]), (200, &json!("0.37.0")));
+    assert_eq!(
+        (status, &body["data"]["appConfig"]["version"]),
+        (200, &json!("0.37.0"))
+    );
+    let (status, body) = app
+        .post_raw(None, format!(r#"{{"query": {VERSION_PROBE:?}}}"#))
+        .await;
+    assert_eq!(
+        (status, &body["data"]["appConfig"]["version"]),
+        (200, &json!("0.37.0"))
+    );
 }
 
 #[sqlx::test]
@@ -42,11 +53,19 @@ async fn full_app_config_in_standard_pool_mode(db: PgPool) {
     assert_eq!(config["manualReleaseNames"], true);
     assert_eq!(config["smtpConfigured"], false);
     assert_eq!(config["byoUpdateRegistryHost"], Value::Null);
-    let flags = config["featureFlags"].as_object().expect("featureFlags is an object");
+    let flags = config["featureFlags"]
+        .as_object()
+        .expect("featureFlags is an object");
     for key in [
-        "manualNamespaceNames", "hardDeleteDeployment", "namespaceFreeFormEntry", "triggererEnabled",
-        "nfsMountDagDeployment", "gitSyncDagDeployment", "dagOnlyDeployment",
-        "byoUpdateRegistryEnabled", "astroRuntimeEnabled",
+        "manualNamespaceNames",
+        "hardDeleteDeployment",
+        "namespaceFreeFormEntry",
+        "triggererEnabled",
+        "nfsMountDagDeployment",
+        "gitSyncDagDeployment",
+        "dagOnlyDeployment",
+        "byoUpdateRegistryEnabled",
+        "astroRuntimeEnabled",
     ] {
         assert!(flags[key].is_boolean(), "{key} in {flags:?}");
     }
@@ -69,11 +88,13 @@ async fn auth_config_points_at_the_token_page(db: PgPool) {
 #[sqlx::test]
 async fn every_cli_document_runs(db: PgPool) {
     let app = TestApp::spawn(POOL_OF_5, db).await;
-    let admin = app.admin().await;
-    let admin = Some(admin.as_str());
+    let admin_token = app.admin().await;
+    let admin = Some(admin_token.as_str());
 
     // createWorkspace with the default description.
-    let ws = app.ok(admin, CREATE_WORKSPACE, json!({"label": "data team"})).await;
+    let ws = app
+        .ok(admin, CREATE_WORKSPACE, json!({"label": "data team"}))
+        .await;
     assert_eq!(ws["createWorkspace"]["description"], "N/A");
     let ws_id = ws["createWorkspace"]["id"].as_str().unwrap().to_owned();
 
@@ -81,9 +102,17 @@ async fn every_cli_document_runs(db: PgPool) {
     let list = app.ok(admin, WORKSPACES, Value::Null).await;
     assert_eq!(list["workspaces"][0]["id"], ws_id.as_str());
     assert!(list["workspaces"][0]["roleBindings"].is_array());
-    let page = app.ok(admin, PAGINATED_WORKSPACES, json!({"pageSize": 10, "pageNumber": 0})).await;
+    let page = app
+        .ok(
+            admin,
+            PAGINATED_WORKSPACES,
+            json!({"pageSize": 10, "pageNumber": 0}),
+        )
+        .await;
     assert_eq!(page["paginatedWorkspaces"].as_array().unwrap().len(), 1);
-    let one = app.ok(admin, WORKSPACE, json!({"workspaceUuid": ws_id})).await;
+    let one = app
+        .ok(admin, WORKSPACE, json!({"workspaceUuid": ws_id}))
+        .await;
     assert_eq!(one["workspace"]["label"], "data team");
 
     let free = app.ok(admin, AVAILABLE_NAMESPACES, Value::Null).await;
@@ -121,10 +150,17 @@ async fn every_cli_document_runs(db: PgPool) {
     let id = d["id"].as_str().unwrap().to_owned();
 
     let listed = app
-        .ok(admin, WORKSPACE_DEPLOYMENTS, json!({"workspaceId": ws_id, "releaseName": release}))
+        .ok(
+            admin,
+            WORKSPACE_DEPLOYMENTS,
+            json!({"workspaceId": ws_id, "releaseName": release}),
+        )
         .await;
     assert_eq!(listed["workspaceDeployments"][0]["id"], id.as_str());
-    assert_eq!(listed["workspaceDeployments"][0]["workspace"]["label"], "data team");
+    assert_eq!(
+        listed["workspaceDeployments"][0]["workspace"]["label"],
+        "data team"
+    );
     let all = app.ok(admin, PAGINATED_DEPLOYMENTS, Value::Null).await;
     assert_eq!(all["paginatedDeployments"].as_array().unwrap().len(), 1);
 
@@ -145,7 +181,11 @@ async fn every_cli_document_runs(db: PgPool) {
 
     // upsertDeployment: update by id, then create without one.
     let upserted = app
-        .ok(admin, UPSERT_DEPLOYMENT, json!({"deploymentId": id, "description": "upserted"}))
+        .ok(
+            admin,
+            UPSERT_DEPLOYMENT,
+            json!({"deploymentId": id, "description": "upserted"}),
+        )
         .await;
     assert_eq!(upserted["upsertDeployment"]["description"], "upserted");
     assert_eq!(upserted["upsertDeployment"]["namespace"], "pool-a");
@@ -167,7 +207,11 @@ async fn every_cli_document_runs(db: PgPool) {
         )
         .await;
     assert_eq!(deleted["deleteDeployment"]["id"], id.as_str());
-    assert!(app.available(admin.unwrap()).await.contains(&"pool-a".to_owned()));
+    assert!(
+        app.available(&admin_token)
+            .await
+            .contains(&"pool-a".to_owned())
+    );
 }
 
 #[sqlx::test]
@@ -176,7 +220,14 @@ async fn introspection_passes_the_limits(db: PgPool) {
     let data = app.ok(None, INTROSPECTION, Value::Null).await;
     let types = data["__schema"]["types"].as_array().unwrap();
     let names: Vec<&str> = types.iter().filter_map(|t| t["name"].as_str()).collect();
-    for expected in ["Uuid", "JSON", "DateTime", "ExecutorType", "DagDeployment", "Deployment"] {
+    for expected in [
+        "Uuid",
+        "JSON",
+        "DateTime",
+        "ExecutorType",
+        "DagDeployment",
+        "Deployment",
+    ] {
         assert!(names.contains(&expected), "{expected} missing");
     }
     let executor = types.iter().find(|t| t["name"] == "ExecutorType").unwrap();
@@ -186,7 +237,10 @@ async fn introspection_passes_the_limits(db: PgPool) {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(items, ["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"]);
+    assert_eq!(
+        items,
+        ["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"]
+    );
 }
 
 #[test]

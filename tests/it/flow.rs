@@ -6,7 +6,13 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-async fn create(app: &TestApp, token: &str, ws: Uuid, label: &str, namespace: Option<&str>) -> Value {
+async fn create(
+    app: &TestApp,
+    token: &str,
+    ws: Uuid,
+    label: &str,
+    namespace: Option<&str>,
+) -> Value {
     app.gql(
         Some(token),
         CREATE_DEPLOYMENT,
@@ -16,7 +22,10 @@ async fn create(app: &TestApp, token: &str, ws: Uuid, label: &str, namespace: Op
 }
 
 fn id_of(value: &Value) -> String {
-    value["data"]["createDeployment"]["id"].as_str().expect("created").to_owned()
+    value["data"]["createDeployment"]["id"]
+        .as_str()
+        .expect("created")
+        .to_owned()
 }
 
 const POOL_VIEW: &str = "{ poolNamespaces { name state source reclaimableAt deployment { releaseName deletedAt } events { kind reason actor } } }";
@@ -53,27 +62,45 @@ global:
     assert_eq!(app.available(&editor).await, ["ns-b"]);
 
     // Reuse: CONFLICT naming the namespace and its holder.
-    let release = first["data"]["createDeployment"]["releaseName"].as_str().unwrap().to_owned();
+    let release = first["data"]["createDeployment"]["releaseName"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let err = app
         .err(Some(&editor), CREATE_DEPLOYMENT, json!({"label": "two", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "ns-a"}), "CONFLICT")
         .await;
     let message = err["message"].as_str().unwrap();
-    assert!(message.contains("\"ns-a\"") && message.contains(&release), "{message}");
+    assert!(
+        message.contains("\"ns-a\"") && message.contains(&release),
+        "{message}"
+    );
     assert!(message.contains("Free namespaces: ns-b"), "{message}");
 
     // Empty pool: says none is free and how one comes back.
     let _second = id_of(&create(&app, &editor, ws, "two", Some("ns-b")).await);
     assert!(app.available(&editor).await.is_empty());
     let err = app
-        .err(Some(&editor), CREATE_DEPLOYMENT, json!({"label": "three", "workspaceId": ws, "executor": "LocalExecutor"}), "BAD_USER_INPUT")
+        .err(
+            Some(&editor),
+            CREATE_DEPLOYMENT,
+            json!({"label": "three", "workspaceId": ws, "executor": "LocalExecutor"}),
+            "BAD_USER_INPUT",
+        )
         .await;
     let message = err["message"].as_str().unwrap();
-    assert!(message.contains("No namespace in the pool is free"), "{message}");
+    assert!(
+        message.contains("No namespace in the pool is free"),
+        "{message}"
+    );
     assert!(message.contains("hard-deleted"), "{message}");
 
     // Soft delete keeps the namespace held, with a reclaim time.
     let deleted = app
-        .ok(Some(&editor), DELETE_DEPLOYMENT, json!({"deploymentId": first_id, "deploymentHardDelete": false}))
+        .ok(
+            Some(&editor),
+            DELETE_DEPLOYMENT,
+            json!({"deploymentId": first_id, "deploymentHardDelete": false}),
+        )
         .await;
     assert_eq!(deleted["deleteDeployment"]["id"], first_id.as_str());
     assert!(app.available(&editor).await.is_empty());
@@ -85,14 +112,27 @@ global:
     let err = app
         .err(Some(&editor), CREATE_DEPLOYMENT, json!({"label": "three", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "ns-a"}), "CONFLICT")
         .await;
-    assert!(err["message"].as_str().unwrap().contains("soft-deleted Deployment"), "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("soft-deleted Deployment"),
+        "{err}"
+    );
     // The label is free again among live Deployments; the release name is not.
     let relabel = create(&app, &editor, ws, "one", None).await;
-    assert_eq!(relabel["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "pool is empty: {relabel}");
+    assert_eq!(
+        relabel["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "pool is empty: {relabel}"
+    );
 
     // A hard delete of the soft-deleted Deployment frees it at once.
-    app.ok(Some(&editor), DELETE_DEPLOYMENT, json!({"deploymentId": first_id, "deploymentHardDelete": true}))
-        .await;
+    app.ok(
+        Some(&editor),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": first_id, "deploymentHardDelete": true}),
+    )
+    .await;
     assert_eq!(app.available(&editor).await, ["ns-a"]);
     let view = app.ok(Some(&admin), POOL_VIEW, Value::Null).await;
     let kinds: Vec<&str> = state_of(&view, "ns-a")["events"]
@@ -125,8 +165,12 @@ async fn hard_delete_where_not_allowed_is_a_soft_delete_that_says_why(db: PgPool
     assert_eq!(config["appConfig"]["hardDeleteDeployment"], false);
     assert_eq!(config["appConfig"]["manualNamespaceNames"], true);
     let id = id_of(&create(&app, &admin, ws, "one", Some("adv-1")).await);
-    app.ok(Some(&admin), DELETE_DEPLOYMENT, json!({"deploymentId": id, "deploymentHardDelete": true}))
-        .await;
+    app.ok(
+        Some(&admin),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": id, "deploymentHardDelete": true}),
+    )
+    .await;
     assert!(app.available(&admin).await.is_empty(), "still held");
     let reason: String = sqlx::query_scalar("select reason from events where kind = 'soft_delete'")
         .fetch_one(&app.db)
@@ -134,8 +178,13 @@ async fn hard_delete_where_not_allowed_is_a_soft_delete_that_says_why(db: PgPool
         .unwrap();
     assert!(reason.contains("hardDeleteDeployment is false"), "{reason}");
     // A second delete says it is already deleted.
-    app.err(Some(&admin), DELETE_DEPLOYMENT, json!({"deploymentId": id, "deploymentHardDelete": true}), "NOT_FOUND")
-        .await;
+    app.err(
+        Some(&admin),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": id, "deploymentHardDelete": true}),
+        "NOT_FOUND",
+    )
+    .await;
 }
 
 #[sqlx::test]
@@ -147,7 +196,8 @@ async fn reclaim_frees_only_what_is_past_retention(db: PgPool) {
     let recent = id_of(&create(&app, &admin, ws, "recent", Some("pool-b")).await);
     let live = id_of(&create(&app, &admin, ws, "live", Some("pool-c")).await);
     for id in [&old, &recent] {
-        app.ok(Some(&admin), DELETE_DEPLOYMENT, json!({"deploymentId": id})).await;
+        app.ok(Some(&admin), DELETE_DEPLOYMENT, json!({"deploymentId": id}))
+            .await;
     }
     sqlx::query("update deployments set deleted_at = now() - interval '20 days' where id = $1")
         .bind(Uuid::parse_str(&old).unwrap())
@@ -156,21 +206,42 @@ async fn reclaim_frees_only_what_is_past_retention(db: PgPool) {
         .unwrap();
 
     let dry = app
-        .ok(Some(&admin), "mutation { reclaimDeployments(dryRun: true) { dryRun deployments { namespace } } }", Value::Null)
+        .ok(
+            Some(&admin),
+            "mutation { reclaimDeployments(dryRun: true) { dryRun deployments { namespace } } }",
+            Value::Null,
+        )
         .await;
-    assert_eq!(dry["reclaimDeployments"]["deployments"], json!([{"namespace": "pool-a"}]));
-    assert!(!app.available(&admin).await.contains(&"pool-a".to_owned()), "dry run changes nothing");
+    assert_eq!(
+        dry["reclaimDeployments"]["deployments"],
+        json!([{"namespace": "pool-a"}])
+    );
+    assert!(
+        !app.available(&admin).await.contains(&"pool-a".to_owned()),
+        "dry run changes nothing"
+    );
 
     let report = app
         .service
         .reclaim(&nspool::domain::Caller::Operator, 14, false)
         .await
         .unwrap();
-    let freed: Vec<&str> = report.deployments.iter().map(|d| d.namespace.as_str()).collect();
+    let freed: Vec<&str> = report
+        .deployments
+        .iter()
+        .map(|d| d.namespace.as_str())
+        .collect();
     assert_eq!(freed, ["pool-a"]);
     assert_eq!(app.available(&admin).await, ["pool-a", "pool-d", "pool-e"]);
-    let again = app.service.reclaim(&nspool::domain::Caller::Operator, 14, false).await.unwrap();
-    assert!(again.deployments.is_empty(), "each Deployment is reclaimed once");
+    let again = app
+        .service
+        .reclaim(&nspool::domain::Caller::Operator, 14, false)
+        .await
+        .unwrap();
+    assert!(
+        again.deployments.is_empty(),
+        "each Deployment is reclaimed once"
+    );
     let events: i64 = sqlx::query_scalar("select count(*) from events where kind = 'reclaim'")
         .fetch_one(&app.db)
         .await
@@ -193,22 +264,39 @@ async fn removed_names_are_retired_never_deleted_and_holders_keep_working(db: Pg
     // A restart with pool-d and pool-e removed from the config.
     let smaller = POOL_OF_5.replace("pool-d, pool-e", "pool-new");
     let app = TestApp::spawn(&smaller, db).await;
-    assert_eq!(app.available(&admin).await, ["pool-a", "pool-b", "pool-c", "pool-new"]);
+    assert_eq!(
+        app.available(&admin).await,
+        ["pool-a", "pool-b", "pool-c", "pool-new"]
+    );
     let view = app.ok(Some(&admin), POOL_VIEW, Value::Null).await;
     assert_eq!(state_of(&view, "pool-d")["state"], "Retired");
     assert_eq!(state_of(&view, "pool-e")["state"], "Retired");
-    assert_eq!(state_of(&view, "pool-e")["deployment"]["releaseName"].is_string(), true);
+    assert!(state_of(&view, "pool-e")["deployment"]["releaseName"].is_string());
     let err = app
         .err(Some(&admin), CREATE_DEPLOYMENT, json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-d"}), "BAD_USER_INPUT")
         .await;
-    assert!(err["message"].as_str().unwrap().contains("retired"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("retired"),
+        "{err}"
+    );
     // The holder in a retired namespace still works, and is never offered after its delete.
-    app.ok(Some(&admin), UPDATE_DEPLOYMENT, json!({"deploymentId": held, "payload": {"description": "still here"}}))
-        .await;
-    app.ok(Some(&admin), DELETE_DEPLOYMENT, json!({"deploymentId": held, "deploymentHardDelete": true}))
-        .await;
+    app.ok(
+        Some(&admin),
+        UPDATE_DEPLOYMENT,
+        json!({"deploymentId": held, "payload": {"description": "still here"}}),
+    )
+    .await;
+    app.ok(
+        Some(&admin),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": held, "deploymentHardDelete": true}),
+    )
+    .await;
     assert!(!app.available(&admin).await.contains(&"pool-e".to_owned()));
-    let rows: i64 = sqlx::query_scalar("select count(*) from pool_namespaces").fetch_one(&app.db).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("select count(*) from pool_namespaces")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
     assert_eq!(rows, 6, "retired rows are kept");
 }
 
@@ -218,7 +306,9 @@ async fn outside_pool_mode_namespaces_follow_houston(db: PgPool) {
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "team").await;
     let created = create(&app, &admin, ws, "one", None).await;
-    let release = created["data"]["createDeployment"]["releaseName"].as_str().unwrap();
+    let release = created["data"]["createDeployment"]["releaseName"]
+        .as_str()
+        .unwrap();
     let namespace: String = sqlx::query_scalar("select namespace from deployments")
         .fetch_one(&app.db)
         .await
@@ -237,7 +327,10 @@ async fn outside_pool_mode_namespaces_follow_houston(db: PgPool) {
     let err = app
         .err(Some(&admin), CREATE_DEPLOYMENT, json!({"label": "three", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "mine"}), "CONFLICT")
         .await;
-    assert!(err["message"].as_str().unwrap().contains("\"mine\""), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("\"mine\""),
+        "{err}"
+    );
 }
 
 #[sqlx::test]
@@ -253,27 +346,65 @@ async fn roles_limit_what_a_token_may_do(db: PgPool) {
     // Workspace roles see only their workspace.
     let list = app.ok(Some(&editor), WORKSPACES, Value::Null).await;
     assert_eq!(list["workspaces"].as_array().unwrap().len(), 1);
-    let err = app.err(Some(&editor), WORKSPACE, json!({"workspaceUuid": other}), "FORBIDDEN").await;
-    assert_eq!(err["message"], "You do not have the appropriate permissions for that");
+    let err = app
+        .err(
+            Some(&editor),
+            WORKSPACE,
+            json!({"workspaceUuid": other}),
+            "FORBIDDEN",
+        )
+        .await;
+    assert_eq!(
+        err["message"],
+        "You do not have the appropriate permissions for that"
+    );
     assert_eq!(err["extensions"]["requiredRole"], "WORKSPACE_VIEWER");
     let all = app.ok(Some(&sys_viewer), WORKSPACES, Value::Null).await;
     assert_eq!(all["workspaces"].as_array().unwrap().len(), 2);
 
     // Viewer cannot create; editor can but cannot delete; system viewer cannot create.
     let vars = json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a"});
-    let err = app.err(Some(&viewer), CREATE_DEPLOYMENT, vars.clone(), "FORBIDDEN").await;
+    let err = app
+        .err(Some(&viewer), CREATE_DEPLOYMENT, vars.clone(), "FORBIDDEN")
+        .await;
     assert_eq!(err["extensions"]["requiredRole"], "WORKSPACE_EDITOR");
-    app.err(Some(&sys_viewer), CREATE_DEPLOYMENT, vars.clone(), "FORBIDDEN").await;
+    app.err(
+        Some(&sys_viewer),
+        CREATE_DEPLOYMENT,
+        vars.clone(),
+        "FORBIDDEN",
+    )
+    .await;
     let other_vars = json!({"label": "x", "workspaceId": other, "executor": "LocalExecutor", "namespace": "pool-a"});
-    app.err(Some(&editor), CREATE_DEPLOYMENT, other_vars, "FORBIDDEN").await;
+    app.err(Some(&editor), CREATE_DEPLOYMENT, other_vars, "FORBIDDEN")
+        .await;
     let id = id_of(&app.gql(Some(&editor), CREATE_DEPLOYMENT, vars).await);
-    let err = app.err(Some(&editor), DELETE_DEPLOYMENT, json!({"deploymentId": id}), "FORBIDDEN").await;
+    let err = app
+        .err(
+            Some(&editor),
+            DELETE_DEPLOYMENT,
+            json!({"deploymentId": id}),
+            "FORBIDDEN",
+        )
+        .await;
     assert_eq!(err["extensions"]["requiredRole"], "WORKSPACE_ADMIN");
     // Viewers read; system admin things stay with system admins.
     app.ok(Some(&viewer), DEPLOYMENT, json!({"id": id})).await;
-    app.err(Some(&editor), CREATE_WORKSPACE, json!({"label": "x"}), "FORBIDDEN").await;
-    app.err(Some(&editor), POOL_VIEW, Value::Null, "FORBIDDEN").await;
+    app.err(
+        Some(&editor),
+        CREATE_WORKSPACE,
+        json!({"label": "x"}),
+        "FORBIDDEN",
+    )
+    .await;
+    app.err(Some(&editor), POOL_VIEW, Value::Null, "FORBIDDEN")
+        .await;
     app.ok(Some(&sys_viewer), POOL_VIEW, Value::Null).await;
     // Bearer form works too.
-    app.ok(Some(&format!("Bearer {viewer}")), AVAILABLE_NAMESPACES, Value::Null).await;
+    app.ok(
+        Some(&format!("Bearer {viewer}")),
+        AVAILABLE_NAMESPACES,
+        Value::Null,
+    )
+    .await;
 }

@@ -51,8 +51,12 @@ pub async fn another_pool(db: &PgPool) -> PgPool {
 impl TestApp {
     pub async fn spawn(yaml: &str, db: PgPool) -> TestApp {
         let store = Store::new(db.clone());
-        let service = nspool::app::prepare(settings(yaml), store).await.expect("prepare");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let service = nspool::app::prepare(settings(yaml), store)
+            .await
+            .expect("prepare");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = nspool::app::state(service.clone());
         tokio::spawn(nspool::app::serve(listener, state, std::future::pending()));
@@ -82,7 +86,11 @@ impl TestApp {
     }
 
     /// POSTs a raw body; returns status and JSON.
-    pub async fn post_raw(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
         let mut request = self
             .client
             .post(self.url("/v1"))
@@ -120,7 +128,13 @@ impl TestApp {
     }
 
     /// Runs a document that must fail with `code`; returns the first error.
-    pub async fn err(&self, token: Option<&str>, query: &str, variables: Value, code: &str) -> Value {
+    pub async fn err(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        code: &str,
+    ) -> Value {
         let value = self.gql(token, query, variables).await;
         let error = value["errors"][0].clone();
         assert_eq!(error["extensions"]["code"], code, "{value}");
@@ -138,11 +152,17 @@ impl TestApp {
                 json!({"label": label}),
             )
             .await;
-        data["createWorkspace"]["id"].as_str().expect("id").parse().expect("uuid")
+        data["createWorkspace"]["id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid")
     }
 
     pub async fn available(&self, token: &str) -> Vec<String> {
-        let data = self.ok(Some(token), "{ availableNamespaces { name } }", Value::Null).await;
+        let data = self
+            .ok(Some(token), "{ availableNamespaces { name } }", Value::Null)
+            .await;
         data["availableNamespaces"]
             .as_array()
             .expect("list")
@@ -169,7 +189,19 @@ impl TestApp {
 
 /// No SQL, Rust or Kubernetes internals in a client-facing message.
 pub fn assert_no_internals(message: &str) {
-    for word in ["sqlx", "SQLSTATE", "violates", "constraint", "panicked", "pg_", "select ", "insert "] {
-        assert!(!message.contains(word), "internal detail {word:?} in {message:?}");
+    for word in [
+        "sqlx",
+        "SQLSTATE",
+        "violates",
+        "constraint",
+        "panicked",
+        "pg_",
+        "select ",
+        "insert ",
+    ] {
+        assert!(
+            !message.contains(word),
+            "internal detail {word:?} in {message:?}"
+        );
     }
 }
