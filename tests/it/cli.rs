@@ -1,0 +1,200 @@
+//! The binary itself: `config check`, `schema`, and the embedded default
+//! database shared by `serve` and `token create`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn nspool() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nspool"));
+    command
+        .env_remove("DATABASE_URL")
+        .env_remove("NSPOOL_CONFIG")
+        .env("NO_COLOR", "1");
+    command
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("nspool-it-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Reachable by the embedded server's unprivileged user when tests run as root.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+#[test]
+fn config_check_prints_settings_or_every_error() {
+    let dir = temp_dir("config");
+    let good = write(
+        &dir,
+        "good.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a, b]}, typo: 1}}}\n",
+    );
+    let out = nspool()
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("name: a") && stdout.contains("hardDeleteDeployment: true"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("namespacePools.typo: unknown key"));
+
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [kube-system, Bad]}}}}\nnspool: {houstonVersion: 2.0.0}\n",
+    );
+    let out = nspool()
+        .args(["config", "check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "global.features.namespacePools.namespaces.names[0]: \"kube-system\" is reserved",
+        "global.features.namespacePools.namespaces.names[1]: \"Bad\" is not a valid namespace name",
+        "nspool.houstonVersion: 2.0.0 is outside",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let missing = nspool()
+        .args(["config", "check", "--config", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn schema_command_prints_the_committed_sdl() {
+    let out = nspool().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        include_str!("../../graphql/schema.graphql")
+    );
+}
+
+fn has_postgres_binaries() -> bool {
+    Path::new("/usr/lib/postgresql").exists() || std::env::var_os("NSPOOL_PG_BIN").is_some()
+}
+
+/// `serve` on the embedded default, started from a home of mode 0700 when
+/// root; `token create` joins the same database while it runs; SIGTERM stops
+/// both the service and its PostgreSQL.
+#[test]
+fn embedded_default_serves_shares_and_stops() {
+    assert!(
+        has_postgres_binaries(),
+        "this test needs PostgreSQL server binaries (apt-get install postgresql)"
+    );
+    let data = temp_dir("embedded").join("data");
+    let cwd = if Path::new("/root").exists() {
+        PathBuf::from("/root")
+    } else {
+        std::env::temp_dir()
+    };
+    let mut serve = nspool()
+        .arg("serve")
+        .current_dir(&cwd)
+        .env("NSPOOL_DATA_DIR", &data)
+        .env("NSPOOL_LISTEN", "127.0.0.1:0")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // The first admin token on stdout, the address in the log.
+    let stdout = BufReader::new(serve.stdout.take().unwrap());
+    let token = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.starts_with("nsp_"))
+        .expect("first admin token printed");
+    let stderr = BufReader::new(serve.stderr.take().unwrap());
+    let mut address = None;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for line in stderr.lines().map_while(Result::ok) {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            address = rest.split('/').next().map(str::to_owned);
+            break;
+        }
+        assert!(Instant::now() < deadline, "serve did not start");
+    }
+    let address = address.expect("serve logged its address");
+
+    let query = |token: &str| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("http://{address}/v1"))
+                .header("authorization", token)
+                .body(r#"{"query": "{ workspaces { id } }"}"#)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        })
+    };
+    assert!(
+        query(&token).get("errors").is_none(),
+        "first admin token works"
+    );
+
+    // A second command shares the running database.
+    let out = nspool()
+        .args(["token", "create", "--role", "SYSTEM_VIEWER"])
+        .current_dir(&cwd)
+        .env("NSPOOL_DATA_DIR", &data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let viewer = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(
+        viewer.starts_with("nsp_") && !viewer.contains('\n'),
+        "prints only the token: {viewer}"
+    );
+    assert!(
+        query(&viewer).get("errors").is_none(),
+        "the new token is in the same database"
+    );
+
+    // SIGTERM: a clean stop, and the embedded server goes with the last user.
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
+    let status = serve.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let pid_file = data.join("pgdata/postmaster.pid");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pid_file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!pid_file.exists(), "the embedded PostgreSQL stopped");
+    let _ = std::fs::remove_dir_all(data.parent().unwrap());
+}
