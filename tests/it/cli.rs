@@ -198,3 +198,34 @@ fn embedded_default_serves_shares_and_stops() {
     assert!(!pid_file.exists(), "the embedded PostgreSQL stopped");
     let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }
+
+/// The shipped manifests are valid YAML, and the config in the ConfigMap is a
+/// valid nspool config.
+#[test]
+fn shipped_manifests_and_example_config_parse() {
+    use serde::Deserialize;
+    let manifests = include_str!("../../docker/kubernetes/nspool.yaml");
+    let mut kinds = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(manifests) {
+        let value = serde_yaml::Value::deserialize(document).expect("valid YAML");
+        kinds.push(value["kind"].as_str().unwrap().to_owned());
+        if value["kind"] == "ConfigMap" {
+            let config = value["data"]["config.yaml"].as_str().unwrap();
+            nspool::config::Settings::parse(config, &|_| None).expect("ConfigMap config is valid");
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget"
+        ]
+    );
+    let example = include_str!("../../examples/config.yaml");
+    let settings =
+        nspool::config::Settings::parse(example, &|_| None).expect("example config is valid");
+    assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+}
