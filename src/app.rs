@@ -5,6 +5,7 @@ use crate::config::Settings;
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::graphql;
 use crate::http::{AppState, router};
+use crate::jobs::reclaim_schedule::ReclaimSchedule;
 use crate::pool::PoolService;
 use crate::store::Store;
 use anyhow::Context as _;
@@ -12,7 +13,9 @@ use sqlx::postgres::PgConnectOptions;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// The database a command uses, and the embedded server if it is one.
 pub struct Database {
@@ -100,6 +103,34 @@ pub async fn serve(
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// How long running requests and a running reclaim batch get after SIGTERM.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Serves until Ctrl-C or SIGTERM, with the reclaim schedule beside the API;
+/// then stops taking requests and gives running work [`SHUTDOWN_GRACE`].
+pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
+    let mut server_stopped = stopped.clone();
+    let server = tokio::spawn(serve(listener, state(service), async move {
+        let _ = server_stopped.wait_for(|stop| *stop).await;
+    }));
+    shutdown_signal().await;
+    let _ = stop.send(true);
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    match tokio::time::timeout_at(deadline, server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP server stopped with an error"),
+        Ok(Err(error)) => tracing::warn!(%error, "the HTTP server task failed"),
+        Err(_) => tracing::warn!("requests were still running after the shutdown grace; exiting"),
+    }
+    if let Some(schedule) = schedule {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        schedule.shutdown(left.max(Duration::from_secs(1))).await;
+    }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

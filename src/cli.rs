@@ -203,8 +203,7 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
             "nspool listening on http://{}/v1 (GraphQL; GET for GraphiQL)",
             listener.local_addr()?
         );
-        app::serve(listener, app::state(service), app::shutdown_signal()).await?;
-        Ok(())
+        app::run_until_signal(listener, service).await
     }
     .await;
     database.close().await;

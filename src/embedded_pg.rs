@@ -157,6 +157,22 @@ impl EmbeddedPostgres {
         Ok(())
     }
 
+    /// Stops the server at once, whoever uses it: a database outage, for fault
+    /// tests. `immediate` is a crash; otherwise a fast shutdown.
+    pub fn interrupt(&self, immediate: bool) -> Result<()> {
+        let mode = if immediate { "immediate" } else { "fast" };
+        self.pg_ctl(
+            &["stop", "-m", mode, "-w"],
+            "stopping the embedded PostgreSQL",
+        )
+        .map(drop)
+    }
+
+    /// Starts the server again after [`Self::interrupt`].
+    pub fn resume(&self) -> Result<()> {
+        self.pg_ctl_start()
+    }
+
     fn pgdata(&self) -> PathBuf {
         self.data_dir.join("pgdata")
     }

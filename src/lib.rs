@@ -11,6 +11,7 @@ pub mod domain;
 pub mod embedded_pg;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
 pub mod pool;
 pub mod store;
 pub mod telemetry;

@@ -102,6 +102,21 @@ impl CleanupSettings {
     pub fn reclaims(&self) -> bool {
         self.enabled && !self.dry_run
     }
+
+    /// Said by `config check`, the log and the pool view when namespaces of
+    /// soft-deleted Deployments never come back by themselves.
+    pub fn never_reclaims_note(&self) -> Option<String> {
+        let why = if !self.enabled {
+            "astronomer.houston.cleanupDeployments.enabled is false"
+        } else if self.dry_run {
+            "astronomer.houston.cleanupDeployments.dryRun is true"
+        } else {
+            return None;
+        };
+        Some(format!(
+            "{why}: namespaces of soft-deleted Deployments never return to the pool by themselves; hard-delete those Deployments (or run `nspool reclaim`) to free them"
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,6 +213,9 @@ impl Settings {
         let pool = read_pool(&mut r, &root, &platform_ns);
         let houston = read_houston(&mut r, &root, &pool);
         let cleanup = read_cleanup(&mut r, &root);
+        if let Some(note) = cleanup.never_reclaims_note() {
+            r.warnings.push(note);
+        }
         let platform = read_platform(&mut r, &root);
         let service = ServiceSettings {
             claim_labels: service.claim_labels.unwrap_or(pool.create_namespaces),

@@ -1,9 +1,22 @@
 //! The reclaim schedule: Kubernetes CronJob syntax (5 fields) translated to
 //! the seconds-first form of the in-process scheduler (6 fields).
 
+use chrono::{DateTime, Utc};
+use croner::Cron;
+use croner::parser::{CronParser, Seconds};
+
 /// A schedule in 6-field form (`sec min hour day-of-month month day-of-week`), UTC.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Schedule(String);
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    text: String,
+    cron: Cron,
+}
+
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
 
 impl Schedule {
     pub fn parse(value: &str) -> Result<Self, String> {
@@ -24,11 +37,35 @@ impl Schedule {
                 six[3], six[5]
             ));
         }
-        Ok(Self(six.join(" ")))
+        let text = six.join(" ");
+        // Parsed as the scheduler parses it, so a schedule accepted here runs there.
+        let cron = CronParser::builder()
+            .seconds(Seconds::Required)
+            .build()
+            .parse(&text)
+            .map_err(|e| format!("\"{value}\" is not a valid schedule: {e}"))?;
+        Ok(Self { text, cron })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
+    }
+
+    /// The tick a firing at `now` belongs to: the latest scheduled time not
+    /// after `now`. Every replica computes the same one, so it keys the run.
+    pub fn tick_at_or_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        use chrono::SubsecRound;
+        self.cron
+            .find_previous_occurrence(&now.trunc_subsecs(0), true)
+            .ok()
+    }
+
+    /// The next scheduled time after `now`.
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        use chrono::SubsecRound;
+        self.cron
+            .find_next_occurrence(&now.trunc_subsecs(0), false)
+            .ok()
     }
 }
 
@@ -64,6 +101,25 @@ mod tests {
             "{err}"
         );
         assert!(Schedule::parse("0 0 1 * ?").is_ok());
+    }
+
+    #[test]
+    fn invalid_fields_are_refused() {
+        let err = Schedule::parse("61 * * * *").unwrap_err();
+        assert!(err.contains("not a valid schedule"), "{err}");
+    }
+
+    #[test]
+    fn ticks_are_the_latest_scheduled_time() {
+        use chrono::TimeZone;
+        let daily = Schedule::parse("0 0 * * *").unwrap();
+        let at = Utc.with_ymd_and_hms(2026, 3, 4, 0, 0, 0).unwrap();
+        let late = at + chrono::Duration::milliseconds(700);
+        assert_eq!(daily.tick_at_or_before(at), Some(at));
+        assert_eq!(daily.tick_at_or_before(late), Some(at));
+        assert_eq!(daily.next_after(late), Some(at + chrono::Duration::days(1)));
+        let every_second = Schedule::parse("* * * * * *").unwrap();
+        assert_eq!(every_second.tick_at_or_before(late), Some(at));
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
         pool::Error::Conflict(_) => ("CONFLICT", None),
         pool::Error::Unauthenticated { required_role } => ("UNAUTHENTICATED", Some(*required_role)),
         pool::Error::Forbidden { required_role } => ("FORBIDDEN", Some(*required_role)),
+        pool::Error::Unavailable(source) => {
+            tracing::warn!(error = %source, "database unavailable");
+            return async_graphql::Error::new(error.to_string())
+                .extend_with(|_, e| e.set("code", INTERNAL));
+        }
         pool::Error::Internal(source) => {
             tracing::error!(error = %source, "internal error while answering a GraphQL request");
             return async_graphql::Error::new(

@@ -16,7 +16,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(query::HoustonQuery, query::PoolQuery);
+pub struct Query(query::HoustonQuery, query::PoolQuery, query::ReclaimQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(mutation::HoustonMutation, mutation::PoolMutation);

@@ -187,8 +187,11 @@ impl PoolMutation {
         let days = older_than_days.unwrap_or(service.settings().cleanup.older_than_days);
         let report = service.reclaim(caller, days, dry_run).await.gql()?;
         Ok(ReclaimResult {
+            run_id: report.run_id.to_string(),
             dry_run: report.dry_run,
             cutoff: report.cutoff,
+            count: i32::try_from(report.count).unwrap_or(i32::MAX),
+            stopped: report.stopped,
             deployments: report
                 .deployments
                 .into_iter()

@@ -168,6 +168,10 @@ impl HoustonQuery {
 #[derive(Default)]
 pub struct PoolQuery;
 
+/// nspool's reclaim queries.
+#[derive(Default)]
+pub struct ReclaimQuery;
+
 #[Object]
 impl PoolQuery {
     /// Every pool namespace with its state and holder (system viewer or more).
@@ -193,6 +197,41 @@ impl PoolQuery {
             .await
             .gql()?;
         Ok(rows.into_iter().map(PoolEvent::from).collect())
+    }
+}
+
+#[Object]
+impl ReclaimQuery {
+    /// Reclaim runs, newest first (system viewer or more).
+    async fn reclaim_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 1000))] last: i32,
+    ) -> async_graphql::Result<Vec<ReclaimRun>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx)
+            .reclaim_runs(caller, i64::from(last))
+            .await
+            .gql()?;
+        Ok(rows.into_iter().map(ReclaimRun::from).collect())
+    }
+
+    /// The reclaim job's settings, its next run, and whether namespaces of
+    /// soft-deleted Deployments ever come back by themselves.
+    async fn reclaim_job(&self, ctx: &Context<'_>) -> ReclaimJob {
+        let cleanup = &service(ctx).settings().cleanup;
+        ReclaimJob {
+            enabled: cleanup.enabled,
+            schedule: cleanup.schedule.as_str().to_owned(),
+            older_than_days: i32::try_from(cleanup.older_than_days).unwrap_or(i32::MAX),
+            dry_run: cleanup.dry_run,
+            reclaims: cleanup.reclaims(),
+            next_run_at: cleanup
+                .enabled
+                .then(|| cleanup.schedule.next_after(chrono::Utc::now()))
+                .flatten(),
+            note: cleanup.never_reclaims_note(),
+        }
     }
 }
 

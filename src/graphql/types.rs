@@ -340,6 +340,8 @@ pub struct PoolNamespace {
     pub retired_at: Option<DateTime<Utc>>,
     /// When the soft-deleted holder's namespace comes back by itself; null when never.
     pub reclaimable_at: Option<DateTime<Utc>>,
+    /// How it becomes free again (null when free).
+    pub note: Option<String>,
     #[graphql(skip)]
     pub holder: Option<DeploymentRow>,
 }
@@ -380,6 +382,7 @@ impl From<PoolNamespaceView> for PoolNamespace {
             claimed_at: view.row.holder_deployment_id.and(view.row.claimed_at),
             retired_at: view.row.retired_at,
             reclaimable_at: view.reclaimable_at,
+            note: view.note,
             holder: view.holder,
         }
     }
@@ -428,9 +431,67 @@ pub struct CreatedToken {
 /// What a reclaim freed, or would free in a dry run.
 #[derive(SimpleObject)]
 pub struct ReclaimResult {
+    pub run_id: String,
     pub dry_run: bool,
     pub cutoff: DateTime<Utc>,
+    /// How many were freed (would be, in a dry run).
+    pub count: i32,
+    /// The first 10,000 of them.
     pub deployments: Vec<ReclaimedDeploymentInfo>,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// One reclaim run, scheduled or by hand.
+#[derive(SimpleObject)]
+pub struct ReclaimRun {
+    pub id: String,
+    /// The tick a scheduled run belongs to; null for runs by hand.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    pub replica: String,
+    pub older_than_days: i32,
+    pub dry_run: bool,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub reclaimed: i32,
+    pub errors: Option<String>,
+    /// Dry runs: what they would have reclaimed (`{releaseName, namespace}` objects).
+    pub would_reclaim: Option<Json<serde_json::Value>>,
+}
+
+impl From<crate::store::ReclaimRunRow> for ReclaimRun {
+    fn from(row: crate::store::ReclaimRunRow) -> Self {
+        ReclaimRun {
+            id: row.id.to_string(),
+            scheduled_for: row.scheduled_for,
+            trigger: row.trigger,
+            replica: row.replica,
+            older_than_days: row.older_than_days,
+            dry_run: row.dry_run,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            reclaimed: row.reclaimed,
+            errors: row.errors,
+            would_reclaim: row.would_reclaim.map(Json),
+        }
+    }
+}
+
+/// The reclaim job as configured (`astronomer.houston.cleanupDeployments`).
+#[derive(SimpleObject)]
+pub struct ReclaimJob {
+    pub enabled: bool,
+    /// 6-field form, seconds first, UTC.
+    pub schedule: String,
+    pub older_than_days: i32,
+    pub dry_run: bool,
+    /// False when soft-deleted Deployments never return their namespaces by themselves.
+    pub reclaims: bool,
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// What a platform engineer should know, e.g. that namespaces never come back.
+    pub note: Option<String>,
 }
 
 #[derive(SimpleObject)]

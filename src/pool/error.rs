@@ -15,6 +15,9 @@ pub enum Error {
     Unauthenticated { required_role: Role },
     #[error("You do not have the appropriate permissions for that")]
     Forbidden { required_role: Role },
+    /// The database is away; requests fail fast until it is back.
+    #[error("The nspool database is unavailable right now; try again in a moment")]
+    Unavailable(#[source] store::Error),
     /// Never shown to clients: logged, and replaced by a generic message.
     #[error("internal error: {0}")]
     Internal(#[source] store::Error),
@@ -53,6 +56,7 @@ impl From<store::Error> for Error {
             other @ (store::Error::ReleaseNameTaken
             | store::Error::LabelTaken
             | store::Error::NamespaceTaken) => Error::Conflict(other.to_string()),
+            other @ store::Error::Unavailable(_) => Error::Unavailable(other),
             other @ store::Error::Database(_) => Error::Internal(other),
         }
     }

@@ -11,7 +11,7 @@ mod workspaces;
 
 pub use deployments::{CreateDeployment, DeploymentInput, UpsertDeployment};
 pub use error::{Error, Result};
-pub use reclaim::{ReclaimReport, ReclaimedDeployment};
+pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
 pub use tokens::{Credentials, NewToken};
 pub use view::{PoolNamespaceState, PoolNamespaceView};
 

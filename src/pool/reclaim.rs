@@ -1,10 +1,18 @@
 //! Reclaim: hard-delete Deployments soft-deleted long enough ago, freeing
-//! their namespaces. A plain function; the schedule around it lives apart.
+//! their namespaces. The body is a plain function; the schedule that calls it
+//! lives in `jobs`. Runs never overlap (an advisory lock), each scheduled tick
+//! runs once across replicas (its row in `reclaim_runs`), and each Deployment
+//! is reclaimed in its own transaction with its event, so a run stopped
+//! anywhere leaves nothing half-done.
 
-use super::{PoolService, Result};
-use crate::domain::Caller;
-use crate::store::DeploymentRow;
+use super::{Error, PoolService, Result};
+use crate::domain::roles::Level;
+use crate::domain::{Action, Caller};
+use crate::store::{DeploymentRow, ReclaimRunRow};
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::time::Duration as StdDuration;
+use tokio::sync::watch;
 
 #[derive(Debug, Clone)]
 pub struct ReclaimedDeployment {
@@ -25,46 +33,179 @@ impl From<DeploymentRow> for ReclaimedDeployment {
 
 #[derive(Debug, Clone)]
 pub struct ReclaimReport {
+    pub run_id: i64,
     pub cutoff: DateTime<Utc>,
     pub dry_run: bool,
-    /// Freed, or (dry run) what would be.
+    /// How many were freed (or, in a dry run, would be).
+    pub count: usize,
+    /// The first [`LISTED`] of them.
     pub deployments: Vec<ReclaimedDeployment>,
+    /// Set when the run stopped early (shutdown, database error).
+    pub stopped: Option<String>,
 }
 
-/// How many a dry run lists at most.
-const DRY_RUN_LIMIT: i64 = 10_000;
+/// How many reclaimed Deployments a report lists (it counts all of them).
+pub const LISTED: usize = 10_000;
+/// Deployments reclaimed between two looks at the stop signal and a yield.
+const BATCH: usize = 200;
+/// How long a manual run waits for a running one before giving up.
+pub const MANUAL_LOCK_WAIT: StdDuration = StdDuration::from_secs(120);
+/// How long a scheduled run waits for a running one (a manual run, say).
+const SCHEDULED_LOCK_WAIT: StdDuration = StdDuration::from_secs(600);
+
+/// A stop signal that never fires, for runs by hand.
+pub fn never_stop() -> watch::Receiver<bool> {
+    let (sender, receiver) = watch::channel(false);
+    // Keep the channel open for the life of the process: the value never changes.
+    std::mem::forget(sender);
+    receiver
+}
+
+/// The name this process records on the runs it does.
+pub fn replica_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
 
 impl PoolService {
-    /// One Deployment per statement, each its own transaction with its event,
-    /// so a large backlog never holds locks that block claims.
+    /// A run by hand (`nspool reclaim`, `reclaimDeployments`): waits a bounded
+    /// time for a running run, then does its own.
     pub async fn reclaim(
         &self,
         caller: &Caller,
         older_than_days: u32,
         dry_run: bool,
     ) -> Result<ReclaimReport> {
-        caller.authorize(crate::domain::Action::System(
-            crate::domain::roles::Level::Admin,
-        ))?;
-        let cutoff = Utc::now() - Duration::days(i64::from(older_than_days));
-        if dry_run {
-            let rows = self.store.reclaimable(cutoff, DRY_RUN_LIMIT).await?;
-            return Ok(ReclaimReport {
-                cutoff,
+        caller.authorize(Action::System(Level::Admin))?;
+        let Some(lock) = self.store.reclaim_lock(MANUAL_LOCK_WAIT).await? else {
+            return Err(Error::Conflict(format!(
+                "Another reclaim run kept going for {} s; try again later",
+                MANUAL_LOCK_WAIT.as_secs()
+            )));
+        };
+        let run_id = self
+            .store
+            .start_manual_run(&replica_name(), older_than_days, dry_run)
+            .await?;
+        let report = self
+            .run_reclaim(
+                run_id,
+                older_than_days,
                 dry_run,
-                deployments: rows.into_iter().map(Into::into).collect(),
-            });
-        }
-        let reason = format!("soft-deleted more than {older_than_days} days ago");
-        let actor = caller.actor();
-        let mut deployments = Vec::new();
-        while let Some(row) = self.store.reclaim_one(cutoff, &actor, &reason).await? {
-            deployments.push(row.into());
-        }
-        Ok(ReclaimReport {
+                &caller.actor(),
+                &never_stop(),
+            )
+            .await;
+        drop(lock);
+        report
+    }
+
+    /// The scheduled run of `tick`; `None` when another replica has that tick.
+    pub async fn run_scheduled_reclaim(
+        &self,
+        tick: DateTime<Utc>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Option<ReclaimReport>> {
+        let cleanup = &self.settings.cleanup;
+        let Some(run_id) = self
+            .store
+            .claim_scheduled_run(
+                tick,
+                &replica_name(),
+                cleanup.older_than_days,
+                cleanup.dry_run,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(lock) = self.store.reclaim_lock(SCHEDULED_LOCK_WAIT).await? else {
+            let why = "skipped: another reclaim run held the lock too long";
+            self.store.finish_run(run_id, 0, Some(why), None).await?;
+            return Ok(None);
+        };
+        let report = self
+            .run_reclaim(
+                run_id,
+                cleanup.older_than_days,
+                cleanup.dry_run,
+                "reclaim-job",
+                stop,
+            )
+            .await;
+        drop(lock);
+        report.map(Some)
+    }
+
+    async fn run_reclaim(
+        &self,
+        run_id: i64,
+        older_than_days: u32,
+        dry_run: bool,
+        actor: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<ReclaimReport> {
+        let cutoff = Utc::now() - Duration::days(i64::from(older_than_days));
+        let mut report = ReclaimReport {
+            run_id,
             cutoff,
             dry_run,
-            deployments,
-        })
+            count: 0,
+            deployments: Vec::new(),
+            stopped: None,
+        };
+        if dry_run {
+            let rows = self.store.reclaimable(cutoff, LISTED as i64).await?;
+            report.count = rows.len();
+            report.deployments = rows.into_iter().map(Into::into).collect();
+            let listed: Vec<_> = report
+                .deployments
+                .iter()
+                .map(|d| json!({"releaseName": d.release_name, "namespace": d.namespace}))
+                .collect();
+            self.store
+                .finish_run(run_id, 0, None, Some(&serde_json::Value::Array(listed)))
+                .await?;
+            return Ok(report);
+        }
+        let reason = format!("soft-deleted more than {older_than_days} days ago");
+        'batches: loop {
+            for _ in 0..BATCH {
+                if *stop.borrow() {
+                    report.stopped = Some("stopped by shutdown; the next run goes on".into());
+                    break 'batches;
+                }
+                match self.store.reclaim_one(cutoff, actor, &reason).await {
+                    Ok(Some(row)) => {
+                        report.count += 1;
+                        if report.deployments.len() < LISTED {
+                            report.deployments.push(row.into());
+                        }
+                    }
+                    Ok(None) => break 'batches,
+                    Err(error) => {
+                        tracing::warn!(%error, run_id, "reclaim run stopped by a database error");
+                        report.stopped = Some(format!("stopped by a database error: {error}"));
+                        break 'batches;
+                    }
+                }
+            }
+            // Let claims and other work in between batches.
+            tokio::task::yield_now().await;
+        }
+        self.store
+            .finish_run(run_id, report.count, report.stopped.as_deref(), None)
+            .await?;
+        Ok(report)
+    }
+
+    pub async fn reclaim_runs(&self, caller: &Caller, last: i64) -> Result<Vec<ReclaimRunRow>> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        Ok(self.store.reclaim_runs(last).await?)
     }
 }

@@ -32,6 +32,34 @@ pub struct PoolNamespaceView {
     pub holder: Option<DeploymentRow>,
     pub state: PoolNamespaceState,
     pub reclaimable_at: Option<DateTime<Utc>>,
+    /// How the namespace becomes free again, when it is not.
+    pub note: Option<String>,
+}
+
+/// How a namespace in `state` comes back; `never_note` is the config's word
+/// when the reclaim job will not free soft-deleted ones.
+pub fn comes_back(
+    state: PoolNamespaceState,
+    reclaimable_at: Option<DateTime<Utc>>,
+    never_note: Option<&str>,
+) -> Option<String> {
+    match state {
+        PoolNamespaceState::Free => None,
+        PoolNamespaceState::Held => {
+            Some("free again when its Deployment is hard-deleted (or soft-deleted and reclaimed)".into())
+        }
+        PoolNamespaceState::SoftDeleted => Some(match (reclaimable_at, never_note) {
+            (Some(at), _) => format!(
+                "free again when the reclaim job runs after {}, or at once if its Deployment is hard-deleted",
+                at.to_rfc3339()
+            ),
+            (None, Some(note)) => note.to_owned(),
+            (None, None) => "free again when its Deployment is hard-deleted".into(),
+        }),
+        PoolNamespaceState::Retired => Some(
+            "removed from the pool config: never offered again; list it in the config to bring it back".into(),
+        ),
+    }
 }
 
 impl PoolService {
@@ -47,6 +75,7 @@ impl PoolService {
             .into_iter()
             .map(|d| (d.id, d))
             .collect();
+        let never = self.settings.cleanup.never_reclaims_note();
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -54,11 +83,13 @@ impl PoolService {
                 let state = PoolNamespaceState::of(&row, holder.as_ref());
                 let reclaimable_at =
                     self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
+                let note = comes_back(state, reclaimable_at, never.as_deref());
                 PoolNamespaceView {
                     row,
                     holder,
                     state,
                     reclaimable_at,
+                    note,
                 }
             })
             .collect())

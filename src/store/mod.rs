@@ -4,12 +4,14 @@
 mod deployments;
 mod events;
 mod pool;
+mod reclaim_runs;
 mod tokens;
 mod workspaces;
 
 pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
 pub use events::EventRow;
 pub use pool::{NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
+pub use reclaim_runs::{ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{RoleBindingRow, WorkspaceRow};
 
@@ -29,6 +31,9 @@ pub enum Error {
     WorkspaceNotFound,
     #[error("a value is outside what the database accepts ({0})")]
     CheckViolation(String),
+    /// The database cannot be reached (down, restarting, connection cut).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(sqlx::Error),
     #[error("database error: {0}")]
     Database(sqlx::Error),
 }
@@ -49,12 +54,29 @@ impl From<sqlx::Error> for Error {
             Some(name) if name.ends_with("_check") || name.ends_with("_length") => {
                 Error::CheckViolation(name.to_owned())
             }
+            _ if is_unavailable(&error) => Error::Unavailable(error),
             _ => Error::Database(error),
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors that mean "no database right now" rather than "this statement failed".
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        _ => false,
+    }
+}
 
 /// The database handle shared by every request.
 #[derive(Clone)]
@@ -75,7 +97,7 @@ impl Store {
     pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(3))
             .connect_lazy_with(options);
         Self { pool }
     }

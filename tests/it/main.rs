@@ -8,4 +8,5 @@ mod contract;
 mod documents;
 mod flow;
 mod races;
+mod reclaim_job;
 mod support;

@@ -205,3 +205,19 @@ pub fn assert_no_internals(message: &str) {
         );
     }
 }
+
+/// A URL for the per-test database, for child processes.
+pub fn database_url(db: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let name = db
+        .connect_options()
+        .get_database()
+        .expect("database name")
+        .to_owned();
+    let (prefix, rest) = base.rsplit_once('/').expect("URL with a database");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{prefix}/{name}{query}")
+}

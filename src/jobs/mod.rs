@@ -1,0 +1,3 @@
+//! Background jobs. Their bodies are plain functions of the pool service.
+
+pub mod reclaim_schedule;
