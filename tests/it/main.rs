@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod contract;
 mod documents;
+mod faults;
 mod flow;
 mod races;
 mod reclaim_job;

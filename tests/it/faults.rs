@@ -1,0 +1,157 @@
+//! The database going away while claims run: a private PostgreSQL (never the
+//! machine's shared server) is stopped and started under load.
+
+use crate::documents::CREATE_DEPLOYMENT;
+use crate::support::TestApp;
+use nspool::embedded_pg::EmbeddedPostgres;
+use nspool::store::Store;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn private_data_dir() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("nspool-faults-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+async fn ready(app: &TestApp) -> u16 {
+    reqwest::get(app.url("/readyz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_survive_a_database_restart_without_loss_or_doubles() {
+    let dir = private_data_dir();
+    let server = EmbeddedPostgres::start(Some(dir.join("data")))
+        .await
+        .expect("private PostgreSQL");
+    let store = Store::connect_lazy(server.connect_options(), 8);
+    let names: Vec<String> = (0..300).map(|i| format!("ns-{i:03}")).collect();
+    let config = format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}",
+        names.join(", ")
+    );
+    let app = TestApp::spawn(&config, store.pool().clone()).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "team").await;
+    assert_eq!(ready(&app).await, 200);
+
+    // Claims in a loop; the database stops after a moment and comes back.
+    let claims = {
+        let admin = admin.clone();
+        let app = &app;
+        async move {
+            let mut outcomes: Vec<(String, Value, Duration)> = Vec::new();
+            for (i, ns) in names.iter().enumerate() {
+                let label = format!("d-{i}");
+                let started = Instant::now();
+                let value = app
+                    .gql(
+                        Some(&admin),
+                        CREATE_DEPLOYMENT,
+                        json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": ns}),
+                    )
+                    .await;
+                outcomes.push((label, value, started.elapsed()));
+                tokio::time::sleep(Duration::from_millis(15)).await;
+            }
+            outcomes
+        }
+    };
+    let outage = async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let server = &server;
+        tokio::task::block_in_place(|| server.interrupt(false)).expect("stop");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let unready = ready(&app).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        tokio::task::block_in_place(|| server.resume()).expect("start");
+        unready
+    };
+    let (outcomes, unready) = tokio::join!(claims, outage);
+    assert_eq!(
+        unready, 503,
+        "/readyz is unready while the database is away"
+    );
+
+    // Recovered by itself: a claim works again, /readyz is ready.
+    let mut recovered = false;
+    for _ in 0..50 {
+        if ready(&app).await == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "nspool recovers without a restart");
+
+    let failed: Vec<&(String, Value, Duration)> = outcomes
+        .iter()
+        .filter(|o| o.1.get("errors").is_some())
+        .collect();
+    let succeeded: Vec<&(String, Value, Duration)> = outcomes
+        .iter()
+        .filter(|o| o.1.get("errors").is_none())
+        .collect();
+    assert!(!failed.is_empty(), "the outage was felt");
+    assert!(
+        succeeded.len() > failed.len(),
+        "most claims ran outside the outage"
+    );
+    for (label, value, took) in &failed {
+        let error = &value["errors"][0];
+        assert_eq!(error["extensions"]["code"], "INTERNAL", "{label}: {value}");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("unavailable"),
+            "a clear message: {message}"
+        );
+        assert!(
+            *took < Duration::from_secs(5),
+            "fails fast: {label} took {took:?}"
+        );
+    }
+    // Every successful claim is there once; every failed one left nothing.
+    let rows: Vec<(String, String)> = sqlx::query_as("select label, namespace from deployments")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    for (label, value, _) in &succeeded {
+        let ns = value["data"]["createDeployment"]["id"].as_str().map(|_| ());
+        assert!(ns.is_some());
+        assert_eq!(
+            rows.iter().filter(|r| &r.0 == label).count(),
+            1,
+            "{label} once"
+        );
+    }
+    for (label, _, _) in &failed {
+        assert_eq!(
+            rows.iter().filter(|r| &r.0 == label).count(),
+            0,
+            "{label} left nothing"
+        );
+    }
+    let holders: i64 = sqlx::query_scalar(
+        "select count(*) from pool_namespaces where holder_deployment_id is not null",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    let claims: i64 = sqlx::query_scalar("select count(*) from events where kind = 'claim'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (holders, claims),
+        (succeeded.len() as i64, succeeded.len() as i64)
+    );
+
+    store.pool().close().await;
+    tokio::task::block_in_place(|| server.stop()).expect("stop private PostgreSQL");
+    let _ = std::fs::remove_dir_all(dir);
+}
