@@ -29,4 +29,4 @@ echo "tests use ${DATABASE_URL}"
 
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked --all-targets
+cargo test --locked

@@ -166,6 +166,7 @@ fn config_check(config: &ConfigArg) -> ExitCode {
         eprintln!("warning: {warning}");
     }
     print!("{}", settings.to_yaml());
+    println!("# {}", settings.nspool_rbac_advice());
     ExitCode::SUCCESS
 }
 

@@ -12,6 +12,7 @@ pub mod embedded_pg;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod kube;
 pub mod pool;
 pub mod store;
 pub mod telemetry;

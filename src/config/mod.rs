@@ -7,6 +7,7 @@ mod reader;
 pub mod schedule;
 
 use crate::domain::NamespaceName;
+use crate::kube::rules::{Rule, seed_rules};
 pub use reader::ConfigError;
 use reader::{At, Reader};
 pub use schedule::Schedule;
@@ -159,6 +160,39 @@ pub struct ServiceSettings {
     pub base_domain: String,
     pub airflow_chart_version: String,
     pub log_format: LogFormat,
+    /// The Commander Role's rules: the seed's, unless `nspool.rbacRules` replaces them.
+    #[serde(skip)]
+    pub rbac_rules: Vec<Rule>,
+    /// `seed` or `nspool.rbacRules`.
+    pub rbac_rules_source: &'static str,
+}
+
+/// What nspool itself must be allowed in the cluster, by mode (SPEC §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NspoolRbac {
+    /// `namespaces.create: true`: create and patch Namespaces, Roles, RoleBindings.
+    Create,
+    /// `namespaces.create: false`: verify only (and label claims if switched on).
+    Verify,
+}
+
+impl Settings {
+    pub fn nspool_rbac(&self) -> NspoolRbac {
+        if self.pool.create_namespaces {
+            NspoolRbac::Create
+        } else {
+            NspoolRbac::Verify
+        }
+    }
+
+    /// A sentence for `config check`: which shipped RBAC manifest the config needs.
+    pub fn nspool_rbac_advice(&self) -> String {
+        match self.nspool_rbac() {
+            NspoolRbac::Create => "nspool's own RBAC: docker/kubernetes/rbac-create.yaml (namespaces.create is true: it creates and patches Namespaces, Roles and RoleBindings)".into(),
+            NspoolRbac::Verify if self.service.claim_labels => "nspool's own RBAC: docker/kubernetes/rbac-verify.yaml with its namespaces `patch` rule (namespaces.create is false and claim labels are on)".into(),
+            NspoolRbac::Verify => "nspool's own RBAC: docker/kubernetes/rbac-verify.yaml (namespaces.create is false: it only reads Namespaces and asks SubjectAccessReviews)".into(),
+        }
+    }
 }
 
 /// Errors of a config that cannot be used, each naming its key.
@@ -550,6 +584,12 @@ fn read_service(
     let airflow_chart_version = setting(r, "airflowChartVersion")
         .map(|(_, v)| v)
         .unwrap_or_else(|| "1.11.4".into());
+    let rules_at = n.key("rbacRules");
+    let (rbac_rules, rbac_rules_source) = if rules_at.present() {
+        (read_rules(r, &rules_at), "nspool.rbacRules")
+    } else {
+        (seed_rules(), "seed")
+    };
     let log_format = match setting(r, "logFormat") {
         None => LogFormat::Text,
         Some((at, text)) => match text.as_str() {
@@ -577,9 +617,59 @@ fn read_service(
             base_domain,
             airflow_chart_version,
             log_format,
+            rbac_rules,
+            rbac_rules_source,
         },
         claim_labels,
     }
+}
+
+/// `nspool.rbacRules`: a list of `{apiGroups, resources, verbs}`, each a
+/// non-empty list of strings, as in a Role.
+fn read_rules(r: &mut Reader, at: &At<'_>) -> Vec<Rule> {
+    let mut rules = Vec::new();
+    let items = r.list(at);
+    if items.is_empty() {
+        r.error(at, "must list at least one rule ({apiGroups, resources, verbs}) or be left out for the seed's rules");
+    }
+    for (key, item) in items {
+        let rule_at = At {
+            value: Some(item),
+            path: key,
+        };
+        r.warn_unknown(&rule_at, &["apiGroups", "resources", "verbs"]);
+        let mut field = |name: &str| -> Vec<String> {
+            let field_at = rule_at.key(name);
+            let values: Vec<String> = r
+                .list(&field_at)
+                .into_iter()
+                .filter_map(|(path, v)| match v.as_str() {
+                    Some(s) => Some(s.to_owned()),
+                    None => {
+                        r.errors.push(ConfigError {
+                            key: path,
+                            reason: "expected a string".into(),
+                        });
+                        None
+                    }
+                })
+                .collect();
+            // apiGroups may hold "" (core); resources and verbs may not be empty strings.
+            if values.is_empty() {
+                r.error(&field_at, "must be a non-empty list");
+            }
+            values
+        };
+        let api_groups = field("apiGroups");
+        let resources = field("resources");
+        let verbs = field("verbs");
+        rules.push(Rule {
+            api_groups,
+            resources,
+            verbs,
+        });
+    }
+    rules
 }
 
 fn default_listen() -> SocketAddr {

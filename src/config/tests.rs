@@ -291,3 +291,44 @@ fn cleanup_settings_are_read() {
     assert_eq!(s.cleanup.older_than_days, 3);
     assert_eq!(s.cleanup.schedule.as_str(), "*/5 * * * * *");
 }
+
+#[test]
+fn rbac_rules_default_to_the_seed_and_can_be_replaced() {
+    let s = parse("").unwrap();
+    assert_eq!(s.service.rbac_rules, crate::kube::rules::seed_rules());
+    assert_eq!(s.service.rbac_rules_source, "seed");
+    let s = parse(
+        "nspool: {rbacRules: [{apiGroups: [''], resources: [configmaps], verbs: [get, list]}]}",
+    )
+    .unwrap();
+    assert_eq!(s.service.rbac_rules.len(), 1);
+    assert_eq!(s.service.rbac_rules[0].api_groups, [""]);
+    assert_eq!(s.service.rbac_rules_source, "nspool.rbacRules");
+    let errs = errors("nspool: {rbacRules: [{apiGroups: [''], resources: [], verbs: [1]}]}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("nspool.rbacRules[0].resources: must be a non-empty list")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("nspool.rbacRules[0].verbs[0]: expected a string")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn config_check_names_the_rbac_nspool_needs() {
+    assert!(
+        parse(STANDARD)
+            .unwrap()
+            .nspool_rbac_advice()
+            .contains("rbac-create.yaml")
+    );
+    assert!(
+        parse(ADVANCED)
+            .unwrap()
+            .nspool_rbac_advice()
+            .contains("rbac-verify.yaml")
+    );
+}

@@ -1,0 +1,5 @@
+//! Kubernetes: the pool namespaces' RBAC (pure builders and rules) and the
+//! client that applies and verifies them.
+
+pub mod objects;
+pub mod rules;

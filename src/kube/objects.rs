@@ -1,0 +1,188 @@
+//! The objects nspool puts in each pool namespace, built from settings. Pure.
+
+use super::rules::Rule;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+
+pub const ROLE_NAME: &str = "deployment-commander-role";
+pub const ROLE_BINDING_NAME: &str = "deployment-commander-rolebinding";
+/// Field manager of the Namespace, Role and RoleBinding.
+pub const FIELD_MANAGER: &str = "nspool";
+/// Field manager of the claim labels only, so an RBAC re-apply never strips them.
+pub const CLAIMS_FIELD_MANAGER: &str = "nspool-claims";
+pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "nspool";
+pub const LABEL_RELEASE: &str = "nspool.astronomer.io/release-name";
+pub const LABEL_DEPLOYMENT: &str = "nspool.astronomer.io/deployment-id";
+
+/// Whom the Role is for, and what it grants.
+#[derive(Debug, Clone)]
+pub struct RbacTarget {
+    pub service_account: String,
+    pub service_account_namespace: String,
+    pub rules: Vec<Rule>,
+}
+
+fn meta(name: &str, namespace: Option<&str>, managed: bool) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        labels: managed
+            .then(|| BTreeMap::from([(MANAGED_BY_KEY.to_owned(), MANAGED_BY_VALUE.to_owned())])),
+        ..ObjectMeta::default()
+    }
+}
+
+/// `managed`: carry `app.kubernetes.io/managed-by: nspool` (objects nspool
+/// applies); the rendered option-2 manifest is the seed's, without it.
+pub fn namespace(name: &str, managed: bool) -> Namespace {
+    Namespace {
+        metadata: meta(name, None, managed),
+        ..Namespace::default()
+    }
+}
+
+pub fn role(namespace: &str, target: &RbacTarget, managed: bool) -> Role {
+    Role {
+        metadata: meta(ROLE_NAME, Some(namespace), managed),
+        rules: Some(
+            target
+                .rules
+                .iter()
+                .map(|rule| PolicyRule {
+                    api_groups: Some(rule.api_groups.clone()),
+                    resources: Some(rule.resources.clone()),
+                    verbs: rule.verbs.clone(),
+                    ..PolicyRule::default()
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub fn role_binding(namespace: &str, target: &RbacTarget, managed: bool) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(ROLE_BINDING_NAME, Some(namespace), managed),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: ROLE_NAME.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: target.service_account.clone(),
+            namespace: Some(target.service_account_namespace.clone()),
+            ..Subject::default()
+        }]),
+    }
+}
+
+/// The claim labels as one apply of the `nspool-claims` manager: the holder's
+/// labels, or none (which removes the ones it applied before).
+pub fn claim_labels(name: &str, holder: Option<(&str, &str)>) -> Namespace {
+    let labels = holder.map(|(release, id)| {
+        BTreeMap::from([
+            (LABEL_RELEASE.to_owned(), release.to_owned()),
+            (LABEL_DEPLOYMENT.to_owned(), id.to_owned()),
+        ])
+    });
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            labels: Some(labels.unwrap_or_default()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    }
+}
+
+/// The seed's `commander.yaml` for each namespace: what a person would
+/// `kubectl apply -f` for option 2.
+pub fn render(namespaces: &[&str], target: &RbacTarget) -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for ns in namespaces {
+        for document in [
+            serde_yaml::to_string(&namespace(ns, false))?,
+            serde_yaml::to_string(&role(ns, target, false))?,
+            serde_yaml::to_string(&role_binding(ns, target, false))?,
+        ] {
+            out.push_str("---\n");
+            out.push_str(&document);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::rules::seed_rules;
+    use serde::Deserialize;
+
+    fn target() -> RbacTarget {
+        RbacTarget {
+            service_account: "astronomer-commander".into(),
+            service_account_namespace: "astronomer".into(),
+            rules: seed_rules(),
+        }
+    }
+
+    #[test]
+    fn rendered_yaml_parses_back_into_the_same_objects() {
+        let yaml = render(&["team-a", "team-b"], &target()).unwrap();
+        let documents: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
+            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(documents.len(), 6);
+        for (i, ns) in ["team-a", "team-b"].iter().enumerate() {
+            let parsed_ns: Namespace = serde_yaml::from_value(documents[i * 3].clone()).unwrap();
+            let parsed_role: Role = serde_yaml::from_value(documents[i * 3 + 1].clone()).unwrap();
+            let parsed_binding: RoleBinding =
+                serde_yaml::from_value(documents[i * 3 + 2].clone()).unwrap();
+            assert_eq!(parsed_ns, namespace(ns, false));
+            assert_eq!(parsed_role, role(ns, &target(), false));
+            assert_eq!(parsed_binding, role_binding(ns, &target(), false));
+            assert_eq!(documents[i * 3]["kind"], "Namespace");
+            assert_eq!(
+                documents[i * 3 + 1]["apiVersion"],
+                "rbac.authorization.k8s.io/v1"
+            );
+        }
+        // The seed's shape: names, binding to the Commander account, the rules.
+        let binding = &documents[2];
+        assert_eq!(binding["metadata"]["name"], ROLE_BINDING_NAME);
+        assert_eq!(binding["roleRef"]["name"], ROLE_NAME);
+        assert_eq!(binding["subjects"][0]["name"], "astronomer-commander");
+        assert_eq!(binding["subjects"][0]["namespace"], "astronomer");
+        assert_eq!(
+            documents[1]["rules"].as_sequence().unwrap().len(),
+            seed_rules().len()
+        );
+        assert!(!yaml.contains("ownerReferences"));
+    }
+
+    #[test]
+    fn applied_objects_carry_managed_by() {
+        for labels in [
+            namespace("a", true).metadata.labels,
+            role("a", &target(), true).metadata.labels,
+            role_binding("a", &target(), true).metadata.labels,
+        ] {
+            assert_eq!(labels.unwrap()[MANAGED_BY_KEY], MANAGED_BY_VALUE);
+        }
+        assert!(namespace("a", false).metadata.labels.is_none());
+    }
+
+    #[test]
+    fn claim_labels_name_the_holder_or_nothing() {
+        let labels = claim_labels("a", Some(("r-1", "id-1")))
+            .metadata
+            .labels
+            .unwrap();
+        assert_eq!(labels[LABEL_RELEASE], "r-1");
+        assert_eq!(labels[LABEL_DEPLOYMENT], "id-1");
+        assert!(claim_labels("a", None).metadata.labels.unwrap().is_empty());
+    }
+}
