@@ -6,6 +6,8 @@ use crate::embedded_pg::EmbeddedPostgres;
 use crate::graphql;
 use crate::http::{AppState, router};
 use crate::jobs::reclaim_schedule::ReclaimSchedule;
+use crate::kube::client::KubeClient;
+use crate::kube::reconcile::KubeWorker;
 use crate::pool::PoolService;
 use crate::store::Store;
 use anyhow::Context as _;
@@ -113,6 +115,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
+    let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
+    let kube_worker =
+        kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
     let mut server_stopped = stopped.clone();
     let server = tokio::spawn(serve(listener, state(service), async move {
         let _ = server_stopped.wait_for(|stop| *stop).await;
@@ -129,6 +134,11 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
     if let Some(schedule) = schedule {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         schedule.shutdown(left.max(Duration::from_secs(1))).await;
+    }
+    if let Some(worker) = kube_worker {
+        // Its work is recorded per namespace as it goes; what is left is done later.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), worker).await;
     }
     Ok(())
 }

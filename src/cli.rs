@@ -52,6 +52,9 @@ enum Command {
     /// The configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The pool namespaces' Commander RBAC.
+    #[command(subcommand)]
+    Rbac(RbacCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -83,6 +86,21 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+enum RbacCommand {
+    /// Print the seed's option-2 manifest (Namespace, Role, RoleBinding) for
+    /// every pool namespace, or the named ones, for `kubectl apply -f`.
+    Render {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long = "namespace")]
+        namespaces: Vec<String>,
+    },
+    /// Verify every pool namespace in the cluster now; exit 1 when any is
+    /// broken or missing, or the check failed.
+    Check(ConfigArg),
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Print the effective settings, or every error (exit 2).
     Check(ConfigArg),
@@ -111,7 +129,13 @@ pub async fn run(cli: Cli) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Config(ConfigCommand::Check(config)) => return config_check(config),
-        Command::Serve(c) | Command::Migrate(c) | Command::Token(TokenCommand::List(c)) => load(c),
+        Command::Rbac(RbacCommand::Render { config, namespaces }) => {
+            return rbac_render(config, namespaces);
+        }
+        Command::Serve(c)
+        | Command::Migrate(c)
+        | Command::Token(TokenCommand::List(c))
+        | Command::Rbac(RbacCommand::Check(c)) => load(c),
         Command::Reclaim { config, .. }
         | Command::Token(
             TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. },
@@ -146,7 +170,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
-        Command::Schema | Command::Config(_) => Ok(()),
+        Command::Rbac(RbacCommand::Check(_)) => return rbac_check(settings).await,
+        Command::Schema | Command::Config(_) | Command::Rbac(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -279,4 +304,115 @@ async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
         Ok(())
     })
     .await
+}
+
+fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
+    let settings = match load(config) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let pool: Vec<&str> = settings
+        .pool
+        .namespaces
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    for name in only {
+        if !pool.contains(&name.as_str()) {
+            eprintln!(
+                "nspool: {name} is not a pool namespace (pool: {})",
+                pool.join(", ")
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let names: Vec<&str> = if only.is_empty() {
+        pool
+    } else {
+        only.iter().map(String::as_str).collect()
+    };
+    let target = crate::kube::objects::RbacTarget {
+        service_account: settings.service.commander_service_account.clone(),
+        service_account_namespace: settings.service.platform_namespace.as_str().to_owned(),
+        rules: settings.service.rbac_rules.clone(),
+    };
+    match crate::kube::objects::render(&names, &target) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("nspool: cannot render: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
+    use crate::kube::client::KubeClient;
+    use crate::kube::reconcile::KubeWorker;
+    let mode = match settings.service.kubernetes_mode {
+        crate::config::KubernetesMode::Off => crate::config::KubernetesMode::Off,
+        _ => crate::config::KubernetesMode::Cluster,
+    };
+    let kube = match KubeClient::connect(mode).await {
+        Ok(Some(kube)) => kube,
+        Ok(None) => {
+            eprintln!("nspool: Kubernetes mode is off (nspool.kubernetes.mode); nothing to check");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("nspool: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut healthy = true;
+    let result = with_service(settings, |service| async move {
+        let report = KubeWorker::new(&service, kube)
+            .pass(true)
+            .await
+            .map_err(|e| crate::pool::Error::BadInput(e.to_string()))?;
+        println!("checked {} namespace(s)", report.checked);
+        for (name, denied) in &report.broken {
+            println!(
+                "BROKEN  {name}: the Commander account cannot {}",
+                denied.join(", ")
+            );
+        }
+        for name in &report.missing {
+            println!("MISSING {name}: the namespace does not exist");
+        }
+        for (name, error) in &report.failed {
+            println!("FAILED  {name}: {error}");
+        }
+        for (permission, allowed) in &report.cluster_scoped {
+            println!(
+                "CLUSTER {permission}: a Role cannot grant this; at cluster scope it is {}",
+                if *allowed { "allowed" } else { "not allowed" }
+            );
+        }
+        for permission in &report.stale {
+            println!("STALE   {permission}: the cluster does not serve this API group");
+        }
+        if report.broken.is_empty() && report.missing.is_empty() && report.failed.is_empty() {
+            println!(
+                "every pool namespace grants the Commander account its namespaced permissions"
+            );
+            Ok(())
+        } else {
+            Err(crate::pool::Error::Conflict(
+                "some pool namespaces are broken, missing or could not be checked".into(),
+            ))
+        }
+    })
+    .await;
+    if let Err(error) = result {
+        eprintln!("nspool: {error:#}");
+        healthy = false;
+    }
+    if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

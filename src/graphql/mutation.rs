@@ -204,6 +204,14 @@ impl PoolMutation {
         })
     }
 
+    /// Re-applies (namespaces.create) and re-checks every pool namespace now;
+    /// returns how many namespaces were queued.
+    async fn resync_pool(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx).resync_pool(caller).await.gql()?;
+        Ok(i32::try_from(rows).unwrap_or(i32::MAX))
+    }
+
     /// A new API token bound to one role (and workspace, for workspace roles).
     async fn create_token(
         &self,

@@ -184,6 +184,20 @@ impl PoolQuery {
         Ok(views.into_iter().map(PoolNamespace::from).collect())
     }
 
+    /// The cluster-wide part of the last RBAC verification (system viewer or more).
+    async fn rbac_cluster_report(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<RbacClusterReport>> {
+        let caller = caller(ctx).await?;
+        let row = service(ctx).rbac_cluster_report(caller).await.gql()?;
+        Ok(row.map(|r| RbacClusterReport {
+            checked_at: r.checked_at,
+            cluster_scoped: Json(r.cluster_scoped),
+            stale: Json(r.stale),
+        }))
+    }
+
     /// The newest events, newest first, optionally of one namespace (system viewer or more).
     async fn pool_events(
         &self,

@@ -342,6 +342,22 @@ pub struct PoolNamespace {
     pub reclaimable_at: Option<DateTime<Utc>>,
     /// How it becomes free again (null when free).
     pub note: Option<String>,
+    /// Verification: `unknown` (not checked), `ok`, `broken` (a namespaced
+    /// permission is missing: not offered), `missing` (no such namespace: not offered).
+    pub rbac_state: String,
+    /// The Commander permissions a verification found missing.
+    pub rbac_missing: Vec<String>,
+    pub rbac_checked_at: Option<DateTime<Utc>>,
+    /// Whether nspool applies this namespace's objects (namespaces.create).
+    pub managed: bool,
+    /// Whether nspool's current RBAC objects have been applied (when managed).
+    pub rbac_applied: bool,
+    /// Whether the claim labels in the cluster match the holder.
+    pub labels_in_sync: bool,
+    /// The last Kubernetes failure on this namespace, retried with backoff.
+    pub kube_error: Option<String>,
+    pub kube_error_at: Option<DateTime<Utc>>,
+    pub kube_next_attempt_at: Option<DateTime<Utc>>,
     #[graphql(skip)]
     pub holder: Option<DeploymentRow>,
 }
@@ -383,6 +399,25 @@ impl From<PoolNamespaceView> for PoolNamespace {
             retired_at: view.row.retired_at,
             reclaimable_at: view.reclaimable_at,
             note: view.note,
+            rbac_missing: view
+                .row
+                .rbac_missing
+                .as_ref()
+                .and_then(|m| m.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            rbac_state: view.row.rbac_state,
+            rbac_checked_at: view.row.rbac_checked_at,
+            managed: view.row.managed,
+            rbac_applied: view.row.rbac_applied.is_some(),
+            labels_in_sync: view.row.labels_holder == view.row.holder_deployment_id,
+            kube_error: view.row.kube_error,
+            kube_error_at: view.row.kube_error_at,
+            kube_next_attempt_at: view.row.kube_next_attempt_at,
             holder: view.holder,
         }
     }
@@ -504,4 +539,15 @@ pub struct ReclaimedDeploymentInfo {
 /// Keeps DagDeployment input as the JSON stored with the Deployment.
 pub fn dag_deployment_json(input: Option<DagDeploymentInput>) -> Option<serde_json::Value> {
     input.and_then(|d| serde_json::to_value(d).ok())
+}
+
+/// The cluster-wide part of the last verification.
+#[derive(SimpleObject)]
+pub struct RbacClusterReport {
+    pub checked_at: DateTime<Utc>,
+    /// Cluster-scoped permissions in the rules ("a Role cannot grant this"),
+    /// each with whether the Commander account has it at cluster scope.
+    pub cluster_scoped: Json<serde_json::Value>,
+    /// Rules for API groups the cluster does not serve.
+    pub stale: Json<serde_json::Value>,
 }

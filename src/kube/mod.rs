@@ -1,5 +1,7 @@
 //! Kubernetes: the pool namespaces' RBAC (pure builders and rules) and the
 //! client that applies and verifies them.
 
+pub mod client;
 pub mod objects;
+pub mod reconcile;
 pub mod rules;

@@ -146,7 +146,10 @@ impl PoolService {
                 actor: &actor,
             };
             match self.store.insert_deployment(&new).await {
-                Ok(Some(row)) => return Ok(row),
+                Ok(Some(row)) => {
+                    self.kube_wake.notify_one();
+                    return Ok(row);
+                }
                 Ok(None) => return Err(self.claim_refused(namespace.as_str()).await),
                 Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
                 Err(e) => {
@@ -421,6 +424,7 @@ impl PoolService {
                 .soft_delete_deployment(id, &actor, reason)
                 .await?
         };
+        self.kube_wake.notify_one();
         deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
     }
 }

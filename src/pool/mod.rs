@@ -25,11 +25,31 @@ use std::sync::Arc;
 pub struct PoolService {
     store: Store,
     settings: Arc<Settings>,
+    /// Wakes this process's Kubernetes worker after a claim or release.
+    kube_wake: Arc<tokio::sync::Notify>,
 }
 
 impl PoolService {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
-        Self { store, settings }
+        Self {
+            store,
+            settings,
+            kube_wake: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    pub fn kube_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.kube_wake.clone()
+    }
+
+    /// Re-apply and re-check every pool namespace on the next pass (system admins).
+    pub async fn resync_pool(&self, caller: &Caller) -> Result<u64> {
+        caller.authorize(crate::domain::Action::System(
+            crate::domain::roles::Level::Admin,
+        ))?;
+        let rows = self.store.request_resync().await?;
+        self.kube_wake.notify_one();
+        Ok(rows)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -42,20 +62,23 @@ impl PoolService {
 
     /// Brings the pool table in line with the config (start-up, config change).
     pub async fn sync_pool(&self) -> Result<PoolSyncReport> {
-        let (names, sources): (Vec<String>, Vec<&str>) = if self.settings.pool.enabled() {
-            self.settings
-                .pool
-                .namespaces
-                .iter()
-                .map(|e| (e.name.as_str().to_owned(), e.source.as_str()))
-                .unzip()
+        let pool = &self.settings.pool;
+        // Pool mode off: no names, so every name ever in the pool is retired.
+        let entries = if pool.enabled() {
+            &pool.namespaces[..]
         } else {
-            // Pool mode off: every name ever in the pool is retired.
-            (Vec::new(), Vec::new())
+            &[]
         };
+        let names: Vec<String> = entries.iter().map(|e| e.name.as_str().to_owned()).collect();
+        let sources: Vec<&str> = entries.iter().map(|e| e.source.as_str()).collect();
+        // namespaces.create applies only to namespacePools.namespaces.names.
+        let managed: Vec<bool> = entries
+            .iter()
+            .map(|e| pool.create_namespaces && e.source == crate::config::PoolSource::Standard)
+            .collect();
         Ok(self
             .store
-            .sync_pool(&names, &sources, &Caller::Operator.actor())
+            .sync_pool(&names, &sources, &managed, &Caller::Operator.actor())
             .await?)
     }
 

@@ -201,6 +201,7 @@ impl PoolService {
         self.store
             .finish_run(run_id, report.count, report.stopped.as_deref(), None)
             .await?;
+        self.kube_wake.notify_one();
         Ok(report)
     }
 

@@ -13,8 +13,18 @@ fn time(at: DateTime<Utc>) -> String {
 /// Why none is free and how one comes back.
 pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) -> String {
     let mut text = format!(
-        "No namespace in the pool is free ({} in the pool: {} held by live Deployments, {} by soft-deleted ones).",
-        summary.active, summary.held_live, summary.held_soft_deleted
+        "No namespace in the pool is free ({} in the pool: {} held by live Deployments, {} by soft-deleted ones{}).",
+        summary.active,
+        summary.held_live,
+        summary.held_soft_deleted,
+        if summary.broken > 0 {
+            format!(
+                ", {} not offered because of broken RBAC (see `nspool rbac check`)",
+                summary.broken
+            )
+        } else {
+            String::new()
+        }
     );
     text.push_str(
         " A namespace returns when its Deployment is hard-deleted (astro deployment delete --hard, or deleteDeployment with deploymentHardDelete: true)",
@@ -101,6 +111,19 @@ pub fn not_claimable(
                 time(retired_at)
             ),
         ),
+        (None, _, None) if holder.rbac_state == "broken" => (
+            Kind::BadInput,
+            format!(
+                "Namespace \"{name}\" is not offered: the Commander service account lacks permissions there ({}); fix its Role and run `nspool rbac check`. {alternatives}",
+                missing_list(holder.rbac_missing.as_ref())
+            ),
+        ),
+        (None, _, None) if holder.rbac_state == "missing" => (
+            Kind::BadInput,
+            format!(
+                "Namespace \"{name}\" does not exist in the cluster; create it (and its Role and RoleBinding) or remove it from the pool. {alternatives}"
+            ),
+        ),
         // Free when read a moment after the claim failed: another claim raced it and lost.
         (None, _, None) => (
             Kind::Conflict,
@@ -109,6 +132,28 @@ pub fn not_claimable(
             ),
         ),
     }
+}
+
+/// "cannot create serviceaccounts (core), …", at most a few, then a count.
+pub fn missing_list(missing: Option<&serde_json::Value>) -> String {
+    let items: Vec<&str> = missing
+        .and_then(|m| m.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    const SHOWN: usize = 8;
+    let mut text = format!(
+        "cannot {}",
+        items
+            .iter()
+            .take(SHOWN)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +171,7 @@ mod tests {
         PoolSummary {
             active: 2,
             free: 0,
+            broken: 0,
             held_live: 2 - held_soft_deleted,
             held_soft_deleted,
             oldest_soft_delete: None,
@@ -140,6 +186,8 @@ mod tests {
         NamespaceHolder {
             name: "team-a".into(),
             retired_at: retired.then(at),
+            rbac_state: "ok".into(),
+            rbac_missing: None,
             deployment_id: None,
             release_name: release.map(Into::into),
             label: Some("etl".into()),
@@ -194,6 +242,16 @@ mod tests {
         );
         assert_eq!(kind, Kind::BadInput);
         assert!(text.contains("retired"), "{text}");
+
+        let mut broken = holder(None, false, false);
+        broken.rbac_state = "broken".into();
+        broken.rbac_missing = Some(serde_json::json!(["create serviceaccounts (core)"]));
+        let (kind, text) = not_claimable("team-a", Some(&broken), None, &free, String::new);
+        assert_eq!(kind, Kind::BadInput);
+        assert!(
+            text.contains("cannot create serviceaccounts (core)"),
+            "{text}"
+        );
 
         let (kind, text) = not_claimable("nope", None, None, &free, String::new);
         assert_eq!(kind, Kind::BadInput);

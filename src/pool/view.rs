@@ -95,6 +95,14 @@ impl PoolService {
             .collect())
     }
 
+    pub async fn rbac_cluster_report(
+        &self,
+        caller: &Caller,
+    ) -> Result<Option<crate::store::ClusterReportRow>> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        Ok(self.store.cluster_report().await?)
+    }
+
     /// The newest events of many namespaces at once (the GraphQL loader's batch).
     pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
         Ok(self.store.namespace_events(names, last).await?)

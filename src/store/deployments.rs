@@ -1,3 +1,4 @@
+use super::pool::OFFERED;
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -96,7 +97,7 @@ impl Store {
         let sql = format!(
             "with claimed as (
                 update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
-                where $16 and name = $6 and holder_deployment_id is null and retired_at is null
+                where $16 and name = $6 and {OFFERED}
                 returning name
             ), target as (
                 select name from claimed

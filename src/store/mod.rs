@@ -3,6 +3,7 @@
 
 mod deployments;
 mod events;
+mod kube_work;
 mod pool;
 mod reclaim_runs;
 mod tokens;
@@ -10,8 +11,9 @@ mod workspaces;
 
 pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
 pub use events::EventRow;
+pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
-pub use reclaim_runs::{ReclaimLock, ReclaimRunRow};
+pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{RoleBindingRow, WorkspaceRow};
 

@@ -10,6 +10,15 @@ pub struct PoolNamespaceRow {
     pub claimed_at: Option<DateTime<Utc>>,
     pub added_at: DateTime<Utc>,
     pub retired_at: Option<DateTime<Utc>>,
+    pub managed: bool,
+    pub rbac_applied: Option<String>,
+    pub labels_holder: Option<Uuid>,
+    pub rbac_state: String,
+    pub rbac_missing: Option<serde_json::Value>,
+    pub rbac_checked_at: Option<DateTime<Utc>>,
+    pub kube_error: Option<String>,
+    pub kube_error_at: Option<DateTime<Utc>>,
+    pub kube_next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Who holds a pool namespace, to word a refused claim.
@@ -17,6 +26,8 @@ pub struct PoolNamespaceRow {
 pub struct NamespaceHolder {
     pub name: String,
     pub retired_at: Option<DateTime<Utc>>,
+    pub rbac_state: String,
+    pub rbac_missing: Option<serde_json::Value>,
     pub deployment_id: Option<Uuid>,
     pub release_name: Option<String>,
     pub label: Option<String>,
@@ -37,12 +48,20 @@ pub struct PoolSyncReport {
 pub struct PoolSummary {
     pub active: i64,
     pub free: i64,
+    /// Not offered because verification found their RBAC broken or the namespace missing.
+    pub broken: i64,
     pub held_live: i64,
     pub held_soft_deleted: i64,
     pub oldest_soft_delete: Option<DateTime<Utc>>,
 }
 
-const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at";
+const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
+    managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
+    kube_error_at, kube_next_attempt_at";
+
+/// Offered: free, not retired, and not known to have broken RBAC.
+pub(super) const OFFERED: &str =
+    "holder_deployment_id is null and retired_at is null and rbac_state in ('unknown', 'ok')";
 
 impl Store {
     /// Makes the pool table match the config: new names added, removed names
@@ -53,6 +72,7 @@ impl Store {
         &self,
         names: &[String],
         sources: &[&str],
+        managed: &[bool],
         actor: &str,
     ) -> Result<PoolSyncReport> {
         let mut tx = self.pool.begin().await?;
@@ -63,8 +83,8 @@ impl Store {
 
         let added = sqlx::query_as(
             "with n as (
-                insert into pool_namespaces (name, source)
-                select * from unnest($1::text[], $2::text[])
+                insert into pool_namespaces (name, source, managed)
+                select * from unnest($1::text[], $2::text[], $4::bool[])
                 on conflict (name) do nothing
                 returning name
             ), e as (
@@ -76,6 +96,7 @@ impl Store {
         .bind(names)
         .bind(sources)
         .bind(actor)
+        .bind(managed)
         .fetch_all(&mut *tx)
         .await?;
 
@@ -96,12 +117,13 @@ impl Store {
         .await?;
 
         sqlx::query(
-            "update pool_namespaces p set source = s.source
-             from unnest($1::text[], $2::text[]) as s(name, source)
-             where p.name = s.name and p.source <> s.source",
+            "update pool_namespaces p set source = s.source, managed = s.managed
+             from unnest($1::text[], $2::text[], $3::bool[]) as s(name, source, managed)
+             where p.name = s.name and (p.source <> s.source or p.managed <> s.managed)",
         )
         .bind(names)
         .bind(sources)
+        .bind(managed)
         .execute(&mut *tx)
         .await?;
 
@@ -150,18 +172,15 @@ impl Store {
     /// Free, offered namespaces in name order: a scan of a partial index that
     /// holds only free rows.
     pub async fn available_namespaces(&self) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "select name from pool_namespaces
-             where holder_deployment_id is null and retired_at is null order by name",
-        )
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!("select name from pool_namespaces where {OFFERED} order by name");
+        let rows: Vec<(String,)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
 
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
-            "select p.name, p.retired_at, d.id as deployment_id, d.release_name, d.label, d.deleted_at
+            "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,
+                    d.id as deployment_id, d.release_name, d.label, d.deleted_at
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
              where p.name = $1",
         )
@@ -174,7 +193,9 @@ impl Store {
     pub async fn pool_summary(&self) -> Result<PoolSummary> {
         let row = sqlx::query_as(
             "select count(*) filter (where p.retired_at is null) as active,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null) as free,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.rbac_state in ('unknown', 'ok')) as free,
+                    count(*) filter (where p.retired_at is null and p.rbac_state in ('broken', 'missing')) as broken,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
                     min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete

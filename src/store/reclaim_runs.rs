@@ -24,12 +24,22 @@ const RUN_COLUMNS: &str =
     "id, scheduled_for, trigger, replica, older_than_days, dry_run, started_at,
     finished_at, reclaimed, errors, would_reclaim";
 
-/// Keeps reclaim runs from overlapping: a session advisory lock held on a
-/// connection of its own. Dropping it (also while unwinding from a panic)
-/// closes that connection, and the server releases the lock.
-pub struct ReclaimLock {
-    _connection: PgConnection,
+/// A session advisory lock held on a connection of its own. Dropping it
+/// (also while unwinding from a panic) closes that connection, and the server
+/// releases the lock.
+pub struct HeldLock {
+    connection: PgConnection,
 }
+
+impl HeldLock {
+    /// Whether the lock's connection still answers (the lock is held while it does).
+    pub async fn alive(&mut self) -> bool {
+        self.connection.ping().await.is_ok()
+    }
+}
+
+/// Keeps reclaim runs from overlapping.
+pub type ReclaimLock = HeldLock;
 
 /// The advisory lock key of reclaim runs (`hashtext('nspool.reclaim')` would
 /// do, but a constant reads plainly in `pg_locks`).
@@ -109,23 +119,30 @@ impl Store {
 
     /// Waits up to `wait` for the reclaim lock; `None` when it stayed taken.
     pub async fn reclaim_lock(&self, wait: Duration) -> Result<Option<ReclaimLock>> {
-        let mut connection = self.pool.acquire().await?.detach();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-                .bind(RECLAIM_LOCK_KEY)
-                .fetch_one(&mut connection)
-                .await?;
-            if got {
-                return Ok(Some(ReclaimLock {
-                    _connection: connection,
-                }));
+            if let Some(lock) = self.try_session_lock(RECLAIM_LOCK_KEY).await? {
+                return Ok(Some(lock));
             }
             if tokio::time::Instant::now() >= deadline {
-                let _ = connection.close().await;
                 return Ok(None);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Tries a session advisory lock on a connection taken out of the pool.
+    pub(super) async fn try_session_lock(&self, key: i64) -> Result<Option<HeldLock>> {
+        let mut connection = self.pool.acquire().await?.detach();
+        let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut connection)
+            .await?;
+        if got {
+            Ok(Some(HeldLock { connection }))
+        } else {
+            let _ = connection.close().await;
+            Ok(None)
         }
     }
 }

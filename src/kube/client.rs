@@ -1,0 +1,199 @@
+//! Talking to the Kubernetes API: server-side apply for every write, reads,
+//! SubjectAccessReviews, discovery. One client, bounded in-flight requests,
+//! a timeout on each call. Never a DELETE, never an ownerReference.
+
+use super::objects::{self, CLAIMS_FIELD_MANAGER, FIELD_MANAGER, RbacTarget};
+use super::rules::Triple;
+use crate::config::KubernetesMode;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Requests in flight at once, over all namespaces.
+pub const MAX_IN_FLIGHT: usize = 16;
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes answered {code} {reason}: {message}")]
+    Api {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Transport(String),
+    #[error("the Kubernetes API did not answer within {} s", CALL_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("no Kubernetes configuration: {0}")]
+    NoConfig(String),
+}
+
+impl From<kube::Error> for Error {
+    fn from(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => Error::Api {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => Error::Transport(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct KubeClient {
+    client: kube::Client,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl KubeClient {
+    /// By mode: `auto` uses in-cluster config or a kubeconfig when there is
+    /// one, else none (with one warning); `cluster` insists; `off` never connects.
+    pub async fn connect(mode: KubernetesMode) -> Result<Option<Self>> {
+        if mode == KubernetesMode::Off {
+            return Ok(None);
+        }
+        let config = match kube::Config::infer().await {
+            Ok(config) => config,
+            Err(error) if mode == KubernetesMode::Auto => {
+                tracing::warn!(
+                    %error,
+                    "no Kubernetes configuration found: Kubernetes work is off (the pool still works; `nspool rbac render` prints the manifests)"
+                );
+                return Ok(None);
+            }
+            Err(error) => return Err(Error::NoConfig(error.to_string())),
+        };
+        Self::from_config(config, MAX_IN_FLIGHT).map(Some)
+    }
+
+    /// A client of the API server at `url` (tests: the fake API server).
+    pub fn for_url(url: &str, max_in_flight: usize) -> Result<Self> {
+        let uri = url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| Error::NoConfig(e.to_string()))?;
+        Self::from_config(kube::Config::new(uri), max_in_flight)
+    }
+
+    fn from_config(config: kube::Config, max_in_flight: usize) -> Result<Self> {
+        let client = kube::Client::try_from(config).map_err(|e| Error::NoConfig(e.to_string()))?;
+        Ok(Self {
+            client,
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_in_flight: max_in_flight.max(1),
+        })
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// One API call: waits for a slot, then at most [`CALL_TIMEOUT`].
+    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
+        let _slot = self.in_flight.acquire().await.map_err(|_| Error::Timeout)?;
+        match tokio::time::timeout(CALL_TIMEOUT, request).await {
+            Ok(result) => result.map_err(Error::from),
+            Err(_) => Err(Error::Timeout),
+        }
+    }
+
+    /// The Namespace, and unless `create_rbac` is false its Role and
+    /// RoleBinding, applied under field manager `nspool`.
+    pub async fn apply_rbac(
+        &self,
+        namespace: &str,
+        target: &RbacTarget,
+        create_rbac: bool,
+    ) -> Result<()> {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        self.call(namespaces.patch(
+            namespace,
+            &params,
+            &Patch::Apply(objects::namespace(namespace, true)),
+        ))
+        .await?;
+        if create_rbac {
+            let roles: Api<Role> = Api::namespaced(self.client.clone(), namespace);
+            let role = objects::role(namespace, target, true);
+            self.call(roles.patch(objects::ROLE_NAME, &params, &Patch::Apply(role)))
+                .await?;
+            let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
+            let binding = objects::role_binding(namespace, target, true);
+            self.call(bindings.patch(objects::ROLE_BINDING_NAME, &params, &Patch::Apply(binding)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        Ok(self.call(namespaces.get_opt(namespace)).await?.is_some())
+    }
+
+    /// The claim labels under field manager `nspool-claims`: the holder's, or
+    /// none (which removes the ones this manager wrote).
+    pub async fn apply_claim_labels(
+        &self,
+        namespace: &str,
+        holder: Option<(&str, &str)>,
+    ) -> Result<()> {
+        let params = PatchParams::apply(CLAIMS_FIELD_MANAGER).force();
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let patch = Patch::Apply(objects::claim_labels(namespace, holder));
+        self.call(namespaces.patch(namespace, &params, &patch))
+            .await?;
+        Ok(())
+    }
+
+    /// May `user` (in `groups`) do `triple` in `namespace` (`None`: cluster scope)?
+    pub async fn can(
+        &self,
+        user: &str,
+        groups: &[String],
+        namespace: Option<&str>,
+        triple: &Triple,
+    ) -> Result<bool> {
+        let review = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: Some(user.to_owned()),
+                groups: Some(groups.to_vec()),
+                resource_attributes: Some(ResourceAttributes {
+                    namespace: namespace.map(str::to_owned),
+                    group: Some(triple.group.clone()),
+                    resource: Some(triple.resource.clone()),
+                    verb: Some(triple.verb.clone()),
+                    ..ResourceAttributes::default()
+                }),
+                ..SubjectAccessReviewSpec::default()
+            },
+            ..SubjectAccessReview::default()
+        };
+        let reviews: Api<SubjectAccessReview> = Api::all(self.client.clone());
+        let answer = self
+            .call(reviews.create(&PostParams::default(), &review))
+            .await?;
+        Ok(answer.status.is_some_and(|s| s.allowed))
+    }
+
+    /// The API groups the cluster serves (`""`, the core group, always).
+    pub async fn served_groups(&self) -> Result<HashSet<String>> {
+        let list = self.call(self.client.list_api_groups()).await?;
+        let mut groups: HashSet<String> = list.groups.into_iter().map(|g| g.name).collect();
+        groups.insert(String::new());
+        Ok(groups)
+    }
+}

@@ -1,0 +1,352 @@
+//! The Kubernetes side of the pool, driven from Postgres: each pool row says
+//! what is due (apply, labels, check) and records what was done, so any
+//! replica can resume after another dies. One replica at a time does the
+//! work (a session advisory lock); failures are recorded on the namespace
+//! and retried with backoff, and never touch a claim.
+
+use super::client::{self, KubeClient};
+use super::objects::RbacTarget;
+use super::rules::{self, CheckPlan, Triple};
+use crate::config::{NspoolRbac, Settings};
+use crate::pool::PoolService;
+use crate::store::{self, KubeWorkRow, Store, WorkFilter};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, watch};
+
+/// How often a verified namespace is verified again.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+/// How long the worker waits when nothing is due (a claim wakes it sooner).
+const IDLE: Duration = Duration::from_secs(2);
+/// Rows fetched per round of a pass.
+const ROUND: i64 = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Kube(#[from] client::Error),
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default)]
+pub struct PassReport {
+    pub applied: usize,
+    pub labelled: usize,
+    pub checked: usize,
+    pub broken: Vec<(String, Vec<String>)>,
+    pub missing: Vec<String>,
+    pub failed: Vec<(String, String)>,
+    /// Asked once at cluster scope: "a Role cannot grant this".
+    pub cluster_scoped: Vec<(String, bool)>,
+    /// Rules for API groups the cluster does not serve.
+    pub stale: Vec<String>,
+}
+
+pub struct KubeWorker {
+    store: Store,
+    settings: Arc<Settings>,
+    kube: KubeClient,
+    wake: Arc<Notify>,
+}
+
+enum Outcome {
+    Applied,
+    Labelled,
+    Checked {
+        broken: Option<Vec<String>>,
+        missing: bool,
+    },
+}
+
+impl KubeWorker {
+    pub fn new(service: &PoolService, kube: KubeClient) -> Self {
+        Self {
+            store: service.store().clone(),
+            settings: Arc::new(service.settings().clone()),
+            kube,
+            wake: service.kube_wake(),
+        }
+    }
+
+    fn target(&self) -> RbacTarget {
+        let service = &self.settings.service;
+        RbacTarget {
+            service_account: service.commander_service_account.clone(),
+            service_account_namespace: service.platform_namespace.as_str().to_owned(),
+            rules: service.rbac_rules.clone(),
+        }
+    }
+
+    fn fingerprint(&self) -> String {
+        let target = self.target();
+        let create_rbac = if self.settings.pool.create_rbac {
+            "rbac"
+        } else {
+            "namespace-only"
+        };
+        rules::fingerprint(
+            &target.rules,
+            &format!("{}/{create_rbac}", target.service_account),
+            &target.service_account_namespace,
+        )
+    }
+
+    /// The Commander account as a SubjectAccessReview names it.
+    fn commander(&self) -> (String, Vec<String>) {
+        let target = self.target();
+        let ns = &target.service_account_namespace;
+        (
+            format!("system:serviceaccount:{ns}:{}", target.service_account),
+            vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ],
+        )
+    }
+
+    /// The work this configuration asks for on its own: apply when nspool
+    /// creates the namespaces, labels when switched on, checks when it only verifies.
+    fn filter(&self, check: bool) -> (bool, bool, bool) {
+        let create = self.settings.nspool_rbac() == NspoolRbac::Create;
+        (create, self.settings.service.claim_labels, check || !create)
+    }
+
+    /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            match self.store.kube_leader_lock().await {
+                Ok(Some(mut lock)) => {
+                    tracing::info!("this replica does the Kubernetes work");
+                    while !*stop.borrow() && lock.alive().await {
+                        if let Err(error) = self.pass(false).await {
+                            tracing::warn!(%error, "Kubernetes pass failed; retrying");
+                        }
+                        tokio::select! {
+                            () = self.wake.notified() => {},
+                            () = tokio::time::sleep(IDLE) => {},
+                            _ = stop.changed() => {},
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot take the Kubernetes lock"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(IDLE * 3) => {},
+                _ = stop.changed() => {},
+            }
+        }
+    }
+
+    /// Does all work due now. `check_all`: verify every namespace, whatever
+    /// the mode and however recently it was checked (`nspool rbac check`).
+    pub async fn pass(&self, check_all: bool) -> Result<PassReport, Error> {
+        let fingerprint = self.fingerprint();
+        let (apply, labels, verify) = self.filter(check_all);
+        let check_before = if check_all {
+            Some(Utc::now())
+        } else if verify {
+            Some(Utc::now() - chrono::Duration::from_std(RECHECK_EVERY).unwrap_or_default())
+        } else {
+            None
+        };
+        let filter = WorkFilter {
+            apply: apply.then_some(fingerprint.as_str()),
+            labels,
+            check_before,
+        };
+        let mut report = PassReport::default();
+        let mut plan: Option<CheckPlan> = None;
+        let mut seen: HashSet<String> = HashSet::new();
+        loop {
+            let rows: Vec<KubeWorkRow> = self
+                .store
+                .kube_work(&filter, ROUND)
+                .await?
+                .into_iter()
+                .filter(|row| !seen.contains(&row.name))
+                .collect();
+            if rows.is_empty() {
+                break;
+            }
+            if plan.is_none() && rows.iter().any(|r| r.needs_check) {
+                plan = Some(self.cluster_checks(&mut report).await?);
+            }
+            let empty = CheckPlan::default();
+            let plan_ref = plan.as_ref().unwrap_or(&empty);
+            let fingerprint = fingerprint.as_str();
+            let mut work: Vec<BoxFuture<'_, (String, Result<Vec<Outcome>, client::Error>)>> =
+                Vec::new();
+            for row in rows {
+                let name = row.name.clone();
+                work.push(Box::pin(async move {
+                    (name, self.work_on(row, plan_ref, fingerprint).await)
+                }));
+            }
+            // Namespaces side by side; the client bounds the requests in flight.
+            let results: Vec<_> = stream::iter(work)
+                .buffer_unordered(self.kube.max_in_flight())
+                .collect()
+                .await;
+            for (name, result) in results {
+                seen.insert(name.clone());
+                match result {
+                    Ok(outcomes) => {
+                        self.store.clear_kube_error(&name).await?;
+                        for outcome in outcomes {
+                            match outcome {
+                                Outcome::Applied => report.applied += 1,
+                                Outcome::Labelled => report.labelled += 1,
+                                Outcome::Checked { broken, missing } => {
+                                    report.checked += 1;
+                                    if missing {
+                                        report.missing.push(name.clone());
+                                    }
+                                    if let Some(denied) = broken {
+                                        report.broken.push((name.clone(), denied));
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(namespace = %name, %error, "Kubernetes work failed; will retry");
+                        self.store
+                            .record_kube_error(&name, &error.to_string())
+                            .await?;
+                        report.failed.push((name, error.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Discovery and the cluster-scoped part of a verification, once per pass.
+    async fn cluster_checks(&self, report: &mut PassReport) -> Result<CheckPlan, Error> {
+        let served = self.kube.served_groups().await?;
+        let plan = rules::plan(&self.target().rules, &|group| served.contains(group));
+        let (user, groups) = self.commander();
+        for triple in &plan.cluster_scoped {
+            let allowed = self.kube.can(&user, &groups, None, triple).await?;
+            report.cluster_scoped.push((triple.to_string(), allowed));
+        }
+        report.stale = plan.stale.iter().map(Triple::to_string).collect();
+        let cluster: Vec<Value> = report
+            .cluster_scoped
+            .iter()
+            .map(|(t, allowed)| json!({"permission": t, "allowedAtClusterScope": allowed, "note": "a Role cannot grant this"}))
+            .collect();
+        self.store
+            .save_cluster_report(&Value::Array(cluster), &json!(report.stale))
+            .await?;
+        Ok(plan)
+    }
+
+    async fn work_on(
+        &self,
+        row: KubeWorkRow,
+        plan: &CheckPlan,
+        fingerprint: &str,
+    ) -> Result<Vec<Outcome>, client::Error> {
+        let mut done = Vec::new();
+        if row.needs_apply {
+            self.kube
+                .apply_rbac(&row.name, &self.target(), self.settings.pool.create_rbac)
+                .await?;
+            self.store
+                .record_applied(&row.name, fingerprint)
+                .await
+                .map_err(store_failure)?;
+            done.push(Outcome::Applied);
+        }
+        if row.needs_labels {
+            // Never create a namespace by labelling one that is not there.
+            if !row.managed && !self.kube.namespace_exists(&row.name).await? {
+                return Err(client::Error::Api {
+                    code: 404,
+                    reason: "NotFound".into(),
+                    message: format!(
+                        "namespace {} does not exist; claim labels not written",
+                        row.name
+                    ),
+                });
+            }
+            let id = row.holder_deployment_id.map(|id| id.to_string());
+            let holder = match (&row.holder_release, &id) {
+                (Some(release), Some(id)) => Some((release.as_str(), id.as_str())),
+                _ => None,
+            };
+            self.kube.apply_claim_labels(&row.name, holder).await?;
+            self.store
+                .record_labels(&row.name, row.holder_deployment_id)
+                .await
+                .map_err(store_failure)?;
+            done.push(Outcome::Labelled);
+        }
+        if row.needs_check {
+            done.push(self.check(&row.name, plan).await?);
+        }
+        Ok(done)
+    }
+
+    /// Exists, and may the Commander account do every namespaced permission?
+    async fn check(&self, name: &str, plan: &CheckPlan) -> Result<Outcome, client::Error> {
+        if !self.kube.namespace_exists(name).await? {
+            self.store
+                .record_check(name, "missing", &json!([]))
+                .await
+                .map_err(store_failure)?;
+            return Ok(Outcome::Checked {
+                broken: None,
+                missing: true,
+            });
+        }
+        let (user, groups) = self.commander();
+        let mut asks: Vec<BoxFuture<'_, (Triple, Result<bool, client::Error>)>> = Vec::new();
+        for triple in &plan.namespaced {
+            let (user, groups) = (&user, &groups);
+            asks.push(Box::pin(async move {
+                (
+                    triple.clone(),
+                    self.kube.can(user, groups, Some(name), triple).await,
+                )
+            }));
+        }
+        // Deduplicated triples; the client bounds the requests in flight.
+        let answers = futures::future::join_all(asks).await;
+        let mut denied = Vec::new();
+        for (triple, answer) in answers {
+            if !answer? {
+                denied.push(triple.to_string());
+            }
+        }
+        denied.sort();
+        let state = if denied.is_empty() { "ok" } else { "broken" };
+        self.store
+            .record_check(name, state, &json!(denied))
+            .await
+            .map_err(store_failure)?;
+        Ok(Outcome::Checked {
+            broken: (!denied.is_empty()).then_some(denied),
+            missing: false,
+        })
+    }
+}
+
+/// A database failure in the middle of Kubernetes work: recorded like one,
+/// so the namespace is retried.
+fn store_failure(error: store::Error) -> client::Error {
+    client::Error::Transport(format!("recording the result failed: {error}"))
+}

@@ -1,0 +1,174 @@
+//! Kubernetes work as state on the pool rows: what is due, and what was done.
+
+use super::reclaim_runs::HeldLock;
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// One namespace with the Kubernetes work due on it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KubeWorkRow {
+    pub name: String,
+    pub managed: bool,
+    pub holder_deployment_id: Option<Uuid>,
+    pub holder_release: Option<String>,
+    pub needs_apply: bool,
+    pub needs_labels: bool,
+    pub needs_check: bool,
+}
+
+/// What kinds of work this replica's settings ask for.
+pub struct WorkFilter<'a> {
+    /// `Some(fingerprint)` when nspool applies RBAC (namespaces.create).
+    pub apply: Option<&'a str>,
+    /// Claim labels switched on.
+    pub labels: bool,
+    /// Verify namespaces last checked before this (or never).
+    pub check_before: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClusterReportRow {
+    pub checked_at: DateTime<Utc>,
+    pub cluster_scoped: Value,
+    pub stale: Value,
+}
+
+const KUBE_LEADER_KEY: i64 = 0x6e73_706f_6f6c_0002;
+
+impl Store {
+    /// Namespaces with work due, whose retry time (if any) has come.
+    pub async fn kube_work(&self, filter: &WorkFilter<'_>, limit: i64) -> Result<Vec<KubeWorkRow>> {
+        let rows = sqlx::query_as(
+            "select * from (
+                select p.name, p.managed, p.holder_deployment_id, d.release_name as holder_release,
+                       ($1::text is not null and p.managed and p.retired_at is null
+                            and p.rbac_applied is distinct from $1) as needs_apply,
+                       ($2 and p.labels_holder is distinct from p.holder_deployment_id) as needs_labels,
+                       ($3::timestamptz is not null and p.retired_at is null
+                            and (p.rbac_checked_at is null or p.rbac_checked_at < $3)) as needs_check
+                from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
+                where p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now()
+             ) w
+             where needs_apply or needs_labels or needs_check
+             order by name limit $4",
+        )
+        .bind(filter.apply)
+        .bind(filter.labels)
+        .bind(filter.check_before)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    pub async fn record_applied(&self, name: &str, fingerprint: &str) -> Result<()> {
+        sqlx::query("update pool_namespaces set rbac_applied = $2 where name = $1")
+            .bind(name)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records labels written for `holder`; a no-op when the holder changed
+    /// meanwhile, so the next pass writes the newer labels.
+    pub async fn record_labels(&self, name: &str, holder: Option<Uuid>) -> Result<()> {
+        sqlx::query(
+            "update pool_namespaces set labels_holder = $2
+             where name = $1 and holder_deployment_id is not distinct from $2",
+        )
+        .bind(name)
+        .bind(holder)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a verification result with its time, and its event when the state changes.
+    pub async fn record_check(&self, name: &str, state: &str, missing: &Value) -> Result<()> {
+        sqlx::query(
+            "with old as (select rbac_state from pool_namespaces where name = $1),
+             u as (
+                update pool_namespaces set rbac_state = $2, rbac_missing = $3, rbac_checked_at = now()
+                where name = $1 returning name
+             )
+             insert into events (kind, namespace, actor, reason)
+             select 'rbac_check', u.name, 'kubernetes', $2 || case when jsonb_array_length($3) > 0
+                    then ': cannot ' || (select string_agg(value, ', ') from jsonb_array_elements_text($3)) else '' end
+             from u, old where old.rbac_state is distinct from $2",
+        )
+        .bind(name)
+        .bind(state)
+        .bind(missing)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Work on `name` went through: no error, no pending retry.
+    pub async fn clear_kube_error(&self, name: &str) -> Result<()> {
+        sqlx::query(
+            "update pool_namespaces set kube_error = null, kube_error_at = null, kube_attempts = 0,
+                    kube_next_attempt_at = null
+             where name = $1 and (kube_error is not null or kube_attempts > 0)",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a Kubernetes failure and when to retry: 1 s, doubling, at most 5 min.
+    pub async fn record_kube_error(&self, name: &str, error: &str) -> Result<()> {
+        sqlx::query(
+            "update pool_namespaces set kube_error = $2, kube_error_at = now(),
+                    kube_attempts = kube_attempts + 1,
+                    kube_next_attempt_at = now() + least(interval '5 minutes',
+                        interval '1 second' * power(2, least(kube_attempts, 16)))
+             where name = $1",
+        )
+        .bind(name)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Everything re-applied and re-checked on the next pass.
+    pub async fn request_resync(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "update pool_namespaces set rbac_applied = null, rbac_checked_at = null,
+                    kube_next_attempt_at = null, kube_attempts = 0",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn save_cluster_report(&self, cluster_scoped: &Value, stale: &Value) -> Result<()> {
+        sqlx::query(
+            "insert into rbac_cluster_report (id, checked_at, cluster_scoped, stale) values (true, now(), $1, $2)
+             on conflict (id) do update set checked_at = now(), cluster_scoped = $1, stale = $2",
+        )
+        .bind(cluster_scoped)
+        .bind(stale)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn cluster_report(&self) -> Result<Option<ClusterReportRow>> {
+        Ok(
+            sqlx::query_as("select checked_at, cluster_scoped, stale from rbac_cluster_report")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// One replica at a time does the Kubernetes work: `None` when another has it.
+    pub async fn kube_leader_lock(&self) -> Result<Option<HeldLock>> {
+        self.try_session_lock(KUBE_LEADER_KEY).await
+    }
+}

@@ -1,0 +1,417 @@
+//! A small Kubernetes API server over real HTTP, for the kinds nspool touches:
+//! Namespaces, Roles, RoleBindings (server-side apply), SubjectAccessReviews
+//! and API discovery. A no-op apply changes nothing (not even the
+//! resourceVersion); each field manager owns what it applied, so one
+//! manager's apply never strips another's labels. Faults (status codes,
+//! latency) are injectable; every DELETE and every ownerReference is recorded
+//! so tests can fail on them.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+pub struct StoredObject {
+    /// What each field manager applied last.
+    pub managers: BTreeMap<String, Value>,
+    pub resource_version: u64,
+    pub live: Value,
+}
+
+pub struct Fault {
+    pub method: Option<Method>,
+    pub path_contains: String,
+    pub status: u16,
+    /// How many requests it hits; `None`: all.
+    pub remaining: Option<usize>,
+}
+
+#[derive(Default)]
+pub struct FakeState {
+    /// Keyed by (kind, namespace or "", name).
+    pub objects: HashMap<(String, String, String), StoredObject>,
+    pub requests: Vec<(String, String)>,
+    pub deletes: Vec<String>,
+    pub owner_references: Vec<String>,
+    /// (namespace, resource, verb) that SubjectAccessReviews deny; "*" matches any namespace.
+    pub denied: HashSet<(String, String, String)>,
+    pub faults: Vec<Fault>,
+    pub latency: Duration,
+    pub writes: u64,
+    pub next_version: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeKube {
+    pub url: String,
+    pub state: Arc<Mutex<FakeState>>,
+}
+
+impl FakeKube {
+    pub async fn start() -> FakeKube {
+        let state = Arc::new(Mutex::new(FakeState {
+            next_version: 100,
+            ..FakeState::default()
+        }));
+        let app = Router::new()
+            .route("/apis", get(discovery))
+            .route(
+                "/api/v1/namespaces/{name}",
+                get(get_namespace)
+                    .patch(apply_namespace)
+                    .delete(refuse_delete),
+            )
+            .route(
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}",
+                get(get_rbac).patch(apply_rbac).delete(refuse_delete),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                post(review),
+            )
+            .fallback(unknown)
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeKube { url, state }
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&mut FakeState) -> T) -> T {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<(Value, u64)> {
+        self.with(|s| {
+            s.objects
+                .get(&(kind.to_owned(), namespace.to_owned(), name.to_owned()))
+                .map(|o| (o.live.clone(), o.resource_version))
+        })
+    }
+
+    /// A namespace made by hand (option 2), owned by `kubectl`.
+    pub fn create_namespace(&self, name: &str) {
+        self.with(|s| {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            let key = ("Namespace".to_owned(), String::new(), name.to_owned());
+            let _ = store(s, key, "kubectl", body);
+        });
+    }
+
+    pub fn deny(&self, namespace: &str, resource: &str, verb: &str) {
+        self.with(|s| {
+            s.denied
+                .insert((namespace.to_owned(), resource.to_owned(), verb.to_owned()))
+        });
+    }
+
+    pub fn fail(
+        &self,
+        method: Option<Method>,
+        path_contains: &str,
+        status: u16,
+        remaining: Option<usize>,
+    ) {
+        self.with(|s| {
+            s.faults.push(Fault {
+                method,
+                path_contains: path_contains.to_owned(),
+                status,
+                remaining,
+            })
+        });
+    }
+
+    /// Fails the test if nspool ever sent a DELETE or an ownerReference.
+    pub fn assert_never_deleted(&self) {
+        self.with(|s| {
+            assert!(s.deletes.is_empty(), "DELETE sent: {:?}", s.deletes);
+            assert!(
+                s.owner_references.is_empty(),
+                "ownerReferences sent: {:?}",
+                s.owner_references
+            );
+        });
+    }
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code});
+    (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
+}
+
+/// Latency and injected faults, applied to every request.
+async fn gate(state: &Arc<Mutex<FakeState>>, method: &Method, uri: &Uri) -> Option<Response> {
+    let (latency, fault) = {
+        let mut s = state.lock().unwrap();
+        s.requests.push((method.to_string(), uri.to_string()));
+        let path = uri.to_string();
+        let fault = s.faults.iter_mut().find_map(|f| {
+            let hits = f.method.as_ref().is_none_or(|m| m == method)
+                && path.contains(&f.path_contains)
+                && f.remaining != Some(0);
+            if hits {
+                if let Some(n) = f.remaining.as_mut() {
+                    *n -= 1;
+                }
+                Some(f.status)
+            } else {
+                None
+            }
+        });
+        (s.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    fault.map(|code| match code {
+        403 => status(403, "Forbidden", "injected: forbidden"),
+        409 => status(409, "Conflict", "injected: conflict"),
+        code => status(code, "InternalError", "injected: server error"),
+    })
+}
+
+fn merge(into: &mut Value, from: &Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k.clone()).or_insert(Value::Null), v);
+            }
+        }
+        (slot, value) => *slot = value.clone(),
+    }
+}
+
+fn without_server_fields(mut object: Value) -> Value {
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for server_field in [
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "managedFields",
+        ] {
+            meta.remove(server_field);
+        }
+    }
+    object
+}
+
+/// Server-side apply: the live object is every manager's applied config
+/// merged, so what a manager stops applying is gone unless another applies it.
+fn store(s: &mut FakeState, key: (String, String, String), manager: &str, body: Value) -> Value {
+    if body.pointer("/metadata/ownerReferences").is_some() {
+        s.owner_references.push(format!("{key:?}"));
+    }
+    let body = without_server_fields(body);
+    let object = s.objects.entry(key.clone()).or_default();
+    if object.managers.get(manager) == Some(&body) {
+        return object.live.clone();
+    }
+    object.managers.insert(manager.to_owned(), body);
+    let mut content = Value::Object(Map::new());
+    for applied in object.managers.values() {
+        merge(&mut content, applied);
+    }
+    let changed = without_server_fields(object.live.clone()) != content;
+    let managers: Vec<Value> = object
+        .managers
+        .keys()
+        .map(|m| json!({"manager": m, "operation": "Apply"}))
+        .collect();
+    if changed {
+        s.next_version += 1;
+        s.writes += 1;
+    }
+    let version = s.next_version;
+    let object = s.objects.get_mut(&key).unwrap();
+    if changed {
+        object.resource_version = version;
+    }
+    content["metadata"]["resourceVersion"] = json!(object.resource_version.to_string());
+    content["metadata"]["managedFields"] = Value::Array(managers);
+    object.live = content.clone();
+    content
+}
+
+#[derive(serde::Deserialize)]
+struct ApplyQuery {
+    #[serde(rename = "fieldManager")]
+    field_manager: Option<String>,
+}
+
+async fn get_namespace(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path(name): Path<String>,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let s = state.lock().unwrap();
+    match s
+        .objects
+        .get(&("Namespace".to_owned(), String::new(), name.clone()))
+    {
+        Some(o) => axum::Json(o.live.clone()).into_response(),
+        None => status(404, "NotFound", &format!("namespaces \"{name}\" not found")),
+    }
+}
+
+async fn apply_namespace(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path(name): Path<String>,
+    Query(query): Query<ApplyQuery>,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let Some(manager) = query.field_manager else {
+        return status(400, "BadRequest", "fieldManager is required for apply");
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let mut s = state.lock().unwrap();
+    let live = store(
+        &mut s,
+        ("Namespace".to_owned(), String::new(), name),
+        &manager,
+        body,
+    );
+    axum::Json(live).into_response()
+}
+
+fn rbac_kind(kind: &str) -> Option<&'static str> {
+    match kind {
+        "roles" => Some("Role"),
+        "rolebindings" => Some("RoleBinding"),
+        _ => None,
+    }
+}
+
+async fn get_rbac(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path((ns, kind, name)): Path<(String, String, String)>,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let Some(kind) = rbac_kind(&kind) else {
+        return status(404, "NotFound", "no such kind");
+    };
+    let s = state.lock().unwrap();
+    match s.objects.get(&(kind.to_owned(), ns, name.clone())) {
+        Some(o) => axum::Json(o.live.clone()).into_response(),
+        None => status(404, "NotFound", &format!("{kind} \"{name}\" not found")),
+    }
+}
+
+async fn apply_rbac(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path((ns, kind, name)): Path<(String, String, String)>,
+    Query(query): Query<ApplyQuery>,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let Some(kind) = rbac_kind(&kind) else {
+        return status(404, "NotFound", "no such kind");
+    };
+    let Some(manager) = query.field_manager else {
+        return status(400, "BadRequest", "fieldManager is required for apply");
+    };
+    let mut s = state.lock().unwrap();
+    if !s
+        .objects
+        .contains_key(&("Namespace".to_owned(), String::new(), ns.clone()))
+    {
+        return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let live = store(&mut s, (kind.to_owned(), ns, name), &manager, body);
+    axum::Json(live).into_response()
+}
+
+async fn review(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let mut review: Value = serde_json::from_slice(&body).unwrap();
+    let attrs = &review["spec"]["resourceAttributes"];
+    let ns = attrs["namespace"].as_str().unwrap_or("").to_owned();
+    let resource = attrs["resource"].as_str().unwrap_or("").to_owned();
+    let verb = attrs["verb"].as_str().unwrap_or("").to_owned();
+    let s = state.lock().unwrap();
+    let denied = s
+        .denied
+        .contains(&(ns.clone(), resource.clone(), verb.clone()))
+        || s.denied.contains(&("*".to_owned(), resource, verb));
+    review["status"] = json!({"allowed": !denied});
+    axum::Json(review).into_response()
+}
+
+async fn discovery(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let groups: Vec<Value> = [
+        "apps",
+        "batch",
+        "autoscaling",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "authorization.k8s.io",
+        "authentication.k8s.io",
+        "policy",
+    ]
+    .iter()
+    .map(|g| {
+        json!({"name": g, "versions": [{"groupVersion": format!("{g}/v1"), "version": "v1"}],
+        "preferredVersion": {"groupVersion": format!("{g}/v1"), "version": "v1"}})
+    })
+    .collect();
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+        .into_response()
+}
+
+async fn refuse_delete(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri) -> Response {
+    state.lock().unwrap().deletes.push(uri.to_string());
+    status(405, "MethodNotAllowed", "nspool must never delete")
+}
+
+async fn unknown(State(state): State<Arc<Mutex<FakeState>>>, method: Method, uri: Uri) -> Response {
+    let mut s = state.lock().unwrap();
+    if method == Method::DELETE {
+        s.deletes.push(uri.to_string());
+    }
+    s.requests.push((method.to_string(), uri.to_string()));
+    status(
+        404,
+        "NotFound",
+        &format!("the fake API server does not serve {method} {uri}"),
+    )
+}
