@@ -56,6 +56,9 @@ pub struct KubeWorker {
     wake: Arc<Notify>,
 }
 
+/// One namespace's work: what was done, or the failure that stopped it.
+type NamespaceResult = (String, Result<Vec<Outcome>, client::Error>);
+
 enum Outcome {
     Applied,
     Labelled,
@@ -186,8 +189,7 @@ impl KubeWorker {
             let empty = CheckPlan::default();
             let plan_ref = plan.as_ref().unwrap_or(&empty);
             let fingerprint = fingerprint.as_str();
-            let mut work: Vec<BoxFuture<'_, (String, Result<Vec<Outcome>, client::Error>)>> =
-                Vec::new();
+            let mut work: Vec<BoxFuture<'_, NamespaceResult>> = Vec::new();
             for row in rows {
                 let name = row.name.clone();
                 work.push(Box::pin(async move {

@@ -121,24 +121,35 @@ fn embedded_default_serves_shares_and_stops() {
         .spawn()
         .unwrap();
 
-    // The first admin token on stdout, the address in the log.
-    let stdout = BufReader::new(serve.stdout.take().unwrap());
-    let token = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find(|line| line.starts_with("nsp_"))
-        .expect("first admin token printed");
-    let stderr = BufReader::new(serve.stderr.take().unwrap());
-    let mut address = None;
+    // The first admin token on stdout, the address in the log; both pipes
+    // are drained to the end so the server never writes into a closed pipe.
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    for pipe in [
+        Box::new(serve.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(serve.stderr.take().unwrap()),
+    ] {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    let (mut token, mut address) = (None, None);
     let deadline = Instant::now() + Duration::from_secs(60);
-    for line in stderr.lines().map_while(Result::ok) {
+    while token.is_none() || address.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = seen
+            .recv_timeout(left)
+            .expect("serve printed its token and address");
+        if line.starts_with("nsp_") {
+            token = Some(line.clone());
+        }
         if let Some(rest) = line.split("listening on http://").nth(1) {
             address = rest.split('/').next().map(str::to_owned);
-            break;
         }
-        assert!(Instant::now() < deadline, "serve did not start");
     }
-    let address = address.expect("serve logged its address");
+    let (token, address) = (token.unwrap(), address.unwrap());
 
     let query = |token: &str| {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -228,4 +239,69 @@ fn shipped_manifests_and_example_config_parse() {
     let settings =
         nspool::config::Settings::parse(example, &|_| None).expect("example config is valid");
     assert!(settings.warnings.is_empty(), "{:?}", settings.warnings);
+}
+
+/// nspool's own RBAC manifests parse into k8s-openapi types; none of them
+/// lets nspool delete anything; escalate and bind name the one Role.
+#[test]
+fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use serde::Deserialize;
+    for text in [
+        include_str!("../../docker/kubernetes/rbac-create.yaml"),
+        include_str!("../../docker/kubernetes/rbac-verify.yaml"),
+    ] {
+        for document in serde_yaml::Deserializer::from_str(text) {
+            let value = serde_yaml::Value::deserialize(document).unwrap();
+            if value["kind"] != "ClusterRole" {
+                continue;
+            }
+            let role: ClusterRole = serde_yaml::from_value(value).unwrap();
+            for rule in role.rules.unwrap_or_default() {
+                assert!(
+                    !rule.verbs.iter().any(|v| v == "delete" || v == "*"),
+                    "{rule:?}"
+                );
+                if rule.verbs.iter().any(|v| v == "escalate" || v == "bind") {
+                    assert_eq!(
+                        rule.resource_names.as_deref(),
+                        Some(&["deployment-commander-role".to_owned()][..])
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn rbac_render_prints_the_option_2_manifest() {
+    let dir = temp_dir("render");
+    let config = write(
+        &dir,
+        "c.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a, b]}}}}\n",
+    );
+    let out = nspool()
+        .args(["rbac", "render", "--namespace", "b", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        yaml.matches("\n---\n").count() + usize::from(yaml.starts_with("---\n")),
+        3,
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("name: deployment-commander-rolebinding") && yaml.contains("namespace: b")
+    );
+    assert!(!yaml.contains("namespace: a\n"));
+    let out = nspool()
+        .args(["rbac", "render", "--namespace", "zzz", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
 }
