@@ -11,15 +11,17 @@
 #[allow(dead_code)]
 mod fake_kube;
 
+#[path = "support/scratch_db.rs"]
+mod scratch_db;
+
 use fake_kube::FakeKube;
 use nspool::config::Settings;
 use nspool::kube::client::KubeClient;
 use nspool::kube::reconcile::KubeWorker;
 use nspool::pool::PoolService;
 use nspool::store::Store;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
-use std::str::FromStr;
+use scratch_db::with_scratch_database;
+use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,21 +54,14 @@ async fn main() -> anyhow::Result<()> {
     let count = knob("BENCH_NAMESPACES", 1_000);
     let latency = Duration::from_millis(knob("BENCH_LATENCY_MS", 5) as u64);
     let in_flight = knob("BENCH_IN_FLIGHT", 16);
-    let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("set DATABASE_URL"))?;
-    let admin = PgConnectOptions::from_str(&url)?;
-    let database = format!("nspool_bench_apply_{}", std::process::id());
-    let mut conn = admin.connect().await?;
-    sqlx::query(&format!("create database {database}"))
-        .execute(&mut conn)
-        .await?;
-    let outcome = async {
+    with_scratch_database("apply", |options| async move {
         let names: Vec<String> = (0..count).map(|i| format!("team-{i:04}")).collect();
         let config = format!(
             "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{create: true, names: [{}]}}}}}}}}",
             names.join(", ")
         );
         let settings = Arc::new(Settings::parse(&config, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let pool = PgPoolOptions::new().max_connections(20).connect_with(admin.clone().database(&database)).await?;
+        let pool = PgPoolOptions::new().max_connections(20).connect_with(options).await?;
         let store = Store::new(pool.clone());
         store.migrate().await?;
         let service = PoolService::new(store, settings);
@@ -80,11 +75,6 @@ async fn main() -> anyhow::Result<()> {
         println!("speed-up: {:.1}x", serial.as_secs_f64() / bounded.as_secs_f64());
         pool.close().await;
         anyhow::Ok(())
-    }
-    .await;
-    sqlx::query(&format!("drop database if exists {database} with (force)"))
-        .execute(&mut conn)
-        .await?;
-    let _ = conn.close().await;
-    outcome
+    })
+    .await
 }

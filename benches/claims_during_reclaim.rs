@@ -12,13 +12,15 @@
 //! It makes (and drops) a database of its own on that server. Knobs:
 //! BENCH_BACKLOG (100000), BENCH_FREE (1000), BENCH_CLIENTS (16), BENCH_SECONDS (15).
 
+#[path = "support/scratch_db.rs"]
+mod scratch_db;
+
 use nspool::config::Settings;
 use nspool::domain::{Caller, Executor};
 use nspool::pool::{CreateDeployment, DeploymentInput, PoolService};
 use nspool::store::Store;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection};
-use std::str::FromStr;
+use scratch_db::with_scratch_database;
+use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,16 +122,7 @@ async fn main() -> anyhow::Result<()> {
     let free = knob("BENCH_FREE", 1_000);
     let clients = knob("BENCH_CLIENTS", 16);
     let seconds = knob("BENCH_SECONDS", 15) as u64;
-    let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("set DATABASE_URL"))?;
-    let admin = PgConnectOptions::from_str(&url)?;
-    let database = format!("nspool_bench_{}", std::process::id());
-    let mut conn = admin.connect().await?;
-    sqlx::query(&format!("create database {database}"))
-        .execute(&mut conn)
-        .await?;
-    let options = admin.clone().database(&database);
-
-    let outcome = async {
+    with_scratch_database("reclaim", |options| async move {
         let names: Vec<String> = (0..backlog)
             .map(|i| format!("held-{i:06}"))
             .chain((0..free).map(|i| format!("free-{i:04}")))
@@ -137,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
         // The pool is in the database already; the config only needs pool mode on.
         let config = "global: {features: {namespacePools: {enabled: true, namespaces: {names: [placeholder]}}}}";
         let settings = Arc::new(Settings::parse(config, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let pool = PgPoolOptions::new().max_connections(clients as u32 + 4).connect_with(options.clone()).await?;
+        let pool = PgPoolOptions::new().max_connections(clients as u32 + 4).connect_with(options).await?;
         let store = Store::new(pool.clone());
         store.migrate().await?;
         eprintln!("seeding {backlog} soft-deleted Deployments in a {}-namespace pool…", names.len());
@@ -221,11 +214,6 @@ async fn main() -> anyhow::Result<()> {
         );
         pool.close().await;
         anyhow::Ok(())
-    }
-    .await;
-    sqlx::query(&format!("drop database if exists {database} with (force)"))
-        .execute(&mut conn)
-        .await?;
-    let _ = conn.close().await;
-    outcome
+    })
+    .await
 }

@@ -40,6 +40,19 @@ const SELECT_DEPLOYMENT: &str =
     w.label as workspace_label, w.description as workspace_description,
     w.created_at as workspace_created_at, w.updated_at as workspace_updated_at";
 
+/// A statement whose CTEs end in `d`, the Deployment rows it changed: each
+/// changed row gets its event (`kind`, `actor`, `reason` are SQL expressions,
+/// usually parameters) in the same statement, and comes back with its workspace.
+fn logged_change(ctes: &str, kind: &str, actor: &str, reason: &str) -> String {
+    format!(
+        "with {ctes}, logged as (
+            insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
+            select {kind}, namespace, id, release_name, workspace_id, {actor}, {reason} from d
+        )
+        {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+    )
+}
+
 pub struct NewDeployment<'a> {
     pub id: Uuid,
     pub workspace_id: Uuid,
@@ -94,27 +107,28 @@ impl Store {
         &self,
         new: &NewDeployment<'_>,
     ) -> Result<Option<DeploymentRow>> {
-        let sql = format!(
-            "with claimed as (
-                update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
-                where $16 and name = $6 and {OFFERED}
-                returning name
-            ), target as (
-                select name from claimed
-                union all
-                select $6::text where not $16
-            ), d as (
-                insert into deployments (id, workspace_id, label, description, release_name, namespace,
-                    type, executor, airflow_version, runtime_version, cloud_role, config,
-                    dag_deployment, triggerer_replicas, cluster_id)
-                select $1, $2, $3, $4, $5, target.name, $7, $8, $9, $10, $11, $12, $13, $14, $15
-                from target
-                returning *
-            ), logged as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor)
-                select 'claim', namespace, id, release_name, workspace_id, $17 from d
-            )
-            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        let sql = logged_change(
+            &format!(
+                "claimed as (
+                    update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
+                    where $16 and name = $6 and {OFFERED}
+                    returning name
+                ), target as (
+                    select name from claimed
+                    union all
+                    select $6::text where not $16
+                ), d as (
+                    insert into deployments (id, workspace_id, label, description, release_name, namespace,
+                        type, executor, airflow_version, runtime_version, cloud_role, config,
+                        dag_deployment, triggerer_replicas, cluster_id)
+                    select $1, $2, $3, $4, $5, target.name, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                    from target
+                    returning *
+                )"
+            ),
+            "'claim'",
+            "$17",
+            "null",
         );
         let row = sqlx::query_as(&sql)
             .bind(new.id)
@@ -187,8 +201,8 @@ impl Store {
         update: &DeploymentUpdate<'_>,
         actor: &str,
     ) -> Result<Option<DeploymentRow>> {
-        let sql = format!(
-            "with d as (
+        let sql = logged_change(
+            "d as (
                 update deployments set
                     label = coalesce($2, label),
                     description = coalesce($3, description),
@@ -197,17 +211,16 @@ impl Store {
                     runtime_version = coalesce($6, runtime_version),
                     cloud_role = coalesce($7, cloud_role),
                     config = case when $8::jsonb is null then config
-                                  else coalesce(config, '{{}}'::jsonb) || $8::jsonb end,
+                                  else coalesce(config, '{}'::jsonb) || $8::jsonb end,
                     dag_deployment = coalesce($9, dag_deployment),
                     triggerer_replicas = coalesce($10, triggerer_replicas),
                     updated_at = now()
                 where id = $1 and deleted_at is null
                 returning *
-            ), logged as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor)
-                select 'update', namespace, id, release_name, workspace_id, $11 from d
-            )
-            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+            )",
+            "'update'",
+            "$11",
+            "null",
         );
         let row = sqlx::query_as(&sql)
             .bind(id)
@@ -233,16 +246,15 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<Option<DeploymentRow>> {
-        let sql = format!(
-            "with d as (
+        let sql = logged_change(
+            "d as (
                 update deployments set deleted_at = now(), updated_at = now()
                 where id = $1 and deleted_at is null
                 returning *
-            ), logged as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-                select 'soft_delete', namespace, id, release_name, workspace_id, $2, $3 from d
-            )
-            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+            )",
+            "'soft_delete'",
+            "$2",
+            "$3",
         );
         let row = sqlx::query_as(&sql)
             .bind(id)
@@ -262,14 +274,11 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<Option<DeploymentRow>> {
-        let sql = format!(
-            "with d as (
-                delete from deployments where id = $1 returning *
-            ), logged as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-                select $2, namespace, id, release_name, workspace_id, $3, $4 from d
-            )
-            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        let sql = logged_change(
+            "d as (delete from deployments where id = $1 returning *)",
+            "$2",
+            "$3",
+            "$4",
         );
         let row = sqlx::query_as(&sql)
             .bind(id)
@@ -290,17 +299,16 @@ impl Store {
         actor: &str,
         reason: &str,
     ) -> Result<Option<DeploymentRow>> {
-        let sql = format!(
-            "with victim as (
+        let sql = logged_change(
+            "victim as (
                 select id from deployments where deleted_at < $1
                 order by deleted_at limit 1 for update skip locked
             ), d as (
                 delete from deployments where id in (select id from victim) returning *
-            ), logged as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-                select 'reclaim', namespace, id, release_name, workspace_id, $2, $3 from d
-            )
-            {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+            )",
+            "'reclaim'",
+            "$2",
+            "$3",
         );
         let row = sqlx::query_as(&sql)
             .bind(cutoff)

@@ -63,6 +63,17 @@ const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, adde
 pub(super) const OFFERED: &str =
     "holder_deployment_id is null and retired_at is null and rbac_state in ('unknown', 'ok')";
 
+/// A statement whose CTE `n` changes pool rows: each changed name gets a
+/// `kind` event (actor `actor`, a SQL expression) with `reason`; the names come back sorted.
+fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
+    format!(
+        "with n as ({change}), e as (
+            insert into events (kind, namespace, actor, reason) select '{kind}', name, {actor}, '{reason}' from n
+        )
+        select name from n order by name"
+    )
+}
+
 impl Store {
     /// Makes the pool table match the config: new names added, removed names
     /// retired (never deleted), returning names restored, and Deployments that
@@ -81,18 +92,15 @@ impl Store {
             .await?;
         let names_only = |rows: Vec<(String,)>| rows.into_iter().map(|(n,)| n).collect::<Vec<_>>();
 
-        let added = sqlx::query_as(
-            "with n as (
-                insert into pool_namespaces (name, source, managed)
-                select * from unnest($1::text[], $2::text[], $4::bool[])
-                on conflict (name) do nothing
-                returning name
-            ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'add', name, $3, 'listed in the config' from n
-            )
-            select name from n order by name",
-        )
+        let added = sqlx::query_as(&logged_names(
+            "insert into pool_namespaces (name, source, managed)
+             select * from unnest($1::text[], $2::text[], $4::bool[])
+             on conflict (name) do nothing
+             returning name",
+            "add",
+            "$3",
+            "listed in the config",
+        ))
         .bind(names)
         .bind(sources)
         .bind(actor)
@@ -100,17 +108,14 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
 
-        let restored = sqlx::query_as(
-            "with n as (
-                update pool_namespaces set retired_at = null
-                where name = any($1) and retired_at is not null
-                returning name
-            ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'restore', name, $2, 'listed in the config again' from n
-            )
-            select name from n order by name",
-        )
+        let restored = sqlx::query_as(&logged_names(
+            "update pool_namespaces set retired_at = null
+             where name = any($1) and retired_at is not null
+             returning name",
+            "restore",
+            "$2",
+            "listed in the config again",
+        ))
         .bind(names)
         .bind(actor)
         .fetch_all(&mut *tx)
@@ -127,17 +132,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
 
-        let retired = sqlx::query_as(
-            "with n as (
-                update pool_namespaces set retired_at = now()
-                where not (name = any($1)) and retired_at is null
-                returning name
-            ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'retire', name, $2, 'no longer listed in the config; never deleted, not offered again' from n
-            )
-            select name from n order by name",
-        )
+        let retired = sqlx::query_as(&logged_names(
+            "update pool_namespaces set retired_at = now()
+             where not (name = any($1)) and retired_at is null
+             returning name",
+            "retire",
+            "$2",
+            "no longer listed in the config; never deleted, not offered again",
+        ))
         .bind(names)
         .bind(actor)
         .fetch_all(&mut *tx)

@@ -1,0 +1,26 @@
+//! A database of the bench's own on `DATABASE_URL`'s server, dropped afterwards.
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+use std::future::Future;
+use std::str::FromStr;
+
+pub async fn with_scratch_database<T, F, Fut>(tag: &str, work: F) -> anyhow::Result<T>
+where
+    F: FnOnce(PgConnectOptions) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("set DATABASE_URL"))?;
+    let admin = PgConnectOptions::from_str(&url)?;
+    let database = format!("nspool_bench_{tag}_{}", std::process::id());
+    let mut conn = admin.connect().await?;
+    sqlx::query(&format!("create database {database}"))
+        .execute(&mut conn)
+        .await?;
+    let outcome = work(admin.database(&database)).await;
+    sqlx::query(&format!("drop database if exists {database} with (force)"))
+        .execute(&mut conn)
+        .await?;
+    let _ = conn.close().await;
+    outcome
+}
