@@ -155,3 +155,93 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
     tokio::task::block_in_place(|| server.stop()).expect("stop private PostgreSQL");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Connections cut under load (`pg_terminate_backend`): requests fail or go
+/// through, nothing is doubled or half-written, and nspool carries on.
+#[sqlx::test]
+async fn cut_connections_lose_and_double_nothing(db: sqlx::PgPool) {
+    let names: Vec<String> = (0..120).map(|i| format!("ns-{i:03}")).collect();
+    let config = format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}",
+        names.join(", ")
+    );
+    let app = TestApp::spawn(&config, crate::support::another_pool(&db).await).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "team").await;
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let own_pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+
+    let claims = async {
+        let mut outcomes = Vec::new();
+        for (i, ns) in names.iter().enumerate() {
+            let label = format!("d-{i}");
+            let value = app
+                .gql(
+                    Some(&admin),
+                    CREATE_DEPLOYMENT,
+                    json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": ns}),
+                )
+                .await;
+            outcomes.push((label, value));
+        }
+        outcomes
+    };
+    let cuts = async {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(60)).await;
+            sqlx::query(
+                "select pg_terminate_backend(pid) from pg_stat_activity
+                 where datname = $1 and pid <> pg_backend_pid() and pid <> $2",
+            )
+            .bind(&database)
+            .bind(own_pid)
+            .execute(&db)
+            .await
+            .unwrap();
+        }
+    };
+    let (outcomes, ()) = tokio::join!(claims, cuts);
+    let failed = outcomes.iter().filter(|o| o.1.get("errors").is_some()).count();
+    eprintln!("{failed} of {} claims failed while connections were cut", outcomes.len());
+    let rows: Vec<(String,)> = sqlx::query_as("select label from deployments")
+        .fetch_all(&db)
+        .await
+        .unwrap();
+    for (label, value) in &outcomes {
+        let stored = rows.iter().filter(|r| &r.0 == label).count();
+        if value.get("errors").is_none() {
+            assert_eq!(stored, 1, "{label} succeeded once");
+        } else {
+            assert_eq!(
+                value["errors"][0]["extensions"]["code"], "INTERNAL",
+                "{value}"
+            );
+            assert_eq!(stored, 0, "{label} failed and left nothing");
+        }
+    }
+    let holders: i64 = sqlx::query_scalar(
+        "select count(*) from pool_namespaces where holder_deployment_id is not null",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(holders as usize, rows.len());
+    // Carries on: a claim after the cuts goes through.
+    let free = app.available(&admin).await;
+    if let Some(ns) = free.first() {
+        let after = app
+            .gql(
+                Some(&admin),
+                CREATE_DEPLOYMENT,
+                json!({"label": "after", "workspaceId": ws, "executor": "LocalExecutor", "namespace": ns}),
+            )
+            .await;
+        assert!(after.get("errors").is_none(), "{after}");
+    }
+}
