@@ -31,8 +31,8 @@ pub enum Error {
     },
     #[error("cannot reach the Kubernetes API: {0}")]
     Transport(String),
-    #[error("the Kubernetes API did not answer within {} s", CALL_TIMEOUT.as_secs())]
-    Timeout,
+    #[error("the Kubernetes API did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
     #[error("no Kubernetes configuration: {0}")]
     NoConfig(String),
 }
@@ -57,6 +57,7 @@ pub struct KubeClient {
     client: kube::Client,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
+    call_timeout: Duration,
 }
 
 impl KubeClient {
@@ -94,19 +95,31 @@ impl KubeClient {
             client,
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             max_in_flight: max_in_flight.max(1),
+            call_timeout: CALL_TIMEOUT,
         })
+    }
+
+    /// How long one API call may take (default 15 s).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
 
-    /// One API call: waits for a slot, then at most [`CALL_TIMEOUT`].
+    /// One API call: waits for a slot, then at most the call timeout.
     async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
-        let _slot = self.in_flight.acquire().await.map_err(|_| Error::Timeout)?;
-        match tokio::time::timeout(CALL_TIMEOUT, request).await {
+        let timeout = self.call_timeout;
+        let _slot = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| Error::Timeout(timeout))?;
+        match tokio::time::timeout(timeout, request).await {
             Ok(result) => result.map_err(Error::from),
-            Err(_) => Err(Error::Timeout),
+            Err(_) => Err(Error::Timeout(timeout)),
         }
     }
 

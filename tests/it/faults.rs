@@ -207,8 +207,14 @@ async fn cut_connections_lose_and_double_nothing(db: sqlx::PgPool) {
         }
     };
     let (outcomes, ()) = tokio::join!(claims, cuts);
-    let failed = outcomes.iter().filter(|o| o.1.get("errors").is_some()).count();
-    eprintln!("{failed} of {} claims failed while connections were cut", outcomes.len());
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.1.get("errors").is_some())
+        .count();
+    eprintln!(
+        "{failed} of {} claims failed while connections were cut",
+        outcomes.len()
+    );
     let rows: Vec<(String,)> = sqlx::query_as("select label from deployments")
         .fetch_all(&db)
         .await

@@ -396,6 +396,110 @@ async fn kubernetes_failures_are_recorded_retried_and_never_touch_claims(db: PgP
 }
 
 #[sqlx::test]
+async fn a_slow_api_server_times_out_and_is_retried(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn(CREATE, db).await;
+    fake.with(|s| s.latency = std::time::Duration::from_millis(400));
+    let kube = KubeClient::for_url(&fake.url, 16)
+        .unwrap()
+        .with_call_timeout(std::time::Duration::from_millis(100));
+    let report = KubeWorker::new(&app.service, kube)
+        .pass(false)
+        .await
+        .unwrap();
+    assert_eq!(report.failed.len(), 3, "{report:?}");
+    assert!(
+        report
+            .failed
+            .iter()
+            .all(|(_, e)| e.contains("did not answer within 100 ms")),
+        "{report:?}"
+    );
+    fake.with(|s| s.latency = std::time::Duration::ZERO);
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(pass(&app, &fake).await.applied, 3);
+    fake.assert_never_deleted();
+}
+
+/// `nspool rbac check` as a person runs it: a kubeconfig pointing at the
+/// (fake) cluster, exit 1 and the missing verbs named when a namespace is broken.
+#[sqlx::test]
+async fn rbac_check_command_names_broken_namespaces_and_fails(db: PgPool) {
+    let fake = FakeKube::start().await;
+    fake.create_namespace("ns-ok");
+    fake.create_namespace("ns-broken");
+    fake.deny("ns-broken", "serviceaccounts", "create");
+    let app = TestApp::spawn(VERIFY, db.clone()).await;
+    let dir = std::env::temp_dir().join(format!(
+        "nspool-rbac-check-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\nusers: [{{name: me, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: me}}}}]\ncurrent-context: fake\n",
+            fake.url
+        ),
+    )
+    .unwrap();
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, VERIFY).unwrap();
+    let url = crate::support::database_url(&db);
+    let run = move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+            .args(["rbac", "check", "--config"])
+            .arg(&config)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("DATABASE_URL", &url)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(run).await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "BROKEN  ns-broken: the Commander account cannot create serviceaccounts (core)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("MISSING ns-missing"), "{stdout}");
+    assert!(
+        stdout.contains("STALE   ") && stdout.contains("(extensions)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CLUSTER get nodes (core): a Role cannot grant this"),
+        "{stdout}"
+    );
+    // Results are stored with their time.
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "select name, rbac_state from pool_namespaces where rbac_checked_at is not null order by name",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        [
+            ("ns-broken".into(), "broken".into()),
+            ("ns-missing".into(), "missing".into()),
+            ("ns-ok".into(), "ok".into())
+        ]
+    );
+    fake.assert_never_deleted();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[sqlx::test]
 async fn verify_mode_labels_only_existing_namespaces_when_switched_on(db: PgPool) {
     let fake = FakeKube::start().await;
     fake.create_namespace("ns-ok");
