@@ -1,7 +1,6 @@
 //! The binary itself: `config check`, `schema`, and the embedded default
 //! database shared by `serve` and `token create`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -121,35 +120,15 @@ fn embedded_default_serves_shares_and_stops() {
         .spawn()
         .unwrap();
 
-    // The first admin token on stdout, the address in the log; both pipes
-    // are drained to the end so the server never writes into a closed pipe.
-    let (lines, seen) = std::sync::mpsc::channel::<String>();
-    for pipe in [
-        Box::new(serve.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(serve.stderr.take().unwrap()),
-    ] {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = lines.send(line);
-            }
-        });
-    }
-    let (mut token, mut address) = (None, None);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while token.is_none() || address.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = seen
-            .recv_timeout(left)
-            .expect("serve printed its token and address");
+    // The first admin token on stdout, the address in the log.
+    let lines = crate::support::drain_lines(&mut serve);
+    let mut token = None;
+    let address = crate::support::listening_address(&lines, |line| {
         if line.starts_with("nsp_") {
-            token = Some(line.clone());
+            token = Some(line.to_owned());
         }
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            address = rest.split('/').next().map(str::to_owned);
-        }
-    }
-    let (token, address) = (token.unwrap(), address.unwrap());
+    });
+    let token = token.expect("first admin token printed before the server listens");
 
     let query = |token: &str| {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -277,3 +277,114 @@ async fn dry_runs_list_and_disabled_jobs_say_namespaces_never_return(db: PgPool)
         .unwrap();
     assert_eq!(still, 1, "a dry run changes nothing");
 }
+
+/// SIGTERM during a scheduled run: new requests are refused, the running
+/// batch stops at a Deployment boundary, the process exits within its bound,
+/// and every Deployment removed has its reclaim event (nothing half-done).
+#[sqlx::test]
+async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgPool) {
+    let config = pool_config(5, "* * * * * *");
+    let app = TestApp::spawn(&config, db.clone()).await;
+    // A backlog big enough to be mid-run when the signal comes.
+    sqlx::query(
+        "insert into workspaces (id, label) values ('00000000-0000-0000-0000-000000000001', 'w')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
+         select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
+                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
+         from generate_series(1, 20000) as i",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    drop(app);
+
+    let dir = std::env::temp_dir().join(format!("nspool-sigterm-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("config.yaml");
+    std::fs::write(&config_path, &config).unwrap();
+    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .env("DATABASE_URL", crate::support::database_url(&db))
+        .env("NSPOOL_LISTEN", "127.0.0.1:0")
+        .env("NSPOOL_KUBERNETES_MODE", "off")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = crate::support::drain_lines(&mut serve);
+    let address =
+        tokio::task::spawn_blocking(move || crate::support::listening_address(&lines, |_| {}))
+            .await
+            .unwrap();
+
+    // Wait for a run to be going, then SIGTERM.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let going: i64 = sqlx::query_scalar("select count(*) from events where kind = 'reclaim'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        if going > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reclaim run started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || serve.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(30),
+        "exits within its bound"
+    );
+    assert!(
+        reqwest::get(format!("http://{address}/healthz"))
+            .await
+            .is_err(),
+        "no longer takes requests"
+    );
+
+    // Nothing half-done: removed Deployments and reclaim events match one to one.
+    let left: i64 = sqlx::query_scalar("select count(*) from deployments")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let events: i64 = sqlx::query_scalar("select count(*) from events where kind = 'reclaim'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        left + events,
+        20_000,
+        "every removed Deployment has its event"
+    );
+    let unfinished: i64 =
+        sqlx::query_scalar("select count(*) from reclaim_runs where finished_at is null")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(unfinished, 0, "the running run recorded how it ended");
+    assert!(left > 0, "the signal came mid-run");
+    let stopped: Option<String> = sqlx::query_scalar(
+        "select errors from reclaim_runs where reclaimed > 0 order by started_at desc limit 1",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(stopped.unwrap_or_default().contains("stopped by shutdown"));
+    let _ = std::fs::remove_dir_all(dir);
+}

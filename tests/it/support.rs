@@ -221,3 +221,41 @@ pub fn database_url(db: &PgPool) -> String {
         .unwrap_or_default();
     format!("{prefix}/{name}{query}")
 }
+
+/// The output of a child process, line by line, from both pipes; the pipes
+/// are drained to the end so the child never writes into a closed pipe.
+pub fn drain_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::{BufRead, BufReader};
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let pipes: Vec<Box<dyn std::io::Read + Send>> = vec![
+        Box::new(child.stdout.take().expect("piped stdout")),
+        Box::new(child.stderr.take().expect("piped stderr")),
+    ];
+    for pipe in pipes {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let _ = lines.send(line);
+            }
+        });
+    }
+    seen
+}
+
+/// Waits for the line where `serve` says where it listens; returns `host:port`.
+pub fn listening_address(
+    lines: &std::sync::mpsc::Receiver<String>,
+    mut also: impl FnMut(&str),
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("serve logged where it listens");
+        also(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            return rest.split('/').next().unwrap_or_default().to_owned();
+        }
+    }
+}
