@@ -128,7 +128,16 @@ fn embedded_default_serves_shares_and_stops() {
             token = Some(line.to_owned());
         }
     });
-    let token = token.expect("first admin token printed before the server listens");
+    // stdout and stderr arrive through two threads, in either order.
+    while token.is_none() {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .expect("first admin token printed");
+        if line.starts_with("nsp_") {
+            token = Some(line);
+        }
+    }
+    let token = token.unwrap_or_default();
 
     let query = |token: &str| {
         let runtime = tokio::runtime::Builder::new_current_thread()
