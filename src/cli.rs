@@ -212,7 +212,7 @@ where
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
-    let database = Database::open(&settings, 32).await?;
+    let database = Database::open(&settings, settings.service.database_max_connections).await?;
     let outcome = async {
         let service = app::prepare(settings.clone(), database.store.clone()).await?;
         if database.is_embedded()

@@ -160,6 +160,8 @@ pub struct ServiceSettings {
     pub base_domain: String,
     pub airflow_chart_version: String,
     pub log_format: LogFormat,
+    /// Connections `serve` keeps to PostgreSQL (per replica: mind the server's max_connections).
+    pub database_max_connections: u32,
     /// The Commander Role's rules: the seed's, unless `nspool.rbacRules` replaces them.
     #[serde(skip)]
     pub rbac_rules: Vec<Rule>,
@@ -201,7 +203,7 @@ impl Settings {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 /// The names of the environment variables that override `nspool.*` keys.
-pub const ENV_OVERRIDES: [(&str, &str); 9] = [
+pub const ENV_OVERRIDES: [(&str, &str); 10] = [
     ("databaseUrl", "DATABASE_URL"),
     ("listen", "NSPOOL_LISTEN"),
     ("dataDir", "NSPOOL_DATA_DIR"),
@@ -211,6 +213,7 @@ pub const ENV_OVERRIDES: [(&str, &str); 9] = [
     ("baseDomain", "NSPOOL_BASE_DOMAIN"),
     ("airflowChartVersion", "NSPOOL_AIRFLOW_CHART_VERSION"),
     ("logFormat", "NSPOOL_LOG_FORMAT"),
+    ("databaseMaxConnections", "NSPOOL_DATABASE_MAX_CONNECTIONS"),
 ];
 
 impl Settings {
@@ -489,6 +492,7 @@ fn read_service(
             "baseDomain",
             "airflowChartVersion",
             "logFormat",
+            "databaseMaxConnections",
         ],
     );
     r.warn_unknown(&n.key("kubernetes"), &["mode", "claimLabels"]);
@@ -584,6 +588,19 @@ fn read_service(
     let airflow_chart_version = setting(r, "airflowChartVersion")
         .map(|(_, v)| v)
         .unwrap_or_else(|| "1.11.4".into());
+    let database_max_connections = match setting(r, "databaseMaxConnections") {
+        None => 16,
+        Some((at, text)) => match text.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                r.error(
+                    &at,
+                    format!("\"{text}\" is not a number of connections from 1 to 1000"),
+                );
+                16
+            }
+        },
+    };
     let rules_at = n.key("rbacRules");
     let (rbac_rules, rbac_rules_source) = if rules_at.present() {
         (read_rules(r, &rules_at), "nspool.rbacRules")
@@ -617,6 +634,7 @@ fn read_service(
             base_domain,
             airflow_chart_version,
             log_format,
+            database_max_connections,
             rbac_rules,
             rbac_rules_source,
         },

@@ -67,6 +67,7 @@ fn empty_config_gives_every_default() {
     assert_eq!(s.service.commander_service_account, "astronomer-commander");
     assert_eq!(s.service.kubernetes_mode, KubernetesMode::Auto);
     assert!(s.service.database_url.is_none());
+    assert_eq!(s.service.database_max_connections, 16);
     assert!(s.platform.cluster_roles);
 }
 
@@ -151,6 +152,7 @@ astronomer:
 nspool:
   listen: nowhere
   houstonVersion: 1.2.0
+  databaseMaxConnections: 0
 "#,
     );
     let expect = [
@@ -164,6 +166,7 @@ nspool:
         "astronomer.houston.cleanupDeployments.schedule: \"0 0 1 * 1\" restricts both",
         "nspool.listen: \"nowhere\" is not an address",
         "nspool.houstonVersion: 1.2.0 is outside",
+        "nspool.databaseMaxConnections: \"0\" is not a number of connections",
     ];
     for prefix in expect {
         assert!(
