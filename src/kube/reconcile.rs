@@ -117,9 +117,13 @@ impl KubeWorker {
 
     /// The work this configuration asks for on its own: apply when nspool
     /// creates the namespaces, labels when switched on, checks when it only verifies.
-    fn filter(&self, check: bool) -> (bool, bool, bool) {
+    /// `check_only` (`nspool rbac check`): verify, write nothing.
+    fn filter(&self, check_only: bool) -> (bool, bool, bool) {
+        if check_only {
+            return (false, false, true);
+        }
         let create = self.settings.nspool_rbac() == NspoolRbac::Create;
-        (create, self.settings.service.claim_labels, check || !create)
+        (create, self.settings.service.claim_labels, !create)
     }
 
     /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
@@ -152,7 +156,7 @@ impl KubeWorker {
         }
     }
 
-    /// Does all work due now. `check_all`: verify every namespace, whatever
+    /// Does all work due now. `check_all`: only verify every namespace, whatever
     /// the mode and however recently it was checked (`nspool rbac check`).
     pub async fn pass(&self, check_all: bool) -> Result<PassReport, Error> {
         let fingerprint = self.fingerprint();
@@ -168,6 +172,7 @@ impl KubeWorker {
             apply: apply.then_some(fingerprint.as_str()),
             labels,
             check_before,
+            respect_backoff: !check_all,
         };
         let mut report = PassReport::default();
         let mut plan: Option<CheckPlan> = None;

@@ -26,6 +26,8 @@ pub struct WorkFilter<'a> {
     pub labels: bool,
     /// Verify namespaces last checked before this (or never).
     pub check_before: Option<DateTime<Utc>>,
+    /// Skip namespaces whose retry time has not come (false: a check by hand).
+    pub respect_backoff: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -49,7 +51,7 @@ impl Store {
                        ($3::timestamptz is not null and p.retired_at is null
                             and (p.rbac_checked_at is null or p.rbac_checked_at < $3)) as needs_check
                 from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
-                where p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now()
+                where not $5 or p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now()
              ) w
              where needs_apply or needs_labels or needs_check
              order by name limit $4",
@@ -58,6 +60,7 @@ impl Store {
         .bind(filter.labels)
         .bind(filter.check_before)
         .bind(limit)
+        .bind(filter.respect_backoff)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)

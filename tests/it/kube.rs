@@ -502,6 +502,29 @@ async fn rbac_check_command_names_broken_namespaces_and_fails(db: PgPool) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `nspool rbac check` in create mode verifies and writes nothing, even with
+/// applies pending and a retry not yet due.
+#[sqlx::test]
+async fn a_check_by_hand_only_reads(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn(CREATE, db).await;
+    for ns in ["team-a", "team-b", "team-c"] {
+        fake.create_namespace(ns);
+    }
+    sqlx::query("update pool_namespaces set kube_next_attempt_at = now() + interval '1 hour'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
+    let report = KubeWorker::new(&app.service, kube)
+        .pass(true)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.applied, report.labelled), (3, 0, 0));
+    assert!(fake.with(|s| s.requests.iter().all(|(m, _)| m != "PATCH")));
+    fake.assert_never_deleted();
+}
+
 #[sqlx::test]
 async fn verify_mode_labels_only_existing_namespaces_when_switched_on(db: PgPool) {
     let fake = FakeKube::start().await;
