@@ -93,6 +93,7 @@ pub fn state(service: PoolService) -> AppState {
     AppState {
         schema: graphql::schema(service.clone()),
         service,
+        metrics: Default::default(),
     }
 }
 

@@ -103,6 +103,13 @@ pub async fn execute(
     }
     let mut response = state.schema.execute(request).await;
     classify(&mut response.errors);
+    for error in &response.errors {
+        if let Some(async_graphql::Value::String(code)) =
+            error.extensions.as_ref().and_then(|e| e.get("code"))
+        {
+            state.metrics.graphql_error(code);
+        }
+    }
     axum::Json(response).into_response()
 }
 

@@ -3,6 +3,7 @@
 
 mod graphql;
 mod health;
+pub mod metrics;
 mod pages;
 
 use crate::graphql::NspoolSchema;
@@ -18,6 +19,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct AppState {
     pub schema: NspoolSchema,
     pub service: PoolService,
+    pub metrics: std::sync::Arc<metrics::Metrics>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -26,6 +28,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/token", get(pages::token))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::scrape))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }

@@ -208,6 +208,29 @@ impl Store {
         Ok(row)
     }
 
+    /// The pool's namespaces by state, for metrics: one scan of the pool table.
+    pub async fn pool_state_counts(&self) -> Result<[(&'static str, i64); 5]> {
+        let (free, held, soft_deleted, retired, broken): (i64, i64, i64, i64, i64) = sqlx::query_as(
+            "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.rbac_state in ('unknown', 'ok')),
+                    count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null),
+                    count(*) filter (where p.retired_at is null and d.deleted_at is not null),
+                    count(*) filter (where p.retired_at is not null),
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.rbac_state in ('broken', 'missing'))
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok([
+            ("free", free),
+            ("held", held),
+            ("soft_deleted", soft_deleted),
+            ("retired", retired),
+            ("broken", broken),
+        ])
+    }
+
     pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
         let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
         Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)

@@ -374,3 +374,36 @@ async fn health_and_readiness(db: PgPool) {
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("graphiql"));
 }
+
+#[sqlx::test]
+async fn metrics_report_requests_errors_and_the_pool(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "team").await;
+    app.ok(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        json!({"label": "a", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a"}),
+    )
+    .await;
+    app.err(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        json!({"label": "b", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a"}),
+        "CONFLICT",
+    )
+    .await;
+    let response = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    for line in [
+        "nspool_pool_namespaces{state=\"free\"} 4",
+        "nspool_pool_namespaces{state=\"held\"} 1",
+        "nspool_pool_namespaces{state=\"retired\"} 0",
+        "nspool_graphql_errors_total{code=\"CONFLICT\"} 1",
+        "nspool_http_requests_total{route=\"/v1\",status=\"200\"} 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    assert!(text.contains("nspool_http_request_duration_seconds_bucket{le="));
+}
