@@ -1,0 +1,331 @@
+//! nspool against PostgreSQL running the same statements directly, in one run.
+//!
+//! `nspool serve` runs as its own process (release build, DATABASE_URL) on a
+//! scratch database with a 1,000-namespace pool and 100,000 earlier claims in
+//! the history. 16 clients then run, each for BENCH_SECONDS:
+//!   1. claim/release cycles: straight on PostgreSQL (the statements nspool
+//!      runs for them: token lookup + claim; token lookup + read + hard delete),
+//!      then through nspool's GraphQL API (createDeployment, deleteDeployment);
+//!   2. availableNamespaces: straight (token lookup + the free-namespace scan),
+//!      then through the API;
+//!   3. availableNamespaces at a steady 200 requests/s through the API (p99).
+//!
+//! Reports throughput ratios (nspool / PostgreSQL), latencies, and the server's
+//! peak resident memory (VmHWM).
+//!
+//!   DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench api_vs_postgres
+//!
+//! Knobs: BENCH_CLIENTS (16), BENCH_SECONDS (10), BENCH_HISTORY (100000).
+
+#[path = "support/scratch_db.rs"]
+mod scratch_db;
+
+use nspool::config::Settings;
+use nspool::domain::{Caller, Role, token};
+use nspool::pool::PoolService;
+use nspool::store::{NewDeployment, Store};
+use scratch_db::with_scratch_database;
+use serde_json::{Value, json};
+use sqlx::postgres::PgPoolOptions;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn rate(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+    fn p(&self, q: f64) -> f64 {
+        let mut v = self.latencies.clone();
+        v.sort();
+        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<38} {:>9.1}/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
+            self.rate(),
+            self.p(0.5),
+            self.p(0.99)
+        )
+    }
+}
+
+/// `clients` tasks running `op(client, n)` until `seconds` pass.
+async fn load<F, Fut>(clients: usize, seconds: u64, op: F) -> Run
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|client| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op(client, n).await;
+                    latencies.push(t.elapsed());
+                    n += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.expect("client"));
+    }
+    Run {
+        latencies,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let clients = knob("BENCH_CLIENTS", 16);
+    let seconds = knob("BENCH_SECONDS", 10) as u64;
+    let history = knob("BENCH_HISTORY", 100_000);
+    with_scratch_database("api", |options| async move {
+        let names: Vec<String> = (0..1000).map(|i| format!("ns-{i:04}")).collect();
+        let config = format!(
+            "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}\nnspool: {{kubernetes: {{mode: 'off'}}}}",
+            names.join(", ")
+        );
+        let settings = Arc::new(Settings::parse(&config, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
+        let pool = PgPoolOptions::new().max_connections(clients as u32 + 2).connect_with(options.clone()).await?;
+        let store = Store::new(pool.clone());
+        store.migrate().await?;
+        let service = PoolService::new(store.clone(), settings);
+        service.sync_pool().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let workspace = Uuid::new_v4();
+        sqlx::query("insert into workspaces (id, label) values ($1, 'bench')").bind(workspace).execute(&pool).await?;
+        // 100,000 earlier claims in the history: their events, released long ago.
+        sqlx::query(
+            "insert into events (kind, namespace, release_name, workspace_id, actor)
+             select case when i % 2 = 0 then 'claim' else 'release' end, 'ns-' || lpad((i % 1000)::text, 4, '0'),
+                    'old-' || (i / 2), $1, 'bench'
+             from generate_series(0, $2 * 2 - 1) as i",
+        )
+        .bind(workspace)
+        .bind(history as i64)
+        .execute(&pool)
+        .await?;
+        sqlx::query("analyze").execute(&pool).await?;
+        let admin = service
+            .create_token(&Caller::Operator, Role::SYSTEM_ADMIN, None, "bench")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .token;
+        let hash = token::sha256(&admin);
+
+        // PostgreSQL alone: the statements nspool runs, straight through sqlx.
+        let per_client: Vec<Vec<String>> = (0..clients)
+            .map(|c| names.iter().enumerate().filter(|(i, _)| i % clients == c).map(|(_, n)| n.clone()).collect())
+            .collect();
+        let per_client = Arc::new(per_client);
+        let direct_cycles = {
+            let store = store.clone();
+            let per_client = per_client.clone();
+            load(clients, seconds, move |client, n| {
+                let store = store.clone();
+                let per_client = per_client.clone();
+                async move {
+                    let ns = &per_client[client][n % per_client[client].len()];
+                    store.token_by_hash(&hash).await.expect("token");
+                    let id = Uuid::new_v4();
+                    let release = format!("d-{client}-{n}");
+                    let label = format!("direct-{client}-{n}");
+                    let new = NewDeployment {
+                        id,
+                        workspace_id: workspace,
+                        label: &label,
+                        description: None,
+                        release_name: &release,
+                        namespace: ns,
+                        kind: "airflow",
+                        executor: "CeleryExecutor",
+                        airflow_version: None,
+                        runtime_version: None,
+                        cloud_role: None,
+                        config: None,
+                        dag_deployment: None,
+                        triggerer_replicas: None,
+                        cluster_id: None,
+                        claim_from_pool: true,
+                        actor: "bench",
+                    };
+                    store.insert_deployment(&new).await.expect("claim").expect("free");
+                    store.token_by_hash(&hash).await.expect("token");
+                    store.deployment(id).await.expect("read");
+                    store.hard_delete_deployment(id, "release", "bench", "bench").await.expect("release");
+                }
+            })
+            .await
+        };
+        let direct_available = {
+            let store = store.clone();
+            load(clients, seconds, move |_, _| {
+                let store = store.clone();
+                async move {
+                    store.token_by_hash(&hash).await.expect("token");
+                    store.available_namespaces().await.expect("available");
+                }
+            })
+            .await
+        };
+
+        // nspool: its own process, release build, on the same database.
+        let url = std::env::var("DATABASE_URL")?;
+        let (prefix, _) = url.rsplit_once('/').ok_or_else(|| anyhow::anyhow!("DATABASE_URL needs a database"))?;
+        let db_name = options.get_database().unwrap_or_default().to_owned();
+        let config_path = std::env::temp_dir().join(format!("nspool-bench-{}.yaml", std::process::id()));
+        std::fs::write(&config_path, &config)?;
+        let mut serve = Command::new(env!("CARGO_BIN_EXE_nspool"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("DATABASE_URL", format!("{prefix}/{db_name}"))
+            .env("NSPOOL_LISTEN", "127.0.0.1:0")
+            .env("NSPOOL_DATABASE_MAX_CONNECTIONS", (clients + 2).to_string())
+            .env("RUST_LOG", "warn,nspool::cli=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stderr = serve.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+                }
+            }
+        });
+        let address = rx.recv_timeout(Duration::from_secs(60))?;
+        let endpoint = Arc::new(format!("http://{address}/v1"));
+        let http = reqwest::Client::new();
+        let gql = {
+            let http = http.clone();
+            let endpoint = endpoint.clone();
+            let admin = admin.clone();
+            move |query: &'static str, variables: Value| {
+                let http = http.clone();
+                let endpoint = endpoint.clone();
+                let admin = admin.clone();
+                async move {
+                    let body: Value = http
+                        .post(endpoint.as_str())
+                        .header("authorization", admin)
+                        .json(&json!({"query": query, "variables": variables}))
+                        .send()
+                        .await
+                        .expect("request")
+                        .json()
+                        .await
+                        .expect("json");
+                    assert!(body.get("errors").is_none(), "{body}");
+                    body
+                }
+            }
+        };
+        const CREATE: &str = "mutation($ws: Uuid!, $label: String!, $ns: String) { createDeployment(workspaceUuid: $ws, label: $label, executor: CeleryExecutor, namespace: $ns) { id } }";
+        const DELETE: &str = "mutation($id: Uuid!) { deleteDeployment(deploymentUuid: $id, deploymentHardDelete: true) { id } }";
+        const AVAILABLE: &str = "query availableNamespaces { availableNamespaces { name } }";
+        let api_cycles = {
+            let gql = gql.clone();
+            let per_client = per_client.clone();
+            load(clients, seconds, move |client, n| {
+                let gql = gql.clone();
+                let ns = per_client[client][n % per_client[client].len()].clone();
+                async move {
+                    let created = gql(CREATE, json!({"ws": workspace, "label": format!("api-{client}-{n}"), "ns": ns})).await;
+                    let id = created["data"]["createDeployment"]["id"].clone();
+                    gql(DELETE, json!({"id": id})).await;
+                }
+            })
+            .await
+        };
+        let api_available = {
+            let gql = gql.clone();
+            load(clients, seconds, move |_, _| {
+                let gql = gql.clone();
+                async move {
+                    gql(AVAILABLE, Value::Null).await;
+                }
+            })
+            .await
+        };
+        // A steady 200 requests/s for BENCH_SECONDS.
+        let steady = {
+            let started = Instant::now();
+            let mut ticker = tokio::time::interval(Duration::from_millis(5));
+            let mut tasks = Vec::new();
+            while started.elapsed() < Duration::from_secs(seconds) {
+                ticker.tick().await;
+                let gql = gql.clone();
+                tasks.push(tokio::spawn(async move {
+                    let t = Instant::now();
+                    gql(AVAILABLE, Value::Null).await;
+                    t.elapsed()
+                }));
+            }
+            let mut latencies = Vec::new();
+            for task in tasks {
+                latencies.push(task.await?);
+            }
+            Run { latencies, elapsed: started.elapsed() }
+        };
+        let rss = peak_rss_mib(serve.id());
+        // SAFETY: kill with a valid pid and signal has no memory effects.
+        unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = serve.wait();
+        let _ = std::fs::remove_file(&config_path);
+
+        println!("{clients} clients, {seconds} s each, 1,000-namespace pool, {history} earlier claims in the history");
+        println!("{}", direct_cycles.line("claim/release cycles, PostgreSQL alone"));
+        println!("{}", api_cycles.line("claim/release cycles, nspool API"));
+        println!("{}", direct_available.line("availableNamespaces, PostgreSQL alone"));
+        println!("{}", api_available.line("availableNamespaces, nspool API"));
+        println!("{}", steady.line("availableNamespaces at 200/s, nspool"));
+        println!(
+            "ratios nspool/PostgreSQL: claim/release {:.2}, availableNamespaces {:.2}",
+            api_cycles.rate() / direct_cycles.rate(),
+            api_available.rate() / direct_available.rate()
+        );
+        println!("nspool serve peak resident memory (VmHWM): {rss:.1} MiB");
+        pool.close().await;
+        anyhow::Ok(())
+    })
+    .await
+}
