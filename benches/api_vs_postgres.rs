@@ -17,14 +17,14 @@
 //!
 //! Knobs: BENCH_CLIENTS (16), BENCH_SECONDS (10), BENCH_HISTORY (100000).
 
-#[path = "support/scratch_db.rs"]
-mod scratch_db;
+#[path = "support/common.rs"]
+mod common;
 
+use common::{knob, with_scratch_database};
 use nspool::config::Settings;
 use nspool::domain::{Caller, Role, token};
 use nspool::pool::PoolService;
 use nspool::store::{NewDeployment, Store};
-use scratch_db::with_scratch_database;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use std::io::{BufRead, BufReader};
@@ -32,13 +32,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Run {
     latencies: Vec<Duration>,

@@ -11,26 +11,19 @@
 #[allow(dead_code)]
 mod fake_kube;
 
-#[path = "support/scratch_db.rs"]
-mod scratch_db;
+#[path = "support/common.rs"]
+mod common;
 
+use common::{knob, with_scratch_database};
 use fake_kube::FakeKube;
 use nspool::config::Settings;
 use nspool::kube::client::KubeClient;
 use nspool::kube::reconcile::KubeWorker;
 use nspool::pool::PoolService;
 use nspool::store::Store;
-use scratch_db::with_scratch_database;
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 async fn apply_all(
     service: &PoolService,

@@ -12,26 +12,19 @@
 //! It makes (and drops) a database of its own on that server. Knobs:
 //! BENCH_BACKLOG (100000), BENCH_FREE (1000), BENCH_CLIENTS (16), BENCH_SECONDS (15).
 
-#[path = "support/scratch_db.rs"]
-mod scratch_db;
+#[path = "support/common.rs"]
+mod common;
 
+use common::{knob, with_scratch_database};
 use nspool::config::Settings;
 use nspool::domain::{Caller, Executor};
 use nspool::pool::{CreateDeployment, DeploymentInput, PoolService};
 use nspool::store::Store;
-use scratch_db::with_scratch_database;
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn knob(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Phase {
     latencies: Vec<Duration>,

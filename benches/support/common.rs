@@ -1,4 +1,5 @@
-//! A database of the bench's own on `DATABASE_URL`'s server, dropped afterwards.
+//! What the benches share: knobs from the environment, and a database of the
+//! bench's own on `DATABASE_URL`'s server, dropped afterwards.
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
@@ -23,4 +24,12 @@ where
         .await?;
     let _ = conn.close().await;
     outcome
+}
+
+/// A numeric knob from the environment, or its default.
+pub fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
