@@ -174,9 +174,9 @@ impl Store {
     /// Free, offered namespaces in name order: a scan of a partial index that
     /// holds only free rows.
     pub async fn available_namespaces(&self) -> Result<Vec<String>> {
-        let sql = format!("select name from pool_namespaces where {OFFERED} order by name");
-        let rows: Vec<(String,)> = sqlx::query_as(&sql).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(|(n,)| n).collect())
+        let sql =
+            format!("select array(select name from pool_namespaces where {OFFERED} order by name)");
+        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
