@@ -172,7 +172,9 @@ impl Store {
     }
 
     /// Free, offered namespaces in name order: a scan of a partial index that
-    /// holds only free rows.
+    /// holds only free rows, returned as one array row (one message to send and
+    /// decode instead of one per name; `array(...)` keeps the index order where
+    /// `array_agg(... order by)` would sort).
     pub async fn available_namespaces(&self) -> Result<Vec<String>> {
         let sql =
             format!("select array(select name from pool_namespaces where {OFFERED} order by name)");
