@@ -119,9 +119,10 @@ fn embedded_default_serves_shares_and_stops() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut serve = crate::support::ChildGuard(serve);
 
     // The first admin token on stdout, the address in the log.
-    let lines = crate::support::drain_lines(&mut serve);
+    let lines = crate::support::drain_lines(&mut serve.0);
     let mut token = None;
     let address = crate::support::listening_address(&lines, |line| {
         if line.starts_with("nsp_") {
@@ -186,8 +187,8 @@ fn embedded_default_serves_shares_and_stops() {
 
     // SIGTERM: a clean stop, and the embedded server goes with the last user.
     // SAFETY: kill with a valid pid and signal has no memory effects.
-    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
-    let status = serve.wait().unwrap();
+    unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
+    let status = serve.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let pid_file = data.join("pgdata/postmaster.pid");
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -318,7 +318,8 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = crate::support::drain_lines(&mut serve);
+    let mut serve = crate::support::ChildGuard(serve);
+    let lines = crate::support::drain_lines(&mut serve.0);
     let address =
         tokio::task::spawn_blocking(move || crate::support::listening_address(&lines, |_| {}))
             .await
@@ -342,8 +343,8 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     }
     let signalled = std::time::Instant::now();
     // SAFETY: kill with a valid pid and signal has no memory effects.
-    unsafe { libc::kill(serve.id() as libc::pid_t, libc::SIGTERM) };
-    let status = tokio::task::spawn_blocking(move || serve.wait().unwrap())
+    unsafe { libc::kill(serve.0.id() as libc::pid_t, libc::SIGTERM) };
+    let status = tokio::task::spawn_blocking(move || serve.0.wait().unwrap())
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
