@@ -109,7 +109,7 @@ fn embedded_default_serves_shares_and_stops() {
     } else {
         std::env::temp_dir()
     };
-    let mut serve = nspool()
+    let serve = nspool()
         .arg("serve")
         .current_dir(&cwd)
         .env("NSPOOL_DATA_DIR", &data)

@@ -307,7 +307,7 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, &config).unwrap();
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
         .args(["serve", "--config"])
         .arg(&config_path)
         .env("DATABASE_URL", crate::support::database_url(&db))
