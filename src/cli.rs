@@ -331,11 +331,7 @@ fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
     } else {
         only.iter().map(String::as_str).collect()
     };
-    let target = crate::kube::objects::RbacTarget {
-        service_account: settings.service.commander_service_account.clone(),
-        service_account_namespace: settings.service.platform_namespace.as_str().to_owned(),
-        rules: settings.service.rbac_rules.clone(),
-    };
+    let target = crate::kube::objects::RbacTarget::from_settings(&settings.service);
     match crate::kube::objects::render(&names, &target) {
         Ok(yaml) => {
             print!("{yaml}");

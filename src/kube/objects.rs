@@ -25,6 +25,17 @@ pub struct RbacTarget {
     pub rules: Vec<Rule>,
 }
 
+impl RbacTarget {
+    /// The Commander account and rules the settings name.
+    pub fn from_settings(service: &crate::config::ServiceSettings) -> Self {
+        Self {
+            service_account: service.commander_service_account.clone(),
+            service_account_namespace: service.platform_namespace.as_str().to_owned(),
+            rules: service.rbac_rules.clone(),
+        }
+    }
+}
+
 fn meta(name: &str, namespace: Option<&str>, managed: bool) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),

@@ -79,12 +79,7 @@ impl KubeWorker {
     }
 
     fn target(&self) -> RbacTarget {
-        let service = &self.settings.service;
-        RbacTarget {
-            service_account: service.commander_service_account.clone(),
-            service_account_namespace: service.platform_namespace.as_str().to_owned(),
-            rules: service.rbac_rules.clone(),
-        }
+        RbacTarget::from_settings(&self.settings.service)
     }
 
     fn fingerprint(&self) -> String {

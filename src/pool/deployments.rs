@@ -182,10 +182,7 @@ impl PoolService {
         workspace_id: Uuid,
     ) -> Error {
         match error {
-            store::Error::LabelTaken => Error::Conflict(format!(
-                "A Deployment labelled \"{}\" already exists in this workspace; choose another label",
-                label.as_str()
-            )),
+            store::Error::LabelTaken => label_taken(label.as_str()),
             store::Error::ReleaseNameTaken => Error::Conflict(format!(
                 "The release name \"{release}\" is taken (also by soft-deleted Deployments until they are hard-deleted); choose another"
             )),
@@ -346,10 +343,7 @@ impl PoolService {
         {
             Ok(Some(row)) => Ok(row),
             Ok(None) => Err(Error::NotFound(format!("Deployment {id} not found"))),
-            Err(store::Error::LabelTaken) => Err(Error::Conflict(format!(
-                "A Deployment labelled \"{}\" already exists in this workspace; choose another label",
-                update.label.unwrap_or_default()
-            ))),
+            Err(store::Error::LabelTaken) => Err(label_taken(update.label.unwrap_or_default())),
             Err(e) => Err(e.into()),
         }
     }
@@ -427,6 +421,12 @@ impl PoolService {
         self.kube_wake.notify_one();
         deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
     }
+}
+
+fn label_taken(label: &str) -> Error {
+    Error::Conflict(format!(
+        "A Deployment labelled \"{label}\" already exists in this workspace; choose another label"
+    ))
 }
 
 /// Houston's `payload` JSON and the typed arguments, as one input. Known keys

@@ -170,7 +170,6 @@ mod tests {
     fn summary(held_soft_deleted: i64) -> PoolSummary {
         PoolSummary {
             active: 2,
-            free: 0,
             broken: 0,
             held_live: 2 - held_soft_deleted,
             held_soft_deleted,

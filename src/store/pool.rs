@@ -47,8 +47,7 @@ pub struct PoolSyncReport {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PoolSummary {
     pub active: i64,
-    pub free: i64,
-    /// Not offered because verification found their RBAC broken or the namespace missing.
+    /// Free but not offered: verification found their RBAC broken or the namespace missing.
     pub broken: i64,
     pub held_live: i64,
     pub held_soft_deleted: i64,
@@ -198,8 +197,7 @@ impl Store {
         let row = sqlx::query_as(
             "select count(*) filter (where p.retired_at is null) as active,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.rbac_state in ('unknown', 'ok')) as free,
-                    count(*) filter (where p.retired_at is null and p.rbac_state in ('broken', 'missing')) as broken,
+                                     and p.rbac_state in ('broken', 'missing')) as broken,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
                     min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete

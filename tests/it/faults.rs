@@ -30,11 +30,8 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
         .await
         .expect("private PostgreSQL");
     let store = Store::connect_lazy(server.connect_options(), 8);
-    let names: Vec<String> = (0..300).map(|i| format!("ns-{i:03}")).collect();
-    let config = format!(
-        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}",
-        names.join(", ")
-    );
+    let names = crate::support::pool_names(300);
+    let config = crate::support::pool_config(&names, "");
     let app = TestApp::spawn(&config, store.pool().clone()).await;
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "team").await;
@@ -121,8 +118,10 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
         .await
         .unwrap();
     for (label, value, _) in &succeeded {
-        let ns = value["data"]["createDeployment"]["id"].as_str().map(|_| ());
-        assert!(ns.is_some());
+        assert!(
+            value["data"]["createDeployment"]["id"].is_string(),
+            "{value}"
+        );
         assert_eq!(
             rows.iter().filter(|r| &r.0 == label).count(),
             1,
@@ -160,11 +159,8 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
 /// through, nothing is doubled or half-written, and nspool carries on.
 #[sqlx::test]
 async fn cut_connections_lose_and_double_nothing(db: sqlx::PgPool) {
-    let names: Vec<String> = (0..120).map(|i| format!("ns-{i:03}")).collect();
-    let config = format!(
-        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}",
-        names.join(", ")
-    );
+    let names = crate::support::pool_names(120);
+    let config = crate::support::pool_config(&names, "");
     let app = TestApp::spawn(&config, crate::support::another_pool(&db).await).await;
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "team").await;

@@ -11,10 +11,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 fn pool_config(names: usize, schedule: &str) -> String {
-    let names: Vec<String> = (0..names).map(|i| format!("ns-{i:03}")).collect();
-    format!(
-        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}\nastronomer: {{houston: {{cleanupDeployments: {{schedule: '{schedule}', olderThan: 1}}}}}}",
-        names.join(", ")
+    crate::support::pool_config(
+        &crate::support::pool_names(names),
+        &format!(
+            "astronomer: {{houston: {{cleanupDeployments: {{schedule: '{schedule}', olderThan: 1}}}}}}"
+        ),
     )
 }
 
@@ -41,7 +42,7 @@ async fn soft_deleted(app: &TestApp, token: &str, ws: Uuid, namespaces: &[String
 }
 
 fn names(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("ns-{i:03}")).collect()
+    crate::support::pool_names(range.end)[range].to_vec()
 }
 
 #[sqlx::test]

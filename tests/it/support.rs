@@ -28,6 +28,19 @@ astronomer:
         manualReleaseNames: true
 "#;
 
+/// Names `ns-000`, `ns-001`, … for a pool of `count`.
+pub fn pool_names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("ns-{i:03}")).collect()
+}
+
+/// A standard pool of `names`, then `extra` YAML (other top-level keys).
+pub fn pool_config(names: &[String], extra: &str) -> String {
+    format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}\n{extra}",
+        names.join(", ")
+    )
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub service: PoolService,
