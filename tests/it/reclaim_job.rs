@@ -390,3 +390,32 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     assert!(stopped.unwrap_or_default().contains("stopped by shutdown"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The reclaim lock lives on a connection of its own: held, it keeps another
+/// run out; dropped while a task panics, it is free again at once.
+#[sqlx::test]
+async fn the_reclaim_lock_is_released_when_its_holder_panics(db: PgPool) {
+    let store = nspool::store::Store::new(db.clone());
+    let other = nspool::store::Store::new(crate::support::another_pool(&db).await);
+    let held = store
+        .reclaim_lock(Duration::ZERO)
+        .await
+        .unwrap()
+        .expect("free at first");
+    assert!(
+        other
+            .reclaim_lock(Duration::from_millis(300))
+            .await
+            .unwrap()
+            .is_none(),
+        "held"
+    );
+    let panicked = tokio::spawn(async move {
+        let _lock = held;
+        panic!("a run dies holding the lock");
+    })
+    .await;
+    assert!(panicked.is_err());
+    let again = other.reclaim_lock(Duration::from_secs(5)).await.unwrap();
+    assert!(again.is_some(), "released by the panic");
+}
