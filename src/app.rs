@@ -4,6 +4,7 @@
 use crate::config::Settings;
 use crate::embedded_pg::EmbeddedPostgres;
 use crate::graphql;
+use crate::http::server::ConnectionLimits;
 use crate::http::{AppState, router};
 use crate::jobs::reclaim_schedule::ReclaimSchedule;
 use crate::kube::client::KubeClient;
@@ -94,6 +95,7 @@ pub fn state(service: PoolService) -> AppState {
         schema: graphql::schema(service.clone()),
         service,
         metrics: Default::default(),
+        guard: Default::default(),
     }
 }
 
@@ -103,9 +105,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, state, ConnectionLimits::default(), shutdown).await
+}
+
+/// [`serve`] with other connection bounds (tests shorten the timeouts).
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::http::server::serve(listener, router(state), limits, shutdown).await
 }
 
 /// How long running requests and a running reclaim batch get after SIGTERM.

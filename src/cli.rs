@@ -212,6 +212,10 @@ where
 }
 
 async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+    // Connections are capped below this limit; the higher it is, the more fit.
+    if let Some(files) = crate::http::server::raise_open_file_limit() {
+        tracing::debug!(files, "open file limit");
+    }
     let database = Database::open(&settings, settings.service.database_max_connections).await?;
     let outcome = async {
         let service = app::prepare(settings.clone(), database.store.clone()).await?;

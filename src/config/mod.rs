@@ -11,6 +11,10 @@ use crate::kube::rules::{Rule, seed_rules};
 pub use reader::ConfigError;
 use reader::{At, Reader};
 pub use schedule::Schedule;
+
+/// `olderThan` and `olderThanDays`: a century is plenty, and keeps date
+/// arithmetic far from overflow.
+pub const MAX_OLDER_THAN_DAYS: u32 = 36_500;
 use serde::Serialize;
 use serde_yaml::Value;
 use std::net::SocketAddr;
@@ -434,7 +438,17 @@ fn read_cleanup(r: &mut Reader, root: &At<'_>) -> CleanupSettings {
         r.error(&schedule_at, reason);
         Schedule::parse("0 0 * * *").unwrap_or_else(|_| unreachable!("default schedule"))
     });
-    let older_than_days = r.u32(&c.key("olderThan"), 14);
+    let older_than_at = c.key("olderThan");
+    let mut older_than_days = r.u32(&older_than_at, 14);
+    if older_than_days > MAX_OLDER_THAN_DAYS {
+        r.error(
+            &older_than_at,
+            format!(
+                "expected at most {MAX_OLDER_THAN_DAYS} days (100 years), found {older_than_days}"
+            ),
+        );
+        older_than_days = 14;
+    }
     let dry_run = r.bool(&c.key("dryRun"), false);
     CleanupSettings {
         enabled,

@@ -4,6 +4,7 @@
 pub mod names;
 pub mod release_name_generator;
 pub mod roles;
+pub mod text;
 pub mod token;
 
 pub use names::{DeploymentLabel, NameError, NamespaceName, ReleaseName};

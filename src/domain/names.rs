@@ -1,5 +1,6 @@
 //! Names that are checked once, where they enter, and trusted afterwards.
 
+use super::text::{TextError, excerpt};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,6 +19,8 @@ pub enum NameError {
     EmptyLabel,
     #[error("a Deployment label is at most {max} characters; this one has {len}")]
     LabelTooLong { len: usize, max: usize },
+    #[error(transparent)]
+    Text(#[from] TextError),
 }
 
 /// Namespaces that never belong to a pool, whatever the config says.
@@ -33,7 +36,7 @@ impl NamespaceName {
         if is_dns1123_label(value) {
             Ok(Self(value.to_owned()))
         } else {
-            Err(NameError::InvalidNamespace(value.to_owned()))
+            Err(NameError::InvalidNamespace(excerpt(value)))
         }
     }
 
@@ -42,7 +45,7 @@ impl NamespaceName {
     pub fn parse_for_pool(value: &str, platform: &NamespaceName) -> Result<Self, NameError> {
         let name = Self::parse(value)?;
         if RESERVED_NAMESPACES.contains(&value) || name == *platform {
-            return Err(NameError::ReservedNamespace(value.to_owned()));
+            return Err(NameError::ReservedNamespace(excerpt(value)));
         }
         Ok(name)
     }
@@ -90,7 +93,7 @@ impl ReleaseName {
         if ok {
             Ok(Self(value.to_owned()))
         } else {
-            Err(NameError::InvalidReleaseName(value.to_owned()))
+            Err(NameError::InvalidReleaseName(excerpt(value)))
         }
     }
 
@@ -113,6 +116,7 @@ impl DeploymentLabel {
     pub const MAX_CHARS: usize = 128;
 
     pub fn parse(value: &str) -> Result<Self, NameError> {
+        super::text::check("label", value, usize::MAX)?;
         let trimmed = value.trim();
         let len = trimmed.chars().count();
         if len == 0 {
@@ -191,5 +195,20 @@ mod tests {
             Err(NameError::LabelTooLong { .. })
         ));
         assert!(DeploymentLabel::parse(&"é".repeat(DeploymentLabel::MAX_CHARS)).is_ok());
+        assert!(matches!(
+            DeploymentLabel::parse("a\0b"),
+            Err(NameError::Text(TextError::Nul { .. }))
+        ));
+    }
+
+    #[test]
+    fn errors_echo_at_most_a_short_excerpt() {
+        let long = "X".repeat(10_000);
+        for error in [
+            NamespaceName::parse(&long).unwrap_err(),
+            ReleaseName::parse(&long).unwrap_err(),
+        ] {
+            assert!(error.to_string().len() < 300, "{error}");
+        }
     }
 }

@@ -37,6 +37,15 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
     })
 }
 
+/// An answer that would be larger than the response budget.
+pub fn too_large(values: usize) -> async_graphql::Error {
+    async_graphql::Error::new(format!(
+        "The answer would hold at least {values} more values than the limit of {} (about 4 MiB of JSON) allows; ask for fewer fields or fewer items (take and pageNumber, last)",
+        super::limits::MAX_RESPONSE_VALUES
+    ))
+    .extend_with(|_, e| e.set("code", BAD_USER_INPUT))
+}
+
 /// `.gql()?` in resolvers: the one conversion from a pool result.
 pub trait GqlResult<T> {
     fn gql(self) -> async_graphql::Result<T>;
@@ -68,7 +77,8 @@ pub fn classify(errors: &mut [ServerError]) {
         // A value that does not fit its declared type: a literal, or a variable
         // checked when the field reads its argument.
         let input_problem = error.message.starts_with("Failed to parse")
-            || error.message.starts_with("Invalid value for argument");
+            || error.message.starts_with("Invalid value for argument")
+            || error.message.starts_with("Expected input type");
         let code = if input_problem {
             BAD_USER_INPUT
         } else if error.path.is_empty() {

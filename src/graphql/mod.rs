@@ -1,15 +1,22 @@
 //! The GraphQL schema (transport-free): Houston's contract plus nspool's own
 //! pool view, merged from thin resolver objects.
 
+mod document_scan;
+mod document_shape;
 mod errors;
+pub mod limits;
 mod loaders;
 mod mutation;
 mod query;
+mod response_budget;
 mod scalars;
 mod types;
 
-pub use errors::{PARSE_FAILED, classify};
+pub use document_scan::{ScanError, scan};
+pub use document_shape::{ShapeError, check as check_shape};
+pub use errors::{PARSE_FAILED, VALIDATION_FAILED, classify};
 pub use query::PublicUrl;
+pub use response_budget::ResponseBudget;
 
 use crate::pool::PoolService;
 use async_graphql::dataloader::DataLoader;
@@ -23,10 +30,7 @@ pub struct Mutation(mutation::HoustonMutation, mutation::PoolMutation);
 
 pub type NspoolSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Deep enough for GraphiQL's introspection query (depth 13), not much more.
-pub const MAX_DEPTH: usize = 16;
-/// Field count of a document, a cheap bound on work; introspection uses ~150.
-pub const MAX_COMPLEXITY: usize = 1_000;
+use limits::{MAX_COMPLEXITY, MAX_DEPTH};
 
 pub fn schema(service: PoolService) -> NspoolSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)

@@ -1,6 +1,7 @@
 //! Queries: thin calls into the pool service.
 
 use super::errors::GqlResult;
+use super::response_budget::charge_items;
 use super::scalars::Uuid;
 use super::types::*;
 use crate::pool::Credentials;
@@ -80,12 +81,14 @@ impl HoustonQuery {
         let _ = cluster_id;
         let caller = caller(ctx).await?;
         let names = service(ctx).available_namespaces(caller).await.gql()?;
+        charge_items(ctx, names.len())?;
         Ok(names.into_iter().map(|name| Namespace { name }).collect())
     }
 
     async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx).workspaces(caller, None, None).await.gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -100,6 +103,7 @@ impl HoustonQuery {
             .workspaces(caller, Some(take.unwrap_or(-1)), page_number)
             .await
             .gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -127,6 +131,7 @@ impl HoustonQuery {
             .workspace_deployments(caller, workspace_uuid.0, release_name.as_deref())
             .await
             .gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -149,6 +154,7 @@ impl HoustonQuery {
             )
             .await
             .gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -181,6 +187,7 @@ impl PoolQuery {
     ) -> async_graphql::Result<Vec<PoolNamespace>> {
         let caller = caller(ctx).await?;
         let views = service(ctx).pool_view(caller).await.gql()?;
+        charge_items(ctx, views.len())?;
         Ok(views.into_iter().map(PoolNamespace::from).collect())
     }
 
@@ -199,6 +206,7 @@ impl PoolQuery {
     }
 
     /// The newest events, newest first, optionally of one namespace (system viewer or more).
+    #[graphql(complexity = "(last.max(0) as usize).saturating_mul(child_complexity)")]
     async fn pool_events(
         &self,
         ctx: &Context<'_>,
@@ -210,6 +218,7 @@ impl PoolQuery {
             .events(caller, namespace.as_deref(), i64::from(last))
             .await
             .gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(PoolEvent::from).collect())
     }
 }
@@ -217,6 +226,7 @@ impl PoolQuery {
 #[Object]
 impl ReclaimQuery {
     /// Reclaim runs, newest first (system viewer or more).
+    #[graphql(complexity = "(last.max(0) as usize).saturating_mul(child_complexity)")]
     async fn reclaim_runs(
         &self,
         ctx: &Context<'_>,
@@ -227,14 +237,16 @@ impl ReclaimQuery {
             .reclaim_runs(caller, i64::from(last))
             .await
             .gql()?;
+        charge_items(ctx, rows.len())?;
         Ok(rows.into_iter().map(ReclaimRun::from).collect())
     }
 
     /// The reclaim job's settings, its next run, and whether namespaces of
     /// soft-deleted Deployments ever come back by themselves.
-    async fn reclaim_job(&self, ctx: &Context<'_>) -> ReclaimJob {
-        let cleanup = &service(ctx).settings().cleanup;
-        ReclaimJob {
+    async fn reclaim_job(&self, ctx: &Context<'_>) -> async_graphql::Result<ReclaimJob> {
+        let caller = caller(ctx).await?;
+        let cleanup = service(ctx).reclaim_job(caller).gql()?;
+        Ok(ReclaimJob {
             enabled: cleanup.enabled,
             schedule: cleanup.schedule.as_str().to_owned(),
             older_than_days: i32::try_from(cleanup.older_than_days).unwrap_or(i32::MAX),
@@ -245,7 +257,7 @@ impl ReclaimQuery {
                 .then(|| cleanup.schedule.next_after(chrono::Utc::now()))
                 .flatten(),
             note: cleanup.never_reclaims_note(),
-        }
+        })
     }
 }
 

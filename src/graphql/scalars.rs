@@ -9,9 +9,12 @@ pub struct Uuid(pub uuid::Uuid);
 impl ScalarType for Uuid {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(text) => uuid::Uuid::parse_str(text.trim())
-                .map(Uuid)
-                .map_err(|_| InputValueError::custom(format!("\"{text}\" is not a UUID"))),
+            Value::String(text) => uuid::Uuid::parse_str(text.trim()).map(Uuid).map_err(|_| {
+                InputValueError::custom(format!(
+                    "\"{}\" is not a UUID",
+                    crate::domain::text::excerpt(text)
+                ))
+            }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

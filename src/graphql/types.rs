@@ -163,6 +163,7 @@ impl Workspace {
             .load_one(self.0.id)
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
+        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -370,6 +371,7 @@ impl PoolNamespace {
     }
 
     /// Its newest events, newest first.
+    #[graphql(complexity = "(last.max(0) as usize).saturating_mul(child_complexity)")]
     async fn events(
         &self,
         ctx: &Context<'_>,
@@ -380,6 +382,7 @@ impl PoolNamespace {
             .load_one((self.name.clone(), i64::from(last)))
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
+        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()

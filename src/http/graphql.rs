@@ -2,7 +2,12 @@
 //! `"variables": null` works and every failure has a GraphQL-shaped answer.
 
 use super::AppState;
-use crate::graphql::{PARSE_FAILED, PublicUrl, classify};
+use super::public_url::public_url;
+use crate::domain::text::json_depth;
+use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
+use crate::graphql::{
+    PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED, check_shape, classify, scan,
+};
 use crate::pool::Credentials;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -27,16 +32,11 @@ fn transport_error(status: StatusCode, code: &str, message: String) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
-fn public_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+/// A request refused by a limit, before or after parsing: HTTP 200 like any
+/// GraphQL error, so clients read the message.
+fn refused(code: &str, message: String) -> Response {
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    axum::Json(body).into_response()
 }
 
 pub async fn execute(
@@ -75,8 +75,24 @@ pub async fn execute(
             "The request body needs a \"query\" with a GraphQL document".into(),
         );
     };
+    // Bounded before anything recursive sees the document.
+    if let Err(error) = scan(&query) {
+        return refused(PARSE_FAILED, format!("GraphQL document refused: {error}"));
+    }
     let variables = match body.variables {
         None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(Value::Object(map)) if map.len() > MAX_VARIABLES => {
+            return refused(
+                "BAD_USER_INPUT",
+                format!("A request has at most {MAX_VARIABLES} variables"),
+            );
+        }
+        Some(object @ Value::Object(_)) if json_depth(&object) > MAX_NESTING + 1 => {
+            return refused(
+                "BAD_USER_INPUT",
+                format!("\"variables\" nest deeper than {MAX_NESTING} levels"),
+            );
+        }
         Some(object @ Value::Object(_)) => object,
         Some(_) => {
             return transport_error(
@@ -93,13 +109,23 @@ pub async fn execute(
     let mut request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(Credentials::new(authorization))
-        .data(PublicUrl(public_url(&headers)));
+        .data(ResponseBudget::default())
+        .data(PublicUrl(public_url(
+            &headers,
+            &state.service.settings().service.base_domain,
+        )));
     if let Some(name) = body.operation_name.filter(|n| !n.is_empty()) {
         request = request.operation_name(name);
     }
     // Parsed once here (and kept in the request) to tell parse errors apart.
-    if let Err(error) = request.parsed_query() {
-        return axum::Json(parse_failed(&error)).into_response();
+    match request.parsed_query() {
+        Err(error) => return axum::Json(parse_failed(&error)).into_response(),
+        // Measured in linear time before async-graphql's validation expands it.
+        Ok(document) => {
+            if let Err(error) = check_shape(document) {
+                return refused(VALIDATION_FAILED, error.to_string());
+            }
+        }
     }
     let mut response = state.schema.execute(request).await;
     classify(&mut response.errors);
@@ -110,7 +136,25 @@ pub async fn execute(
             state.metrics.graphql_error(code);
         }
     }
-    axum::Json(response).into_response()
+    match serde_json::to_vec(&response) {
+        Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => {
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        Ok(bytes) => refused(
+            "BAD_USER_INPUT",
+            format!(
+                "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
+                bytes.len()
+            ),
+        ),
+        Err(error) => {
+            tracing::error!(%error, "a GraphQL answer could not be serialized");
+            refused(
+                "INTERNAL",
+                "Internal error in nspool; the service logs have the details".into(),
+            )
+        }
+    }
 }
 
 /// A syntax error in one line: where, and what was expected.

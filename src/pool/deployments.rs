@@ -3,6 +3,7 @@
 use super::refusals::{self, Kind};
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
+use crate::domain::text::{self, check_opt, max};
 use crate::domain::{
     Action, Caller, DeploymentLabel, Executor, NamespaceName, ReleaseName, release_name_generator,
 };
@@ -42,7 +43,48 @@ pub struct UpsertDeployment {
 /// Tries for a generated release name before giving up (collisions are rare).
 const RELEASE_NAME_ATTEMPTS: usize = 5;
 pub const MAX_TAKE: i64 = 10_000;
+/// Far beyond any real listing; keeps `take * pageNumber` small.
+pub const MAX_PAGE_NUMBER: i64 = 1_000_000;
+/// Houston's triggerer runs a handful of replicas at most.
+pub const MAX_TRIGGERER_REPLICAS: i32 = 10;
 const DEFAULT_TAKE: i64 = 50;
+
+impl DeploymentInput {
+    /// Every text and JSON field within its bounds, before any statement runs.
+    /// Names (label, release name, namespace) are parsed where they are used.
+    fn check(&self) -> Result<()> {
+        check_opt("label", self.label.as_deref(), max::FILTER)?;
+        check_opt("description", self.description.as_deref(), max::DESCRIPTION)?;
+        check_opt("type", self.kind.as_deref(), max::SHORT)?;
+        check_opt("releaseName", self.release_name.as_deref(), max::FILTER)?;
+        check_opt(
+            "airflowVersion",
+            self.airflow_version.as_deref(),
+            max::SHORT,
+        )?;
+        check_opt(
+            "runtimeVersion",
+            self.runtime_version.as_deref(),
+            max::SHORT,
+        )?;
+        check_opt("namespace", self.namespace.as_deref(), max::FILTER)?;
+        check_opt("cloudRole", self.cloud_role.as_deref(), max::SHORT)?;
+        if let Some(config) = &self.config {
+            text::check_stored_json("config", config)?;
+        }
+        if let Some(dag) = &self.dag_deployment {
+            text::check_stored_json("dagDeployment", dag)?;
+        }
+        if let Some(replicas) = self.triggerer_replicas
+            && !(0..=MAX_TRIGGERER_REPLICAS).contains(&replicas)
+        {
+            return Err(Error::BadInput(format!(
+                "triggerer.replicas must be between 0 and {MAX_TRIGGERER_REPLICAS}; got {replicas}"
+            )));
+        }
+        Ok(())
+    }
+}
 
 fn non_empty(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
@@ -61,9 +103,9 @@ pub fn page(take: Option<i32>, page_number: Option<i32>) -> Result<(Option<i64>,
         }
     };
     let page = i64::from(page_number.unwrap_or(0));
-    if page < 0 {
+    if !(0..=MAX_PAGE_NUMBER).contains(&page) {
         return Err(Error::BadInput(format!(
-            "pageNumber counts from 0; got {page}"
+            "pageNumber counts from 0 up to {MAX_PAGE_NUMBER}; got {page}"
         )));
     }
     Ok((take, take.map_or(0, |t| t * page)))
@@ -80,6 +122,7 @@ impl PoolService {
             input,
         } = request;
         caller.authorize(Action::Workspace(workspace_id, Level::Editor))?;
+        input.check()?;
         let label = DeploymentLabel::parse(input.label.as_deref().unwrap_or(""))?;
         let executor = input.executor.unwrap_or(Executor::Celery);
         let houston = &self.settings.houston;
@@ -150,7 +193,7 @@ impl PoolService {
                     self.kube_wake.notify_one();
                     return Ok(row);
                 }
-                Ok(None) => return Err(self.claim_refused(namespace.as_str()).await),
+                Ok(None) => return Err(self.claim_refused(caller, namespace.as_str()).await),
                 Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
                 Err(e) => {
                     return Err(self.insert_refused(e, &label, &release, &namespace, workspace_id));
@@ -197,15 +240,24 @@ impl PoolService {
     }
 
     /// The second read after a claim found nothing to update: only to word the error.
-    async fn claim_refused(&self, name: &str) -> Error {
+    async fn claim_refused(&self, caller: &Caller, name: &str) -> Error {
         let words = async {
             let holder = self.store.namespace_holder(name).await?;
+            let visible = holder
+                .as_ref()
+                .and_then(|h| h.workspace_id)
+                .is_none_or(|w| {
+                    caller
+                        .authorize(Action::Workspace(w, Level::Viewer))
+                        .is_ok()
+                });
             let available = self.store.available_namespaces().await?;
             let empty = self.empty_pool_text().await?;
             let reclaimable = self.reclaimable_at(holder.as_ref().and_then(|h| h.deleted_at));
             Ok::<_, Error>(refusals::not_claimable(
                 name,
                 holder.as_ref(),
+                visible,
                 reclaimable,
                 &available,
                 || empty,
@@ -237,13 +289,24 @@ impl PoolService {
             caller.authorize(Action::UseToken)?;
         }
         let row = self.store.deployment(id).await?.ok_or_else(not_found)?;
+        // Another workspace's Deployment is answered like one that is not there.
+        if caller
+            .authorize(Action::Workspace(row.workspace_id, Level::Viewer))
+            .is_err()
+        {
+            return Err(not_found());
+        }
         caller.authorize(Action::Workspace(row.workspace_id, level))?;
         Ok(row)
     }
 
     pub async fn deployment(&self, caller: &Caller, id: &str) -> Result<Option<DeploymentRow>> {
-        let id = Uuid::parse_str(id.trim())
-            .map_err(|_| Error::BadInput(format!("\"{id}\" is not a Deployment id (a UUID)")))?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| {
+            Error::BadInput(format!(
+                "\"{}\" is not a Deployment id (a UUID)",
+                text::excerpt(id)
+            ))
+        })?;
         match self.deployment_for(caller, id, Level::Viewer).await {
             Ok(row) => Ok(Some(row)),
             Err(Error::NotFound(_)) => Ok(None),
@@ -258,6 +321,7 @@ impl PoolService {
         release_name: Option<&str>,
     ) -> Result<Vec<DeploymentRow>> {
         caller.authorize(Action::Workspace(workspace_id, Level::Viewer))?;
+        check_opt("releaseName", release_name, max::FILTER)?;
         let filter = ListFilter {
             workspace_id: Some(workspace_id),
             release_name: release_name.filter(|r| !r.is_empty()),
@@ -279,6 +343,7 @@ impl PoolService {
     ) -> Result<Vec<DeploymentRow>> {
         let workspace_id = caller.workspace_filter()?;
         let (limit, offset) = page(take, page_number)?;
+        check_opt("name", name, max::FILTER)?;
         let filter = ListFilter {
             workspace_id,
             release_name: None,
@@ -297,6 +362,9 @@ impl PoolService {
         payload: Option<&Value>,
         input: DeploymentInput,
     ) -> Result<DeploymentRow> {
+        if let Some(payload) = payload {
+            text::check_stored_json("payload", payload)?;
+        }
         let current = self.deployment_for(caller, id, Level::Editor).await?;
         if current.deleted_at.is_some() {
             return Err(Error::NotFound(format!(
@@ -304,6 +372,7 @@ impl PoolService {
             )));
         }
         let merged = merge_payload(payload, input)?;
+        merged.check()?;
         if let Some(namespace) = non_empty(&merged.namespace)
             && namespace != current.namespace
         {

@@ -37,6 +37,12 @@ impl From<RoleError> for Error {
     }
 }
 
+impl From<crate::domain::text::TextError> for Error {
+    fn from(error: crate::domain::text::TextError) -> Self {
+        Error::BadInput(error.to_string())
+    }
+}
+
 impl From<NameError> for Error {
     fn from(error: NameError) -> Self {
         Error::BadInput(error.to_string())
@@ -50,9 +56,16 @@ impl From<store::Error> for Error {
             store::Error::WorkspaceNotFound => {
                 Error::NotFound("the workspace does not exist".into())
             }
+            // The service checks every bound first; a constraint that still
+            // fires is worded without its name, which is for the logs.
             store::Error::CheckViolation(constraint) => {
-                Error::BadInput(format!("a value is out of range ({constraint})"))
+                tracing::warn!(%constraint, "a database check refused a value the service let through");
+                Error::BadInput("A value is outside the range nspool accepts".into())
             }
+            store::Error::Untranslatable => Error::BadInput(
+                "A text value contains a character nspool cannot store (such as NUL, U+0000)"
+                    .into(),
+            ),
             other @ (store::Error::ReleaseNameTaken
             | store::Error::LabelTaken
             | store::Error::NamespaceTaken) => Error::Conflict(other.to_string()),

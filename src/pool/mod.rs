@@ -9,7 +9,10 @@ mod tokens;
 mod view;
 mod workspaces;
 
-pub use deployments::{CreateDeployment, DeploymentInput, UpsertDeployment};
+pub use deployments::{
+    CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,
+    UpsertDeployment,
+};
 pub use error::{Error, Result};
 pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
 pub use tokens::{Credentials, NewToken};
@@ -89,7 +92,8 @@ impl PoolService {
         if !cleanup.reclaims() {
             return None;
         }
-        deleted_at.map(|at| at + Duration::days(i64::from(cleanup.older_than_days)))
+        let days = Duration::try_days(i64::from(cleanup.older_than_days))?;
+        deleted_at.and_then(|at| at.checked_add_signed(days))
     }
 
     /// Houston's deployment URLs.

@@ -80,6 +80,12 @@ impl PoolService {
         dry_run: bool,
     ) -> Result<ReclaimReport> {
         caller.authorize(Action::System(Level::Admin))?;
+        let max = crate::config::MAX_OLDER_THAN_DAYS;
+        if older_than_days > max {
+            return Err(Error::BadInput(format!(
+                "olderThanDays must be between 0 and {max} (100 years); got {older_than_days}"
+            )));
+        }
         let Some(lock) = self.store.reclaim_lock(MANUAL_LOCK_WAIT).await? else {
             return Err(Error::Conflict(format!(
                 "Another reclaim run kept going for {} s; try again later",
@@ -148,7 +154,10 @@ impl PoolService {
         actor: &str,
         stop: &watch::Receiver<bool>,
     ) -> Result<ReclaimReport> {
-        let cutoff = Utc::now() - Duration::days(i64::from(older_than_days));
+        // Bounded by MAX_OLDER_THAN_DAYS at every entry; checked all the same.
+        let cutoff = Duration::try_days(i64::from(older_than_days))
+            .and_then(|days| Utc::now().checked_sub_signed(days))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let mut report = ReclaimReport {
             run_id,
             cutoff,
@@ -201,6 +210,12 @@ impl PoolService {
             .await?;
         self.kube_wake.notify_one();
         Ok(report)
+    }
+
+    /// The reclaim job's settings (system viewer or more).
+    pub fn reclaim_job(&self, caller: &Caller) -> Result<&crate::config::CleanupSettings> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        Ok(&self.settings.cleanup)
     }
 
     pub async fn reclaim_runs(&self, caller: &Caller, last: i64) -> Result<Vec<ReclaimRunRow>> {

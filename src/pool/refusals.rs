@@ -65,6 +65,7 @@ pub fn namespace_required(available: &[String], empty: impl FnOnce() -> String) 
 pub fn not_claimable(
     name: &str,
     holder: Option<&NamespaceHolder>,
+    holder_visible: bool,
     reclaimable_at: Option<DateTime<Utc>>,
     available: &[String],
     empty: impl FnOnce() -> String,
@@ -81,6 +82,13 @@ pub fn not_claimable(
         );
     };
     match (&holder.release_name, holder.deleted_at, holder.retired_at) {
+        // The caller may not see the holder's workspace: no names, no dates.
+        (Some(_), _, _) if !holder_visible => (
+            Kind::Conflict,
+            format!(
+                "Namespace \"{name}\" is held by a Deployment of another workspace. {alternatives}"
+            ),
+        ),
         (Some(release), None, _) => (
             Kind::Conflict,
             format!(
@@ -188,6 +196,7 @@ mod tests {
             rbac_state: "ok".into(),
             rbac_missing: None,
             deployment_id: None,
+            workspace_id: None,
             release_name: release.map(Into::into),
             label: Some("etl".into()),
             deleted_at: deleted.then(at),
@@ -205,11 +214,31 @@ mod tests {
     }
 
     #[test]
+    fn a_holder_in_another_workspace_is_not_named() {
+        for deleted in [false, true] {
+            let (kind, text) = not_claimable(
+                "team-a",
+                Some(&holder(Some("r-1"), deleted, false)),
+                false,
+                Some(at()),
+                &[],
+                || "None is free.".into(),
+            );
+            assert_eq!(kind, Kind::Conflict);
+            assert_eq!(
+                text,
+                "Namespace \"team-a\" is held by a Deployment of another workspace. None is free."
+            );
+        }
+    }
+
+    #[test]
     fn taken_namespaces_name_their_holder_and_state() {
         let free = vec!["team-b".to_owned()];
         let (kind, text) = not_claimable(
             "team-a",
             Some(&holder(Some("r-1"), false, false)),
+            true,
             None,
             &free,
             String::new,
@@ -223,6 +252,7 @@ mod tests {
         let (kind, text) = not_claimable(
             "team-a",
             Some(&holder(Some("r-1"), true, false)),
+            true,
             Some(at()),
             &[],
             || "EMPTY".into(),
@@ -235,6 +265,7 @@ mod tests {
         let (kind, text) = not_claimable(
             "team-a",
             Some(&holder(None, false, true)),
+            true,
             None,
             &free,
             String::new,
@@ -245,14 +276,14 @@ mod tests {
         let mut broken = holder(None, false, false);
         broken.rbac_state = "broken".into();
         broken.rbac_missing = Some(serde_json::json!(["create serviceaccounts (core)"]));
-        let (kind, text) = not_claimable("team-a", Some(&broken), None, &free, String::new);
+        let (kind, text) = not_claimable("team-a", Some(&broken), true, None, &free, String::new);
         assert_eq!(kind, Kind::BadInput);
         assert!(
             text.contains("cannot create serviceaccounts (core)"),
             "{text}"
         );
 
-        let (kind, text) = not_claimable("nope", None, None, &free, String::new);
+        let (kind, text) = not_claimable("nope", None, true, None, &free, String::new);
         assert_eq!(kind, Kind::BadInput);
         assert!(
             text.starts_with("Namespace \"nope\" is not in the namespace pool."),

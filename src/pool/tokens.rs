@@ -70,6 +70,7 @@ impl PoolService {
         label: &str,
     ) -> Result<NewToken> {
         caller.authorize(Action::System(Level::Admin))?;
+        crate::domain::text::check("label", label, crate::domain::text::max::TOKEN_LABEL)?;
         match (role.scope, workspace_id) {
             (Scope::Workspace, None) => {
                 return Err(Error::BadInput(format!(

@@ -115,6 +115,7 @@ impl PoolService {
         last: i64,
     ) -> Result<Vec<EventRow>> {
         caller.authorize(Action::System(Level::Viewer))?;
+        crate::domain::text::check_opt("namespace", namespace, crate::domain::text::max::FILTER)?;
         Ok(self.store.events(namespace, last).await?)
     }
 }

@@ -5,8 +5,7 @@ use crate::domain::{Action, Caller};
 use crate::store::{RoleBindingRow, WorkspaceRow};
 use uuid::Uuid;
 
-const MAX_WORKSPACE_LABEL: usize = 128;
-const MAX_DESCRIPTION: usize = 1024;
+use crate::domain::text::{check, check_opt, max};
 
 impl PoolService {
     pub async fn create_workspace(
@@ -17,16 +16,14 @@ impl PoolService {
     ) -> Result<WorkspaceRow> {
         caller.authorize(Action::System(Level::Admin))?;
         let label = label.trim();
-        if label.is_empty() || label.chars().count() > MAX_WORKSPACE_LABEL {
+        check("label", label, max::LABEL)?;
+        if label.is_empty() {
             return Err(Error::BadInput(format!(
-                "A workspace label must have 1 to {MAX_WORKSPACE_LABEL} characters"
+                "A workspace label must have 1 to {} characters",
+                max::LABEL
             )));
         }
-        if description.is_some_and(|d| d.chars().count() > MAX_DESCRIPTION) {
-            return Err(Error::BadInput(format!(
-                "A description is at most {MAX_DESCRIPTION} characters"
-            )));
-        }
+        check_opt("description", description, max::DESCRIPTION)?;
         Ok(self
             .store
             .create_workspace(label, description, &caller.actor())

@@ -130,6 +130,7 @@ impl Store {
             "$17",
             "null",
         );
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query_as(&sql)
             .bind(new.id)
             .bind(new.workspace_id)
@@ -148,8 +149,11 @@ impl Store {
             .bind(new.cluster_id)
             .bind(new.claim_from_pool)
             .bind(new.actor)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?;
+        // Committed only once the row is read back whole: a failure after the
+        // claim (a row that does not decode, a lost connection) leaves no claim.
+        tx.commit().await?;
         Ok(row)
     }
 

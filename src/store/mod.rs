@@ -33,6 +33,9 @@ pub enum Error {
     WorkspaceNotFound,
     #[error("a value is outside what the database accepts ({0})")]
     CheckViolation(String),
+    /// Text PostgreSQL cannot hold (NUL, or not in the database encoding).
+    #[error("a text value cannot be stored")]
+    Untranslatable,
     /// The database cannot be reached (down, restarting, connection cut).
     #[error("the database is unavailable: {0}")]
     Unavailable(sqlx::Error),
@@ -56,6 +59,7 @@ impl From<sqlx::Error> for Error {
             Some(name) if name.ends_with("_check") || name.ends_with("_length") => {
                 Error::CheckViolation(name.to_owned())
             }
+            _ if is_untranslatable(&error) => Error::Untranslatable,
             _ if is_unavailable(&error) => Error::Unavailable(error),
             _ => Error::Database(error),
         }
@@ -63,6 +67,15 @@ impl From<sqlx::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// 22021 character_not_in_repertoire, 22P05 untranslatable_character: the
+/// service refuses these first; this keeps a miss from becoming an ERROR log.
+fn is_untranslatable(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "22021" || c == "22P05")
+}
 
 /// Errors that mean "no database right now" rather than "this statement failed".
 fn is_unavailable(error: &sqlx::Error) -> bool {

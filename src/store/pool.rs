@@ -29,6 +29,7 @@ pub struct NamespaceHolder {
     pub rbac_state: String,
     pub rbac_missing: Option<serde_json::Value>,
     pub deployment_id: Option<Uuid>,
+    pub workspace_id: Option<Uuid>,
     pub release_name: Option<String>,
     pub label: Option<String>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -183,7 +184,7 @@ impl Store {
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
             "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,
-                    d.id as deployment_id, d.release_name, d.label, d.deleted_at
+                    d.id as deployment_id, d.workspace_id, d.release_name, d.label, d.deleted_at
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
              where p.name = $1",
         )

@@ -1,0 +1,155 @@
+//! Every bound a GraphQL request meets, in one place, with the error it gives.
+//! The README's limits table is checked against [`TABLE`] by a test.
+
+/// Bytes of the `query` text (the body limit bounds it too).
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Lexical tokens of the document (GraphiQL's introspection query has ~300).
+pub const MAX_TOKENS: usize = 15_000;
+/// Nesting of `{`, `[` and `(` in the document, and of the variables' JSON.
+pub const MAX_NESTING: usize = 64;
+/// Fields after every fragment spread is expanded; GraphiQL's introspection uses ~150.
+pub const MAX_FIELDS: usize = 1_000;
+/// Selection depth; GraphiQL's introspection query needs 13.
+pub const MAX_DEPTH: usize = 16;
+pub const MAX_OPERATIONS: usize = 32;
+pub const MAX_FRAGMENTS: usize = 64;
+pub const MAX_ALIASES: usize = 128;
+pub const MAX_DIRECTIVES: usize = 64;
+pub const MAX_VARIABLES: usize = 64;
+/// The static cost: every field 1, a list with `last` its size times its fields.
+pub const MAX_COMPLEXITY: usize = 10_000;
+/// Values (objects, list items, scalars) an answer may hold, counted from the
+/// real row counts before the answer is built: about 4 MiB of JSON.
+pub const MAX_RESPONSE_VALUES: usize = 100_000;
+/// The serialized answer, a backstop behind [`MAX_RESPONSE_VALUES`].
+pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// One row of the README's limits table.
+pub struct Limit {
+    pub name: &'static str,
+    pub value: String,
+    pub error: &'static str,
+}
+
+/// The request limits as documented; `crate::http::limits` adds the connection ones.
+pub fn table() -> Vec<Limit> {
+    use crate::domain::text::{self, max};
+    let row = |name, value: String, error| Limit { name, value, error };
+    vec![
+        row(
+            "document size",
+            format!("{MAX_DOCUMENT_BYTES} bytes"),
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        row(
+            "document tokens",
+            MAX_TOKENS.to_string(),
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        row(
+            "nesting of `{ [ (` in the document, and of variables",
+            MAX_NESTING.to_string(),
+            "GRAPHQL_PARSE_FAILED",
+        ),
+        row(
+            "fields after fragments are expanded",
+            MAX_FIELDS.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "selection depth",
+            MAX_DEPTH.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "operations per document",
+            MAX_OPERATIONS.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "fragments per document",
+            MAX_FRAGMENTS.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "aliases per document",
+            MAX_ALIASES.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "directives per document",
+            MAX_DIRECTIVES.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "variables per request",
+            MAX_VARIABLES.to_string(),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "cost (fields; `last: N` lists count N times)",
+            MAX_COMPLEXITY.to_string(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        row(
+            "values in an answer (real row counts, checked before it is built)",
+            MAX_RESPONSE_VALUES.to_string(),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "serialized answer",
+            format!("{MAX_RESPONSE_BYTES} bytes"),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "stored JSON (`config`, `dagDeployment`, `payload`) depth / size",
+            format!(
+                "{} levels / {} bytes",
+                text::MAX_STORED_JSON_DEPTH,
+                text::MAX_STORED_JSON_BYTES
+            ),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "labels (workspace, Deployment) / descriptions",
+            format!("{} / {} characters", max::LABEL, max::DESCRIPTION),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "versions, cloud role, type, DAG deployment fields, filters",
+            format!("{} characters", max::SHORT),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "token labels",
+            format!("{} characters", max::TOKEN_LABEL),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "NUL (U+0000) in any text",
+            "refused".into(),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "`take`",
+            format!("0..={} or -1", crate::pool::MAX_TAKE),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "`pageNumber`",
+            format!("0..={}", crate::pool::MAX_PAGE_NUMBER),
+            "BAD_USER_INPUT",
+        ),
+        row("`last`", "1..=1000".into(), "BAD_USER_INPUT"),
+        row(
+            "`olderThanDays`, `olderThan`",
+            format!("0..={}", crate::config::MAX_OLDER_THAN_DAYS),
+            "BAD_USER_INPUT (config check: exit 2)",
+        ),
+        row(
+            "`triggerer.replicas`",
+            format!("0..={}", crate::pool::MAX_TRIGGERER_REPLICAS),
+            "BAD_USER_INPUT",
+        ),
+    ]
+}

@@ -1,0 +1,254 @@
+//! The HTTP/1 server loop, with the connection bounds `axum::serve` does not
+//! offer: a header-read timeout that answers 408 and closes (it also closes
+//! idle keep-alive connections), a cap on open connections below the file
+//! limit, and graceful shutdown. Per-request bounds (time, requests in
+//! flight) are middleware in `super::guard`.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt as _;
+
+/// Connection bounds; [`ConnectionLimits::default`] is what `serve` uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// From accepting a connection (or finishing a response) to a request's
+    /// last header line.
+    pub header_read_timeout: Duration,
+    /// Open connections; more are closed at once with a 503.
+    pub max_connections: usize,
+}
+
+/// File descriptors kept back from the connection cap for the database,
+/// the Kubernetes client, logs and the embedded server's pipes.
+const RESERVED_FDS: usize = 256;
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+impl ConnectionLimits {
+    /// The cap, lowered to fit the process's file limit.
+    fn effective_max_connections(&self) -> usize {
+        let files = open_file_limit().unwrap_or(1024);
+        self.max_connections
+            .min(files.saturating_sub(RESERVED_FDS))
+            .max(1)
+    }
+}
+
+/// The soft limit on open files.
+fn open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes only into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    ok.then(|| usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX))
+}
+
+/// Raises the soft open-file limit to the hard one (start-up); returns it.
+pub fn raise_open_file_limit() -> Option<usize> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write only the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                return open_file_limit();
+            }
+        }
+    }
+    open_file_limit()
+}
+
+const TIMED_OUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// Serves `router` until `shutdown` completes, then lets open connections
+/// finish their requests (the caller bounds how long).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
+    let (stop, stopped) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(%error, "could not accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            // Best effort: the socket buffer of a new connection has room.
+            let _ = stream.try_write(FULL);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut request: http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request.map(Body::new)
+            });
+        let stopped = stopped.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, TowerToHyperService::new(service), limits, stopped).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    // Every connection task holds a permit until it ends.
+    let all = u32::try_from(limits.effective_max_connections()).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+    Ok(())
+}
+
+async fn serve_connection<S>(
+    stream: TcpStream,
+    service: S,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) where
+    S: hyper::service::Service<http::Request<Incoming>, Response = axum::response::Response>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    let stream = SharedStream::new(stream);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(stream.clone()), service);
+    let mut connection = std::pin::pin!(connection);
+    let result = loop {
+        tokio::select! {
+            result = connection.as_mut() => break result,
+            _ = stopped.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+        }
+    };
+    if let Err(error) = result
+        && error.is_timeout()
+        && stream.mid_request()
+    {
+        let _ = stream.inner.try_write(TIMED_OUT);
+    }
+}
+
+/// A TCP stream shared between hyper and this loop, so that a 408 can still
+/// be written after hyper gives a connection up. It also notes whether bytes
+/// came in since the last response went out: a timeout then is a client
+/// that never finished its request (408), otherwise an idle keep-alive.
+#[derive(Clone)]
+struct SharedStream {
+    inner: Arc<TcpStream>,
+    read_since_write: Arc<AtomicBool>,
+}
+
+impl SharedStream {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            inner: Arc::new(stream),
+            read_since_write: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    fn mid_request(&self) -> bool {
+        self.read_since_write.load(Ordering::Relaxed)
+    }
+}
+
+impl AsyncRead for SharedStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.inner.poll_read_ready(cx))?;
+            let unfilled = buf.initialize_unfilled();
+            match self.inner.try_read(unfilled) {
+                Ok(n) => {
+                    if n > 0 {
+                        self.read_since_write.store(true, Ordering::Relaxed);
+                    }
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.inner.poll_write_ready(cx))?;
+            match self.inner.try_write(data) {
+                Ok(n) => {
+                    self.read_since_write.store(false, Ordering::Relaxed);
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: shutdown on a descriptor this stream owns; no memory is touched.
+        unsafe { libc::shutdown(self.inner.as_raw_fd(), libc::SHUT_WR) };
+        Poll::Ready(Ok(()))
+    }
+}
