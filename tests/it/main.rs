@@ -9,6 +9,7 @@ mod documents;
 mod fake_kube;
 mod faults;
 mod flow;
+mod hostile;
 mod kube;
 mod races;
 mod reclaim_job;

@@ -3,6 +3,8 @@
 
 use nspool::config::Settings;
 use nspool::domain::{Caller, Role};
+use nspool::http::guard::{Guard, RequestLimits};
+use nspool::http::server::ConnectionLimits;
 use nspool::pool::PoolService;
 use nspool::store::Store;
 use serde_json::{Value, json};
@@ -63,6 +65,16 @@ pub async fn another_pool(db: &PgPool) -> PgPool {
 
 impl TestApp {
     pub async fn spawn(yaml: &str, db: PgPool) -> TestApp {
+        Self::spawn_with(yaml, db, Default::default(), Default::default()).await
+    }
+
+    /// A server with other connection and request bounds.
+    pub async fn spawn_with(
+        yaml: &str,
+        db: PgPool,
+        connections: ConnectionLimits,
+        requests: RequestLimits,
+    ) -> TestApp {
         let store = Store::new(db.clone());
         let service = nspool::app::prepare(settings(yaml), store)
             .await
@@ -71,8 +83,14 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let state = nspool::app::state(service.clone());
-        tokio::spawn(nspool::app::serve(listener, state, std::future::pending()));
+        let mut state = nspool::app::state(service.clone());
+        state.guard = Guard::new(requests);
+        tokio::spawn(nspool::app::serve_with(
+            listener,
+            state,
+            connections,
+            std::future::pending(),
+        ));
         TestApp {
             addr,
             service,
