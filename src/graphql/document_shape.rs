@@ -13,7 +13,9 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
-    #[error("Query is too complex: more than {MAX_FIELDS} fields once fragments are expanded")]
+    #[error(
+        "Query is too complex: more than {MAX_FIELDS} fields and fragment spreads once fragments are expanded"
+    )]
     TooComplex,
     #[error("Query is nested too deep: more than {MAX_DEPTH} levels of selections")]
     TooDeep,
@@ -149,11 +151,21 @@ impl<'a> Walker<'a> {
                         depth: inner.depth + 1,
                     }
                 }
+                // A spread counts itself as well as what it expands to, so that
+                // spreads of an unknown or empty fragment are not free.
                 Selection::InlineFragment(inline) => {
-                    self.selection_set(&inline.node.selection_set.node)?
+                    let inner = self.selection_set(&inline.node.selection_set.node)?;
+                    Measure {
+                        fields: inner.fields.saturating_add(1),
+                        depth: inner.depth,
+                    }
                 }
                 Selection::FragmentSpread(spread) => {
-                    self.fragment(spread.node.fragment_name.node.as_str())?
+                    let inner = self.fragment(spread.node.fragment_name.node.as_str())?;
+                    Measure {
+                        fields: inner.fields.saturating_add(1),
+                        depth: inner.depth,
+                    }
                 }
             };
             total.fields = total.fields.saturating_add(measure.fields);
@@ -205,6 +217,9 @@ mod tests {
         let started = std::time::Instant::now();
         assert_eq!(shape(&doubling_chain(28)), Err(ShapeError::TooComplex));
         assert_eq!(shape(&doubling_chain(60)), Err(ShapeError::TooComplex));
+        // A chain that ends in a fragment that is not there costs as much.
+        let broken = doubling_chain(28).replace("fragment F20 ", "fragment G20 ");
+        assert_eq!(shape(&broken), Err(ShapeError::TooComplex));
         // Not a timing assertion on the result, only a guard against a hang.
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }

@@ -74,17 +74,19 @@ pub fn classify(errors: &mut [ServerError]) {
             let rest = rest.trim_end_matches('.');
             error.message = format!("Cannot query field {rest}.");
         }
-        // A value that does not fit its declared type: a literal, or a variable
-        // checked when the field reads its argument.
-        let input_problem = error.message.starts_with("Failed to parse")
-            || error.message.starts_with("Invalid value for argument")
+        // Resolvers code every error they raise (`to_graphql`), so an uncoded
+        // error on a field comes from async-graphql reading that field's
+        // arguments: a literal or variable that does not fit its type, or a
+        // variable the document never declared. Without a path, validation.
+        // Validation words a literal of the wrong type this way.
+        let bad_literal = error.message.starts_with("Invalid value for argument")
+            || error.message.starts_with("Failed to parse")
             || error.message.starts_with("Expected input type");
-        let code = if input_problem {
-            BAD_USER_INPUT
-        } else if error.path.is_empty() {
+        let code = if error.path.is_empty() && !bad_literal {
             VALIDATION_FAILED
         } else {
-            INTERNAL
+            tracing::debug!(message = %error.message, "a field's arguments could not be read");
+            BAD_USER_INPUT
         };
         error
             .extensions

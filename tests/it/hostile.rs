@@ -61,6 +61,10 @@ pub fn hostile_documents() -> Vec<(&'static str, String)> {
             ),
         ),
         ("nested parentheses", nested("(", ")", "", 5_000)),
+        (
+            "doubling fragment chain into a missing fragment (found by the fuzz loop)",
+            chain.replace("fragment F24 ", "fragment G24 "),
+        ),
         ("doubling fragment chain", chain),
         (
             "95 aliases of poolEvents(last: 1000)",
@@ -123,7 +127,7 @@ async fn the_scan_says_which_bound_was_hit(db: PgPool) {
         .await;
     assert!(error["message"].as_str().unwrap().contains("tokens"));
 
-    let chain = &hostile_documents()[6].1;
+    let chain = &hostile_documents()[7].1;
     let error = app
         .err(None, chain, Value::Null, "GRAPHQL_VALIDATION_FAILED")
         .await;
@@ -158,7 +162,7 @@ async fn list_sizes_count_and_big_answers_are_refused_before_they_are_built(db: 
     let error = app
         .err(
             Some(&admin),
-            &hostile_documents()[7].1,
+            &hostile_documents()[8].1,
             Value::Null,
             "GRAPHQL_VALIDATION_FAILED",
         )

@@ -4,11 +4,13 @@
 
 mod bad_input;
 mod cli;
+mod connections;
 mod contract;
 mod documents;
 mod fake_kube;
 mod faults;
 mod flow;
+mod fuzz;
 mod hostile;
 mod kube;
 mod races;

@@ -1,0 +1,187 @@
+//! Connection and request bounds: slow clients are answered 408 and closed
+//! while others are served, open connections are capped, a request that runs
+//! too long is cancelled, and load beyond the in-flight cap is shed.
+
+use crate::documents::*;
+use crate::support::{POOL_OF_5, TestApp};
+use nspool::http::guard::RequestLimits;
+use nspool::http::server::{ConnectionLimits, raise_open_file_limit};
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SLOW_CLIENTS: usize = 4_000;
+
+/// Reads until EOF (or `limit`); returns what came.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut seen)).await;
+    match read {
+        Ok(_) => Some(String::from_utf8_lossy(&seen).into_owned()),
+        Err(_) => None,
+    }
+}
+
+#[sqlx::test]
+async fn slow_clients_are_closed_while_others_are_served(db: PgPool) {
+    // Each slow client holds two descriptors here: its own and the server's.
+    let files = raise_open_file_limit().unwrap_or(0);
+    assert!(files > 2 * SLOW_CLIENTS + 512, "open file limit {files}");
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(3),
+        ..ConnectionLimits::default()
+    };
+    let app = TestApp::spawn_with(POOL_OF_5, db, limits, RequestLimits::default()).await;
+    let mut slow = Vec::with_capacity(SLOW_CLIENTS);
+    for _ in 0..SLOW_CLIENTS {
+        let mut stream = TcpStream::connect(app.addr).await.expect("connect");
+        // Headers started, never finished.
+        stream
+            .write_all(b"POST /v1 HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let opened = Instant::now();
+    // A normal request is answered at once, beside them all.
+    let answered = tokio::time::timeout(
+        Duration::from_secs(1),
+        app.gql(None, VERSION_PROBE, Value::Null),
+    )
+    .await
+    .expect("a normal request answers within a second while 4,000 clients dribble");
+    assert!(answered["data"]["appConfig"]["version"].is_string());
+
+    // Each slow client gets a 408 and a closed connection after the timeout.
+    let mut timed_out = 0;
+    for stream in &mut slow {
+        let left = Duration::from_secs(20).saturating_sub(opened.elapsed());
+        let seen = read_to_close(stream, left)
+            .await
+            .expect("the server closes a slow client");
+        if seen.starts_with("HTTP/1.1 408") {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, SLOW_CLIENTS);
+    assert!(opened.elapsed() >= Duration::from_secs(2));
+    // And the server still answers.
+    app.ok(None, VERSION_PROBE, Value::Null).await;
+}
+
+#[sqlx::test]
+async fn idle_keep_alive_connections_are_closed_without_a_408(db: PgPool) {
+    let limits = ConnectionLimits {
+        header_read_timeout: Duration::from_secs(1),
+        ..ConnectionLimits::default()
+    };
+    let app = TestApp::spawn_with(POOL_OF_5, db, limits, RequestLimits::default()).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let body = r#"{"query":"{ appConfig { version } }"}"#;
+    let request = format!(
+        "POST /v1 HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let seen = read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("closed when idle");
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(!seen.contains("408"), "{seen}");
+}
+
+#[sqlx::test]
+async fn open_connections_are_capped(db: PgPool) {
+    let limits = ConnectionLimits {
+        max_connections: 20,
+        ..ConnectionLimits::default()
+    };
+    let app = TestApp::spawn_with(POOL_OF_5, db, limits, RequestLimits::default()).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(stream);
+    }
+    // Let the server take all twenty before the next one knocks.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(app.addr).await.unwrap();
+    let seen = read_to_close(&mut extra, Duration::from_secs(5))
+        .await
+        .expect("refused at once");
+    assert!(seen.starts_with("HTTP/1.1 503"), "{seen}");
+    assert!(seen.contains("retry-after: 1"), "{seen}");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.ok(None, VERSION_PROBE, Value::Null).await;
+}
+
+#[sqlx::test]
+async fn long_requests_are_cancelled_and_excess_load_is_shed(db: PgPool) {
+    let requests = RequestLimits {
+        timeout: Duration::from_secs(2),
+        max_in_flight: 2,
+    };
+    let app = TestApp::spawn_with(POOL_OF_5, db, ConnectionLimits::default(), requests).await;
+    let admin = app.admin().await;
+    // Another session holds the pool table, so pool reads wait on it.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("lock table pool_namespaces in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let client = reqwest::Client::new();
+            let url = app.url("/v1");
+            let admin = admin.clone();
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .header("authorization", admin)
+                    .json(&serde_json::json!({"query": "{ availableNamespaces { name } }"}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The third is shed at once.
+    let (status, body) = app
+        .post_raw(None, r#"{"query": "{ appConfig { version } }"}"#)
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"],
+        "SERVICE_UNAVAILABLE"
+    );
+    // Health answers outside the cap.
+    assert_eq!(
+        reqwest::get(app.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    for waiting in waiting {
+        let (status, body) = waiting.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cancelled"),
+            "{body}"
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    blocker.rollback().await.unwrap();
+    // Cancelled work left the service whole.
+    assert_eq!(app.available(&admin).await.len(), 5);
+}
