@@ -37,13 +37,17 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
     })
 }
 
-/// An answer that would be larger than the response budget.
-pub fn too_large(values: usize) -> async_graphql::Error {
-    async_graphql::Error::new(format!(
-        "The answer would hold at least {values} more values than the limit of {} (about 4 MiB of JSON) allows; ask for fewer fields or fewer items (take and pageNumber, last)",
+/// The answer to a request whose lists did not fit the response budget.
+pub fn too_large_message() -> String {
+    format!(
+        "The answer would hold more than {} values (about 4 MiB of JSON); ask for fewer fields or fewer items (take and pageNumber, last)",
         super::limits::MAX_RESPONSE_VALUES
-    ))
-    .extend_with(|_, e| e.set("code", BAD_USER_INPUT))
+    )
+}
+
+/// A list that does not fit the response budget.
+pub fn too_large() -> async_graphql::Error {
+    async_graphql::Error::new(too_large_message()).extend_with(|_, e| e.set("code", BAD_USER_INPUT))
 }
 
 /// `.gql()?` in resolvers: the one conversion from a pool result.

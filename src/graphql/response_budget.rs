@@ -1,17 +1,22 @@
 //! How big an answer may grow. Static complexity cannot know how many rows a
 //! list has; so every resolver that returns rows charges their real count,
 //! times the values its selection asks of each, to the request's budget before
-//! one object is built. An answer over budget is refused with a clear error
-//! instead of being built in memory.
+//! one object is built. A list over budget is never built, and the transport
+//! answers the whole request with one clear error instead of partial data.
 
 use super::errors::too_large;
 use super::limits::MAX_RESPONSE_VALUES;
 use async_graphql::{Context, SelectionField};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Values left for one request's answer.
-pub struct ResponseBudget {
+/// Values left for one request's answer; clones share it.
+#[derive(Clone)]
+pub struct ResponseBudget(Arc<Inner>);
+
+struct Inner {
     left: AtomicUsize,
+    exceeded: AtomicBool,
 }
 
 impl Default for ResponseBudget {
@@ -22,29 +27,54 @@ impl Default for ResponseBudget {
 
 impl ResponseBudget {
     pub fn new(values: usize) -> Self {
-        Self {
+        Self(Arc::new(Inner {
             left: AtomicUsize::new(values),
-        }
+            exceeded: AtomicBool::new(false),
+        }))
     }
 
-    /// Takes `values` from the budget, or fails and takes nothing.
+    /// Takes `values` from the budget, or fails, takes nothing and remembers.
     fn take(&self, values: usize) -> bool {
-        self.left
+        let taken = self
+            .0
+            .left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
                 left.checked_sub(values)
             })
-            .is_ok()
+            .is_ok();
+        if !taken {
+            self.0.exceeded.store(true, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Whether some list of this request did not fit.
+    pub fn exceeded(&self) -> bool {
+        self.0.exceeded.load(Ordering::Relaxed)
     }
 }
 
+/// A nested list's requested size (`last: N`), when the document gives one.
+fn requested_size(field: &SelectionField<'_>) -> Option<usize> {
+    let arguments = field.arguments().ok()?;
+    arguments.iter().find_map(|(name, value)| match value {
+        async_graphql::Value::Number(n) if name.as_str() == "last" => {
+            n.as_u64().and_then(|n| usize::try_from(n).ok())
+        }
+        _ => None,
+    })
+}
+
 /// Values one item of this field's list produces: itself and every field its
-/// selection asks for (nested lists count once here and charge their own rows).
+/// selection asks for. A nested list with `last: N` counts N times here (so
+/// the whole answer is estimated before the outer list is built); one
+/// without a size counts once and charges its own rows.
 fn values_per_item(field: SelectionField<'_>) -> usize {
     // Selection depth is bounded (limits::MAX_DEPTH), so recursion is shallow.
-    field
-        .selection_set()
-        .map(values_per_item)
-        .fold(1usize, usize::saturating_add)
+    field.selection_set().fold(1usize, |total, child| {
+        let size = requested_size(&child).unwrap_or(1);
+        total.saturating_add(values_per_item(child).saturating_mul(size))
+    })
 }
 
 /// Charges `items` rows of the current list field.
@@ -53,10 +83,19 @@ pub fn charge_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()
     charge(ctx, values)
 }
 
+/// Charges the rows of a list nested in another list, unless the outer list
+/// already counted it at its requested size.
+pub fn charge_nested_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()> {
+    if requested_size(&ctx.field()).is_some() {
+        return Ok(());
+    }
+    charge_items(ctx, items)
+}
+
 /// Charges `values` to the request's budget.
 fn charge(ctx: &Context<'_>, values: usize) -> async_graphql::Result<()> {
     match ctx.data_opt::<ResponseBudget>() {
-        Some(budget) if !budget.take(values) => Err(too_large(values)),
+        Some(budget) if !budget.take(values) => Err(too_large()),
         _ => Ok(()),
     }
 }
@@ -70,7 +109,10 @@ mod tests {
         let budget = ResponseBudget::new(10);
         assert!(budget.take(6));
         assert!(!budget.take(5));
+        assert!(budget.clone().exceeded());
         assert!(budget.take(4));
         assert!(!budget.take(1));
+        assert!(budget.exceeded());
+        assert!(!ResponseBudget::new(1).exceeded());
     }
 }

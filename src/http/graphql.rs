@@ -7,6 +7,7 @@ use crate::domain::text::json_depth;
 use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
 use crate::graphql::{
     PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED, check_shape, classify, scan,
+    too_large_message,
 };
 use crate::pool::Credentials;
 use axum::body::Bytes;
@@ -106,10 +107,11 @@ pub async fn execute(
         .get(header::AUTHORIZATION)
         .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned());
 
+    let budget = ResponseBudget::default();
     let mut request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(Credentials::new(authorization))
-        .data(ResponseBudget::default())
+        .data(budget.clone())
         .data(PublicUrl(public_url(
             &headers,
             &state.service.settings().service.base_domain,
@@ -128,6 +130,11 @@ pub async fn execute(
         }
     }
     let mut response = state.schema.execute(request).await;
+    // One clear error rather than partial data and an error per list.
+    if budget.exceeded() {
+        state.metrics.graphql_error("BAD_USER_INPUT");
+        return refused("BAD_USER_INPUT", too_large_message());
+    }
     classify(&mut response.errors);
     for error in &response.errors {
         if let Some(async_graphql::Value::String(code)) =
