@@ -41,17 +41,17 @@ impl Role {
     pub fn parse(value: &str) -> Result<Self, RoleError> {
         let (scope, level) = value
             .split_once('_')
-            .ok_or_else(|| RoleError::UnknownRole(value.to_owned()))?;
+            .ok_or_else(|| RoleError::UnknownRole(super::text::excerpt(value)))?;
         let scope = match scope {
             "SYSTEM" => Scope::System,
             "WORKSPACE" => Scope::Workspace,
-            _ => return Err(RoleError::UnknownRole(value.to_owned())),
+            _ => return Err(RoleError::UnknownRole(super::text::excerpt(value))),
         };
         let level = match level {
             "ADMIN" => Level::Admin,
             "EDITOR" => Level::Editor,
             "VIEWER" => Level::Viewer,
-            _ => return Err(RoleError::UnknownRole(value.to_owned())),
+            _ => return Err(RoleError::UnknownRole(super::text::excerpt(value))),
         };
         Ok(Self { scope, level })
     }

@@ -116,7 +116,7 @@ pub fn table() -> Vec<Limit> {
             "BAD_USER_INPUT",
         ),
         row(
-            "versions, cloud role, type, DAG deployment fields, filters",
+            "versions, cloud role, type, search filters, names before they are parsed",
             format!("{} characters", max::SHORT),
             "BAD_USER_INPUT",
         ),
@@ -140,7 +140,11 @@ pub fn table() -> Vec<Limit> {
             format!("0..={}", crate::pool::MAX_PAGE_NUMBER),
             "BAD_USER_INPUT",
         ),
-        row("`last`", "1..=1000".into(), "BAD_USER_INPUT"),
+        row(
+            "`last` (`poolEvents`, `reclaimRuns` / a namespace's `events`)",
+            "1..=1000 / 1..=500".into(),
+            "BAD_USER_INPUT",
+        ),
         row(
             "`olderThanDays`, `olderThan`",
             format!("0..={}", crate::config::MAX_OLDER_THAN_DAYS),

@@ -18,6 +18,55 @@ use axum::routing::get;
 /// The largest request body accepted (document and variables together).
 pub const MAX_BODY_BYTES: usize = crate::graphql::limits::MAX_DOCUMENT_BYTES;
 
+/// Every request and connection bound as the README's markdown table
+/// (checked by a test, like the SDL).
+pub fn limits_markdown() -> String {
+    let connection = server::ConnectionLimits::default();
+    let request = guard::RequestLimits::default();
+    let mut rows = crate::graphql::limits::table();
+    let row = |name, value: String, error| crate::graphql::limits::Limit { name, value, error };
+    rows.extend([
+        row(
+            "request body",
+            format!("{MAX_BODY_BYTES} bytes"),
+            "HTTP 413, BAD_USER_INPUT",
+        ),
+        row(
+            "headers complete after connecting or after the last answer",
+            format!("{} s", connection.header_read_timeout.as_secs()),
+            "HTTP 408 and close (idle connections: close)",
+        ),
+        row(
+            "open connections (lowered to the open-file limit less 256)",
+            connection.max_connections.to_string(),
+            "HTTP 503 with Retry-After, close",
+        ),
+        row(
+            "requests answered at once (`/v1`, `/v1/token`)",
+            request.max_in_flight.to_string(),
+            "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
+        ),
+        row(
+            "time to answer one request (the work is cancelled)",
+            format!("{} s", request.timeout.as_secs()),
+            "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
+        ),
+    ]);
+    let mut out = String::from(
+        "| limit | value | error |
+| --- | --- | --- |
+",
+    );
+    for limit in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} |
+",
+            limit.name, limit.value, limit.error
+        ));
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub schema: NspoolSchema,

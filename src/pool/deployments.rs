@@ -525,7 +525,8 @@ fn merge_payload(payload: Option<&Value>, mut input: DeploymentInput) -> Result<
     if let Some(executor) = string("executor")? {
         input.executor = Some(Executor::parse(&executor).ok_or_else(|| {
             Error::BadInput(format!(
-                "payload.executor \"{executor}\" is not one of LocalExecutor, CeleryExecutor, KubernetesExecutor"
+                "payload.executor \"{}\" is not one of LocalExecutor, CeleryExecutor, KubernetesExecutor",
+                text::excerpt(&executor)
             ))
         })?);
     }

@@ -45,8 +45,24 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
     text
 }
 
+/// Free names for a message: the first few, then how many more, so that a
+/// large pool does not make a large error.
+fn name_list(available: &[String]) -> String {
+    const SHOWN: usize = 20;
+    let mut text = available
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if available.len() > SHOWN {
+        text.push_str(&format!(" and {} more", available.len() - SHOWN));
+    }
+    text
+}
+
 fn choose_from(available: &[String]) -> String {
-    format!("choose one of: {}", available.join(", "))
+    format!("choose one of: {}", name_list(available))
 }
 
 /// A pool-mode create without a namespace.
@@ -73,7 +89,7 @@ pub fn not_claimable(
     let alternatives = if available.is_empty() {
         empty()
     } else {
-        format!("Free namespaces: {}.", available.join(", "))
+        format!("Free namespaces: {}.", name_list(available))
     };
     let Some(holder) = holder else {
         return (
@@ -211,6 +227,13 @@ mod tests {
         assert!(text.contains("the first at 2026-01-02T03:04:05Z"));
         assert!(text.contains(POOL_KEY));
         assert!(empty_pool(&summary(1), None).contains("disabled or in dry-run"));
+    }
+
+    #[test]
+    fn long_free_lists_are_cut() {
+        let free: Vec<String> = (0..1_000).map(|i| format!("ns-{i}")).collect();
+        let text = namespace_required(&free, String::new);
+        assert!(text.ends_with("ns-19 and 980 more"), "{text}");
     }
 
     #[test]

@@ -599,3 +599,13 @@ async fn other_workspaces_stay_unnamed(db: PgPool) {
     app.ok(Some(&admin), "{ reclaimJob { enabled } }", Value::Null)
         .await;
 }
+
+#[test]
+fn the_readme_documents_every_limit() {
+    let readme = include_str!("../../README.md");
+    let table = nspool::http::limits_markdown();
+    assert!(
+        readme.contains(&table),
+        "README.md's limits table is stale; it should read:\n{table}"
+    );
+}
