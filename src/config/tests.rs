@@ -335,3 +335,16 @@ fn config_check_names_the_rbac_nspool_needs() {
             .contains("rbac-verify.yaml")
     );
 }
+
+#[test]
+fn older_than_is_bounded_so_dates_never_overflow() {
+    let errs = errors("astronomer: {houston: {cleanupDeployments: {olderThan: 100000000}}}");
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "astronomer.houston.cleanupDeployments.olderThan: expected at most 36500 days"
+        )),
+        "{errs:?}"
+    );
+    let s = parse("astronomer: {houston: {cleanupDeployments: {olderThan: 36500}}}").unwrap();
+    assert_eq!(s.cleanup.older_than_days, super::MAX_OLDER_THAN_DAYS);
+}

@@ -86,6 +86,28 @@ impl PoolService {
                 "olderThanDays must be between 0 and {max} (100 years); got {older_than_days}"
             )));
         }
+        // The run is its own task: a request that times out or a client that
+        // goes away does not cut it short, and its run row is always finished.
+        let service = self.clone();
+        let actor = caller.actor();
+        let run =
+            tokio::spawn(async move { service.manual_run(older_than_days, dry_run, &actor).await });
+        match run.await {
+            Ok(report) => report,
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(_) => Err(Error::Conflict(
+                "The reclaim run was stopped by a shutdown; reclaimRuns shows how far it got"
+                    .into(),
+            )),
+        }
+    }
+
+    async fn manual_run(
+        &self,
+        older_than_days: u32,
+        dry_run: bool,
+        actor: &str,
+    ) -> Result<ReclaimReport> {
         let Some(lock) = self.store.reclaim_lock(MANUAL_LOCK_WAIT).await? else {
             return Err(Error::Conflict(format!(
                 "Another reclaim run kept going for {} s; try again later",
@@ -97,13 +119,7 @@ impl PoolService {
             .start_manual_run(&replica_name(), older_than_days, dry_run)
             .await?;
         let report = self
-            .run_reclaim(
-                run_id,
-                older_than_days,
-                dry_run,
-                &caller.actor(),
-                &never_stop(),
-            )
+            .run_reclaim(run_id, older_than_days, dry_run, actor, &never_stop())
             .await;
         drop(lock);
         report
