@@ -8,10 +8,66 @@
 #   3. a private server started here from the installed PostgreSQL binaries
 #      (installed from Debian's packages first if there are none), stopped on exit.
 #      NSPOOL_TEST_PRIVATE_PG=1 skips 1 and 2.
+# Each stage is named as it starts and timed; the run ends with a summary, and
+# the test databases this run made are dropped (also when it fails).
+# The first run downloads and builds the crates (a few minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+STAGES=()
+stage() {
+  local name=$1 started=$SECONDS
+  shift
+  echo
+  echo "==> ${name}"
+  if "$@"; then
+    STAGES+=("ok      $(printf '%4d' $((SECONDS - started))) s  ${name}")
+  else
+    STAGES+=("FAILED  $(printf '%4d' $((SECONDS - started))) s  ${name}")
+    summary
+    exit 1
+  fi
+}
+
+PASSED=0
+FAILED=0
+TEST_LOG=$(mktemp /tmp/nspool-test-log.XXXXXX)
+count_tests() {
+  local p f
+  p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$TEST_LOG" | awk '{s += $4} END {print s + 0}')
+  f=$(grep -Eo '[0-9]+ failed;' "$TEST_LOG" | awk '{s += $1} END {print s + 0}')
+  PASSED=$p
+  FAILED=$f
+}
+
+summary() {
+  count_tests
+  echo
+  echo "==> summary"
+  printf '  %s\n' "${STAGES[@]}"
+  echo "${PASSED} passed, ${FAILED} failed"
+}
+
+# The `_sqlx_test_*` databases that exist now are not this run's to drop.
+sqlx_databases() {
+  command -v psql >/dev/null || return 0
+  psql "$DATABASE_URL" -Atqc "select datname from pg_database where datname like '\\_sqlx\\_test\\_%'" 2>/dev/null || true
+}
+drop_test_databases() {
+  command -v psql >/dev/null || return 0
+  local db
+  for db in $(comm -13 <(echo "$DATABASES_BEFORE" | sort) <(sqlx_databases | sort)); do
+    psql "$DATABASE_URL" -qc "drop database if exists \"$db\" with (force)" >/dev/null 2>&1 || true
+  done
+}
+
+cleanup() {
+  drop_test_databases || true
+  if declare -F private_postgres_stop >/dev/null; then private_postgres_stop; fi
+  rm -f "$TEST_LOG"
+}
 
 if [ "${NSPOOL_TEST_PRIVATE_PG:-}" = 1 ]; then unset DATABASE_URL; fi
 if [ -z "${DATABASE_URL:-}" ]; then
@@ -22,11 +78,15 @@ if [ -z "${DATABASE_URL:-}" ]; then
     # shellcheck source=scripts/private-postgres.sh
     source scripts/private-postgres.sh
     private_postgres_start
-    trap private_postgres_stop EXIT
   fi
 fi
+DATABASES_BEFORE=$(sqlx_databases)
+trap cleanup EXIT
 echo "tests use ${DATABASE_URL}"
 
-cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
-cargo test --locked
+run_tests() { cargo test --locked 2>&1 | tee "$TEST_LOG"; }
+
+stage "format (cargo fmt --check)" cargo fmt --all -- --check
+stage "lints (cargo clippy -D warnings)" cargo clippy --locked --all-targets -- -D warnings
+stage "unit and integration tests (cargo test)" run_tests
+summary

@@ -63,6 +63,16 @@ impl Database {
     }
 }
 
+/// Migrations only: the pool table stays as the last sync left it (every
+/// command but `serve` and `migrate`).
+pub async fn open(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
+    store
+        .migrate()
+        .await
+        .context("could not apply the database migrations")?;
+    Ok(PoolService::new(store, settings))
+}
+
 /// Migrations, then the pool table brought in line with the config.
 pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
     store

@@ -116,6 +116,19 @@ fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
     })
 }
 
+/// For the commands whose work follows from the pool config (serve and
+/// migrate sync the pool to it; rbac and config check read it): without one,
+/// an empty default would retire every namespace or check nothing.
+fn require(config: &ConfigArg, command: &str) -> Result<Settings, ExitCode> {
+    if config.config.is_none() {
+        eprintln!(
+            "nspool {command}: needs the platform's config.yaml: pass --config FILE or set NSPOOL_CONFIG"
+        );
+        return Err(ExitCode::from(2));
+    }
+    load(config)
+}
+
 fn warn(settings: &Settings) {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
@@ -132,10 +145,21 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Rbac(RbacCommand::Render { config, namespaces }) => {
             return rbac_render(config, namespaces);
         }
-        Command::Serve(c)
-        | Command::Migrate(c)
-        | Command::Token(TokenCommand::List(c))
-        | Command::Rbac(RbacCommand::Check(c)) => load(c),
+        Command::Serve(c) => require(c, "serve"),
+        Command::Migrate(c) => require(c, "migrate"),
+        Command::Rbac(RbacCommand::Check(c)) => require(c, "rbac check"),
+        Command::Reclaim {
+            config,
+            older_than: None,
+            ..
+        } if config.config.is_none() => {
+            eprintln!(
+                "nspool reclaim: give --older-than DAYS, or --config FILE for astronomer.houston.cleanupDeployments.olderThan"
+            );
+            return ExitCode::from(2);
+        }
+        // Tokens and reclaim need only the database: the config is optional.
+        Command::Token(TokenCommand::List(c)) => load(c),
         Command::Reclaim { config, .. }
         | Command::Token(
             TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. },
@@ -149,7 +173,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     warn(&settings);
     let result = match cli.command {
         Command::Serve(_) => serve(settings).await,
-        Command::Migrate(_) => with_service(settings, |_| async { Ok(()) }).await,
+        Command::Migrate(_) => {
+            with_service(settings, PoolSync::ToConfig, |_| async { Ok(()) }).await
+        }
         Command::Reclaim {
             older_than,
             dry_run,
@@ -163,7 +189,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }) => token_create(settings, role, workspace, label).await,
         Command::Token(TokenCommand::List(_)) => token_list(settings).await,
         Command::Token(TokenCommand::Revoke { id, .. }) => {
-            with_service(settings, move |service| async move {
+            with_service(settings, PoolSync::Leave, move |service| async move {
                 let row = service.revoke_token(&Caller::Operator, id).await?;
                 println!("revoked {} ({})", row.id, row.role);
                 Ok(())
@@ -183,7 +209,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 fn config_check(config: &ConfigArg) -> ExitCode {
-    let settings = match load(config) {
+    let settings = match require(config, "config check") {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -195,15 +221,32 @@ fn config_check(config: &ConfigArg) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Runs `work` against a migrated, synced database, then closes it.
-async fn with_service<F, Fut>(settings: Arc<Settings>, work: F) -> anyhow::Result<()>
+/// Whether a command brings the pool table in line with the config.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PoolSync {
+    /// `migrate` (and `serve`): the config is the pool's source of truth.
+    ToConfig,
+    /// Every other command: the pool stays as the last sync left it.
+    Leave,
+}
+
+/// Runs `work` against a migrated database (synced to the config only when
+/// asked), then closes it.
+async fn with_service<F, Fut>(
+    settings: Arc<Settings>,
+    sync: PoolSync,
+    work: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(crate::pool::PoolService) -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::pool::Error>>,
 {
     let database = Database::open(&settings, 4).await?;
     let outcome = async {
-        let service = app::prepare(settings, database.store.clone()).await?;
+        let service = match sync {
+            PoolSync::ToConfig => app::prepare(settings, database.store.clone()).await?,
+            PoolSync::Leave => app::open(settings, database.store.clone()).await?,
+        };
         work(service).await.map_err(|e| anyhow::anyhow!("{e}"))
     }
     .await;
@@ -246,7 +289,7 @@ async fn reclaim(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let days = older_than.unwrap_or(settings.cleanup.older_than_days);
-    with_service(settings, move |service| async move {
+    with_service(settings, PoolSync::Leave, move |service| async move {
         let report = service.reclaim(&Caller::Operator, days, dry_run).await?;
         let verb = if dry_run { "would free" } else { "freed" };
         for d in &report.deployments {
@@ -277,7 +320,7 @@ async fn token_create(
     label: String,
 ) -> anyhow::Result<()> {
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
-    with_service(settings, move |service| async move {
+    with_service(settings, PoolSync::Leave, move |service| async move {
         let created = service
             .create_token(&Caller::Operator, role, workspace, &label)
             .await?;
@@ -288,7 +331,7 @@ async fn token_create(
 }
 
 async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
-    with_service(settings, |service| async move {
+    with_service(settings, PoolSync::Leave, |service| async move {
         for t in service.tokens(&Caller::Operator).await? {
             println!(
                 "{}  {:<16} {:<36} {}{}",
@@ -311,7 +354,7 @@ async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
 }
 
 fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
-    let settings = match load(config) {
+    let settings = match require(config, "rbac render") {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -367,7 +410,7 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
         }
     };
     let mut healthy = true;
-    let result = with_service(settings, |service| async move {
+    let result = with_service(settings, PoolSync::Leave, |service| async move {
         let report = KubeWorker::new(&service, kube)
             .pass(true)
             .await

@@ -103,7 +103,13 @@ fn embedded_default_serves_shares_and_stops() {
         has_postgres_binaries(),
         "this test needs PostgreSQL server binaries (apt-get install postgresql)"
     );
-    let data = temp_dir("embedded").join("data");
+    let dir = temp_dir("embedded");
+    let data = dir.join("data");
+    let config = write(
+        &dir,
+        "config.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [team-a]}}}}\n",
+    );
     let cwd = if Path::new("/root").exists() {
         PathBuf::from("/root")
     } else {
@@ -111,6 +117,8 @@ fn embedded_default_serves_shares_and_stops() {
     };
     let serve = nspool()
         .arg("serve")
+        .arg("--config")
+        .arg(&config)
         .current_dir(&cwd)
         .env("NSPOOL_DATA_DIR", &data)
         .env("NSPOOL_LISTEN", "127.0.0.1:0")
@@ -292,5 +300,101 @@ fn rbac_render_prints_the_option_2_manifest() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The pool as rows: which names, and which are retired.
+async fn pool_rows(db: &sqlx::PgPool) -> String {
+    sqlx::query_scalar(
+        "select string_agg(name || ':' || coalesce(retired_at::text, 'live'), ',' order by name) from pool_namespaces",
+    )
+    .fetch_one(db)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn only_serve_and_migrate_change_the_pool(db: sqlx::PgPool) {
+    use crate::support::{POOL_OF_5, TestApp, database_url};
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let url = database_url(&app.db);
+    let dir = temp_dir("commands");
+    let other = write(
+        &dir,
+        "other.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [elsewhere]}}}}\n",
+    );
+    let run = |args: &[&str]| {
+        let out = nspool()
+            .env("DATABASE_URL", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let other = other.to_str().unwrap();
+    let before = pool_rows(&app.db).await;
+    let (code, token, stderr) = run(&["token", "create", "--role", "SYSTEM_VIEWER"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let id: uuid::Uuid =
+        sqlx::query_scalar("select id from api_tokens where role = 'SYSTEM_VIEWER'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert!(token.trim().starts_with("nsp_"));
+    for args in [
+        vec!["token", "list"],
+        vec!["token", "list", "--config", other],
+        vec![
+            "token",
+            "create",
+            "--role",
+            "SYSTEM_VIEWER",
+            "--config",
+            other,
+        ],
+        vec!["reclaim", "--older-than", "14"],
+        vec!["reclaim", "--config", other, "--dry-run"],
+        vec!["token", "revoke", &id.to_string()],
+    ] {
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(
+            pool_rows(&app.db).await,
+            before,
+            "{args:?} changed the pool"
+        );
+    }
+    // Commands that need a config say so and change nothing.
+    for args in [
+        vec!["serve"],
+        vec!["migrate"],
+        vec!["rbac", "check"],
+        vec!["rbac", "render"],
+        vec!["config", "check"],
+        vec!["reclaim"],
+    ] {
+        let (code, _, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("--config") && stderr.contains("nspool"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            pool_rows(&app.db).await,
+            before,
+            "{args:?} changed the pool"
+        );
+    }
+    // migrate syncs to its config.
+    let (code, _, stderr) = run(&["migrate", "--config", other]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let after = pool_rows(&app.db).await;
+    assert!(after.contains("elsewhere:live"), "{after}");
+    assert!(!after.contains("pool-a:live"), "{after}");
     let _ = std::fs::remove_dir_all(dir);
 }
