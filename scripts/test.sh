@@ -8,6 +8,8 @@
 #   3. a private server started here from the installed PostgreSQL binaries
 #      (installed from Debian's packages first if there are none), stopped on exit.
 #      NSPOOL_TEST_PRIVATE_PG=1 skips 1 and 2.
+# Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
+# kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
 # the test databases this run made are dropped (also when it fails).
 # The first run downloads and builds the crates (a few minutes on 2 cores).
@@ -34,12 +36,16 @@ stage() {
 PASSED=0
 FAILED=0
 TEST_LOG=$(mktemp /tmp/nspool-test-log.XXXXXX)
+SHIP_LOG=$(mktemp /tmp/nspool-ship-log.XXXXXX)
+# cargo's "test result:" lines, plus check-shipping.sh's closing line.
 count_tests() {
-  local p f
+  local p f sp sf
   p=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' "$TEST_LOG" | awk '{s += $4} END {print s + 0}')
   f=$(grep -Eo '[0-9]+ failed;' "$TEST_LOG" | awk '{s += $1} END {print s + 0}')
-  PASSED=$p
-  FAILED=$f
+  sp=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$SHIP_LOG" | awk '{s += $1} END {print s + 0}')
+  sf=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$SHIP_LOG" | awk '{s += $3} END {print s + 0}')
+  PASSED=$((p + sp))
+  FAILED=$((f + sf))
 }
 
 summary() {
@@ -66,7 +72,7 @@ drop_test_databases() {
 cleanup() {
   drop_test_databases || true
   if declare -F private_postgres_stop >/dev/null; then private_postgres_stop; fi
-  rm -f "$TEST_LOG"
+  rm -f "$TEST_LOG" "$SHIP_LOG"
 }
 
 if [ "${NSPOOL_TEST_PRIVATE_PG:-}" = 1 ]; then unset DATABASE_URL; fi
@@ -85,8 +91,11 @@ trap cleanup EXIT
 echo "tests use ${DATABASE_URL}"
 
 run_tests() { cargo test --locked 2>&1 | tee "$TEST_LOG"; }
+# Its own closing line is folded into the summary, so it is not echoed as is.
+run_shipping() { scripts/check-shipping.sh 2>&1 | tee "$SHIP_LOG" | grep -Ev '^[0-9]+ passed, [0-9]+ failed$'; }
 
 stage "format (cargo fmt --check)" cargo fmt --all -- --check
 stage "lints (cargo clippy -D warnings)" cargo clippy --locked --all-targets -- -D warnings
 stage "unit and integration tests (cargo test)" run_tests
+stage "shipped files: Dockerfile, manifests, alert rules (scripts/check-shipping.sh)" run_shipping
 summary

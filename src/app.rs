@@ -53,12 +53,17 @@ impl Database {
     /// Closes the connections; the last process using the embedded server stops it.
     pub async fn close(self) {
         self.store.pool().close().await;
-        if let Some(embedded) = self.embedded
-            && let Err(error) = tokio::task::spawn_blocking(move || embedded.stop())
+        if let Some(embedded) = self.embedded {
+            match tokio::task::spawn_blocking(move || embedded.stop())
                 .await
-                .unwrap_or(Ok(()))
-        {
-            tracing::warn!(%error, "could not stop the embedded PostgreSQL");
+                .unwrap_or(Ok(false))
+            {
+                Ok(true) => tracing::info!("embedded PostgreSQL stopped"),
+                Ok(false) => {
+                    tracing::info!("left the embedded PostgreSQL running for its other users")
+                }
+                Err(error) => tracing::warn!(%error, "could not stop the embedded PostgreSQL"),
+            }
         }
     }
 }
@@ -103,8 +108,8 @@ pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<Po
 pub fn state(service: PoolService) -> AppState {
     AppState {
         schema: graphql::schema(service.clone()),
+        metrics: Arc::new(crate::http::metrics::Metrics::new(&service.metrics())),
         service,
-        metrics: Default::default(),
         guard: Default::default(),
     }
 }
@@ -147,7 +152,7 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
     let _ = stop.send(true);
     let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     match tokio::time::timeout_at(deadline, server).await {
-        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Ok(()))) => tracing::info!("requests drained; the HTTP server stopped"),
         Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP server stopped with an error"),
         Ok(Err(error)) => tracing::warn!(%error, "the HTTP server task failed"),
         Err(_) => tracing::warn!("requests were still running after the shutdown grace; exiting"),
@@ -155,11 +160,17 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
     if let Some(schedule) = schedule {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         schedule.shutdown(left.max(Duration::from_secs(1))).await;
+        tracing::info!("reclaim schedule stopped");
     }
     if let Some(worker) = kube_worker {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), worker).await;
+        match tokio::time::timeout(left.max(Duration::from_secs(1)), worker).await {
+            Ok(_) => tracing::info!("Kubernetes worker stopped"),
+            Err(_) => tracing::warn!(
+                "Kubernetes worker still busy after the grace; left to the next start"
+            ),
+        }
     }
     Ok(())
 }

@@ -57,6 +57,12 @@ enum Command {
     Rbac(RbacCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Exit 0 when the local server answers /healthz (for container health checks).
+    Healthcheck {
+        /// The server's address.
+        #[arg(long, env = "NSPOOL_LISTEN", default_value = "127.0.0.1:8871")]
+        listen: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -141,6 +147,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::graphql::sdl());
             return ExitCode::SUCCESS;
         }
+        Command::Healthcheck { listen } => return healthcheck(listen).await,
         Command::Config(ConfigCommand::Check(config)) => return config_check(config),
         Command::Rbac(RbacCommand::Render { config, namespaces }) => {
             return rbac_render(config, namespaces);
@@ -197,12 +204,47 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Rbac(RbacCommand::Check(_)) => return rbac_check(settings).await,
-        Command::Schema | Command::Config(_) | Command::Rbac(_) => Ok(()),
+        Command::Schema | Command::Healthcheck { .. } | Command::Config(_) | Command::Rbac(_) => {
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("nspool: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One `GET /healthz` over plain TCP: the image carries no HTTP client.
+async fn healthcheck(listen: &str) -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server listening on every address is reached on loopback.
+    let address = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(&address).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        Ok::<_, std::io::Error>(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(3), probe).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => {
+            eprintln!("nspool healthcheck: {address} answered, but not 200");
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
+            eprintln!("nspool healthcheck: {address}: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("nspool healthcheck: {address} did not answer within 3 s");
             ExitCode::FAILURE
         }
     }
@@ -272,14 +314,31 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(settings.service.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
+        let address = listener.local_addr()?;
+        let database_kind = match &settings.service.database_url {
+            Some(url) => crate::telemetry::mask_password(url),
+            None => "embedded PostgreSQL (Unix socket)".to_owned(),
+        };
+        let pool = service
+            .store()
+            .pool_summary()
+            .await
+            .map_err(|e| anyhow::anyhow!("could not read the pool: {e}"))?;
         tracing::info!(
-            "nspool listening on http://{}/v1 (GraphQL; GET for GraphiQL)",
-            listener.local_addr()?
+            version = env!("CARGO_PKG_VERSION"),
+            database = %database_kind,
+            kubernetes = ?settings.service.kubernetes_mode,
+            pool = pool.active,
+            held = pool.held_live,
+            soft_deleted = pool.held_soft_deleted,
+            broken = pool.broken,
+            "nspool listening on http://{address}/v1 (GraphQL; GET for GraphiQL)"
         );
         app::run_until_signal(listener, service).await
     }
     .await;
     database.close().await;
+    tracing::info!("nspool exited");
     outcome
 }
 

@@ -140,9 +140,10 @@ impl EmbeddedPostgres {
     }
 
     /// Leaves the server; the last nspool process to leave stops it.
-    pub fn stop(mut self) -> Result<()> {
+    /// Leaves the server; returns whether this was its last user and stopped it.
+    pub fn stop(mut self) -> Result<bool> {
         let Some(users) = self.users_lock.take() else {
-            return Ok(());
+            return Ok(false);
         };
         let start_lock = self.lock_file("start.lock")?;
         start_lock.lock().map_err(io(&self.data_dir))?;
@@ -153,8 +154,9 @@ impl EmbeddedPostgres {
                 &["stop", "-m", "fast", "-w"],
                 "stopping the embedded PostgreSQL",
             )?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Stops the server at once, whoever uses it: a database outage, for fault

@@ -13,6 +13,7 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod kube;
+pub mod metrics;
 pub mod pool;
 pub mod store;
 pub mod telemetry;

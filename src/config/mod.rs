@@ -194,9 +194,9 @@ impl Settings {
     /// A sentence for `config check`: which shipped RBAC manifest the config needs.
     pub fn nspool_rbac_advice(&self) -> String {
         match self.nspool_rbac() {
-            NspoolRbac::Create => "nspool's own RBAC: docker/kubernetes/rbac-create.yaml (namespaces.create is true: it creates and patches Namespaces, Roles and RoleBindings)".into(),
-            NspoolRbac::Verify if self.service.claim_labels => "nspool's own RBAC: docker/kubernetes/rbac-verify.yaml with its namespaces `patch` rule (namespaces.create is false and claim labels are on)".into(),
-            NspoolRbac::Verify => "nspool's own RBAC: docker/kubernetes/rbac-verify.yaml (namespaces.create is false: it only reads Namespaces and asks SubjectAccessReviews)".into(),
+            NspoolRbac::Create => "nspool's own RBAC: the `docker/kubernetes/create` overlay (rbac-create.yaml; namespaces.create is true: it creates and patches Namespaces, Roles and RoleBindings)".into(),
+            NspoolRbac::Verify if self.service.claim_labels => "nspool's own RBAC: the `docker/kubernetes/verify` overlay (rbac-verify.yaml) with its namespaces `patch` rule (namespaces.create is false and claim labels are on)".into(),
+            NspoolRbac::Verify => "nspool's own RBAC: the `docker/kubernetes/verify` overlay (rbac-verify.yaml; namespaces.create is false: it only reads Namespaces and asks SubjectAccessReviews)".into(),
         }
     }
 }

@@ -1,6 +1,10 @@
 //! `GET /metrics` (Prometheus text format): requests by route and status,
-//! their durations, GraphQL errors by code, and the pool's namespaces by state
-//! (read from Postgres at scrape time, so every replica reports the same pool).
+//! their durations, GraphQL errors by code; the pool service's claims,
+//! releases, reclaim runs and Kubernetes calls; and, read from Postgres at
+//! scrape time (so every replica reports the same): the pool's namespaces by
+//! state, Kubernetes errors waiting for a retry, the last reclaim run, and
+//! whether the database answered at all. Alert rules and a dashboard for
+//! these are in `docker/monitoring/`.
 
 use super::AppState;
 use axum::body::Body;
@@ -37,12 +41,33 @@ struct StateLabels {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    /// in_use, idle
+    state: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     graphql_errors: Family<CodeLabels, Counter>,
     pool: Family<StateLabels, Gauge>,
+    database_up: Gauge,
+    database_connections: Family<ConnectionLabels, Gauge>,
+    database_max_connections: Gauge,
+    kube_errors: Gauge,
+    reclaim_enabled: Gauge,
+    reclaim_last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl Metrics {
+    /// The HTTP metrics, plus the pool service's own (`crate::metrics`).
+    pub fn new(service: &crate::metrics::ServiceMetrics) -> Self {
+        let mut metrics = Self::default();
+        service.register(&mut metrics.registry);
+        metrics
+    }
 }
 
 impl Default for Metrics {
@@ -75,12 +100,54 @@ impl Default for Metrics {
             "Pool namespaces by state (free, held, soft_deleted, retired, broken)",
             pool.clone(),
         );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 when the last scrape could read the database, else 0",
+            database_up.clone(),
+        );
+        let database_connections = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "database_connections",
+            "This replica's database connections by state (in_use, idle)",
+            database_connections.clone(),
+        );
+        let database_max_connections = Gauge::default();
+        registry.register(
+            "database_max_connections",
+            "This replica's database connection limit (nspool.databaseMaxConnections)",
+            database_max_connections.clone(),
+        );
+        let kube_errors = Gauge::default();
+        registry.register(
+            "kube_errors",
+            "Pool namespaces whose last Kubernetes work failed and waits for a retry",
+            kube_errors.clone(),
+        );
+        let reclaim_enabled = Gauge::default();
+        registry.register(
+            "reclaim_enabled",
+            "1 when the reclaim job runs for real (enabled and not a dry run)",
+            reclaim_enabled.clone(),
+        );
+        let reclaim_last_success = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "reclaim_last_success_timestamp_seconds",
+            "When a reclaim run (any replica, not a dry run) last finished without errors; 0 if never",
+            reclaim_last_success.clone(),
+        );
         Self {
             registry,
             requests,
             durations,
             graphql_errors,
             pool,
+            database_up,
+            database_connections,
+            database_max_connections,
+            kube_errors,
+            reclaim_enabled,
+            reclaim_last_success,
         }
     }
 }
@@ -122,7 +189,40 @@ pub async fn track(State(state): State<AppState>, request: Request<Body>, next: 
 }
 
 pub async fn scrape(State(state): State<AppState>) -> Response {
-    match state.service.store().pool_state_counts().await {
+    let metrics = &state.metrics;
+    let store = state.service.store();
+    let connections = store.pool();
+    let size = i64::from(connections.size());
+    let idle = i64::try_from(connections.num_idle()).unwrap_or(i64::MAX);
+    metrics
+        .database_connections
+        .get_or_create(&ConnectionLabels { state: "in_use" })
+        .set(size - idle);
+    metrics
+        .database_connections
+        .get_or_create(&ConnectionLabels { state: "idle" })
+        .set(idle);
+    metrics
+        .database_max_connections
+        .set(i64::from(connections.options().get_max_connections()));
+    let cleanup = &state.service.settings().cleanup;
+    metrics.reclaim_enabled.set(i64::from(cleanup.reclaims()));
+    match store.health_figures().await {
+        Ok(figures) => {
+            metrics.database_up.set(1);
+            metrics.kube_errors.set(figures.kube_errors);
+            metrics.reclaim_last_success.set(
+                figures
+                    .last_reclaim
+                    .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
+            );
+        }
+        Err(error) => {
+            metrics.database_up.set(0);
+            tracing::warn!(%error, "metrics: cannot read the database");
+        }
+    }
+    match store.pool_state_counts().await {
         Ok(counts) => {
             for (name, value) in counts {
                 state

@@ -37,6 +37,19 @@ pub enum Error {
     NoConfig(String),
 }
 
+/// A call's outcome as a metric label.
+fn outcome<T>(result: &Result<T>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Error::Api { code: 403, .. }) => "forbidden",
+        Err(Error::Api { code: 404, .. }) => "not_found",
+        Err(Error::Api { code: 409, .. }) => "conflict",
+        Err(Error::Api { code, .. }) if *code >= 500 => "server_error",
+        Err(Error::Timeout(_)) => "timeout",
+        Err(_) => "other",
+    }
+}
+
 impl From<kube::Error> for Error {
     fn from(error: kube::Error) -> Self {
         match error {
@@ -58,6 +71,7 @@ pub struct KubeClient {
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     call_timeout: Duration,
+    metrics: Arc<crate::metrics::ServiceMetrics>,
 }
 
 impl KubeClient {
@@ -70,10 +84,11 @@ impl KubeClient {
         let config = match kube::Config::infer().await {
             Ok(config) => config,
             Err(error) if mode == KubernetesMode::Auto => {
+                // One short line; the whole chain of causes at DEBUG.
                 tracing::warn!(
-                    %error,
-                    "no Kubernetes configuration found: Kubernetes work is off (the pool still works; `nspool rbac render` prints the manifests)"
+                    "Kubernetes work is off: no in-cluster configuration and no kubeconfig (the pool still works; `nspool rbac render` prints the manifests)"
                 );
+                tracing::debug!(error = ?error, "Kubernetes configuration");
                 return Ok(None);
             }
             Err(error) => return Err(Error::NoConfig(error.to_string())),
@@ -96,6 +111,7 @@ impl KubeClient {
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             max_in_flight: max_in_flight.max(1),
             call_timeout: CALL_TIMEOUT,
+            metrics: Arc::default(),
         })
     }
 
@@ -105,22 +121,35 @@ impl KubeClient {
         self
     }
 
+    /// Counts this client's calls in `metrics` (the pool service's).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ServiceMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
 
-    /// One API call: waits for a slot, then at most the call timeout.
-    async fn call<T>(&self, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T> {
+    /// One API call: waits for a slot, then at most the call timeout; counted
+    /// by `name` and outcome.
+    async fn call<T>(
+        &self,
+        name: &'static str,
+        request: impl Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T> {
         let timeout = self.call_timeout;
         let _slot = self
             .in_flight
             .acquire()
             .await
             .map_err(|_| Error::Timeout(timeout))?;
-        match tokio::time::timeout(timeout, request).await {
+        let result = match tokio::time::timeout(timeout, request).await {
             Ok(result) => result.map_err(Error::from),
             Err(_) => Err(Error::Timeout(timeout)),
-        }
+        };
+        self.metrics.kube_call(name, outcome(&result));
+        result
     }
 
     /// The Namespace, and unless `create_rbac` is false its Role and
@@ -133,28 +162,40 @@ impl KubeClient {
     ) -> Result<()> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        self.call(namespaces.patch(
-            namespace,
-            &params,
-            &Patch::Apply(objects::namespace(namespace, true)),
-        ))
+        self.call(
+            "apply",
+            namespaces.patch(
+                namespace,
+                &params,
+                &Patch::Apply(objects::namespace(namespace, true)),
+            ),
+        )
         .await?;
         if create_rbac {
             let roles: Api<Role> = Api::namespaced(self.client.clone(), namespace);
             let role = objects::role(namespace, target, true);
-            self.call(roles.patch(objects::ROLE_NAME, &params, &Patch::Apply(role)))
-                .await?;
+            self.call(
+                "apply",
+                roles.patch(objects::ROLE_NAME, &params, &Patch::Apply(role)),
+            )
+            .await?;
             let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
             let binding = objects::role_binding(namespace, target, true);
-            self.call(bindings.patch(objects::ROLE_BINDING_NAME, &params, &Patch::Apply(binding)))
-                .await?;
+            self.call(
+                "apply",
+                bindings.patch(objects::ROLE_BINDING_NAME, &params, &Patch::Apply(binding)),
+            )
+            .await?;
         }
         Ok(())
     }
 
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        Ok(self.call(namespaces.get_opt(namespace)).await?.is_some())
+        Ok(self
+            .call("get_namespace", namespaces.get_opt(namespace))
+            .await?
+            .is_some())
     }
 
     /// The claim labels under field manager `nspool-claims`: the holder's, or
@@ -167,7 +208,7 @@ impl KubeClient {
         let params = PatchParams::apply(CLAIMS_FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let patch = Patch::Apply(objects::claim_labels(namespace, holder));
-        self.call(namespaces.patch(namespace, &params, &patch))
+        self.call("claim_labels", namespaces.patch(namespace, &params, &patch))
             .await?;
         Ok(())
     }
@@ -197,14 +238,19 @@ impl KubeClient {
         };
         let reviews: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let answer = self
-            .call(reviews.create(&PostParams::default(), &review))
+            .call(
+                "access_review",
+                reviews.create(&PostParams::default(), &review),
+            )
             .await?;
         Ok(answer.status.is_some_and(|s| s.allowed))
     }
 
     /// The API groups the cluster serves (`""`, the core group, always).
     pub async fn served_groups(&self) -> Result<HashSet<String>> {
-        let list = self.call(self.client.list_api_groups()).await?;
+        let list = self
+            .call("discovery", self.client.list_api_groups())
+            .await?;
         let mut groups: HashSet<String> = list.groups.into_iter().map(|g| g.name).collect();
         groups.insert(String::new());
         Ok(groups)

@@ -73,7 +73,7 @@ impl KubeWorker {
         Self {
             store: service.store().clone(),
             settings: Arc::new(service.settings().clone()),
-            kube,
+            kube: kube.with_metrics(service.metrics()),
             wake: service.kube_wake(),
         }
     }

@@ -112,7 +112,23 @@ pub fn page(take: Option<i32>, page_number: Option<i32>) -> Result<(Option<i64>,
 }
 
 impl PoolService {
+    /// Creates a Deployment; in pool mode, claims its namespace (counted in
+    /// the metrics by outcome, with its latency).
     pub async fn create_deployment(
+        &self,
+        caller: &Caller,
+        request: CreateDeployment,
+    ) -> Result<DeploymentRow> {
+        let started = std::time::Instant::now();
+        let result = self.create_deployment_now(caller, request).await;
+        if self.settings.pool.enabled() {
+            self.metrics
+                .claim(claim_outcome(&result), started.elapsed());
+        }
+        result
+    }
+
+    async fn create_deployment_now(
         &self,
         caller: &Caller,
         request: CreateDeployment,
@@ -464,6 +480,7 @@ impl PoolService {
         let hard_allowed = self.settings.houston.hard_delete_deployment;
         let hard_requested = hard == Some(true);
         let deleted = if hard_requested && hard_allowed {
+            self.metrics.release("hard_delete");
             self.store
                 .hard_delete_deployment(id, "release", &actor, "hard delete")
                 .await?
@@ -483,12 +500,26 @@ impl PoolService {
             } else {
                 "soft delete"
             };
+            self.metrics.release("soft_delete");
             self.store
                 .soft_delete_deployment(id, &actor, reason)
                 .await?
         };
         self.kube_wake.notify_one();
         deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
+    }
+}
+
+/// A claim's outcome as a metric label.
+fn claim_outcome(result: &Result<DeploymentRow>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Error::Conflict(_)) => "conflict",
+        Err(Error::BadInput(_)) => "bad_input",
+        Err(Error::NotFound(_)) => "not_found",
+        Err(Error::Unauthenticated { .. } | Error::Forbidden { .. }) => "forbidden",
+        Err(Error::Unavailable(_)) => "unavailable",
+        Err(Error::Internal(_)) => "error",
     }
 }
 

@@ -30,6 +30,7 @@ pub struct PoolService {
     settings: Arc<Settings>,
     /// Wakes this process's Kubernetes worker after a claim or release.
     kube_wake: Arc<tokio::sync::Notify>,
+    metrics: Arc<crate::metrics::ServiceMetrics>,
 }
 
 impl PoolService {
@@ -38,7 +39,13 @@ impl PoolService {
             store,
             settings,
             kube_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Claims, releases, reclaim runs and Kubernetes calls, for `/metrics`.
+    pub fn metrics(&self) -> Arc<crate::metrics::ServiceMetrics> {
+        self.metrics.clone()
     }
 
     pub fn kube_wake(&self) -> Arc<tokio::sync::Notify> {

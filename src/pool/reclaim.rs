@@ -221,9 +221,18 @@ impl PoolService {
             // Let claims and other work in between batches.
             tokio::task::yield_now().await;
         }
-        self.store
+        let finished = self
+            .store
             .finish_run(run_id, report.count, report.stopped.as_deref(), None)
-            .await?;
+            .await;
+        let outcome = match (&finished, &report.stopped) {
+            (Err(_), _) => "failed",
+            (Ok(_), Some(_)) => "stopped",
+            (Ok(_), None) => "ok",
+        };
+        self.metrics
+            .reclaim_run(outcome, u64::try_from(report.count).unwrap_or(u64::MAX));
+        finished?;
         self.kube_wake.notify_one();
         Ok(report)
     }

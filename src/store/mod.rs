@@ -12,7 +12,7 @@ mod workspaces;
 pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
 pub use events::EventRow;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
-pub use pool::{NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
+pub use pool::{HealthFigures, NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{RoleBindingRow, WorkspaceRow};

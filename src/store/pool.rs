@@ -35,6 +35,12 @@ pub struct NamespaceHolder {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HealthFigures {
+    pub kube_errors: i64,
+    pub last_reclaim: Option<DateTime<Utc>>,
+}
+
 /// What a pool sync changed, by namespace name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PoolSyncReport {
@@ -230,6 +236,19 @@ impl Store {
             ("retired", retired),
             ("broken", broken),
         ])
+    }
+
+    /// What `/metrics` reads at each scrape besides the pool counts: pool
+    /// namespaces with a Kubernetes error waiting for a retry, and when a
+    /// real (not dry) reclaim run last finished without errors (any replica).
+    pub async fn health_figures(&self) -> Result<HealthFigures> {
+        Ok(sqlx::query_as(
+            "select (select count(*) from pool_namespaces where retired_at is null and kube_error is not null) as kube_errors,
+                    (select max(finished_at) from reclaim_runs
+                     where finished_at is not null and errors is null and not dry_run) as last_reclaim",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {

@@ -212,24 +212,31 @@ fn embedded_default_serves_shares_and_stops() {
 #[test]
 fn shipped_manifests_and_example_config_parse() {
     use serde::Deserialize;
-    let manifests = include_str!("../../docker/kubernetes/nspool.yaml");
+    let config_map = include_str!("../../docker/kubernetes/base/config.yaml");
+    let value: serde_yaml::Value = serde_yaml::from_str(config_map).expect("valid YAML");
+    assert_eq!(value["kind"], "ConfigMap");
+    let config = value["data"]["config.yaml"].as_str().unwrap();
+    nspool::config::Settings::parse(config, &|_| None).expect("ConfigMap config is valid");
     let mut kinds = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(manifests) {
-        let value = serde_yaml::Value::deserialize(document).expect("valid YAML");
+    for manifest in [
+        include_str!("../../docker/kubernetes/base/serviceaccount.yaml"),
+        include_str!("../../docker/kubernetes/base/deployment.yaml"),
+        include_str!("../../docker/kubernetes/base/service.yaml"),
+        include_str!("../../docker/kubernetes/base/poddisruptionbudget.yaml"),
+        include_str!("../../docker/kubernetes/base/networkpolicy.yaml"),
+    ] {
+        let value = serde_yaml::Value::deserialize(serde_yaml::Deserializer::from_str(manifest))
+            .expect("valid YAML");
         kinds.push(value["kind"].as_str().unwrap().to_owned());
-        if value["kind"] == "ConfigMap" {
-            let config = value["data"]["config.yaml"].as_str().unwrap();
-            nspool::config::Settings::parse(config, &|_| None).expect("ConfigMap config is valid");
-        }
     }
     assert_eq!(
         kinds,
         [
             "ServiceAccount",
-            "ConfigMap",
             "Deployment",
             "Service",
-            "PodDisruptionBudget"
+            "PodDisruptionBudget",
+            "NetworkPolicy"
         ]
     );
     let example = include_str!("../../examples/config.yaml");
@@ -245,8 +252,8 @@ fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
     use serde::Deserialize;
     for text in [
-        include_str!("../../docker/kubernetes/rbac-create.yaml"),
-        include_str!("../../docker/kubernetes/rbac-verify.yaml"),
+        include_str!("../../docker/kubernetes/create/rbac-create.yaml"),
+        include_str!("../../docker/kubernetes/verify/rbac-verify.yaml"),
     ] {
         for document in serde_yaml::Deserializer::from_str(text) {
             let value = serde_yaml::Value::deserialize(document).unwrap();

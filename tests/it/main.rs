@@ -13,6 +13,7 @@ mod flow;
 mod fuzz;
 mod hostile;
 mod kube;
+mod monitoring;
 mod races;
 mod reclaim_job;
 mod support;

@@ -1,0 +1,148 @@
+//! The pool's own metrics: claims and releases by outcome, reclaim runs,
+//! Kubernetes calls. Counted where the work happens (the pool service and
+//! the Kubernetes client) and registered by `/metrics` beside its HTTP ones.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReleaseLabels {
+    /// hard_delete, soft_delete, reclaim
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeCallLabels {
+    /// apply, get_namespace, claim_labels, access_review, discovery
+    pub call: &'static str,
+    /// ok, forbidden, not_found, conflict, server_error, timeout, other
+    pub outcome: &'static str,
+}
+
+pub struct ServiceMetrics {
+    claims: Family<OutcomeLabels, Counter>,
+    claim_seconds: Family<OutcomeLabels, Histogram>,
+    releases: Family<ReleaseLabels, Counter>,
+    reclaim_runs: Family<OutcomeLabels, Counter>,
+    reclaimed: Counter,
+    kube_calls: Family<KubeCallLabels, Counter>,
+}
+
+/// The Kubernetes calls nspool makes, and the outcomes every family starts
+/// with at zero: a counter that appears only at its first increment hides
+/// that increment from `increase()` and `rate()`.
+const KUBE_CALLS: [&str; 5] = [
+    "apply",
+    "get_namespace",
+    "claim_labels",
+    "access_review",
+    "discovery",
+];
+
+impl Default for ServiceMetrics {
+    fn default() -> Self {
+        let metrics = Self {
+            claims: Family::default(),
+            // 0.5 ms to ~16 s.
+            claim_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            }),
+            releases: Family::default(),
+            reclaim_runs: Family::default(),
+            reclaimed: Counter::default(),
+            kube_calls: Family::default(),
+        };
+        for outcome in ["ok", "conflict", "bad_input", "error"] {
+            metrics.claims.get_or_create(&OutcomeLabels { outcome });
+        }
+        for kind in ["hard_delete", "soft_delete", "reclaim"] {
+            metrics.releases.get_or_create(&ReleaseLabels { kind });
+        }
+        for outcome in ["ok", "stopped", "failed"] {
+            metrics
+                .reclaim_runs
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for call in KUBE_CALLS {
+            for outcome in ["ok", "forbidden", "timeout", "server_error"] {
+                metrics
+                    .kube_calls
+                    .get_or_create(&KubeCallLabels { call, outcome });
+            }
+        }
+        metrics
+    }
+}
+
+impl ServiceMetrics {
+    /// Adds these metrics to `/metrics`' registry (prefixed `nspool_`).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "claims",
+            "Claims (createDeployment in pool mode) by outcome: ok, conflict, bad_input, not_found, forbidden, unavailable, error",
+            self.claims.clone(),
+        );
+        registry.register(
+            "claim_duration_seconds",
+            "Time to answer a claim, by outcome",
+            self.claim_seconds.clone(),
+        );
+        registry.register(
+            "releases",
+            "Namespaces given back or set aside by kind: hard_delete (free at once), soft_delete (held until reclaimed), reclaim",
+            self.releases.clone(),
+        );
+        registry.register(
+            "reclaim_runs",
+            "Reclaim runs this replica did, by outcome: ok, stopped, failed",
+            self.reclaim_runs.clone(),
+        );
+        registry.register(
+            "reclaimed_deployments",
+            "Deployments hard-deleted by reclaim runs of this replica",
+            self.reclaimed.clone(),
+        );
+        registry.register(
+            "kube_calls",
+            "Kubernetes API calls by call and outcome",
+            self.kube_calls.clone(),
+        );
+    }
+
+    pub fn claim(&self, outcome: &'static str, took: Duration) {
+        let labels = OutcomeLabels { outcome };
+        self.claims.get_or_create(&labels).inc();
+        self.claim_seconds
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn release(&self, kind: &'static str) {
+        self.releases.get_or_create(&ReleaseLabels { kind }).inc();
+    }
+
+    pub fn reclaim_run(&self, outcome: &'static str, reclaimed: u64) {
+        self.reclaim_runs
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.reclaimed.inc_by(reclaimed);
+        self.releases
+            .get_or_create(&ReleaseLabels { kind: "reclaim" })
+            .inc_by(reclaimed);
+    }
+
+    pub fn kube_call(&self, call: &'static str, outcome: &'static str) {
+        self.kube_calls
+            .get_or_create(&KubeCallLabels { call, outcome })
+            .inc();
+    }
+}
