@@ -62,10 +62,10 @@ impl Default for ServiceMetrics {
             kube_calls: Family::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
-            metrics.claims.get_or_create(&OutcomeLabels { outcome });
+            let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
         }
         for kind in ["hard_delete", "soft_delete", "reclaim"] {
-            metrics.releases.get_or_create(&ReleaseLabels { kind });
+            let _ = metrics.releases.get_or_create(&ReleaseLabels { kind });
         }
         for outcome in ["ok", "stopped", "failed"] {
             metrics
@@ -74,7 +74,7 @@ impl Default for ServiceMetrics {
         }
         for call in KUBE_CALLS {
             for outcome in ["ok", "forbidden", "timeout", "server_error"] {
-                metrics
+                let _ = metrics
                     .kube_calls
                     .get_or_create(&KubeCallLabels { call, outcome });
             }
