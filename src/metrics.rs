@@ -68,7 +68,7 @@ impl Default for ServiceMetrics {
             let _ = metrics.releases.get_or_create(&ReleaseLabels { kind });
         }
         for outcome in ["ok", "stopped", "failed"] {
-            metrics
+            let _ = metrics
                 .reclaim_runs
                 .get_or_create(&OutcomeLabels { outcome });
         }
