@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod connections;
 mod contract;
+mod docs;
 mod documents;
 mod fake_kube;
 mod faults;

@@ -1,0 +1,82 @@
+//! `docs/api.md` documents every root field, and each of its examples runs.
+
+use crate::support::{POOL_OF_5, TestApp};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// The ```graphql blocks of a markdown text.
+fn graphql_blocks(markdown: &str) -> Vec<String> {
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in markdown.lines() {
+        match (&mut current, line.trim_start()) {
+            (None, "```graphql") => current = Some(String::new()),
+            (Some(block), "```") => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            (Some(block), _) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    blocks
+}
+
+/// The field names of `type Query` and `type Mutation` in the SDL.
+fn root_fields() -> Vec<String> {
+    let sdl = nspool::graphql::sdl();
+    let mut fields = Vec::new();
+    for root in ["type Query {", "type Mutation {"] {
+        let body = sdl.split(root).nth(1).expect("root type");
+        let body = body.split("\n}").next().expect("end of type");
+        let mut in_doc = false;
+        for line in body.lines() {
+            let line = line.trim();
+            if line == "\"\"\"" {
+                in_doc = !in_doc;
+                continue;
+            }
+            if in_doc || line.is_empty() || line.starts_with("\"\"\"") {
+                continue;
+            }
+            let name: String = line
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            if !name.is_empty() {
+                fields.push(name);
+            }
+        }
+    }
+    fields
+}
+
+#[sqlx::test]
+async fn the_api_reference_covers_every_field_and_its_examples_run(db: PgPool) {
+    let api = include_str!("../../docs/api.md");
+    let fields = root_fields();
+    assert!(fields.len() > 20, "{fields:?}");
+    for field in &fields {
+        assert!(
+            api.contains(&format!("### {field}\n")),
+            "docs/api.md has no section for {field}"
+        );
+    }
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let blocks = graphql_blocks(api);
+    assert!(blocks.len() >= fields.len(), "{} examples", blocks.len());
+    for block in blocks {
+        let value = app.gql(Some(&admin), &block, Value::Null).await;
+        for error in value["errors"].as_array().into_iter().flatten() {
+            let code = error["extensions"]["code"].as_str().unwrap_or_default();
+            assert!(
+                ["NOT_FOUND", "BAD_USER_INPUT", "CONFLICT"].contains(&code),
+                "the example does not run:\n{block}\n{value}"
+            );
+        }
+    }
+}
