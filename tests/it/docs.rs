@@ -80,3 +80,48 @@ async fn the_api_reference_covers_every_field_and_its_examples_run(db: PgPool) {
         }
     }
 }
+
+/// Every key path of a YAML mapping (`a.b.c`), lists not descended.
+fn key_paths(value: &serde_yaml::Value, prefix: &str, out: &mut Vec<String>) {
+    if let serde_yaml::Value::Mapping(map) = value {
+        for (key, child) in map {
+            let key = key.as_str().unwrap_or_default();
+            let path = if prefix.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            if matches!(child, serde_yaml::Value::Mapping(_)) {
+                key_paths(child, &path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_configuration_reference_names_every_key_and_variable() {
+    let reference = include_str!("../../docs/configuration.md");
+    for (key, variable) in nspool::config::ENV_OVERRIDES {
+        assert!(
+            reference.contains(&format!("`nspool.{key}`")),
+            "docs/configuration.md lacks nspool.{key}"
+        );
+        assert!(
+            reference.contains(&format!("`{variable}`")),
+            "docs/configuration.md lacks {variable}"
+        );
+    }
+    let example: serde_yaml::Value =
+        serde_yaml::from_str(include_str!("../../examples/config.yaml")).unwrap();
+    let mut paths = Vec::new();
+    key_paths(&example, "", &mut paths);
+    assert!(paths.len() > 15, "{paths:?}");
+    for path in paths {
+        assert!(
+            reference.contains(&format!("`{path}`")),
+            "docs/configuration.md lacks {path}"
+        );
+    }
+}
