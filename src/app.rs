@@ -80,6 +80,14 @@ pub async fn open(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolS
 
 /// Migrations, then the pool table brought in line with the config.
 pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
+    Ok(prepare_reporting(settings, store).await?.0)
+}
+
+/// [`prepare`], also returning what the sync changed.
+pub async fn prepare_reporting(
+    settings: Arc<Settings>,
+    store: Store,
+) -> anyhow::Result<(PoolService, crate::store::PoolSyncReport)> {
     store
         .migrate()
         .await
@@ -102,7 +110,7 @@ pub async fn prepare(settings: Arc<Settings>, store: Store) -> anyhow::Result<Po
             tracing::info!(namespaces = ?names, "{what}");
         }
     }
-    Ok(service)
+    Ok((service, report))
 }
 
 pub fn state(service: PoolService) -> AppState {

@@ -54,6 +54,8 @@ pub struct KubeWorker {
     settings: Arc<Settings>,
     kube: KubeClient,
     wake: Arc<Notify>,
+    /// Told each namespace a pass finishes (`nspool rbac check` shows it).
+    progress: Arc<dyn crate::pool::Progress>,
 }
 
 /// One namespace's work: what was done, or the failure that stopped it.
@@ -75,7 +77,13 @@ impl KubeWorker {
             settings: Arc::new(service.settings().clone()),
             kube: kube.with_metrics(service.metrics()),
             wake: service.kube_wake(),
+            progress: Arc::new(crate::pool::Silent),
         }
+    }
+
+    pub fn with_progress(mut self, progress: Arc<dyn crate::pool::Progress>) -> Self {
+        self.progress = progress;
+        self
     }
 
     fn target(&self) -> RbacTarget {
@@ -202,6 +210,7 @@ impl KubeWorker {
                 .collect()
                 .await;
             for (name, result) in results {
+                self.progress.advance(1);
                 seen.insert(name.clone());
                 match result {
                     Ok(outcomes) => {

@@ -3,6 +3,7 @@
 
 mod deployments;
 mod error;
+mod progress;
 mod reclaim;
 mod refusals;
 mod tokens;
@@ -14,6 +15,7 @@ pub use deployments::{
     UpsertDeployment,
 };
 pub use error::{Error, Result};
+pub use progress::{Progress, Silent};
 pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
 pub use tokens::{Credentials, NewToken};
 pub use view::{PoolNamespaceState, PoolNamespaceView};

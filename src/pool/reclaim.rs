@@ -5,12 +5,13 @@
 //! is reclaimed in its own transaction with its event, so a run stopped
 //! anywhere leaves nothing half-done.
 
-use super::{Error, PoolService, Result};
+use super::{Error, PoolService, Progress, Result, Silent};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
 use crate::store::{DeploymentRow, ReclaimRunRow};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 use tokio::sync::watch;
 
@@ -79,6 +80,18 @@ impl PoolService {
         older_than_days: u32,
         dry_run: bool,
     ) -> Result<ReclaimReport> {
+        self.reclaim_showing(caller, older_than_days, dry_run, Arc::new(Silent))
+            .await
+    }
+
+    /// [`Self::reclaim`], telling `progress` each Deployment it reclaims.
+    pub async fn reclaim_showing(
+        &self,
+        caller: &Caller,
+        older_than_days: u32,
+        dry_run: bool,
+        progress: Arc<dyn Progress>,
+    ) -> Result<ReclaimReport> {
         caller.authorize(Action::System(Level::Admin))?;
         let max = crate::config::MAX_OLDER_THAN_DAYS;
         if older_than_days > max {
@@ -90,8 +103,11 @@ impl PoolService {
         // goes away does not cut it short, and its run row is always finished.
         let service = self.clone();
         let actor = caller.actor();
-        let run =
-            tokio::spawn(async move { service.manual_run(older_than_days, dry_run, &actor).await });
+        let run = tokio::spawn(async move {
+            service
+                .manual_run(older_than_days, dry_run, &actor, progress.as_ref())
+                .await
+        });
         match run.await {
             Ok(report) => report,
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
@@ -107,7 +123,9 @@ impl PoolService {
         older_than_days: u32,
         dry_run: bool,
         actor: &str,
+        progress: &dyn Progress,
     ) -> Result<ReclaimReport> {
+        progress.say("waiting for the reclaim lock");
         let Some(lock) = self.store.reclaim_lock(MANUAL_LOCK_WAIT).await? else {
             return Err(Error::Conflict(format!(
                 "Another reclaim run kept going for {} s; try again later",
@@ -119,7 +137,14 @@ impl PoolService {
             .start_manual_run(&replica_name(), older_than_days, dry_run)
             .await?;
         let report = self
-            .run_reclaim(run_id, older_than_days, dry_run, actor, &never_stop())
+            .run_reclaim(
+                run_id,
+                older_than_days,
+                dry_run,
+                actor,
+                &never_stop(),
+                progress,
+            )
             .await;
         drop(lock);
         report
@@ -156,6 +181,7 @@ impl PoolService {
                 cleanup.dry_run,
                 "reclaim-job",
                 stop,
+                &Silent,
             )
             .await;
         drop(lock);
@@ -169,7 +195,9 @@ impl PoolService {
         dry_run: bool,
         actor: &str,
         stop: &watch::Receiver<bool>,
+        progress: &dyn Progress,
     ) -> Result<ReclaimReport> {
+        progress.say(if dry_run { "listing" } else { "reclaiming" });
         // Bounded by MAX_OLDER_THAN_DAYS at every entry; checked all the same.
         let cutoff = Duration::try_days(i64::from(older_than_days))
             .and_then(|days| Utc::now().checked_sub_signed(days))
@@ -206,6 +234,7 @@ impl PoolService {
                 match self.store.reclaim_one(cutoff, actor, &reason).await {
                     Ok(Some(row)) => {
                         report.count += 1;
+                        progress.advance(1);
                         if report.deployments.len() < LISTED {
                             report.deployments.push(row.into());
                         }

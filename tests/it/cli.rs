@@ -405,3 +405,42 @@ async fn only_serve_and_migrate_change_the_pool(db: sqlx::PgPool) {
     assert!(!after.contains("pool-a:live"), "{after}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// On a pipe: no progress bar and no colour codes, and a summary at the end.
+#[sqlx::test]
+async fn long_commands_end_with_a_summary_and_draw_nothing_on_a_pipe(db: sqlx::PgPool) {
+    use crate::support::{POOL_OF_5, TestApp, database_url};
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let dir = temp_dir("summary");
+    let config = write(
+        &dir,
+        "config.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [pool-a, pool-b, extra]}}}}\n",
+    );
+    for (args, title) in [
+        (vec!["reclaim", "--older-than", "0"], "reclaim summary"),
+        (vec!["migrate"], "migrate summary"),
+    ] {
+        let mut command = nspool();
+        command
+            .env("DATABASE_URL", database_url(&app.db))
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .args(&args);
+        if args[0] == "migrate" {
+            command.arg("--config").arg(&config);
+        }
+        let out = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(stdout.contains(title), "{args:?}: {stdout}");
+        for text in [&stdout, &stderr] {
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\r'),
+                "{args:?} drew on a pipe: {text:?}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

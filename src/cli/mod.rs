@@ -4,11 +4,14 @@ use crate::app::{self, Database};
 use crate::config::{ConfigErrors, Settings};
 use crate::domain::{Caller, Role};
 use crate::telemetry;
+
+mod terminal;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use terminal::{Bar, summary};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -180,9 +183,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     warn(&settings);
     let result = match cli.command {
         Command::Serve(_) => serve(settings).await,
-        Command::Migrate(_) => {
-            with_service(settings, PoolSync::ToConfig, |_| async { Ok(()) }).await
-        }
+        Command::Migrate(_) => migrate(settings).await,
         Command::Reclaim {
             older_than,
             dry_run,
@@ -196,7 +197,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }) => token_create(settings, role, workspace, label).await,
         Command::Token(TokenCommand::List(_)) => token_list(settings).await,
         Command::Token(TokenCommand::Revoke { id, .. }) => {
-            with_service(settings, PoolSync::Leave, move |service| async move {
+            with_service(settings, move |service| async move {
                 let row = service.revoke_token(&Caller::Operator, id).await?;
                 println!("revoked {} ({})", row.id, row.role);
                 Ok(())
@@ -263,32 +264,16 @@ fn config_check(config: &ConfigArg) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Whether a command brings the pool table in line with the config.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PoolSync {
-    /// `migrate` (and `serve`): the config is the pool's source of truth.
-    ToConfig,
-    /// Every other command: the pool stays as the last sync left it.
-    Leave,
-}
-
-/// Runs `work` against a migrated database (synced to the config only when
-/// asked), then closes it.
-async fn with_service<F, Fut>(
-    settings: Arc<Settings>,
-    sync: PoolSync,
-    work: F,
-) -> anyhow::Result<()>
+/// Runs `work` against a migrated database, then closes it. The pool table
+/// stays as the last `serve` or `migrate` left it.
+async fn with_service<F, Fut>(settings: Arc<Settings>, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(crate::pool::PoolService) -> Fut,
     Fut: std::future::Future<Output = Result<(), crate::pool::Error>>,
 {
     let database = Database::open(&settings, 4).await?;
     let outcome = async {
-        let service = match sync {
-            PoolSync::ToConfig => app::prepare(settings, database.store.clone()).await?,
-            PoolSync::Leave => app::open(settings, database.store.clone()).await?,
-        };
+        let service = app::open(settings, database.store.clone()).await?;
         work(service).await.map_err(|e| anyhow::anyhow!("{e}"))
     }
     .await;
@@ -342,14 +327,47 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     outcome
 }
 
+/// Migrations and the pool synced to the config, with a summary of both.
+async fn migrate(settings: Arc<Settings>) -> anyhow::Result<()> {
+    let database = Database::open(&settings, 4).await?;
+    let bar = Bar::new("applying migrations and syncing the pool");
+    let outcome = app::prepare_reporting(settings, database.store.clone()).await;
+    bar.finish();
+    database.close().await;
+    let (_, report) = outcome?;
+    let count = |names: &Vec<String>| names.len().to_string();
+    print!(
+        "{}",
+        summary(
+            "migrate summary",
+            &[
+                (
+                    "migrations",
+                    crate::store::MIGRATOR.iter().count().to_string()
+                ),
+                ("namespaces added", count(&report.added)),
+                ("namespaces back in the pool", count(&report.restored)),
+                ("namespaces retired", count(&report.retired)),
+                ("held by existing Deployments", count(&report.adopted)),
+            ]
+        )
+    );
+    Ok(())
+}
+
 async fn reclaim(
     settings: Arc<Settings>,
     older_than: Option<u32>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let days = older_than.unwrap_or(settings.cleanup.older_than_days);
-    with_service(settings, PoolSync::Leave, move |service| async move {
-        let report = service.reclaim(&Caller::Operator, days, dry_run).await?;
+    with_service(settings, move |service| async move {
+        let bar = Arc::new(Bar::new("reclaiming"));
+        let report = service
+            .reclaim_showing(&Caller::Operator, days, dry_run, bar.clone())
+            .await;
+        bar.finish();
+        let report = report?;
         let verb = if dry_run { "would free" } else { "freed" };
         for d in &report.deployments {
             println!(
@@ -359,7 +377,7 @@ async fn reclaim(
         }
         println!(
             "{} Deployment(s) soft-deleted before {} {}",
-            report.deployments.len(),
+            report.count,
             report.cutoff.to_rfc3339(),
             if dry_run {
                 "would be reclaimed (dry run)"
@@ -367,6 +385,23 @@ async fn reclaim(
                 "reclaimed"
             }
         );
+        let mut rows = vec![
+            ("run", report.run_id.to_string()),
+            ("older than", format!("{days} days")),
+            ("cutoff", report.cutoff.to_rfc3339()),
+            (
+                if dry_run {
+                    "would reclaim"
+                } else {
+                    "reclaimed"
+                },
+                report.count.to_string(),
+            ),
+        ];
+        if let Some(stopped) = &report.stopped {
+            rows.push(("stopped", stopped.clone()));
+        }
+        print!("{}", summary("reclaim summary", &rows));
         Ok(())
     })
     .await
@@ -379,7 +414,7 @@ async fn token_create(
     label: String,
 ) -> anyhow::Result<()> {
     let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
-    with_service(settings, PoolSync::Leave, move |service| async move {
+    with_service(settings, move |service| async move {
         let created = service
             .create_token(&Caller::Operator, role, workspace, &label)
             .await?;
@@ -390,7 +425,7 @@ async fn token_create(
 }
 
 async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
-    with_service(settings, PoolSync::Leave, |service| async move {
+    with_service(settings, |service| async move {
         for t in service.tokens(&Caller::Operator).await? {
             println!(
                 "{}  {:<16} {:<36} {}{}",
@@ -469,11 +504,20 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
         }
     };
     let mut healthy = true;
-    let result = with_service(settings, PoolSync::Leave, |service| async move {
+    let result = with_service(settings, |service| async move {
+        let bar = Arc::new(Bar::new("checking pool namespaces"));
+        if let Ok(pool) = service.store().pool_summary().await {
+            crate::pool::Progress::set_length(
+                bar.as_ref(),
+                u64::try_from(pool.active).unwrap_or(0),
+            );
+        }
         let report = KubeWorker::new(&service, kube)
+            .with_progress(bar.clone())
             .pass(true)
-            .await
-            .map_err(|e| crate::pool::Error::BadInput(e.to_string()))?;
+            .await;
+        bar.finish();
+        let report = report.map_err(|e| crate::pool::Error::BadInput(e.to_string()))?;
         println!("checked {} namespace(s)", report.checked);
         for (name, denied) in &report.broken {
             println!(
@@ -496,6 +540,23 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
         for permission in &report.stale {
             println!("STALE   {permission}: the cluster does not serve this API group");
         }
+        print!(
+            "{}",
+            summary(
+                "rbac check summary",
+                &[
+                    ("checked", report.checked.to_string()),
+                    ("broken", report.broken.len().to_string()),
+                    ("missing", report.missing.len().to_string()),
+                    ("could not check", report.failed.len().to_string()),
+                    (
+                        "cluster-scoped rules",
+                        report.cluster_scoped.len().to_string()
+                    ),
+                    ("stale rules", report.stale.len().to_string()),
+                ]
+            )
+        );
         if report.broken.is_empty() && report.missing.is_empty() && report.failed.is_empty() {
             println!(
                 "every pool namespace grants the Commander account its namespaced permissions"
