@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use terminal::{Bar, summary};
+use terminal::{Bar, print_summary};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -113,6 +113,8 @@ enum RbacCommand {
 enum ConfigCommand {
     /// Print the effective settings, or every error (exit 2).
     Check(ConfigArg),
+    /// Print every key nspool reads, as the markdown table of docs/configuration.md.
+    Keys,
 }
 
 fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
@@ -152,6 +154,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Healthcheck { listen } => return healthcheck(listen).await,
         Command::Config(ConfigCommand::Check(config)) => return config_check(config),
+        Command::Config(ConfigCommand::Keys) => {
+            print!("{}", crate::config::keys::reference_markdown());
+            return ExitCode::SUCCESS;
+        }
         Command::Rbac(RbacCommand::Render { config, namespaces }) => {
             return rbac_render(config, namespaces);
         }
@@ -336,21 +342,24 @@ async fn migrate(settings: Arc<Settings>) -> anyhow::Result<()> {
     database.close().await;
     let (_, report) = outcome?;
     let count = |names: &Vec<String>| names.len().to_string();
-    print!(
-        "{}",
-        summary(
-            "migrate summary",
-            &[
-                (
-                    "migrations",
-                    crate::store::MIGRATOR.iter().count().to_string()
-                ),
-                ("namespaces added", count(&report.added)),
-                ("namespaces back in the pool", count(&report.restored)),
-                ("namespaces retired", count(&report.retired)),
-                ("held by existing Deployments", count(&report.adopted)),
-            ]
-        )
+    println!(
+        "migrated; pool synced: {} added, {} back, {} retired",
+        report.added.len(),
+        report.restored.len(),
+        report.retired.len()
+    );
+    print_summary(
+        "migrate summary",
+        &[
+            (
+                "migrations",
+                crate::store::MIGRATOR.iter().count().to_string(),
+            ),
+            ("namespaces added", count(&report.added)),
+            ("namespaces back in the pool", count(&report.restored)),
+            ("namespaces retired", count(&report.retired)),
+            ("held by existing Deployments", count(&report.adopted)),
+        ],
     );
     Ok(())
 }
@@ -401,7 +410,7 @@ async fn reclaim(
         if let Some(stopped) = &report.stopped {
             rows.push(("stopped", stopped.clone()));
         }
-        print!("{}", summary("reclaim summary", &rows));
+        print_summary("reclaim summary", &rows);
         Ok(())
     })
     .await
@@ -540,22 +549,19 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
         for permission in &report.stale {
             println!("STALE   {permission}: the cluster does not serve this API group");
         }
-        print!(
-            "{}",
-            summary(
-                "rbac check summary",
-                &[
-                    ("checked", report.checked.to_string()),
-                    ("broken", report.broken.len().to_string()),
-                    ("missing", report.missing.len().to_string()),
-                    ("could not check", report.failed.len().to_string()),
-                    (
-                        "cluster-scoped rules",
-                        report.cluster_scoped.len().to_string()
-                    ),
-                    ("stale rules", report.stale.len().to_string()),
-                ]
-            )
+        print_summary(
+            "rbac check summary",
+            &[
+                ("checked", report.checked.to_string()),
+                ("broken", report.broken.len().to_string()),
+                ("missing", report.missing.len().to_string()),
+                ("could not check", report.failed.len().to_string()),
+                (
+                    "cluster-scoped rules",
+                    report.cluster_scoped.len().to_string(),
+                ),
+                ("stale rules", report.stale.len().to_string()),
+            ],
         );
         if report.broken.is_empty() && report.missing.is_empty() && report.failed.is_empty() {
             println!(

@@ -1,6 +1,7 @@
-//! What long commands show a person: a progress bar on a terminal (indicatif
-//! draws nothing when stderr is a pipe or a file), and a summary table at the
-//! end on stdout.
+//! What long commands show a person on a terminal: a progress bar (indicatif
+//! draws nothing when stderr is a pipe or a file) and a summary table at the
+//! end (only when stdout is a terminal). Scripts reading a pipe get the plain
+//! lines the commands always printed, and nothing else.
 
 use crate::pool::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -43,6 +44,14 @@ impl Progress for Bar {
     }
     fn say(&self, what: &str) {
         self.0.set_message(what.to_owned());
+    }
+}
+
+/// Prints [`summary`] when stdout is a terminal.
+pub fn print_summary(title: &str, rows: &[(&str, String)]) {
+    use std::io::IsTerminal as _;
+    if std::io::stdout().is_terminal() {
+        print!("{}", summary(title, rows));
     }
 }
 

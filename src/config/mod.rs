@@ -3,6 +3,7 @@
 //! Pure: the caller hands in the file's text and a way to read environment
 //! variables, so every rule here is unit-tested without touching either.
 
+pub mod keys;
 mod reader;
 pub mod schedule;
 
@@ -319,11 +320,14 @@ fn refuse_2x_layout(r: &mut Reader, root: &At<'_>) {
 
 fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSettings {
     let pools = root.at("global.features.namespacePools");
-    r.warn_unknown(&pools, &["enabled", "createRbac", "namespaces"]);
+    r.warn_unknown(&pools, &keys::children("global.features.namespacePools"));
     let standard = r.bool(&pools.key("enabled"), false);
     let create_rbac = r.bool(&pools.key("createRbac"), true);
     let ns = pools.key("namespaces");
-    r.warn_unknown(&ns, &["create", "names"]);
+    r.warn_unknown(
+        &ns,
+        &keys::children("global.features.namespacePools.namespaces"),
+    );
     let create_namespaces = r.bool(&ns.key("create"), false);
     let names_at = ns.key("names");
 
@@ -385,7 +389,10 @@ fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSet
             value: Some(item),
             path: key.clone(),
         };
-        r.warn_unknown(&item_at, &["name"]);
+        r.warn_unknown(
+            &item_at,
+            &keys::children("astronomer.houston.config.deployments.preCreatedNamespaces[]"),
+        );
         match item_at.key("name").value {
             Some(value) => add(r, format!("{key}.name"), value, PoolSource::Advanced),
             None => r.errors.push(ConfigError {
@@ -430,7 +437,7 @@ fn read_houston(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> HoustonFl
 
 fn read_cleanup(r: &mut Reader, root: &At<'_>) -> CleanupSettings {
     let c = root.at("astronomer.houston.cleanupDeployments");
-    r.warn_unknown(&c, &["enabled", "schedule", "olderThan", "dryRun"]);
+    r.warn_unknown(&c, &keys::children("astronomer.houston.cleanupDeployments"));
     let enabled = r.bool(&c.key("enabled"), true);
     let schedule_at = c.key("schedule");
     let text = r.string(&schedule_at).unwrap_or_else(|| "0 0 * * *".into());
@@ -492,24 +499,8 @@ fn read_service(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> ServiceRead {
     let n = root.key("nspool");
-    r.warn_unknown(
-        &n,
-        &[
-            "listen",
-            "databaseUrl",
-            "dataDir",
-            "kubernetes",
-            "platformNamespace",
-            "commanderServiceAccount",
-            "rbacRules",
-            "houstonVersion",
-            "baseDomain",
-            "airflowChartVersion",
-            "logFormat",
-            "databaseMaxConnections",
-        ],
-    );
-    r.warn_unknown(&n.key("kubernetes"), &["mode", "claimLabels"]);
+    r.warn_unknown(&n, &keys::children("nspool"));
+    r.warn_unknown(&n.key("kubernetes"), &keys::children("nspool.kubernetes"));
     // A setting's value and where it came from: its env variable or its key.
     let setting = |r: &mut Reader, key: &str| -> Option<(At<'static>, String)> {
         let env_name = ENV_OVERRIDES
@@ -669,7 +660,7 @@ fn read_rules(r: &mut Reader, at: &At<'_>) -> Vec<Rule> {
             value: Some(item),
             path: key,
         };
-        r.warn_unknown(&rule_at, &["apiGroups", "resources", "verbs"]);
+        r.warn_unknown(&rule_at, &keys::children("nspool.rbacRules[]"));
         let mut field = |name: &str| -> Vec<String> {
             let field_at = rule_at.key(name);
             let values: Vec<String> = r

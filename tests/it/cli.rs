@@ -406,41 +406,59 @@ async fn only_serve_and_migrate_change_the_pool(db: sqlx::PgPool) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// On a pipe: no progress bar and no colour codes, and a summary at the end.
+/// On a pipe: the plain lines only (no bar, no colours, no table); on a
+/// terminal (through `script`, when the machine has it): a summary table.
 #[sqlx::test]
-async fn long_commands_end_with_a_summary_and_draw_nothing_on_a_pipe(db: sqlx::PgPool) {
+async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
     use crate::support::{POOL_OF_5, TestApp, database_url};
     let app = TestApp::spawn(POOL_OF_5, db).await;
+    let url = database_url(&app.db);
     let dir = temp_dir("summary");
     let config = write(
         &dir,
         "config.yaml",
         "global: {features: {namespacePools: {enabled: true, namespaces: {names: [pool-a, pool-b, extra]}}}}\n",
     );
-    for (args, title) in [
-        (vec!["reclaim", "--older-than", "0"], "reclaim summary"),
-        (vec!["migrate"], "migrate summary"),
-    ] {
-        let mut command = nspool();
-        command
-            .env("DATABASE_URL", database_url(&app.db))
+    let config = config.to_str().unwrap().to_owned();
+    let cases = [
+        (vec!["reclaim", "--older-than", "0"], "reclaimed", "reclaim summary"),
+        (
+            vec!["migrate", "--config", config.as_str()],
+            "migrated; pool synced: 1 added",
+            "migrate summary",
+        ),
+    ];
+    for (args, plain, title) in &cases {
+        let out = nspool()
+            .env("DATABASE_URL", &url)
             .env("RUST_LOG", "info")
             .env_remove("NO_COLOR")
-            .args(&args);
-        if args[0] == "migrate" {
-            command.arg("--config").arg(&config);
-        }
-        let out = command.output().unwrap();
+            .args(args)
+            .output()
+            .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{args:?}: {stderr}");
-        assert!(stdout.contains(title), "{args:?}: {stdout}");
+        assert!(stdout.contains(plain), "{args:?}: {stdout}");
+        assert!(!stdout.contains(title), "{args:?}: {stdout}");
         for text in [&stdout, &stderr] {
             assert!(
                 !text.contains('\u{1b}') && !text.contains('\r'),
                 "{args:?} drew on a pipe: {text:?}"
             );
         }
+    }
+    if Command::new("script").arg("--version").output().is_ok() {
+        let (args, _, title) = &cases[0];
+        let line = format!("{} {}", env!("CARGO_BIN_EXE_nspool"), args.join(" "));
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("DATABASE_URL", &url)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(seen.contains(title), "on a terminal: {seen}");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -125,3 +125,13 @@ fn the_configuration_reference_names_every_key_and_variable() {
         );
     }
 }
+
+#[test]
+fn the_configuration_reference_is_the_code_key_table() {
+    let reference = include_str!("../../docs/configuration.md");
+    let table = nspool::config::keys::reference_markdown();
+    assert!(
+        reference.contains(&table),
+        "docs/configuration.md is stale: put the output of `nspool config keys` in it"
+    );
+}

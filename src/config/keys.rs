@@ -1,0 +1,275 @@
+//! Every key nspool reads, in one table: the readers take their lists of
+//! known keys (for unknown-key warnings) from it, and `docs/configuration.md`
+//! is generated from it (`nspool config keys`; a test keeps them equal).
+
+/// One key: its path (`[]` marks the items of a list), the environment
+/// variable that overrides it, its default, and what it does.
+pub struct Key {
+    pub path: &'static str,
+    pub env: Option<&'static str>,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn key(path: &'static str, default: &'static str, meaning: &'static str) -> Key {
+    Key {
+        path,
+        env: None,
+        default,
+        meaning,
+    }
+}
+
+const fn env_key(
+    path: &'static str,
+    env: &'static str,
+    default: &'static str,
+    meaning: &'static str,
+) -> Key {
+    Key {
+        path,
+        env: Some(env),
+        default,
+        meaning,
+    }
+}
+
+pub const KEYS: &[Key] = &[
+    key(
+        "global.baseDomain",
+        "`localhost`",
+        "the platform's domain: Deployment URLs, and the `authConfig` login link (`https://houston.<baseDomain>`)",
+    ),
+    key(
+        "global.features.namespacePools.enabled",
+        "`false`",
+        "standard pool mode: the pool is `namespaces.names`",
+    ),
+    key(
+        "global.features.namespacePools.createRbac",
+        "`true`",
+        "with `namespaces.create: true`, whether nspool also applies each namespace's Commander Role and RoleBinding",
+    ),
+    key(
+        "global.features.namespacePools.namespaces.create",
+        "`false`",
+        "`true`: nspool creates each Namespace, Role and RoleBinding by server-side apply; `false`: they were made by hand and nspool verifies them",
+    ),
+    key(
+        "global.features.namespacePools.namespaces.names",
+        "`[]`",
+        "the pool's namespaces: DNS-1123 labels, each once, not `default`, `kube-*` or the platform namespace",
+    ),
+    key(
+        "global.manualNamespaceNamesEnabled",
+        "`false`",
+        "read to warn when the platform's own settings contradict the pool",
+    ),
+    key(
+        "global.clusterRoles",
+        "`true`",
+        "read to warn when Commander would still get cluster-wide roles",
+    ),
+    key(
+        "astronomer.commander.env",
+        "`[]`",
+        "its `COMMANDER_MANUAL_NAMESPACE_NAMES` entry is read to warn when it is off in pool mode",
+    ),
+    key(
+        "astronomer.houston.config.deployments.preCreatedNamespaces",
+        "`[]`",
+        "the advanced pool (`- name: team-a`); with the standard pool, the pool is their union (a warning says so)",
+    ),
+    key(
+        "astronomer.houston.config.deployments.preCreatedNamespaces[].name",
+        "",
+        "one namespace of the advanced pool",
+    ),
+    key(
+        "astronomer.houston.config.deployments.manualNamespaceNames",
+        "`false`",
+        "reported by `appConfig` (always true in pool mode)",
+    ),
+    key(
+        "astronomer.houston.config.deployments.hardDeleteDeployment",
+        "`false`",
+        "allows hard deletes (always true in standard pool mode)",
+    ),
+    key(
+        "astronomer.houston.config.deployments.namespaceFreeFormEntry",
+        "`false`",
+        "outside pool mode, whether a Deployment may name its namespace",
+    ),
+    key(
+        "astronomer.houston.config.deployments.manualReleaseNames",
+        "`false`",
+        "whether a Deployment may name its release",
+    ),
+    key(
+        "astronomer.houston.cleanupDeployments.enabled",
+        "`true`",
+        "the reclaim job",
+    ),
+    key(
+        "astronomer.houston.cleanupDeployments.schedule",
+        "`\"0 0 * * *\"`",
+        "cron, UTC: 5 fields (or 6 with seconds); not both day-of-month and day-of-week",
+    ),
+    key(
+        "astronomer.houston.cleanupDeployments.olderThan",
+        "`14`",
+        "days a soft-deleted Deployment keeps its namespace (0 to 36500)",
+    ),
+    key(
+        "astronomer.houston.cleanupDeployments.dryRun",
+        "`false`",
+        "runs only list what they would reclaim",
+    ),
+    env_key(
+        "nspool.listen",
+        "NSPOOL_LISTEN",
+        "`127.0.0.1:8871`",
+        "the HTTP address",
+    ),
+    env_key(
+        "nspool.databaseUrl",
+        "DATABASE_URL",
+        "unset: the embedded PostgreSQL",
+        "an external PostgreSQL (`postgres://user:password@host:5432/db`)",
+    ),
+    env_key(
+        "nspool.dataDir",
+        "NSPOOL_DATA_DIR",
+        "`/var/lib/nspool` as root, else `$XDG_DATA_HOME/nspool`",
+        "where the embedded PostgreSQL keeps its data",
+    ),
+    env_key(
+        "nspool.databaseMaxConnections",
+        "NSPOOL_DATABASE_MAX_CONNECTIONS",
+        "`16`",
+        "database connections per replica (1 to 1000)",
+    ),
+    env_key(
+        "nspool.kubernetes.mode",
+        "NSPOOL_KUBERNETES_MODE",
+        "`auto`",
+        "`auto` (in-cluster config or a kubeconfig, else off with one warning), `cluster` (must connect), `off`",
+    ),
+    key(
+        "nspool.kubernetes.claimLabels",
+        "on with `namespaces.create: true`",
+        "label a claimed namespace with its holder (field manager `nspool-claims`)",
+    ),
+    env_key(
+        "nspool.platformNamespace",
+        "NSPOOL_PLATFORM_NAMESPACE",
+        "`astronomer`",
+        "where Commander runs; never in the pool",
+    ),
+    key(
+        "nspool.commanderServiceAccount",
+        "`astronomer-commander`",
+        "the account the Commander Role is bound to",
+    ),
+    key(
+        "nspool.rbacRules",
+        "the seed's Commander rules",
+        "stricter rules for the Commander Role",
+    ),
+    key("nspool.rbacRules[].apiGroups", "", "a rule's API groups"),
+    key("nspool.rbacRules[].resources", "", "a rule's resources"),
+    key("nspool.rbacRules[].verbs", "", "a rule's verbs"),
+    env_key(
+        "nspool.houstonVersion",
+        "NSPOOL_HOUSTON_VERSION",
+        "`0.37.0`",
+        "the version `appConfig` reports (0.32.0 <= v < 1.0.0)",
+    ),
+    env_key(
+        "nspool.baseDomain",
+        "NSPOOL_BASE_DOMAIN",
+        "`global.baseDomain`",
+        "overrides the platform's base domain",
+    ),
+    env_key(
+        "nspool.airflowChartVersion",
+        "NSPOOL_AIRFLOW_CHART_VERSION",
+        "`1.11.4`",
+        "the chart version Deployments report",
+    ),
+    env_key(
+        "nspool.logFormat",
+        "NSPOOL_LOG_FORMAT",
+        "`text`",
+        "`text` or `json` (JSON lines on stderr)",
+    ),
+];
+
+/// The names directly under `parent` (for a reader's unknown-key warnings).
+pub fn children(parent: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for key in KEYS {
+        let Some(rest) = key
+            .path
+            .strip_prefix(parent)
+            .and_then(|r| r.strip_prefix('.'))
+        else {
+            continue;
+        };
+        let name = rest.split('.').next().unwrap_or(rest);
+        // `rbacRules[]` has items; the list itself is known as `rbacRules`.
+        let name = name.strip_suffix("[]").unwrap_or(name);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The reference tables of `docs/configuration.md`.
+pub fn reference_markdown() -> String {
+    let mut out =
+        String::from("| key | environment | default | what it does |\n| --- | --- | --- | --- |\n");
+    for key in KEYS {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            key.path,
+            key.env.map(|e| format!("`{e}`")).unwrap_or_default(),
+            key.default,
+            key.meaning
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_are_one_level_down() {
+        assert_eq!(
+            children("global.features.namespacePools"),
+            ["enabled", "createRbac", "namespaces"]
+        );
+        assert_eq!(
+            children("global.features.namespacePools.namespaces"),
+            ["create", "names"]
+        );
+        assert_eq!(
+            children("nspool.rbacRules[]"),
+            ["apiGroups", "resources", "verbs"]
+        );
+    }
+
+    #[test]
+    fn every_environment_override_is_in_the_table() {
+        for (key, env) in super::super::ENV_OVERRIDES {
+            let path = format!("nspool.{key}");
+            let entry = KEYS.iter().find(|k| k.path == path);
+            assert_eq!(entry.and_then(|k| k.env), Some(env), "{path}");
+        }
+        let with_env = KEYS.iter().filter(|k| k.env.is_some()).count();
+        assert_eq!(with_env, super::super::ENV_OVERRIDES.len());
+    }
+}
