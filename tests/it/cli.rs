@@ -421,7 +421,11 @@ async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
     );
     let config = config.to_str().unwrap().to_owned();
     let cases = [
-        (vec!["reclaim", "--older-than", "0"], "reclaimed", "reclaim summary"),
+        (
+            vec!["reclaim", "--older-than", "0"],
+            "reclaimed",
+            "reclaim summary",
+        ),
         (
             vec!["migrate", "--config", config.as_str()],
             "migrated; pool synced: 1 added",
