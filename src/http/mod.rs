@@ -1,6 +1,7 @@
 //! The axum router: GraphQL at `/v1`, GraphiQL, the token page, health.
 //! The state is one struct so later layers (metrics, dashboard) slot in.
 
+mod assets;
 mod graphql;
 pub mod guard;
 mod health;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1", get(pages::graphiql).post(graphql::execute))
         .route("/v1/token", get(pages::token))
+        .route("/v1/assets/{name}", get(assets::asset))
         .route_layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             guard::limit,

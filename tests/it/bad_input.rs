@@ -407,3 +407,53 @@ async fn metrics_report_requests_errors_and_the_pool(db: PgPool) {
     }
     assert!(text.contains("nspool_http_request_duration_seconds_bucket{le="));
 }
+
+#[sqlx::test]
+async fn graphiql_loads_only_from_nspool(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let page = reqwest::get(app.url("/v1")).await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.starts_with("default-src 'self'"), "{csp}");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<meta charset=\"utf-8\">"));
+    assert!(html.contains("availableNamespaces"));
+    assert!(html.contains("\"Authorization\""));
+    let mut assets = Vec::new();
+    for attribute in ["src=\"", "href=\""] {
+        for part in html.split(attribute).skip(1) {
+            let url = part.split('"').next().unwrap();
+            assert!(
+                url.starts_with("/v1/assets/"),
+                "{url} is not served by nspool"
+            );
+            assets.push(url.to_owned());
+        }
+    }
+    assert_eq!(assets.len(), 4, "{assets:?}");
+    for url in assets {
+        let response = reqwest::get(app.url(&url)).await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let expected = if url.ends_with(".css") {
+            "text/css"
+        } else {
+            "text/javascript"
+        };
+        assert!(kind.starts_with(expected), "{url}: {kind}");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age=31536000")
+        );
+        assert!(response.bytes().await.unwrap().len() > 1_000, "{url}");
+    }
+    let missing = reqwest::get(app.url("/v1/assets/nope.js")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+}
