@@ -8,6 +8,8 @@
 #   3. a private server started here from the installed PostgreSQL binaries
 #      (installed from Debian's packages first if there are none), stopped on exit.
 #      NSPOOL_TEST_PRIVATE_PG=1 skips 1 and 2.
+# Chromium for the browser tests is installed from Debian's packages when
+# missing (screenshots land in target/screenshots/).
 # Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
 # kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
@@ -84,6 +86,15 @@ if [ -z "${DATABASE_URL:-}" ]; then
     # shellcheck source=scripts/private-postgres.sh
     source scripts/private-postgres.sh
     private_postgres_start
+  fi
+fi
+# The browser tests drive Debian's Chromium (NSPOOL_CHROMIUM names another).
+if [ -z "${NSPOOL_CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "no Chromium: installing Debian's chromium package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "no Chromium: install Debian's chromium package or set NSPOOL_CHROMIUM" >&2
   fi
 fi
 DATABASES_BEFORE=$(sqlx_databases)

@@ -1,0 +1,144 @@
+//! GraphiQL in a real browser: Debian's Chromium, headless, driven over the
+//! DevTools protocol (chromiumoxide), against a server on a machine with no
+//! route to the internet. `scripts/test.sh` installs Chromium when it is
+//! missing; `NSPOOL_CHROMIUM` names another binary. Screenshots land in
+//! `target/screenshots/`.
+
+use crate::support::{POOL_OF_5, TestApp};
+use chromiumoxide::browser::{Browser, BrowserConfig};
+use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::page::{Page, ScreenshotParams};
+use futures::StreamExt as _;
+use sqlx::PgPool;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("NSPOOL_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "no Chromium at {} (scripts/test.sh installs Debian's chromium; NSPOOL_CHROMIUM names another)",
+        path.display()
+    );
+    path
+}
+
+/// A headless Chromium that asks nothing of the network by itself.
+async fn launch() -> Browser {
+    let profile = std::env::temp_dir().join(format!("nspool-chromium-{}", uuid::Uuid::new_v4()));
+    let config = BrowserConfig::builder()
+        .chrome_executable(chromium())
+        .new_headless_mode()
+        .no_sandbox()
+        .user_data_dir(&profile)
+        .window_size(1400, 900)
+        .args([
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .build()
+        .expect("browser config");
+    let (browser, mut handler) = Browser::launch(config).await.expect("Chromium starts");
+    tokio::spawn(async move { while handler.next().await.is_some() {} });
+    browser
+}
+
+/// Evaluates `script` until it returns true, or fails after `limit`.
+async fn wait_until(page: &Page, script: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let done = page
+            .evaluate(script)
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok())
+            .unwrap_or(false);
+        if done {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {script}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn screenshot(page: &Page, name: &str) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    let png = page
+        .screenshot(
+            ScreenshotParams::builder()
+                .format(CaptureScreenshotFormat::Png)
+                .build(),
+        )
+        .await
+        .expect("screenshot");
+    std::fs::write(dir.join(name), png).expect("screenshot written");
+}
+
+#[sqlx::test]
+async fn graphiql_runs_a_query_from_nspool_alone(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let mut browser = launch().await;
+    let page = browser
+        .new_page(app.url("/v1"))
+        .await
+        .expect("GraphiQL opens");
+    // GraphiQL renders from the assets nspool serves (nothing else is reachable).
+    wait_until(
+        &page,
+        "!!document.querySelector('.graphiql-query-editor .CodeMirror')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let headers = serde_json::json!({ "Authorization": admin }).to_string();
+    let set_editors = format!(
+        "(() => {{
+            const query = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
+            query.setValue('{{ availableNamespaces {{ name }} }}');
+            const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+            const headers = editors.find(e => e.CodeMirror.getValue().includes('Authorization'));
+            headers.CodeMirror.setValue({headers});
+            return true;
+        }})()",
+        headers = serde_json::to_string(&headers).expect("JSON"),
+    );
+    page.evaluate(set_editors.as_str())
+        .await
+        .expect("editors filled");
+    page.find_element(".graphiql-execute-button")
+        .await
+        .expect("run button")
+        .click()
+        .await
+        .expect("run");
+    wait_until(
+        &page,
+        "(document.querySelector('.graphiql-response .CodeMirror')?.CodeMirror.getValue() || '').includes('pool-e')",
+        Duration::from_secs(30),
+    )
+    .await;
+    let answer: String = page
+        .evaluate("document.querySelector('.graphiql-response .CodeMirror').CodeMirror.getValue()")
+        .await
+        .expect("answer")
+        .into_value()
+        .expect("text");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    let names: Vec<&str> = answer["data"]["availableNamespaces"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["name"].as_str())
+        .collect();
+    assert_eq!(names, ["pool-a", "pool-b", "pool-c", "pool-d", "pool-e"]);
+    screenshot(&page, "graphiql.png").await;
+    browser.close().await.expect("Chromium closes");
+    let _ = browser.wait().await;
+}
