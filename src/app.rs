@@ -119,6 +119,7 @@ pub fn state(service: PoolService) -> AppState {
         metrics: Arc::new(crate::http::metrics::Metrics::new(&service.metrics())),
         service,
         guard: Default::default(),
+        sign_in_limit: Default::default(),
     }
 }
 

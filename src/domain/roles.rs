@@ -33,6 +33,7 @@ impl Role {
     ];
 
     pub const SYSTEM_ADMIN: Role = Role::new(Scope::System, Level::Admin);
+    pub const SYSTEM_VIEWER: Role = Role::new(Scope::System, Level::Viewer);
 
     pub const fn new(scope: Scope, level: Level) -> Self {
         Self { scope, level }

@@ -2,6 +2,7 @@
 //! The state is one struct so later layers (metrics, dashboard) slot in.
 
 mod assets;
+mod dashboard;
 mod graphql;
 pub mod guard;
 mod health;
@@ -18,6 +19,9 @@ use axum::routing::get;
 
 /// The largest request body accepted (document and variables together).
 pub const MAX_BODY_BYTES: usize = crate::graphql::limits::MAX_DOCUMENT_BYTES;
+
+/// Sign-in attempts per client address and minute at the dashboard.
+pub const SIGN_IN_TRIES_PER_MINUTE: u32 = dashboard::rate_limit::TRIES;
 
 /// Every request and connection bound as the README's markdown table
 /// (checked by a test, like the SDL).
@@ -74,6 +78,7 @@ pub struct AppState {
     pub service: PoolService,
     pub metrics: std::sync::Arc<metrics::Metrics>,
     pub guard: guard::Guard,
+    pub sign_in_limit: std::sync::Arc<dashboard::rate_limit::SignInLimit>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -81,6 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1", get(pages::graphiql).post(graphql::execute))
         .route("/v1/token", get(pages::token))
         .route("/v1/assets/{name}", get(assets::asset))
+        .route("/", get(dashboard::show))
+        .route("/login", axum::routing::post(dashboard::sign_in))
+        .route("/logout", axum::routing::post(dashboard::sign_out))
         .route_layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             guard::limit,

@@ -1,15 +1,18 @@
 //! The pool service: the only place where nspool's rules meet I/O. Resolvers
 //! and commands call it; it calls the store.
 
+mod dashboard;
 mod deployments;
 mod error;
 mod progress;
 mod reclaim;
 mod refusals;
+mod sessions;
 mod tokens;
 mod view;
 mod workspaces;
 
+pub use dashboard::{Dashboard, HISTORY_HOURS, HistoryPoint, history_points};
 pub use deployments::{
     CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,
     UpsertDeployment,
@@ -17,6 +20,7 @@ pub use deployments::{
 pub use error::{Error, Result};
 pub use progress::{Progress, Silent};
 pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
+pub use sessions::{NewSession, SESSION_HOURS};
 pub use tokens::{Credentials, NewToken};
 pub use view::{PoolNamespaceState, PoolNamespaceView};
 

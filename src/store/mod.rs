@@ -3,14 +3,17 @@
 
 mod deployments;
 mod events;
+mod history;
 mod kube_work;
 mod pool;
 mod reclaim_runs;
+mod sessions;
 mod tokens;
 mod workspaces;
 
 pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
 pub use events::EventRow;
+pub use history::StateChange;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{HealthFigures, NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};

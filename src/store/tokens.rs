@@ -12,7 +12,7 @@ pub struct TokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-const TOKEN_COLUMNS: &str = "id, role, workspace_id, label, created_at, revoked_at";
+pub(super) const TOKEN_COLUMNS: &str = "id, role, workspace_id, label, created_at, revoked_at";
 
 impl Store {
     pub async fn create_token(

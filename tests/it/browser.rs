@@ -7,6 +7,7 @@
 use crate::support::{POOL_OF_5, TestApp};
 use chromiumoxide::browser::{Browser, BrowserConfig};
 use chromiumoxide::cdp::browser_protocol::page::CaptureScreenshotFormat;
+use chromiumoxide::handler::viewport::Viewport;
 use chromiumoxide::page::{Page, ScreenshotParams};
 use futures::StreamExt as _;
 use sqlx::PgPool;
@@ -34,6 +35,11 @@ async fn launch() -> Browser {
         .no_sandbox()
         .user_data_dir(&profile)
         .window_size(1400, 900)
+        .viewport(Viewport {
+            width: 1280,
+            height: 900,
+            ..Viewport::default()
+        })
         .args([
             "--disable-gpu",
             "--disable-quic",
@@ -67,6 +73,7 @@ async fn wait_until(page: &Page, script: &str, limit: Duration) {
     }
 }
 
+/// The whole page as a PNG under `target/screenshots/`.
 async fn screenshot(page: &Page, name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot folder");
@@ -74,6 +81,7 @@ async fn screenshot(page: &Page, name: &str) {
         .screenshot(
             ScreenshotParams::builder()
                 .format(CaptureScreenshotFormat::Png)
+                .full_page(true)
                 .build(),
         )
         .await
@@ -139,6 +147,105 @@ async fn graphiql_runs_a_query_from_nspool_alone(db: PgPool) {
         .collect();
     assert_eq!(names, ["pool-a", "pool-b", "pool-c", "pool-d", "pool-e"]);
     screenshot(&page, "graphiql.png").await;
+    browser.close().await.expect("Chromium closes");
+    let _ = browser.wait().await;
+}
+
+/// Fills the sign-in form and submits it, as a person would.
+async fn sign_in_with(page: &Page, token: &str) {
+    let field = page
+        .find_element("input[name=token]")
+        .await
+        .expect("the token field");
+    field.click().await.expect("focus");
+    field.type_str(token).await.expect("typed");
+    page.find_element("button[type=submit]")
+        .await
+        .expect("the sign-in button")
+        .click()
+        .await
+        .expect("submitted");
+}
+
+#[sqlx::test]
+async fn the_dashboard_signs_in_shows_every_state_and_signs_out(db: PgPool) {
+    let (app, ws) = crate::dashboard::seeded(db).await;
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let editor = app.token("WORKSPACE_EDITOR", Some(ws)).await;
+    let mut browser = launch().await;
+    let page = browser
+        .new_page(app.url("/"))
+        .await
+        .expect("dashboard opens");
+    wait_until(
+        &page,
+        "!!document.querySelector('input[name=token]')",
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_with(&page, &viewer).await;
+    wait_until(
+        &page,
+        "!!document.querySelector('#ns-pool-a')",
+        Duration::from_secs(20),
+    )
+    .await;
+    for (name, state) in [
+        ("pool-a", "held"),
+        ("pool-b", "soft-deleted"),
+        ("pool-c", "free"),
+        ("pool-d", "broken"),
+        ("pool-e", "retired"),
+    ] {
+        let shown: String = page
+            .evaluate(format!("document.querySelector('#ns-{name} .state').textContent").as_str())
+            .await
+            .expect("state cell")
+            .into_value()
+            .expect("text");
+        assert_eq!(shown, state, "{name}");
+        let cell: bool = page
+            .evaluate(
+                format!("!!document.querySelector('.grid-cells [title=\"{name}: {state}\"]')")
+                    .as_str(),
+            )
+            .await
+            .expect("grid cell")
+            .into_value()
+            .expect("bool");
+        assert!(cell, "{name} has its grid cell");
+    }
+    // The session cookie is not readable by scripts (HttpOnly).
+    let cookies: String = page
+        .evaluate("document.cookie")
+        .await
+        .expect("cookies")
+        .into_value()
+        .expect("text");
+    assert!(!cookies.contains("nspool_session"), "{cookies}");
+    screenshot(&page, "dashboard.png").await;
+
+    page.find_element("form[action='/logout'] button")
+        .await
+        .expect("sign-out button")
+        .click()
+        .await
+        .expect("signed out");
+    wait_until(
+        &page,
+        "!!document.querySelector('input[name=token]')",
+        Duration::from_secs(20),
+    )
+    .await;
+
+    sign_in_with(&page, &editor).await;
+    wait_until(
+        &page,
+        "document.body.textContent.includes('the dashboard needs a system role')",
+        Duration::from_secs(20),
+    )
+    .await;
+    screenshot(&page, "dashboard-refused.png").await;
     browser.close().await.expect("Chromium closes");
     let _ = browser.wait().await;
 }

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod connections;
 mod contract;
+mod dashboard;
 mod docs;
 mod documents;
 mod fake_kube;

@@ -1,0 +1,219 @@
+//! The dashboard's HTML (maud templates, escaped by construction): readable
+//! with JavaScript off; one small script reloads it while the tab is visible.
+
+use super::chart::chart;
+use crate::pool::{Dashboard, PoolNamespaceState, PoolNamespaceView};
+use chrono::{DateTime, SecondsFormat, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+const STYLE: &str = r#"
+body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 78rem; padding: 1rem 1.5rem; color: #1d2330; }
+header { display: flex; align-items: baseline; gap: 1.5rem; flex-wrap: wrap; }
+header h1 { font-size: 1.4rem; margin: 0.5rem 0; }
+header nav { display: flex; gap: 1rem; align-items: baseline; }
+h2 { font-size: 1.1rem; margin-top: 2rem; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { text-align: left; padding: 0.3rem 0.5rem; border-bottom: 1px solid #e3e6ec; vertical-align: top; }
+th { background: #f5f6f9; }
+.counts { display: flex; gap: 1rem; flex-wrap: wrap; }
+.count { border: 1px solid #e3e6ec; border-radius: 6px; padding: 0.5rem 1rem; min-width: 7rem; }
+.count b { display: block; font-size: 1.6rem; }
+.grid-cells { display: flex; flex-wrap: wrap; gap: 2px; }
+.cell { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
+.free { background: #2e9e5b; } .held { background: #3b6fd6; } .soft-deleted { background: #e0a21b; }
+.retired { background: #9aa1ad; } .broken { background: #d64545; }
+.state { display: inline-block; padding: 0 0.4rem; border-radius: 4px; color: #fff; font-size: 0.8rem; }
+.chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
+.chart .grid { stroke: #dde1e8; stroke-width: 1; }
+.chart .axis { font-size: 10px; fill: #687083; }
+.chart .line { fill: none; stroke-width: 2; }
+.chart .line.free { stroke: #2e9e5b; background: none; } .chart .line.held { stroke: #3b6fd6; background: none; }
+.chart .line.soft-deleted { stroke: #e0a21b; background: none; }
+.legend .key { width: 10px; height: 10px; display: inline-block; border-radius: 2px; }
+.muted { color: #687083; }
+.error { color: #b42318; }
+form.inline { display: inline; }
+button { font: inherit; padding: 0.2rem 0.8rem; }
+label input { font: inherit; width: 32rem; max-width: 100%; }
+"#;
+
+/// Reloads every 15 s while the tab is visible; the page works without it.
+const REFRESH: &str =
+    "setInterval(() => { if (document.visibilityState === 'visible') location.reload(); }, 15000);";
+
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn page(title: &str, body: Markup, refresh: bool) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                (body)
+                @if refresh { script { (PreEscaped(REFRESH)) } }
+            }
+        }
+    }
+}
+
+/// The sign-in form; `problem` says why the last try failed.
+pub fn sign_in(problem: Option<&str>) -> Markup {
+    page(
+        "nspool: sign in",
+        html! {
+            header { h1 { "nspool pool dashboard" } nav { a href="/v1" { "GraphiQL" } a href="/metrics" { "metrics" } } }
+            @if let Some(problem) = problem { p class="error" role="alert" { (problem) } }
+            p { "Paste an API token of a system role (SYSTEM_VIEWER, SYSTEM_EDITOR or SYSTEM_ADMIN). "
+                "The token is checked once and kept by nobody: the browser gets a session cookie for "
+                (crate::pool::SESSION_HOURS) " hours." }
+            form method="post" action="/login" {
+                label { "Token " input type="password" name="token" autocomplete="off" required autofocus; }
+                " "
+                button type="submit" { "Sign in" }
+            }
+            p class="muted" { "No token yet? On the machine that runs nspool: "
+                code { "nspool token create --config config.yaml --role SYSTEM_VIEWER --label dashboard" }
+                " (with the same DATABASE_URL as the server)." }
+        },
+        false,
+    )
+}
+
+/// The state a person needs to see: broken is a free namespace that is not offered.
+fn shown_state(view: &PoolNamespaceView) -> &'static str {
+    match view.state {
+        PoolNamespaceState::Free
+            if matches!(view.row.rbac_state.as_str(), "broken" | "missing") =>
+        {
+            "broken"
+        }
+        PoolNamespaceState::Free => "free",
+        PoolNamespaceState::Held => "held",
+        PoolNamespaceState::SoftDeleted => "soft-deleted",
+        PoolNamespaceState::Retired => "retired",
+    }
+}
+
+fn details(view: &PoolNamespaceView) -> Markup {
+    let missing: Vec<&str> = view
+        .row
+        .rbac_missing
+        .as_ref()
+        .and_then(|m| m.as_array())
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    html! {
+        @if view.row.rbac_state == "missing" { div { "the namespace does not exist in the cluster" } }
+        @if !missing.is_empty() { div { "Commander cannot: " (missing.join(", ")) } }
+        @if let Some(at) = view.reclaimable_at { div { "reclaimable after " (time(at)) } }
+        @if let Some(error) = &view.row.kube_error {
+            div class="error" { "Kubernetes: " (error)
+                @if let Some(next) = view.row.kube_next_attempt_at { " (next try " (time(next)) ")" } }
+        }
+    }
+}
+
+pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
+    let states: Vec<&str> = data.namespaces.iter().map(shown_state).collect();
+    let count = |s: &str| states.iter().filter(|x| **x == s).count();
+    page(
+        "nspool: pool dashboard",
+        html! {
+            header {
+                h1 { "nspool pool dashboard" }
+                nav {
+                    a href="/v1" { "GraphiQL" }
+                    a href="/metrics" { "metrics" }
+                    span class="muted" { "signed in as " (role) }
+                    form class="inline" method="post" action="/logout" { button type="submit" { "Sign out" } }
+                }
+            }
+            section class="counts" aria-label="namespaces by state" {
+                @for state in ["free", "held", "soft-deleted", "retired", "broken"] {
+                    div class="count" id=(format!("count-{state}")) {
+                        span class=(format!("cell {state}")) {} " " (state) b { (count(state)) }
+                    }
+                }
+            }
+            h2 { "The pool over the last 7 days" }
+            (chart(&data.history))
+            h2 { "Every namespace" }
+            div class="grid-cells" aria-label="one cell per namespace" {
+                @for (view, state) in data.namespaces.iter().zip(&states) {
+                    span class=(format!("cell {state}")) title=(format!("{}: {state}", view.row.name)) {}
+                }
+            }
+            table {
+                thead { tr { th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" } } }
+                tbody {
+                    @for (view, state) in data.namespaces.iter().zip(&states) {
+                        tr id=(format!("ns-{}", view.row.name)) {
+                            td { (view.row.name) }
+                            td { span class=(format!("state {state}")) { (state) } }
+                            td {
+                                @if let Some(d) = &view.holder {
+                                    (d.workspace_label) " / " (d.label) " " span class="muted" { "(" (d.release_name) ")" }
+                                }
+                            }
+                            td {
+                                @match (view.row.retired_at, view.holder.as_ref()) {
+                                    (Some(at), _) => (time(at)),
+                                    (None, Some(d)) => (time(d.deleted_at.unwrap_or(view.row.claimed_at.unwrap_or(d.created_at)))),
+                                    (None, None) => (time(view.row.added_at)),
+                                }
+                            }
+                            td { (details(view)) }
+                        }
+                    }
+                }
+            }
+            h2 { "The reclaim job" }
+            p {
+                @if data.cleanup.enabled { "Runs " code { (data.cleanup.schedule.as_str()) } " (UTC)" } @else { "Disabled" }
+                "; reclaims Deployments soft-deleted more than " (data.cleanup.older_than_days) " days ago"
+                @if data.cleanup.dry_run { " (dry run: lists only)" } "."
+                @if let Some(next) = data.next_reclaim { " Next run: " (time(next)) "." }
+                @if let Some(note) = data.cleanup.never_reclaims_note() { " " strong { (note) } }
+            }
+            table {
+                thead { tr { th { "run" } th { "started" } th { "trigger" } th { "reclaimed" } th { "finished" } th { "errors" } } }
+                tbody {
+                    @for run in &data.runs {
+                        tr {
+                            td { (run.id) @if run.dry_run { " (dry run)" } }
+                            td { (time(run.started_at)) }
+                            td { (run.trigger) " on " (run.replica) }
+                            td { (run.reclaimed) }
+                            td { @if let Some(at) = run.finished_at { (time(at)) } @else { "running" } }
+                            td { @if let Some(e) = &run.errors { (e) } }
+                        }
+                    }
+                }
+            }
+            h2 { "Latest events" }
+            table {
+                thead { tr { th { "at" } th { "kind" } th { "namespace" } th { "Deployment" } th { "actor" } th { "reason" } } }
+                tbody {
+                    @for event in &data.events {
+                        tr {
+                            td { (time(event.at)) }
+                            td { (event.kind) }
+                            td { @if let Some(n) = &event.namespace { (n) } }
+                            td { @if let Some(r) = &event.release_name { (r) } }
+                            td { (event.actor) }
+                            td { @if let Some(r) = &event.reason { (r) } }
+                        }
+                    }
+                }
+            }
+        },
+        true,
+    )
+}

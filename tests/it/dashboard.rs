@@ -1,0 +1,222 @@
+//! The pool dashboard over HTTP: sign-in, every state of a seeded pool,
+//! sign-out, refusals and the sign-in limit. (In a browser: `browser.rs`.)
+
+use crate::documents::*;
+use crate::support::{POOL_OF_5, TestApp};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A pool with each state: pool-a held, pool-b soft-deleted, pool-c free,
+/// pool-d broken, pool-e retired.
+pub async fn seeded(db: PgPool) -> (TestApp, Uuid) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "data-team").await;
+    for (label, namespace) in [("etl", "pool-a"), ("old", "pool-b")] {
+        app.ok(
+            Some(&admin),
+            CREATE_DEPLOYMENT,
+            json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": namespace, "releaseName": format!("{label}-release")}),
+        )
+        .await;
+    }
+    let old: Uuid = sqlx::query_scalar("select id from deployments where label = 'old'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    app.ok(
+        Some(&admin),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": old}),
+    )
+    .await;
+    sqlx::raw_sql(
+        "update pool_namespaces set rbac_state = 'broken', rbac_missing = '[\"create serviceaccounts (core)\"]' where name = 'pool-d';
+         update pool_namespaces set retired_at = now() where name = 'pool-e';",
+    )
+    .execute(&app.db)
+    .await
+    .unwrap();
+    (app, ws)
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sign_in(app: &TestApp, token: &str) -> reqwest::Response {
+    client()
+        .post(app.url("/login"))
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(response: &reqwest::Response) -> String {
+    let set = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+async fn page(app: &TestApp, cookie: Option<&str>) -> (u16, String) {
+    let mut request = client().get(app.url("/"));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[sqlx::test]
+async fn a_system_token_signs_in_and_sees_every_state(db: PgPool) {
+    let (app, ws) = seeded(db).await;
+    let (status, form) = page(&app, None).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("type=\"password\""), "{form}");
+
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let response = sign_in(&app, &viewer).await;
+    assert_eq!(response.status(), 303);
+    let set = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(set.contains(part), "{set}");
+    }
+    assert!(
+        !set.contains(&viewer)
+            && !response.headers()["location"]
+                .to_str()
+                .unwrap()
+                .contains("nsp_")
+    );
+    let cookie = session_cookie(&response);
+
+    let (status, html) = page(&app, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains(&viewer), "the token is never in the page");
+    for (name, state) in [
+        ("pool-a", "held"),
+        ("pool-b", "soft-deleted"),
+        ("pool-c", "free"),
+        ("pool-d", "broken"),
+        ("pool-e", "retired"),
+    ] {
+        assert!(
+            html.contains(&format!("title=\"{name}: {state}\"")),
+            "{name} is {state} in the grid"
+        );
+        let row = html.split(&format!("id=\"ns-{name}\"")).nth(1).unwrap();
+        let row = row.split("</tr>").next().unwrap();
+        assert!(row.contains(&format!(">{state}</span>")), "{name}: {row}");
+    }
+    let held = html.split("id=\"ns-pool-a\"").nth(1).unwrap();
+    assert!(held.contains("data-team / etl") && held.contains("etl-release"));
+    let soft = html
+        .split("id=\"ns-pool-b\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(soft.contains("reclaimable after"), "{soft}");
+    let broken = html
+        .split("id=\"ns-pool-d\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(broken.contains("create serviceaccounts (core)"), "{broken}");
+    for part in [
+        "<svg class=\"chart\"",
+        "The reclaim job",
+        "Latest events",
+        "href=\"/v1\"",
+        "href=\"/metrics\"",
+        "soft_delete",
+    ] {
+        assert!(html.contains(part), "{part}");
+    }
+    assert!(html.contains("id=\"count-free\""));
+
+    // The cookie is for the dashboard only: /v1 reads the Authorization header.
+    let value: serde_json::Value = client()
+        .post(app.url("/v1"))
+        .header("cookie", &cookie)
+        .json(&json!({"query": "{ workspaces { id } }"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(value["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+
+    // Signing out ends the session here too.
+    let out = client()
+        .post(app.url("/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (_, again) = page(&app, Some(&cookie)).await;
+    assert!(again.contains("Your session has ended"), "{again}");
+
+    // A workspace token is refused, saying which role is needed.
+    let editor = app.token("WORKSPACE_EDITOR", Some(ws)).await;
+    let refused = sign_in(&app, &editor).await;
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("SYSTEM_VIEWER"));
+}
+
+#[sqlx::test]
+async fn bad_tokens_and_cookies_get_the_form_and_guessing_is_limited(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    for cookie in ["nspool_session=nope", "nspool_session=", "other=1"] {
+        let (status, html) = page(&app, Some(cookie)).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("type=\"password\""), "{cookie}");
+    }
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let revoked_session = session_cookie(&sign_in(&app, &viewer).await);
+    sqlx::query("update api_tokens set revoked_at = now() where role = 'SYSTEM_VIEWER'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let (_, html) = page(&app, Some(&revoked_session)).await;
+    assert!(
+        html.contains("Your session has ended"),
+        "a revoked token ends its sessions"
+    );
+
+    let wrong = format!("nsp_{}", "0".repeat(64));
+    for attempt in 1..=rate_limit_tries() {
+        let response = sign_in(&app, &wrong).await;
+        assert_eq!(response.status(), 401, "attempt {attempt}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("not a valid token"));
+    }
+    let limited = sign_in(&app, &wrong).await;
+    assert_eq!(limited.status(), 429);
+}
+
+fn rate_limit_tries() -> u32 {
+    // One try was spent above signing in the viewer.
+    nspool::http::SIGN_IN_TRIES_PER_MINUTE - 1
+}
