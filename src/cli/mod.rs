@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     telemetry::init(settings.service.log_format);
     warn(&settings);
     let result = match cli.command {
-        Command::Serve(_) => serve(settings).await,
+        Command::Serve(c) => serve(settings, c.config).await,
         Command::Migrate(_) => migrate(settings).await,
         Command::Reclaim {
             older_than,
@@ -287,7 +287,7 @@ where
     outcome
 }
 
-async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
+async fn serve(settings: Arc<Settings>, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // Connections are capped below this limit; the higher it is, the more fit.
     if let Some(files) = crate::http::server::raise_open_file_limit() {
         tracing::debug!(files, "open file limit");
@@ -295,17 +295,28 @@ async fn serve(settings: Arc<Settings>) -> anyhow::Result<()> {
     let database = Database::open(&settings, settings.service.database_max_connections).await?;
     let outcome = async {
         let service = app::prepare(settings.clone(), database.store.clone()).await?;
-        if database.is_embedded()
-            && let Some(token) = service.create_first_admin_token().await.map_err(|e| anyhow::anyhow!("{e}"))?
-        {
-            println!(
-                "First SYSTEM_ADMIN token (shown once; create more with `nspool token create`):\n{token}"
-            );
-        }
         let listener = tokio::net::TcpListener::bind(settings.service.listen)
             .await
             .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
         let address = listener.local_addr()?;
+        if database.is_embedded() {
+            match service
+                .create_first_admin_token()
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
+                // The token alone on its line, for scripts; where to paste it before.
+                Some(token) => println!(
+                    "First SYSTEM_ADMIN token, shown once. Paste it to sign in at http://{address}/ (the pool dashboard), in GraphiQL's Headers pane at http://{address}/v1, or where `astro login` asks:\n{token}"
+                ),
+                None => tracing::info!(
+                    "tokens exist already; make another with: nspool token create --config {} --role SYSTEM_ADMIN --label <who>",
+                    config_path
+                        .as_deref()
+                        .map_or("<config.yaml>".into(), |p| p.display().to_string())
+                ),
+            }
+        }
         let database_kind = match &settings.service.database_url {
             Some(url) => crate::telemetry::mask_password(url),
             None => "embedded PostgreSQL (Unix socket)".to_owned(),

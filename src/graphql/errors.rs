@@ -29,10 +29,19 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
             .extend_with(|_, e| e.set("code", INTERNAL));
         }
     };
+    let unauthenticated = matches!(error, pool::Error::Unauthenticated { .. });
     async_graphql::Error::new(error.to_string()).extend_with(|_, e| {
         e.set("code", code);
         if let Some(role) = required_role {
             e.set("requiredRole", role.as_str());
+        }
+        // The message itself is Houston's, word for word (the astro CLI
+        // recognises it); where to get a token goes beside it.
+        if unauthenticated {
+            e.set(
+                "help",
+                "Send a token as `Authorization: <token>`; /v1/token on this server says how to get one",
+            );
         }
     })
 }

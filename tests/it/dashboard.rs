@@ -160,6 +160,13 @@ async fn a_system_token_signs_in_and_sees_every_state(db: PgPool) {
         .await
         .unwrap();
     assert_eq!(value["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    // Houston's exact message, and where to get a token beside it.
+    assert!(
+        value["errors"][0]["extensions"]["help"]
+            .as_str()
+            .unwrap()
+            .contains("/v1/token")
+    );
 
     // Signing out ends the session here too.
     let out = client()
