@@ -16,16 +16,13 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/fixture.rs"]
+mod fixture;
 
 use axum::body::Body;
 use common::{knob, with_scratch_database};
-use nspool::config::Settings;
-use nspool::domain::{Caller, Role};
-use nspool::pool::{CreateDeployment, DeploymentInput, PoolService};
-use nspool::store::Store;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
-use std::sync::Arc;
 use std::time::Duration;
 use tower::ServiceExt as _;
 
@@ -270,42 +267,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     setup.block_on(with_scratch_database("hostile", |options| async move {
         let pool = PgPoolOptions::new().max_connections(16).connect_with(options).await?;
-        let names: Vec<String> = (0..1_000).map(|i| format!("ns-{i:04}")).collect();
-        let config = format!(
-            "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{names: [{}]}}}}}}}}",
-            names.join(", ")
-        );
-        let settings = Arc::new(Settings::parse(&config, &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
-        let service: PoolService = nspool::app::prepare(settings, Store::new(pool.clone())).await?;
-        let admin = service
-            .create_token(&Caller::Operator, Role::parse("SYSTEM_ADMIN")?, None, "bench")
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .token;
-        let workspace = service
-            .create_workspace(&Caller::Operator, "bench", None)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .id;
-        for name in names.iter().take(500) {
-            let input = DeploymentInput {
-                label: Some(name.clone()),
-                namespace: Some(name.clone()),
-                ..DeploymentInput::default()
-            };
-            service
-                .create_deployment(&Caller::Operator, CreateDeployment { workspace_id: workspace, input })
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-        }
-        sqlx::query(
-            "insert into events (kind, namespace, release_name, workspace_id, actor, reason)
-             select 'claim', 'ns-' || lpad((i % 1000)::text, 4, '0'), 'r-' || i, $1, 'bench', 'history'
-             from generate_series(1, 100000) i",
-        )
-        .bind(workspace)
-        .execute(&pool)
-        .await?;
+        let fixture::Fixture { service, admin, .. } = fixture::pool_with_history(&pool).await?;
         let router = nspool::http::router(nspool::app::state(service.clone()));
 
         let mut baseline = Duration::ZERO;

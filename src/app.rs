@@ -150,6 +150,8 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
+    let warming = service.clone();
+    tokio::spawn(async move { warming.warm_dashboard().await });
     let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
     let kube_worker =
         kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));

@@ -8,6 +8,7 @@ use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
 use crate::store::{EventRow, ReclaimRunRow, StateChange};
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+use std::collections::HashMap;
 
 /// The chart's window: the last 7 days, hour by hour.
 pub const HISTORY_HOURS: i64 = 7 * 24;
@@ -30,71 +31,144 @@ pub struct Dashboard<'a> {
     pub next_reclaim: Option<DateTime<Utc>>,
 }
 
-/// Hourly points from the counts at `start` and the hourly changes after it
-/// (each change counts from the end of its hour), and a last point at `now`
-/// with every change so far.
-pub fn history_points(
-    start: DateTime<Utc>,
-    hours: i64,
-    now: DateTime<Utc>,
-    changes: &[StateChange],
-) -> Vec<HistoryPoint> {
-    let mut counts = std::collections::HashMap::<&str, i64>::new();
-    let mut changes = changes.iter().peekable();
-    while let Some(change) = changes.next_if(|c| c.hour.is_none()) {
-        *counts.entry(change.state.as_str()).or_default() += change.delta;
-    }
-    let mut points = Vec::new();
-    for i in 0..=hours {
-        let hour = start + Duration::hours(i);
-        while let Some(change) = changes.next_if(|c| c.hour.is_some_and(|h| h < hour)) {
-            *counts.entry(change.state.as_str()).or_default() += change.delta;
+/// The pool's history, hour by hour, kept per replica and brought up to date
+/// with only the events since it was last read: the event log is read whole
+/// once (at start), then an hour at a time.
+#[derive(Default)]
+pub struct History {
+    /// Each namespace's state after the events folded in so far.
+    states: HashMap<String, String>,
+    /// Points at whole hours, oldest first; the last is `folded_until`.
+    points: Vec<HistoryPoint>,
+    folded_until: Option<DateTime<Utc>>,
+}
+
+impl History {
+    fn count(&self) -> HistoryPoint {
+        let mut point = HistoryPoint {
+            hour: DateTime::<Utc>::MIN_UTC,
+            free: 0,
+            held: 0,
+            soft_deleted: 0,
+        };
+        for state in self.states.values() {
+            match state.as_str() {
+                "free" => point.free += 1,
+                "held" => point.held += 1,
+                "soft_deleted" => point.soft_deleted += 1,
+                _ => {}
+            }
         }
-        let get = |state: &str| counts.get(state).copied().unwrap_or(0).max(0);
-        points.push(HistoryPoint {
-            hour,
-            free: get("free"),
-            held: get("held"),
-            soft_deleted: get("soft_deleted"),
-        });
+        point
     }
-    for change in changes {
-        *counts.entry(change.state.as_str()).or_default() += change.delta;
+
+    /// Folds `changes` (in order, all before `until`) in, with a point at
+    /// each whole hour they pass, up to and including `until`.
+    pub fn fold(&mut self, changes: &[StateChange], until: DateTime<Utc>) {
+        let mut next_hour = self
+            .folded_until
+            .map(|at| at + Duration::hours(1))
+            .unwrap_or(until);
+        for change in changes {
+            while change.at >= next_hour && next_hour <= until {
+                self.push_point(next_hour);
+                next_hour += Duration::hours(1);
+            }
+            self.states
+                .insert(change.namespace.clone(), change.state.clone());
+        }
+        while next_hour <= until {
+            self.push_point(next_hour);
+            next_hour += Duration::hours(1);
+        }
+        self.folded_until = Some(until);
+        let oldest = until - Duration::hours(HISTORY_HOURS);
+        self.points.retain(|p| p.hour >= oldest);
     }
-    let get = |state: &str| counts.get(state).copied().unwrap_or(0).max(0);
-    points.push(HistoryPoint {
-        hour: now,
-        free: get("free"),
-        held: get("held"),
-        soft_deleted: get("soft_deleted"),
-    });
-    points
+
+    fn push_point(&mut self, hour: DateTime<Utc>) {
+        let mut point = self.count();
+        point.hour = hour;
+        self.points.push(point);
+    }
+
+    /// The hourly points, then `now` with `live` counts.
+    pub fn points_with(&self, now: HistoryPoint) -> Vec<HistoryPoint> {
+        let mut points = self.points.clone();
+        points.push(now);
+        points
+    }
 }
 
 impl PoolService {
     pub async fn dashboard(&self, caller: &Caller) -> Result<Dashboard<'_>> {
         caller.authorize(Action::System(Level::Viewer))?;
         let now = Utc::now();
-        let start =
-            now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now) - Duration::hours(HISTORY_HOURS);
-        let (namespaces, runs, events, changes) = tokio::try_join!(
+        let (namespaces, runs, events, history) = tokio::try_join!(
             self.pool_view(caller),
             async { Ok(self.store.reclaim_runs(10).await?) },
             async { Ok(self.store.events(None, 25).await?) },
-            async { Ok(self.store.pool_history(start).await?) },
+            self.history_until(now),
         )?;
         let cleanup = &self.settings.cleanup;
         Ok(Dashboard {
             namespaces,
             runs,
             events,
-            history: history_points(start, HISTORY_HOURS, now, &changes),
+            history,
             cleanup,
             next_reclaim: cleanup
                 .enabled
                 .then(|| cleanup.schedule.next_after(now))
                 .flatten(),
         })
+    }
+
+    /// Reads the event log for the dashboard's chart once, so that no request
+    /// waits for it (`serve` calls this in the background at start).
+    pub async fn warm_dashboard(&self) {
+        if let Err(error) = self.history_until(Utc::now()).await {
+            tracing::debug!(%error, "the dashboard's history waits for the first request");
+        }
+    }
+
+    /// The last 7 days hour by hour, then `now` from the pool table itself.
+    async fn history_until(&self, now: DateTime<Utc>) -> Result<Vec<HistoryPoint>> {
+        let hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
+        {
+            let mut history = self.history.lock().await;
+            match history.folded_until {
+                Some(until) if until == hour => {}
+                // An hour or more passed: fold in just those events.
+                Some(until) if until > hour - Duration::hours(HISTORY_HOURS) => {
+                    let changes = self.store.state_changes(until, hour).await?;
+                    history.fold(&changes, hour);
+                }
+                // First read (or a long pause): the whole window, once.
+                _ => {
+                    let start = hour - Duration::hours(HISTORY_HOURS);
+                    let mut fresh = History::default();
+                    fresh.fold(&self.store.states_before(start).await?, start);
+                    fresh.fold(&self.store.state_changes(start, hour).await?, hour);
+                    *history = fresh;
+                }
+            }
+        }
+        let counts = self.store.pool_state_counts().await?;
+        let get = |name: &str| {
+            counts
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        let live = HistoryPoint {
+            hour: now,
+            // Broken namespaces are free in the event log's terms.
+            free: get("free") + get("broken"),
+            held: get("held"),
+            soft_deleted: get("soft_deleted"),
+        };
+        Ok(self.history.lock().await.points_with(live))
     }
 }
 
@@ -103,35 +177,50 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn change(hour: Option<i64>, state: &str, delta: i64) -> StateChange {
-        let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    fn change(start: DateTime<Utc>, minutes: i64, namespace: &str, state: &str) -> StateChange {
         StateChange {
-            hour: hour.map(|h| start + Duration::hours(h)),
+            namespace: namespace.into(),
+            at: start + Duration::minutes(minutes),
             state: state.into(),
-            delta,
         }
     }
 
     #[test]
-    fn changes_apply_from_the_end_of_their_hour() {
+    fn history_folds_events_into_hourly_points_and_keeps_seven_days() {
         let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let changes = [
-            change(None, "free", 3),
-            change(None, "held", 1),
-            change(Some(1), "free", -1),
-            change(Some(1), "held", 1),
-            change(Some(2), "held", -1),
-            change(Some(2), "soft_deleted", 1),
-        ];
-        let now = start + Duration::minutes(150);
-        let points = history_points(start, 2, now, &changes);
-        let counts: Vec<_> = points
+        let mut history = History::default();
+        // Before the window: a and b free, c held.
+        history.fold(
+            &[
+                change(start, -90, "a", "free"),
+                change(start, -80, "b", "free"),
+                change(start, -70, "c", "held"),
+            ],
+            start,
+        );
+        // In the first hours: a claimed at 0:30, c soft-deleted at 1:10.
+        history.fold(
+            &[
+                change(start, 30, "a", "held"),
+                change(start, 70, "c", "soft_deleted"),
+            ],
+            start + Duration::hours(2),
+        );
+        let counts: Vec<_> = history
+            .points
             .iter()
             .map(|p| (p.free, p.held, p.soft_deleted))
             .collect();
-        // Hours 0, 1, 2, then now (hour 2's changes included).
-        assert_eq!(counts, [(3, 1, 0), (3, 1, 0), (2, 2, 0), (2, 1, 1)]);
-        assert_eq!(points[2].hour, start + Duration::hours(2));
-        assert_eq!(points[3].hour, now);
+        assert_eq!(counts, [(2, 1, 0), (1, 2, 0), (1, 1, 1)]);
+        // Later hours with nothing new repeat the counts; old points go.
+        history.fold(&[], start + Duration::hours(HISTORY_HOURS + 5));
+        assert_eq!(history.points.len() as i64, HISTORY_HOURS + 1);
+        assert_eq!(
+            history
+                .points
+                .last()
+                .map(|p| (p.free, p.held, p.soft_deleted)),
+            Some((1, 1, 1))
+        );
     }
 }

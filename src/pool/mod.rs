@@ -12,7 +12,7 @@ mod tokens;
 mod view;
 mod workspaces;
 
-pub use dashboard::{Dashboard, HISTORY_HOURS, HistoryPoint, history_points};
+pub use dashboard::{Dashboard, HISTORY_HOURS, History, HistoryPoint};
 pub use deployments::{
     CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,
     UpsertDeployment,
@@ -37,6 +37,8 @@ pub struct PoolService {
     /// Wakes this process's Kubernetes worker after a claim or release.
     kube_wake: Arc<tokio::sync::Notify>,
     metrics: Arc<crate::metrics::ServiceMetrics>,
+    /// The dashboard's chart, folded forward an hour at a time.
+    history: Arc<tokio::sync::Mutex<History>>,
 }
 
 impl PoolService {
@@ -46,6 +48,7 @@ impl PoolService {
             settings,
             kube_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),
+            history: Arc::default(),
         }
     }
 
