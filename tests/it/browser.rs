@@ -105,21 +105,42 @@ async fn graphiql_runs_a_query_from_nspool_alone(db: PgPool) {
         Duration::from_secs(30),
     )
     .await;
+    // The token goes into the Headers pane; the query is typed, key by key.
     let headers = serde_json::json!({ "Authorization": admin }).to_string();
     let set_editors = format!(
         "(() => {{
-            const query = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
-            query.setValue('{{ availableNamespaces {{ name }} }}');
             const editors = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
             const headers = editors.find(e => e.CodeMirror.getValue().includes('Authorization'));
             headers.CodeMirror.setValue({headers});
+            const query = document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror;
+            query.setValue('');
+            query.focus();
             return true;
         }})()",
         headers = serde_json::to_string(&headers).expect("JSON"),
     );
     page.evaluate(set_editors.as_str())
         .await
-        .expect("editors filled");
+        .expect("editors ready");
+    page.find_element(".graphiql-query-editor .CodeMirror textarea")
+        .await
+        .expect("the query editor's input")
+        .type_str("{ availableNamespaces { name } }")
+        .await
+        .expect("typed");
+    let typed: String = page
+        .evaluate(
+            "document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()",
+        )
+        .await
+        .expect("query text")
+        .into_value()
+        .expect("text");
+    assert_eq!(
+        typed.split_whitespace().collect::<String>(),
+        "{availableNamespaces{name}}",
+        "{typed}"
+    );
     page.find_element(".graphiql-execute-button")
         .await
         .expect("run button")

@@ -299,12 +299,11 @@ async fn rows_stored_before_the_bounds_are_repaired_by_the_migration(db: PgPool)
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let last = files.pop().expect("migrations");
-    assert!(
-        last.to_string_lossy().ends_with("_input_bounds.sql"),
-        "{last:?}"
-    );
-    for file in &files {
+    let bounds = files
+        .iter()
+        .position(|f| f.to_string_lossy().ends_with("_input_bounds.sql"))
+        .expect("the input-bounds migration");
+    for file in &files[..bounds] {
         std::fs::copy(file, earlier_dir.join(file.file_name().unwrap())).unwrap();
     }
     sqlx::migrate::Migrator::new(earlier_dir.as_path())
