@@ -1,10 +1,10 @@
 //! Dashboard sign-in: a token pasted once becomes a session id kept in an
 //! HttpOnly cookie; the GraphQL endpoint never looks at cookies.
 
+use super::tokens::caller_of;
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
-use crate::domain::{Action, Caller, Identity, Role, token};
-use crate::store::{self, TokenRow};
+use crate::domain::{Action, Caller, Role, token};
 use chrono::{Duration, Utc};
 use rand::RngCore;
 
@@ -15,17 +15,6 @@ pub const SESSION_HOURS: i64 = 8;
 pub struct NewSession {
     pub id: String,
     pub max_age_seconds: i64,
-}
-
-fn caller_of(row: TokenRow) -> Result<Caller> {
-    let role = Role::parse(&row.role).map_err(|_| {
-        Error::Internal(store::Error::CheckViolation("api_tokens_role_check".into()))
-    })?;
-    Ok(Caller::Authenticated(Identity {
-        token_id: row.id,
-        role,
-        workspace_id: row.workspace_id,
-    }))
 }
 
 /// A session id's hash; well-formed ids only (64 hex digits), so garbage

@@ -35,6 +35,18 @@ impl Credentials {
     }
 }
 
+/// The caller a live token stands for.
+pub(super) fn caller_of(row: TokenRow) -> Result<Caller> {
+    let role = Role::parse(&row.role).map_err(|_| {
+        Error::Internal(store::Error::CheckViolation("api_tokens_role_check".into()))
+    })?;
+    Ok(Caller::Authenticated(Identity {
+        token_id: row.id,
+        role,
+        workspace_id: row.workspace_id,
+    }))
+}
+
 pub struct NewToken {
     pub token: String,
     pub row: TokenRow,
@@ -52,14 +64,7 @@ impl PoolService {
         let Some(row) = self.store.token_by_hash(&token::sha256(token)).await? else {
             return Ok(Caller::InvalidToken);
         };
-        let role = Role::parse(&row.role).map_err(|_| {
-            Error::Internal(store::Error::CheckViolation("api_tokens_role_check".into()))
-        })?;
-        Ok(Caller::Authenticated(Identity {
-            token_id: row.id,
-            role,
-            workspace_id: row.workspace_id,
-        }))
+        caller_of(row)
     }
 
     pub async fn create_token(

@@ -60,11 +60,10 @@ async fn every_bad_request_is_refused_with_its_code_and_changes_nothing(db: PgPo
     .await;
     let viewer = app.token("WORKSPACE_VIEWER", Some(ws)).await;
     let create = |vars: Value| {
-        let mut base = json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-b"});
-        for (k, v) in vars.as_object().unwrap() {
-            base[k] = v.clone();
-        }
-        base
+        crate::support::with(
+            json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-b"}),
+            vars,
+        )
     };
     let nested = |depth: usize| format!("{}name{}", "ofType { ".repeat(depth), " }".repeat(depth));
     let too_deep = format!(

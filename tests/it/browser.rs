@@ -211,13 +211,7 @@ async fn the_dashboard_signs_in_shows_every_state_and_signs_out(db: PgPool) {
         Duration::from_secs(20),
     )
     .await;
-    for (name, state) in [
-        ("pool-a", "held"),
-        ("pool-b", "soft-deleted"),
-        ("pool-c", "free"),
-        ("pool-d", "broken"),
-        ("pool-e", "retired"),
-    ] {
+    for (name, state) in crate::dashboard::SEEDED_STATES {
         let shown: String = page
             .evaluate(format!("document.querySelector('#ns-{name} .state').textContent").as_str())
             .await

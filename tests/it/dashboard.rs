@@ -7,6 +7,15 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+/// Each namespace of [`seeded`] and the state it is in.
+pub const SEEDED_STATES: [(&str, &str); 5] = [
+    ("pool-a", "held"),
+    ("pool-b", "soft-deleted"),
+    ("pool-c", "free"),
+    ("pool-d", "broken"),
+    ("pool-e", "retired"),
+];
+
 /// A pool with each state: pool-a held, pool-b soft-deleted, pool-c free,
 /// pool-d broken, pool-e retired.
 pub async fn seeded(db: PgPool) -> (TestApp, Uuid) {
@@ -103,13 +112,7 @@ async fn a_system_token_signs_in_and_sees_every_state(db: PgPool) {
     let (status, html) = page(&app, Some(&cookie)).await;
     assert_eq!(status, 200);
     assert!(!html.contains(&viewer), "the token is never in the page");
-    for (name, state) in [
-        ("pool-a", "held"),
-        ("pool-b", "soft-deleted"),
-        ("pool-c", "free"),
-        ("pool-d", "broken"),
-        ("pool-e", "retired"),
-    ] {
+    for (name, state) in SEEDED_STATES {
         assert!(
             html.contains(&format!("title=\"{name}: {state}\"")),
             "{name} is {state} in the grid"

@@ -212,10 +212,10 @@ async fn stored_json_is_bounded_and_a_refused_claim_leaves_nothing(db: PgPool) {
         ("config", json!({"config": {"big": "x".repeat(70 * 1024)}})),
         ("config", json!({"config": {"k": "a\u{0}b"}})),
     ] {
-        let mut vars = json!({"label": "deep", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a"});
-        for (k, v) in variables.as_object().unwrap() {
-            vars[k] = v.clone();
-        }
+        let vars = crate::support::with(
+            json!({"label": "deep", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a"}),
+            variables,
+        );
         let error = app
             .err(Some(&editor), CREATE_DEPLOYMENT, vars, "BAD_USER_INPUT")
             .await;
@@ -361,11 +361,10 @@ async fn text_inputs_are_bounded_and_nul_free(db: PgPool) {
     let ws = app.create_workspace(&admin, "team").await;
     let viewer = app.token("WORKSPACE_VIEWER", Some(ws)).await;
     let create = |vars: Value| {
-        let mut base = json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-b"});
-        for (k, v) in vars.as_object().unwrap() {
-            base[k] = v.clone();
-        }
-        base
+        crate::support::with(
+            json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-b"}),
+            vars,
+        )
     };
     let before = app.snapshot().await;
     let cases: Vec<(&str, Option<&str>, &str, Value, &str)> = vec![

@@ -313,3 +313,13 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// `base` with the keys of `overrides` set over it (variables of a case).
+pub fn with(mut base: Value, overrides: Value) -> Value {
+    if let (Some(base), Some(overrides)) = (base.as_object_mut(), overrides.as_object()) {
+        for (key, value) in overrides {
+            base.insert(key.clone(), value.clone());
+        }
+    }
+    base
+}
