@@ -114,11 +114,12 @@ pub async fn prepare_reporting(
 }
 
 pub fn state(service: PoolService) -> AppState {
+    let guard = crate::http::guard::Guard::new((&service.settings().service.http).into());
     AppState {
         schema: graphql::schema(service.clone()),
         metrics: Arc::new(crate::http::metrics::Metrics::new(&service.metrics())),
         service,
-        guard: Default::default(),
+        guard,
         sign_in_limit: Default::default(),
     }
 }
@@ -156,7 +157,8 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
     let kube_worker =
         kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
     let mut server_stopped = stopped.clone();
-    let server = tokio::spawn(serve(listener, state(service), async move {
+    let limits = ConnectionLimits::from(&service.settings().service.http);
+    let server = tokio::spawn(serve_with(listener, state(service), limits, async move {
         let _ = server_stopped.wait_for(|stop| *stop).await;
     }));
     shutdown_signal().await;

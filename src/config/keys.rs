@@ -197,6 +197,26 @@ pub const KEYS: &[Key] = &[
         "`1.11.4`",
         "the chart version Deployments report",
     ),
+    key(
+        "nspool.http.headerReadTimeoutSeconds",
+        "`10`",
+        "a request's headers must be complete this long after connecting or after the last answer (1 to 300; else 408, or an idle connection is closed)",
+    ),
+    key(
+        "nspool.http.requestTimeoutSeconds",
+        "`30`",
+        "the longest a request is worked on; then it is cancelled with 503 (1 to 600)",
+    ),
+    key(
+        "nspool.http.maxConnections",
+        "`10000`",
+        "open connections, lowered to the open-file limit less 256; more are closed with 503 (1 to 1000000)",
+    ),
+    key(
+        "nspool.http.maxRequestsInFlight",
+        "`256`",
+        "requests answered at once on `/v1`; more get 503 with Retry-After (1 to 100000)",
+    ),
     env_key(
         "nspool.logFormat",
         "NSPOOL_LOG_FORMAT",

@@ -3,12 +3,14 @@
 //! Pure: the caller hands in the file's text and a way to read environment
 //! variables, so every rule here is unit-tested without touching either.
 
+mod http;
 pub mod keys;
 mod reader;
 pub mod schedule;
 
 use crate::domain::NamespaceName;
 use crate::kube::rules::{Rule, seed_rules};
+pub use http::HttpSettings;
 pub use reader::ConfigError;
 use reader::{At, Reader};
 pub use schedule::Schedule;
@@ -167,6 +169,8 @@ pub struct ServiceSettings {
     pub log_format: LogFormat,
     /// Connections `serve` keeps to PostgreSQL (per replica: mind the server's max_connections).
     pub database_max_connections: u32,
+    /// Bounds on connections and requests.
+    pub http: HttpSettings,
     /// The Commander Role's rules: the seed's, unless `nspool.rbacRules` replaces them.
     #[serde(skip)]
     pub rbac_rules: Vec<Rule>,
@@ -606,6 +610,7 @@ fn read_service(
             }
         },
     };
+    let http = http::read_http(r, &n);
     let rules_at = n.key("rbacRules");
     let (rbac_rules, rbac_rules_source) = if rules_at.present() {
         (read_rules(r, &rules_at), "nspool.rbacRules")
@@ -640,6 +645,7 @@ fn read_service(
             airflow_chart_version,
             log_format,
             database_max_connections,
+            http,
             rbac_rules,
             rbac_rules_source,
         },

@@ -348,3 +348,23 @@ fn older_than_is_bounded_so_dates_never_overflow() {
     let s = parse("astronomer: {houston: {cleanupDeployments: {olderThan: 36500}}}").unwrap();
     assert_eq!(s.cleanup.older_than_days, super::MAX_OLDER_THAN_DAYS);
 }
+
+#[test]
+fn http_bounds_are_read_and_checked() {
+    let s =
+        parse("nspool: {http: {headerReadTimeoutSeconds: 5, maxRequestsInFlight: 32}}").unwrap();
+    assert_eq!(s.service.http.header_read_timeout_seconds, 5);
+    assert_eq!(s.service.http.max_requests_in_flight, 32);
+    assert_eq!(s.service.http.request_timeout_seconds, 30);
+    let errs = errors("nspool: {http: {requestTimeoutSeconds: 0, maxConnections: -1}}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("nspool.http.requestTimeoutSeconds: expected 1 to 600")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("nspool.http.maxConnections:")),
+        "{errs:?}"
+    );
+}

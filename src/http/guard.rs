@@ -24,12 +24,18 @@ pub struct RequestLimits {
     pub max_in_flight: usize,
 }
 
+impl From<&crate::config::HttpSettings> for RequestLimits {
+    fn from(http: &crate::config::HttpSettings) -> Self {
+        Self {
+            timeout: Duration::from_secs(u64::from(http.request_timeout_seconds)),
+            max_in_flight: usize::try_from(http.max_requests_in_flight).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 impl Default for RequestLimits {
     fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(30),
-            max_in_flight: 256,
-        }
+        Self::from(&crate::config::HttpSettings::default())
     }
 }
 

@@ -37,22 +37,22 @@ pub fn limits_markdown() -> String {
             "HTTP 413, BAD_USER_INPUT",
         ),
         row(
-            "headers complete after connecting or after the last answer",
+            "headers complete after connecting or after the last answer (`nspool.http.headerReadTimeoutSeconds`)",
             format!("{} s", connection.header_read_timeout.as_secs()),
             "HTTP 408 and close (idle connections: close)",
         ),
         row(
-            "open connections (lowered to the open-file limit less 256)",
+            "open connections, lowered to the open-file limit less 256 (`nspool.http.maxConnections`)",
             connection.max_connections.to_string(),
             "HTTP 503 with Retry-After, close",
         ),
         row(
-            "requests answered at once (`/v1`, `/v1/token`)",
+            "requests answered at once on `/v1` and its pages (`nspool.http.maxRequestsInFlight`)",
             request.max_in_flight.to_string(),
             "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
         ),
         row(
-            "time to answer one request (the work is cancelled)",
+            "time to answer one request; the work is cancelled (`nspool.http.requestTimeoutSeconds`)",
             format!("{} s", request.timeout.as_secs()),
             "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
         ),

@@ -36,12 +36,18 @@ pub struct ConnectionLimits {
 /// the Kubernetes client, logs and the embedded server's pipes.
 const RESERVED_FDS: usize = 256;
 
+impl From<&crate::config::HttpSettings> for ConnectionLimits {
+    fn from(http: &crate::config::HttpSettings) -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(u64::from(http.header_read_timeout_seconds)),
+            max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        Self {
-            header_read_timeout: Duration::from_secs(10),
-            max_connections: 10_000,
-        }
+        Self::from(&crate::config::HttpSettings::default())
     }
 }
 
