@@ -37,6 +37,11 @@ pub struct ServiceMetrics {
     kube_calls: Family<KubeCallLabels, Counter>,
 }
 
+/// Buckets for request and claim latencies: 0.5 ms to ~16 s.
+pub fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
 /// The Kubernetes calls nspool makes, and the outcomes every family starts
 /// with at zero: a counter that appears only at its first increment hides
 /// that increment from `increase()` and `rate()`.
@@ -52,10 +57,7 @@ impl Default for ServiceMetrics {
     fn default() -> Self {
         let metrics = Self {
             claims: Family::default(),
-            // 0.5 ms to ~16 s.
-            claim_seconds: Family::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-            }),
+            claim_seconds: Family::new_with_constructor(latency_histogram),
             releases: Family::default(),
             reclaim_runs: Family::default(),
             reclaimed: Counter::default(),

@@ -90,8 +90,8 @@ pub fn classify(errors: &mut [ServerError]) {
         // Resolvers code every error they raise (`to_graphql`), so an uncoded
         // error on a field comes from async-graphql reading that field's
         // arguments: a literal or variable that does not fit its type, or a
-        // variable the document never declared. Without a path, validation.
-        // Validation words a literal of the wrong type this way.
+        // variable the document never declared. Without a path it is
+        // validation's, except a literal of the wrong type, worded so:
         let bad_literal = error.message.starts_with("Invalid value for argument")
             || error.message.starts_with("Failed to parse")
             || error.message.starts_with("Expected input type");

@@ -14,7 +14,9 @@ mod types;
 
 pub use document_scan::{ScanError, scan};
 pub use document_shape::{ShapeError, check as check_shape};
-pub use errors::{PARSE_FAILED, VALIDATION_FAILED, classify, too_large_message};
+pub use errors::{
+    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, VALIDATION_FAILED, classify, too_large_message,
+};
 pub use query::PublicUrl;
 pub use response_budget::ResponseBudget;
 

@@ -6,8 +6,8 @@ use super::public_url::public_url;
 use crate::domain::text::json_depth;
 use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
 use crate::graphql::{
-    PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED, check_shape, classify, scan,
-    too_large_message,
+    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED,
+    check_shape, classify, scan, too_large_message,
 };
 use crate::pool::Credentials;
 use axum::body::Bytes;
@@ -34,10 +34,10 @@ fn transport_error(status: StatusCode, code: &str, message: String) -> Response 
 }
 
 /// A request refused by a limit, before or after parsing: HTTP 200 like any
-/// GraphQL error, so clients read the message.
-fn refused(code: &str, message: String) -> Response {
-    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
-    axum::Json(body).into_response()
+/// GraphQL error (so clients read the message), and counted like one.
+fn refused(state: &AppState, code: &str, message: String) -> Response {
+    state.metrics.graphql_error(code);
+    transport_error(StatusCode::OK, code, message)
 }
 
 pub async fn execute(
@@ -50,7 +50,7 @@ pub async fn execute(
         Err(rejection) => {
             return transport_error(
                 rejection.status(),
-                "BAD_USER_INPUT",
+                BAD_USER_INPUT,
                 format!(
                     "The request body could not be read ({}); the limit is {} bytes",
                     rejection.body_text(),
@@ -72,25 +72,31 @@ pub async fn execute(
     let Some(query) = body.query.filter(|q| !q.trim().is_empty()) else {
         return transport_error(
             StatusCode::BAD_REQUEST,
-            "BAD_USER_INPUT",
+            BAD_USER_INPUT,
             "The request body needs a \"query\" with a GraphQL document".into(),
         );
     };
     // Bounded before anything recursive sees the document.
     if let Err(error) = scan(&query) {
-        return refused(PARSE_FAILED, format!("GraphQL document refused: {error}"));
+        return refused(
+            &state,
+            PARSE_FAILED,
+            format!("GraphQL document refused: {error}"),
+        );
     }
     let variables = match body.variables {
         None | Some(Value::Null) => Value::Object(Default::default()),
         Some(Value::Object(map)) if map.len() > MAX_VARIABLES => {
             return refused(
-                "BAD_USER_INPUT",
+                &state,
+                BAD_USER_INPUT,
                 format!("A request has at most {MAX_VARIABLES} variables"),
             );
         }
         Some(object @ Value::Object(_)) if json_depth(&object) > MAX_NESTING + 1 => {
             return refused(
-                "BAD_USER_INPUT",
+                &state,
+                BAD_USER_INPUT,
                 format!("\"variables\" nest deeper than {MAX_NESTING} levels"),
             );
         }
@@ -98,7 +104,7 @@ pub async fn execute(
         Some(_) => {
             return transport_error(
                 StatusCode::BAD_REQUEST,
-                "BAD_USER_INPUT",
+                BAD_USER_INPUT,
                 "\"variables\" must be a JSON object or null".into(),
             );
         }
@@ -125,15 +131,14 @@ pub async fn execute(
         // Measured in linear time before async-graphql's validation expands it.
         Ok(document) => {
             if let Err(error) = check_shape(document) {
-                return refused(VALIDATION_FAILED, error.to_string());
+                return refused(&state, VALIDATION_FAILED, error.to_string());
             }
         }
     }
     let mut response = state.schema.execute(request).await;
     // One clear error rather than partial data and an error per list.
     if budget.exceeded() {
-        state.metrics.graphql_error("BAD_USER_INPUT");
-        return refused("BAD_USER_INPUT", too_large_message());
+        return refused(&state, BAD_USER_INPUT, too_large_message());
     }
     classify(&mut response.errors);
     for error in &response.errors {
@@ -148,7 +153,8 @@ pub async fn execute(
             ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
         }
         Ok(bytes) => refused(
-            "BAD_USER_INPUT",
+            &state,
+            BAD_USER_INPUT,
             format!(
                 "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
                 bytes.len()
@@ -157,7 +163,8 @@ pub async fn execute(
         Err(error) => {
             tracing::error!(%error, "a GraphQL answer could not be serialized");
             refused(
-                "INTERNAL",
+                &state,
+                INTERNAL,
                 "Internal error in nspool; the service logs have the details".into(),
             )
         }

@@ -16,7 +16,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::time::Instant;
 
@@ -79,10 +79,9 @@ impl Default for Metrics {
             "HTTP requests by route and status",
             requests.clone(),
         );
-        // 0.5 ms to ~16 s.
-        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
-        });
+        let durations = Family::<RouteLabels, Histogram>::new_with_constructor(
+            crate::metrics::latency_histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request durations",

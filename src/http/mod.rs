@@ -7,7 +7,7 @@ mod graphql;
 pub mod guard;
 mod health;
 pub mod metrics;
-mod pages;
+pub(crate) mod pages;
 mod public_url;
 pub mod server;
 

@@ -28,11 +28,7 @@ impl PoolService {
     /// every workspace). A wrong token and a revoked one read the same.
     pub async fn sign_in(&self, pasted: &str) -> Result<NewSession> {
         let caller = self.authenticate(Some(pasted)).await?;
-        if matches!(caller, Caller::Anonymous | Caller::InvalidToken) {
-            return Err(Error::Unauthenticated {
-                required_role: Role::SYSTEM_VIEWER,
-            });
-        }
+        // Unauthenticated for a wrong or revoked token, Forbidden for a workspace one.
         caller.authorize(Action::System(Level::Viewer))?;
         let Caller::Authenticated(identity) = caller else {
             return Err(Error::Unauthenticated {

@@ -407,7 +407,7 @@ async fn only_serve_and_migrate_change_the_pool(db: sqlx::PgPool) {
 }
 
 /// On a pipe: the plain lines only (no bar, no colours, no table); on a
-/// terminal (through `script`, when the machine has it): a summary table.
+/// terminal (through util-linux's `script`): a summary table.
 #[sqlx::test]
 async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
     use crate::support::{POOL_OF_5, TestApp, database_url};
@@ -452,7 +452,8 @@ async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
             );
         }
     }
-    if Command::new("script").arg("--version").output().is_ok() {
+    // `script` (util-linux, on every Debian) gives the command a terminal.
+    {
         let (args, _, title) = &cases[0];
         let line = format!("{} {}", env!("CARGO_BIN_EXE_nspool"), args.join(" "));
         let out = Command::new("script")
@@ -460,7 +461,7 @@ async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
             .env("DATABASE_URL", &url)
             .stdin(Stdio::null())
             .output()
-            .unwrap();
+            .expect("script from util-linux");
         let seen = String::from_utf8_lossy(&out.stdout);
         assert!(seen.contains(title), "on a terminal: {seen}");
     }

@@ -152,16 +152,12 @@ async fn a_system_token_signs_in_and_sees_every_state(db: PgPool) {
     assert!(html.contains("id=\"count-free\""));
 
     // The cookie is for the dashboard only: /v1 reads the Authorization header.
-    let value: serde_json::Value = client()
-        .post(app.url("/v1"))
-        .header("cookie", &cookie)
-        .json(&json!({"query": "{ workspaces { id } }"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let value = app
+        .post_with(
+            &[("cookie", cookie.as_str())],
+            json!({"query": "{ workspaces { id } }"}),
+        )
+        .await;
     assert_eq!(value["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
     // Houston's exact message, and where to get a token beside it.
     assert!(
@@ -229,4 +225,59 @@ async fn bad_tokens_and_cookies_get_the_form_and_guessing_is_limited(db: PgPool)
 fn rate_limit_tries() -> u32 {
     // One try was spent above signing in the viewer.
     nspool::http::SIGN_IN_TRIES_PER_MINUTE - 1
+}
+
+/// Everything logged while the test runs (the server's tasks run on the
+/// test's own thread, so a thread-local subscriber sees them all).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[sqlx::test]
+async fn tokens_are_never_logged(db: PgPool) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (app, ws) = seeded(db).await;
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let editor = app.token("WORKSPACE_EDITOR", Some(ws)).await;
+    let wrong = format!("nsp_{}", "1".repeat(64));
+    for token in [&viewer, &editor, &wrong] {
+        let response = sign_in(&app, token).await;
+        let _ = response.text().await;
+        app.gql(
+            Some(token),
+            "{ workspaces { id } }",
+            serde_json::Value::Null,
+        )
+        .await;
+    }
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.len() > 1_000,
+        "the capture works: {} bytes",
+        logs.len()
+    );
+    for token in [&viewer, &editor, &wrong] {
+        assert!(!logs.contains(token.as_str()), "a token reached the logs");
+        assert!(
+            !logs.contains(&token[4..20]),
+            "part of a token reached the logs"
+        );
+    }
 }

@@ -137,6 +137,21 @@ impl TestApp {
         (status, value)
     }
 
+    /// POSTs `body` to `/v1` with extra `headers` (no token); returns the JSON.
+    pub async fn post_with(&self, headers: &[(&str, &str)], body: Value) -> Value {
+        let mut request = self.client.post(self.url("/v1")).json(&body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
     /// Runs a document as the CLI sends it; asserts HTTP 200.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let body = json!({"query": query, "variables": variables});

@@ -21,14 +21,14 @@ use std::time::Instant;
 
 const COOKIE: &str = "nspool_session";
 
-/// The same-origin policy of the other pages, for these too.
-const POLICY: &str = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 fn html(status: StatusCode, markup: Markup) -> Response {
     (
         status,
         [
-            (header::CONTENT_SECURITY_POLICY, POLICY),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                super::pages::SAME_ORIGIN_ONLY,
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         Html(markup.into_string()),

@@ -24,8 +24,13 @@ impl SignInLimit {
         let Ok(mut windows) = self.windows.lock() else {
             return true;
         };
-        if windows.len() >= MAX_ADDRESSES {
+        if windows.len() >= MAX_ADDRESSES && !windows.contains_key(&address) {
             windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+            // Still full: a flood from many addresses. New addresses wait for
+            // the window to pass, so memory stays bounded.
+            if windows.len() >= MAX_ADDRESSES {
+                return false;
+            }
         }
         let entry = windows.entry(address).or_insert((now, 0));
         if now.duration_since(entry.0) >= WINDOW {
@@ -52,5 +57,26 @@ mod tests {
         assert!(!limit.allow(a, now));
         assert!(limit.allow(b, now));
         assert!(limit.allow(a, now + WINDOW));
+    }
+
+    #[test]
+    fn a_flood_of_addresses_is_bounded() {
+        let limit = SignInLimit::default();
+        let now = Instant::now();
+        for i in 0..MAX_ADDRESSES {
+            let address = IpAddr::from((i as u128).to_be_bytes());
+            assert!(limit.allow(address, now));
+        }
+        let newcomer: IpAddr = "10.9.9.9".parse().unwrap();
+        assert!(!limit.allow(newcomer, now), "full: new addresses wait");
+        assert!(
+            limit.allow(IpAddr::from(0u128.to_be_bytes()), now),
+            "known ones go on"
+        );
+        assert!(
+            limit.allow(newcomer, now + WINDOW),
+            "and the window frees room"
+        );
+        assert!(limit.windows.lock().unwrap().len() <= MAX_ADDRESSES);
     }
 }
