@@ -29,6 +29,12 @@ pub struct Database {
 impl Database {
     /// `DATABASE_URL` / `nspool.databaseUrl`, else the embedded PostgreSQL.
     pub async fn open(settings: &Settings, max_connections: u32) -> anyhow::Result<Database> {
+        let direct = match &settings.service.database_direct_url {
+            Some(url) => Some(PgConnectOptions::from_str(url).context(
+                "DATABASE_DIRECT_URL is not a PostgreSQL URL (postgres://user@host:port/database)",
+            )?),
+            None => None,
+        };
         let (options, embedded) = match &settings.service.database_url {
             Some(url) => {
                 let options = PgConnectOptions::from_str(url).context(
@@ -42,7 +48,7 @@ impl Database {
                 (embedded.connect_options(), Some(embedded))
             }
         };
-        let store = Store::connect_lazy(options, max_connections);
+        let store = Store::connect_lazy(options, direct, max_connections);
         Ok(Database { store, embedded })
     }
 
@@ -150,6 +156,11 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 /// then stops taking requests and gives running work [`SHUTDOWN_GRACE`].
 pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
+    let listener_task = {
+        let service = service.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move { service.listen(stopped).await })
+    };
     let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
     let warming = service.clone();
     tokio::spawn(async move { warming.warm_dashboard().await });
@@ -175,6 +186,7 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         schedule.shutdown(left.max(Duration::from_secs(1))).await;
         tracing::info!("reclaim schedule stopped");
     }
+    let _ = listener_task.await;
     if let Some(worker) = kube_worker {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -35,6 +35,8 @@ pub struct ServiceMetrics {
     reclaim_runs: Family<OutcomeLabels, Counter>,
     reclaimed: Counter,
     kube_calls: Family<KubeCallLabels, Counter>,
+    listener_reconnects: Counter,
+    snapshot_reloads: Counter,
 }
 
 /// Buckets for request and claim latencies: 0.5 ms to ~16 s.
@@ -62,6 +64,8 @@ impl Default for ServiceMetrics {
             reclaim_runs: Family::default(),
             reclaimed: Counter::default(),
             kube_calls: Family::default(),
+            listener_reconnects: Counter::default(),
+            snapshot_reloads: Counter::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
@@ -118,6 +122,16 @@ impl ServiceMetrics {
             "Kubernetes API calls by call and outcome",
             self.kube_calls.clone(),
         );
+        registry.register(
+            "pool_listener_reconnects",
+            "Times this replica's LISTEN connection was lost (reads went to the database until it was back)",
+            self.listener_reconnects.clone(),
+        );
+        registry.register(
+            "pool_snapshot_reloads",
+            "Times this replica reloaded its pool snapshot after a missed or oversized change notice",
+            self.snapshot_reloads.clone(),
+        );
     }
 
     pub fn claim(&self, outcome: &'static str, took: Duration) {
@@ -140,6 +154,14 @@ impl ServiceMetrics {
         self.releases
             .get_or_create(&ReleaseLabels { kind: "reclaim" })
             .inc_by(reclaimed);
+    }
+
+    pub fn listener_reconnect(&self) {
+        self.listener_reconnects.inc();
+    }
+
+    pub fn snapshot_reload(&self) {
+        self.snapshot_reloads.inc();
     }
 
     pub fn kube_call(&self, call: &'static str, outcome: &'static str) {

@@ -138,6 +138,12 @@ pub const KEYS: &[Key] = &[
         "an external PostgreSQL (`postgres://user:password@host:5432/db`)",
     ),
     env_key(
+        "nspool.databaseDirectUrl",
+        "DATABASE_DIRECT_URL",
+        "unset: `databaseUrl`",
+        "PostgreSQL without a pooler in between, for LISTEN and the reclaim lock (set it when `databaseUrl` is PgBouncer in transaction mode)",
+    ),
+    env_key(
         "nspool.dataDir",
         "NSPOOL_DATA_DIR",
         "`/var/lib/nspool` as root, else `$XDG_DATA_HOME/nspool`",

@@ -157,6 +157,11 @@ pub struct ServiceSettings {
     /// `None`: the embedded PostgreSQL.
     #[serde(serialize_with = "redacted_url")]
     pub database_url: Option<String>,
+    /// A connection straight to PostgreSQL for session features (LISTEN, the
+    /// reclaim lock) when `database_url` goes through PgBouncer in transaction
+    /// mode; `None`: `database_url` itself.
+    #[serde(serialize_with = "redacted_url")]
+    pub database_direct_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub kubernetes_mode: KubernetesMode,
     pub claim_labels: bool,
@@ -212,8 +217,9 @@ impl Settings {
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 /// The names of the environment variables that override `nspool.*` keys.
-pub const ENV_OVERRIDES: [(&str, &str); 10] = [
+pub const ENV_OVERRIDES: [(&str, &str); 11] = [
     ("databaseUrl", "DATABASE_URL"),
+    ("databaseDirectUrl", "DATABASE_DIRECT_URL"),
     ("listen", "NSPOOL_LISTEN"),
     ("dataDir", "NSPOOL_DATA_DIR"),
     ("kubernetes.mode", "NSPOOL_KUBERNETES_MODE"),
@@ -542,6 +548,9 @@ fn read_service(
     let database_url = setting(r, "databaseUrl")
         .map(|(_, v)| v)
         .filter(|v| !v.is_empty());
+    let database_direct_url = setting(r, "databaseDirectUrl")
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty());
     let data_dir = setting(r, "dataDir").map(|(_, v)| PathBuf::from(v));
     let kubernetes_mode = match setting(r, "kubernetes.mode") {
         None => KubernetesMode::Auto,
@@ -635,6 +644,7 @@ fn read_service(
         settings: ServiceSettings {
             listen,
             database_url,
+            database_direct_url,
             data_dir,
             kubernetes_mode,
             claim_labels: false,

@@ -205,9 +205,10 @@ impl PoolService {
                 actor: &actor,
             };
             match self.store.insert_deployment(&new).await {
-                Ok(Some(row)) => {
+                Ok(Some(claimed)) => {
                     self.kube_wake.notify_one();
-                    return Ok(row);
+                    self.read_own_write(claimed.pool_generation).await;
+                    return Ok(claimed.deployment);
                 }
                 Ok(None) => return Err(self.claim_refused(caller, namespace.as_str()).await),
                 Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
@@ -481,9 +482,14 @@ impl PoolService {
         let hard_requested = hard == Some(true);
         let deleted = if hard_requested && hard_allowed {
             self.metrics.release("hard_delete");
-            self.store
+            let released = self
+                .store
                 .hard_delete_deployment(id, "release", &actor, "hard delete")
-                .await?
+                .await?;
+            if let Some(released) = &released {
+                self.read_own_write(released.pool_generation).await;
+            }
+            released.map(|r| r.deployment)
         } else if let Some(deleted_at) = current.deleted_at {
             return Err(Error::NotFound(format!(
                 "Deployment {id} was already deleted at {}; {}",

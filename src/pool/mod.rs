@@ -4,10 +4,13 @@
 mod dashboard;
 mod deployments;
 mod error;
+mod listener;
 mod progress;
 mod reclaim;
 mod refusals;
 mod sessions;
+pub mod snapshot;
+pub mod token_cache;
 mod tokens;
 mod view;
 mod workspaces;
@@ -39,7 +42,15 @@ pub struct PoolService {
     metrics: Arc<crate::metrics::ServiceMetrics>,
     /// The dashboard's chart, folded forward an hour at a time.
     history: Arc<tokio::sync::Mutex<History>>,
+    /// The offered namespaces in memory (loaded and kept by [`PoolService::listen`]).
+    snapshot: Arc<snapshot::PoolSnapshot>,
+    /// Verified tokens in memory (live only while listening).
+    tokens: Arc<token_cache::TokenCache>,
 }
+
+/// How long a write waits for its own pool change to reach this replica's
+/// snapshot before the snapshot is dropped (and reads go to the database).
+const OWN_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl PoolService {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
@@ -49,6 +60,22 @@ impl PoolService {
             kube_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),
             history: Arc::default(),
+            snapshot: Arc::default(),
+            tokens: Arc::default(),
+        }
+    }
+
+    /// The pool snapshot: its generation tells cached answers apart.
+    pub fn snapshot(&self) -> &snapshot::PoolSnapshot {
+        &self.snapshot
+    }
+
+    /// After a write of this replica changed what the pool offers (it
+    /// committed as `generation`), before the write answers: the client's next
+    /// read here includes it.
+    async fn read_own_write(&self, generation: Option<i64>) {
+        if let Some(generation) = generation {
+            self.snapshot.caught_up(generation, OWN_WRITE_WAIT).await;
         }
     }
 
@@ -124,9 +151,13 @@ impl PoolService {
         ]
     }
 
-    /// Free namespaces in name order; any valid token may ask.
-    pub async fn available_namespaces(&self, caller: &Caller) -> Result<Vec<String>> {
+    /// Free namespaces in name order; any valid token may ask. From memory
+    /// while the snapshot is whole, else from the database.
+    pub async fn available_namespaces(&self, caller: &Caller) -> Result<Arc<[String]>> {
         caller.authorize(crate::domain::Action::UseToken)?;
-        Ok(self.store.available_namespaces().await?)
+        match self.snapshot.offered() {
+            Some((_, names)) => Ok(names),
+            None => Ok(self.store.available_namespaces().await?.into()),
+        }
     }
 }

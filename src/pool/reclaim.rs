@@ -225,6 +225,7 @@ impl PoolService {
             return Ok(report);
         }
         let reason = format!("soft-deleted more than {older_than_days} days ago");
+        let mut last_generation = None;
         'batches: loop {
             for _ in 0..BATCH {
                 if *stop.borrow() {
@@ -232,7 +233,9 @@ impl PoolService {
                     break 'batches;
                 }
                 match self.store.reclaim_one(cutoff, actor, &reason).await {
-                    Ok(Some(row)) => {
+                    Ok(Some(reclaimed)) => {
+                        last_generation = last_generation.max(reclaimed.pool_generation);
+                        let row = reclaimed.deployment;
                         report.count += 1;
                         progress.advance(1);
                         if report.deployments.len() < LISTED {
@@ -250,6 +253,7 @@ impl PoolService {
             // Let claims and other work in between batches.
             tokio::task::yield_now().await;
         }
+        self.read_own_write(last_generation).await;
         let finished = self
             .store
             .finish_run(run_id, report.count, report.stopped.as_deref(), None)

@@ -53,7 +53,7 @@ pub struct NewToken {
 }
 
 impl PoolService {
-    /// One indexed lookup of the token's SHA-256.
+    /// The token's SHA-256 in the cache, else one indexed lookup.
     pub async fn authenticate(&self, header: Option<&str>) -> Result<Caller> {
         let Some(header) = header.filter(|h| !h.trim().is_empty()) else {
             return Ok(Caller::Anonymous);
@@ -61,9 +61,15 @@ impl PoolService {
         let Some(token) = token::from_header(header) else {
             return Ok(Caller::InvalidToken);
         };
-        let Some(row) = self.store.token_by_hash(&token::sha256(token)).await? else {
+        let hash = token::sha256(token);
+        if let Some(row) = self.tokens.get(&hash) {
+            return caller_of(row);
+        }
+        let epoch = self.tokens.epoch();
+        let Some(row) = self.store.token_by_hash(&hash).await? else {
             return Ok(Caller::InvalidToken);
         };
+        self.tokens.put(hash, row.clone(), epoch);
         caller_of(row)
     }
 
@@ -118,9 +124,13 @@ impl PoolService {
 
     pub async fn revoke_token(&self, caller: &Caller, id: Uuid) -> Result<TokenRow> {
         caller.authorize(Action::System(Level::Admin))?;
-        self.store
+        let revoked = self
+            .store
             .revoke_token(id, &caller.actor())
             .await?
-            .ok_or_else(|| Error::NotFound(format!("No live token with id {id}")))
+            .ok_or_else(|| Error::NotFound(format!("No live token with id {id}")))?;
+        // Here at once; other replicas when the notice reaches them.
+        self.tokens.evict_id(id);
+        Ok(revoked)
     }
 }

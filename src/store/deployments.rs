@@ -40,18 +40,53 @@ const SELECT_DEPLOYMENT: &str =
     w.label as workspace_label, w.description as workspace_description,
     w.created_at as workspace_created_at, w.updated_at as workspace_updated_at";
 
+/// A Deployment written together with a change to what the pool offers:
+/// `pool_generation` is the pool generation that change committed as (none
+/// when the offered set did not change), for the writer to read its own write.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolChange {
+    #[sqlx(flatten)]
+    pub deployment: DeploymentRow,
+    pub pool_generation: Option<i64>,
+}
+
 /// A statement whose CTEs end in `d`, the Deployment rows it changed: each
 /// changed row gets its event (`kind`, `actor`, `reason` are SQL expressions,
 /// usually parameters) in the same statement, and comes back with its workspace.
 fn logged_change(ctes: &str, kind: &str, actor: &str, reason: &str) -> String {
+    logged_change_with(ctes, kind, actor, reason, "")
+}
+
+/// [`logged_change`] whose CTEs also include `pool`, the pool rows it
+/// changed (`returning generation`); the row carries their generation.
+fn logged_pool_change(ctes: &str, kind: &str, actor: &str, reason: &str) -> String {
+    logged_change_with(
+        ctes,
+        kind,
+        actor,
+        reason,
+        ", (select max(generation) from pool) as pool_generation",
+    )
+}
+
+fn logged_change_with(ctes: &str, kind: &str, actor: &str, reason: &str, extra: &str) -> String {
     format!(
         "with {ctes}, logged as (
             insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
             select {kind}, namespace, id, release_name, workspace_id, {actor}, {reason} from d
         )
-        {SELECT_DEPLOYMENT} from d join workspaces w on w.id = d.workspace_id"
+        {SELECT_DEPLOYMENT}{extra} from d join workspaces w on w.id = d.workspace_id"
     )
 }
+
+/// Frees the pool namespace of the deleted Deployment `d` in the same
+/// statement (the foreign key would too, but only after `returning`, which
+/// then could not carry the pool generation).
+const FREE_HELD: &str = "pool as (
+    update pool_namespaces set holder_deployment_id = null
+    where holder_deployment_id in (select id from d)
+    returning generation
+)";
 
 pub struct NewDeployment<'a> {
     pub id: Uuid,
@@ -106,15 +141,15 @@ impl Store {
     pub async fn insert_deployment(
         &self,
         new: &NewDeployment<'_>,
-    ) -> Result<Option<DeploymentRow>> {
-        let sql = logged_change(
+    ) -> Result<Option<PoolChange>> {
+        let sql = logged_pool_change(
             &format!(
-                "claimed as (
+                "pool as (
                     update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
                     where $16 and name = $6 and {OFFERED}
-                    returning name
+                    returning name, generation
                 ), target as (
-                    select name from claimed
+                    select name from pool
                     union all
                     select $6::text where not $16
                 ), d as (
@@ -269,17 +304,17 @@ impl Store {
         Ok(row)
     }
 
-    /// Deletes the row; the pool namespace it held is free in the same statement
-    /// (`on delete set null`). `kind` is the event: `release` or `reclaim`.
+    /// Deletes the row; the pool namespace it held is free in the same statement.
+    /// `kind` is the event: `release` or `reclaim`.
     pub async fn hard_delete_deployment(
         &self,
         id: Uuid,
         kind: &str,
         actor: &str,
         reason: &str,
-    ) -> Result<Option<DeploymentRow>> {
-        let sql = logged_change(
-            "d as (delete from deployments where id = $1 returning *)",
+    ) -> Result<Option<PoolChange>> {
+        let sql = logged_pool_change(
+            &format!("d as (delete from deployments where id = $1 returning *), {FREE_HELD}"),
             "$2",
             "$3",
             "$4",
@@ -302,14 +337,16 @@ impl Store {
         cutoff: DateTime<Utc>,
         actor: &str,
         reason: &str,
-    ) -> Result<Option<DeploymentRow>> {
-        let sql = logged_change(
-            "victim as (
-                select id from deployments where deleted_at < $1
-                order by deleted_at limit 1 for update skip locked
-            ), d as (
-                delete from deployments where id in (select id from victim) returning *
-            )",
+    ) -> Result<Option<PoolChange>> {
+        let sql = logged_pool_change(
+            &format!(
+                "victim as (
+                    select id from deployments where deleted_at < $1
+                    order by deleted_at limit 1 for update skip locked
+                ), d as (
+                    delete from deployments where id in (select id from victim) returning *
+                ), {FREE_HELD}"
+            ),
             "'reclaim'",
             "$2",
             "$3",

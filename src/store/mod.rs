@@ -11,7 +11,7 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
-pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment};
+pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange};
 pub use events::EventRow;
 pub use history::StateChange;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
@@ -100,28 +100,49 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    /// Session work (LISTEN, session advisory locks): PostgreSQL itself, also
+    /// when `pool` goes through PgBouncer in transaction mode. Its connections
+    /// are taken out of it (detached) and kept by their user.
+    direct: PgPool,
 }
 
 /// The migrations in `migrations/`, embedded at build time.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
+    /// One pool for everything (tests, benchmarks, a database without a pooler).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            direct: pool.clone(),
+            pool,
+        }
     }
 
     /// A pool that fails fast when the database is away, so requests get a
-    /// clear error instead of hanging.
-    pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> Self {
+    /// clear error instead of hanging; `direct` for session work (`None`: the same server).
+    pub fn connect_lazy(
+        options: PgConnectOptions,
+        direct: Option<PgConnectOptions>,
+        max_connections: u32,
+    ) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(options);
-        Self { pool }
+            .connect_lazy_with(options.clone());
+        let direct = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy_with(direct.unwrap_or(options));
+        Self { pool, direct }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Connections straight to PostgreSQL, for LISTEN and session locks.
+    pub fn direct(&self) -> &PgPool {
+        &self.direct
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

@@ -187,6 +187,16 @@ impl Store {
         Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
+    /// The pool generation and the offered names as of it, read in one
+    /// statement (one snapshot), for a replica's in-memory copy.
+    pub async fn offered_snapshot(&self) -> Result<(i64, Vec<String>)> {
+        let sql = format!(
+            "select generation, array(select name from pool_namespaces where {OFFERED} order by name)
+             from pool_generation"
+        );
+        Ok(sqlx::query_as(&sql).fetch_one(&self.pool).await?)
+    }
+
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
             "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,

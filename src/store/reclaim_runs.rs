@@ -131,9 +131,10 @@ impl Store {
         }
     }
 
-    /// Tries a session advisory lock on a connection taken out of the pool.
+    /// Tries a session advisory lock on a direct connection of its own
+    /// (through PgBouncer in transaction mode it would be lost at once).
     pub(super) async fn try_session_lock(&self, key: i64) -> Result<Option<HeldLock>> {
-        let mut connection = self.pool.acquire().await?.detach();
+        let mut connection = self.direct.acquire().await?.detach();
         let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
             .bind(key)
             .fetch_one(&mut connection)

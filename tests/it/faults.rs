@@ -29,7 +29,7 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
     let server = EmbeddedPostgres::start(Some(dir.join("data")))
         .await
         .expect("private PostgreSQL");
-    let store = Store::connect_lazy(server.connect_options(), 8);
+    let store = Store::connect_lazy(server.connect_options(), None, 8);
     let names = crate::support::pool_names(300);
     let config = crate::support::pool_config(&names, "");
     let app = TestApp::spawn(&config, store.pool().clone()).await;

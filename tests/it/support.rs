@@ -48,6 +48,8 @@ pub struct TestApp {
     pub service: PoolService,
     pub db: PgPool,
     client: reqwest::Client,
+    /// Dropped with the app: its pool listener stops.
+    _listening: tokio::sync::watch::Sender<bool>,
 }
 
 pub fn settings(yaml: &str) -> Arc<Settings> {
@@ -83,6 +85,9 @@ impl TestApp {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let (listening, stop) = tokio::sync::watch::channel(false);
+        let listener_service = service.clone();
+        tokio::spawn(async move { listener_service.listen(stop).await });
         let mut state = nspool::app::state(service.clone());
         state.guard = Guard::new(requests);
         tokio::spawn(nspool::app::serve_with(
@@ -96,6 +101,7 @@ impl TestApp {
             service,
             db,
             client: reqwest::Client::new(),
+            _listening: listening,
         }
     }
 

@@ -1,0 +1,135 @@
+//! Keeps this replica's pool snapshot and token cache in step with every
+//! replica's writes: one LISTEN connection (straight to PostgreSQL: through
+//! PgBouncer in transaction mode a LISTEN is lost), then a load of the
+//! snapshot, then every notice applied in order. A gap, an unreadable
+//! notice or a lost connection drops what is in memory (reads go to the
+//! database) until the listener is back and has loaded again.
+
+use super::PoolService;
+use super::snapshot::{Applied, Message};
+use sqlx::postgres::{PgListener, PgNotification};
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub const POOL_CHANNEL: &str = "nspool_pool";
+pub const TOKENS_CHANNEL: &str = "nspool_tokens";
+
+/// Waits between attempts to get the listener back (doubling up to the last).
+const RETRY: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+];
+
+/// Why one listening session ended.
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+impl PoolService {
+    /// Runs until `stop` turns true.
+    pub async fn listen(&self, mut stop: watch::Receiver<bool>) {
+        let mut failures = 0usize;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let ended = tokio::select! {
+                ended = self.listening_session(&mut failures) => ended,
+                _ = stop.wait_for(|s| *s) => Ended::Stopped,
+            };
+            self.snapshot.drop_all();
+            self.tokens.set_live(false);
+            match ended {
+                Ended::Stopped => break,
+                Ended::Lost(error) => {
+                    let wait = RETRY[failures.min(RETRY.len() - 1)];
+                    failures += 1;
+                    tracing::warn!(%error, retry_in = ?wait, "pool listener lost its connection; reading the pool and tokens from the database meanwhile");
+                    self.metrics.listener_reconnect();
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {},
+                        _ = stop.wait_for(|s| *s) => break,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn listening_session(&self, failures: &mut usize) -> Ended {
+        let mut listener = match PgListener::connect_with(self.store.direct()).await {
+            Ok(listener) => listener,
+            Err(error) => return Ended::Lost(error.to_string()),
+        };
+        if let Err(error) = listener.listen_all([POOL_CHANNEL, TOKENS_CHANNEL]).await {
+            return Ended::Lost(error.to_string());
+        }
+        // Listening from here on: nothing committed from now is missed.
+        self.tokens.set_live(true);
+        if let Err(error) = self.load_snapshot().await {
+            return Ended::Lost(error);
+        }
+        *failures = 0;
+        loop {
+            let notice = tokio::select! {
+                notice = listener.try_recv() => notice,
+                () = self.snapshot.reload_requested() => {
+                    if let Err(error) = self.load_snapshot().await {
+                        return Ended::Lost(error);
+                    }
+                    continue;
+                }
+            };
+            match notice {
+                Ok(Some(notice)) => {
+                    if let Err(error) = self.take_notice(&notice).await {
+                        return Ended::Lost(error);
+                    }
+                }
+                Ok(None) => return Ended::Lost("the connection was closed".into()),
+                Err(error) => return Ended::Lost(error.to_string()),
+            }
+        }
+    }
+
+    async fn take_notice(&self, notice: &PgNotification) -> Result<(), String> {
+        match notice.channel() {
+            TOKENS_CHANNEL => {
+                let mut hash = [0u8; 32];
+                match hex::decode_to_slice(notice.payload(), &mut hash) {
+                    Ok(()) => self.tokens.evict(&hash),
+                    // Not ours to read: forget every token rather than guess.
+                    Err(_) => self.tokens.set_live(true),
+                }
+                Ok(())
+            }
+            _ => {
+                let applied = match Message::parse(notice.payload()) {
+                    Some(message) => self.snapshot.apply(&message),
+                    None => {
+                        self.snapshot.drop_all();
+                        Applied::Reload
+                    }
+                };
+                if applied == Applied::Reload {
+                    self.metrics.snapshot_reload();
+                    self.load_snapshot().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn load_snapshot(&self) -> Result<(), String> {
+        let (generation, names) = self
+            .store
+            .offered_snapshot()
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::debug!(generation, offered = names.len(), "pool snapshot loaded");
+        self.snapshot.load(generation, names);
+        Ok(())
+    }
+}
