@@ -127,6 +127,7 @@ pub fn state(service: PoolService) -> AppState {
         service,
         guard,
         sign_in_limit: Default::default(),
+        pool_reads: Default::default(),
     }
 }
 

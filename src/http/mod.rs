@@ -8,6 +8,7 @@ pub mod guard;
 mod health;
 pub mod metrics;
 pub(crate) mod pages;
+pub mod pool_reads;
 mod public_url;
 pub mod server;
 
@@ -79,6 +80,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     pub guard: guard::Guard,
     pub sign_in_limit: std::sync::Arc<dashboard::rate_limit::SignInLimit>,
+    /// Pool reads' answers, per pool generation.
+    pub pool_reads: std::sync::Arc<pool_reads::PoolReads>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -18,5 +18,6 @@ mod hostile;
 mod kube;
 mod monitoring;
 mod races;
+mod replicas;
 mod reclaim_job;
 mod support;

@@ -1,0 +1,277 @@
+//! Pool reads from memory, kept exact across replicas: a client reads its own
+//! writes, replicas converge after every kind of change, a lost listener
+//! falls back to the database and recovers, a revoke reaches every replica.
+
+use crate::documents::CREATE_DEPLOYMENT;
+use crate::support::{POOL_OF_5, TestApp, another_pool};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+const DELETE: &str = "mutation($id: Uuid!, $hard: Boolean) { deleteDeployment(deploymentUuid: $id, deploymentHardDelete: $hard) { id } }";
+const RECLAIM: &str = "mutation { reclaimDeployments(olderThanDays: 0) { count } }";
+const REVOKE: &str = "mutation($id: Uuid!) { revokeToken(id: $id) }";
+/// Bound for convergence in these tests; the benchmark measures the real lag.
+const CONVERGE: Duration = Duration::from_secs(5);
+
+async fn loaded(app: &TestApp) {
+    let started = Instant::now();
+    while app.service.snapshot().generation().is_none() {
+        assert!(started.elapsed() < CONVERGE, "the pool snapshot never loaded");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn fresh_read(db: &PgPool) -> Vec<String> {
+    nspool::store::Store::new(db.clone())
+        .available_namespaces()
+        .await
+        .expect("database read")
+}
+
+/// Every replica serves from memory and answers what the database says now.
+async fn converged(apps: &[&TestApp], token: &str, what: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let truth = fresh_read(&apps[0].db).await;
+        let mut same = true;
+        for app in apps {
+            same &= app.service.snapshot().generation().is_some()
+                && app.available(token).await == truth;
+        }
+        if same {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < CONVERGE,
+            "replicas did not converge after {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn claim(app: &TestApp, token: &str, ws: &str, namespace: &str, label: &str) -> String {
+    let data = app
+        .ok(
+            Some(token),
+            CREATE_DEPLOYMENT,
+            json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": namespace}),
+        )
+        .await;
+    data["createDeployment"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+#[sqlx::test]
+async fn a_client_reads_its_own_writes(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    loaded(&app).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "own").await.to_string();
+    let before = app.service.snapshot().generation();
+    for round in 0..10 {
+        let id = claim(&app, &admin, &ws, "pool-c", &format!("own-{round}")).await;
+        assert!(!app.available(&admin).await.contains(&"pool-c".to_owned()));
+        app.ok(Some(&admin), DELETE, json!({"id": id, "hard": true}))
+            .await;
+        assert!(app.available(&admin).await.contains(&"pool-c".to_owned()));
+    }
+    // Answered from memory all along: the snapshot moved with every write.
+    let after = app.service.snapshot().generation();
+    assert!(after >= before.map(|g| g + 20), "{before:?} → {after:?}");
+}
+
+#[sqlx::test]
+async fn replicas_converge_after_every_kind_of_change(db: PgPool) {
+    let a = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let b = TestApp::spawn(POOL_OF_5, another_pool(&db).await).await;
+    loaded(&a).await;
+    loaded(&b).await;
+    let admin = a.admin().await;
+    let ws = a.create_workspace(&admin, "converge").await.to_string();
+    let both = [&a, &b];
+
+    let held = claim(&a, &admin, &ws, "pool-a", "held").await;
+    converged(&both, &admin, "a claim").await;
+    b.ok(Some(&admin), DELETE, json!({"id": held, "hard": true}))
+        .await;
+    converged(&both, &admin, "a release").await;
+
+    let soft = claim(&b, &admin, &ws, "pool-b", "soft").await;
+    a.ok(Some(&admin), DELETE, json!({"id": soft, "hard": false}))
+        .await;
+    converged(&both, &admin, "a soft delete").await;
+    assert!(!a.available(&admin).await.contains(&"pool-b".to_owned()));
+    let reclaimed = b.ok(Some(&admin), RECLAIM, Value::Null).await;
+    assert_eq!(reclaimed["reclaimDeployments"]["count"], 1);
+    converged(&both, &admin, "a reclaim").await;
+    assert!(a.available(&admin).await.contains(&"pool-b".to_owned()));
+
+    // RBAC found broken, then fixed (what the Kubernetes worker writes).
+    for state in ["broken", "ok"] {
+        sqlx::query("update pool_namespaces set rbac_state = $1 where name = 'pool-d'")
+            .bind(state)
+            .execute(&db)
+            .await
+            .unwrap();
+        converged(&both, &admin, &format!("RBAC {state}")).await;
+    }
+
+    // A third replica starts with another config: its sync retires two
+    // names and adds one; both running replicas see it.
+    let other = POOL_OF_5.replace(
+        "names: [pool-a, pool-b, pool-c, pool-d, pool-e]",
+        "names: [pool-a, pool-b, pool-c, pool-f]",
+    );
+    let c = TestApp::spawn(&other, another_pool(&db).await).await;
+    loaded(&c).await;
+    converged(&[&a, &b, &c], &admin, "a sync that retires and adds").await;
+    assert_eq!(
+        b.available(&admin).await,
+        ["pool-a", "pool-b", "pool-c", "pool-f"]
+    );
+}
+
+#[sqlx::test]
+async fn claims_on_three_replicas_converge(db: PgPool) {
+    let names: Vec<String> = (0..30).map(|i| format!("ns-{i:02}")).collect();
+    let config = crate::support::pool_config(&names, "nspool: {kubernetes: {mode: 'off'}}");
+    let apps = [
+        TestApp::spawn(&config, db.clone()).await,
+        TestApp::spawn(&config, another_pool(&db).await).await,
+        TestApp::spawn(&config, another_pool(&db).await).await,
+    ];
+    for app in &apps {
+        loaded(app).await;
+    }
+    let admin = apps[0].admin().await;
+    let ws = apps[0].create_workspace(&admin, "three").await.to_string();
+    // Each replica claims its own ten namespaces at once; after each claim
+    // answers, the other two must stop offering that name.
+    let runs = apps.iter().enumerate().map(|(i, app)| {
+        let (admin, ws, names) = (admin.clone(), ws.clone(), names.clone());
+        let others: Vec<&TestApp> = apps.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a).collect();
+        async move {
+            let mut lags = Vec::new();
+            for n in (i..30).step_by(3) {
+                claim(app, &admin, &ws, &names[n], &format!("c-{n}")).await;
+                let started = Instant::now();
+                for other in &others {
+                    while other.available(&admin).await.contains(&names[n]) {
+                        assert!(started.elapsed() < CONVERGE, "{} still offered", names[n]);
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                lags.push(started.elapsed());
+            }
+            lags
+        }
+    });
+    let mut lags: Vec<Duration> = futures::future::join_all(runs).await.concat();
+    lags.sort();
+    eprintln!(
+        "cross-replica staleness over {} claims: p50 {:?}, max {:?} (the benchmark reports p99)",
+        lags.len(),
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
+    let refs: Vec<&TestApp> = apps.iter().collect();
+    converged(&refs, &admin, "thirty claims").await;
+    assert!(apps[2].available(&admin).await.is_empty());
+}
+
+#[sqlx::test]
+async fn a_lost_listener_falls_back_to_the_database_and_recovers(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    loaded(&app).await;
+    let admin = app.admin().await;
+    let kill = "select count(pg_terminate_backend(pid)) from pg_stat_activity
+                where datname = current_database() and query like 'LISTEN%'";
+    let killed: i64 = sqlx::query_scalar(kill).fetch_one(&db).await.unwrap();
+    assert_eq!(killed, 1, "one listener connection");
+    // A change while nobody listens; reads must see it anyway.
+    sqlx::query("update pool_namespaces set retired_at = now() where name = 'pool-e'")
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.available(&admin).await,
+        ["pool-a", "pool-b", "pool-c", "pool-d"]
+    );
+    // Back: listening again, loaded, and following changes again.
+    loaded(&app).await;
+    sqlx::query("update pool_namespaces set retired_at = now() where name = 'pool-d'")
+        .execute(&db)
+        .await
+        .unwrap();
+    converged(&[&app], &admin, "a change after the listener came back").await;
+    assert_eq!(app.available(&admin).await, ["pool-a", "pool-b", "pool-c"]);
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("nspool_pool_listener_reconnects_total 1"),
+        "{metrics}"
+    );
+}
+
+#[sqlx::test]
+async fn a_revoked_token_stops_working_on_every_replica(db: PgPool) {
+    let apps = [
+        TestApp::spawn(POOL_OF_5, db.clone()).await,
+        TestApp::spawn(POOL_OF_5, another_pool(&db).await).await,
+        TestApp::spawn(POOL_OF_5, another_pool(&db).await).await,
+    ];
+    for app in &apps {
+        loaded(app).await;
+    }
+    let admin = apps[0].admin().await;
+    for by_cli in [false, true] {
+        let viewer = apps[0].token("SYSTEM_VIEWER", None).await;
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "select id from api_tokens where revoked_at is null order by created_at desc limit 1",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        // Every replica has it cached.
+        for app in &apps {
+            app.available(&viewer).await;
+        }
+        if by_cli {
+            // Another process (the CLI) revokes straight in the database.
+            nspool::store::Store::new(db.clone())
+                .revoke_token(id, "cli")
+                .await
+                .unwrap()
+                .expect("revoked");
+        } else {
+            apps[0]
+                .ok(Some(&admin), REVOKE, json!({"id": id}))
+                .await;
+            // The replica that revoked refuses it at once.
+            let refused = apps[0]
+                .gql(Some(&viewer), "{ availableNamespaces { name } }", Value::Null)
+                .await;
+            assert_eq!(refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+        }
+        let started = Instant::now();
+        for app in &apps {
+            loop {
+                let answer = app
+                    .gql(Some(&viewer), "{ availableNamespaces { name } }", Value::Null)
+                    .await;
+                if answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
+                    break;
+                }
+                assert!(started.elapsed() < CONVERGE, "a revoked token still works");
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        eprintln!(
+            "revoke ({}) reached all three replicas in {:?}",
+            if by_cli { "CLI" } else { "API" },
+            started.elapsed()
+        );
+    }
+}
