@@ -19,8 +19,11 @@
 
 #[path = "support/common.rs"]
 mod common;
+#[path = "support/load.rs"]
+mod load;
 
 use common::{knob, with_scratch_database};
+use load::{Run, load, peak_rss_mib};
 use nspool::config::Settings;
 use nspool::domain::{Caller, Role, token};
 use nspool::pool::PoolService;
@@ -32,78 +35,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-struct Run {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn rate(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-    fn p(&self, q: f64) -> f64 {
-        let mut v = self.latencies.clone();
-        v.sort();
-        v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-            .copied()
-            .unwrap_or_default()
-            .as_secs_f64()
-            * 1e3
-    }
-    fn line(&self, name: &str) -> String {
-        format!(
-            "{name:<38} {:>9.1}/s  p50 {:>6.2} ms  p99 {:>6.2} ms",
-            self.rate(),
-            self.p(0.5),
-            self.p(0.99)
-        )
-    }
-}
-
-/// `clients` tasks running `op(client, n)` until `seconds` pass.
-async fn load<F, Fut>(clients: usize, seconds: u64, op: F) -> Run
-where
-    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
-    let op = Arc::new(op);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(seconds);
-    let tasks: Vec<_> = (0..clients)
-        .map(|client| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let mut n = 0;
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    op(client, n).await;
-                    latencies.push(t.elapsed());
-                    n += 1;
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await.expect("client"));
-    }
-    Run {
-        latencies,
-        elapsed: started.elapsed(),
-    }
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -1,17 +1,15 @@
--- What the pool offers, numbered: every transaction that changes the set of
--- offered namespaces takes the next pool generation and tells every replica
+-- What the pool offers, announced: every transaction that changes the set of
+-- offered namespaces takes a pool generation and tells every replica
 -- (NOTIFY nspool_pool) which names came and went, so replicas serve
--- availableNamespaces from memory and notice any message they missed.
+-- availableNamespaces from memory.
 --
--- The generation lives in one row. Its row lock is held from the change to
--- the commit, so generations commit in order and without gaps: a listener
--- that sees generation g+2 after g has missed one and reloads.
+-- Generations come from a sequence, so writers never wait on each other for
+-- one (a counter row would hold its lock through every commit and serialise
+-- them). PostgreSQL delivers notices in commit order, which is the order
+-- that matters; a generation names one transaction's change, so the replica
+-- that wrote it can wait until its own change is in memory.
 
-create table pool_generation (
-    id         boolean primary key default true constraint pool_generation_single check (id),
-    generation bigint not null
-);
-insert into pool_generation (generation) values (0);
+create sequence pool_generation_seq;
 
 -- The generation that last changed whether this row is offered.
 alter table pool_namespaces add column generation bigint not null default 0;
@@ -28,7 +26,7 @@ declare
     g bigint := nullif(current_setting('nspool.pool_generation', true), '')::bigint;
 begin
     if g is null then
-        update pool_generation set generation = generation + 1 returning generation into g;
+        g := nextval('pool_generation_seq');
         perform set_config('nspool.pool_generation', g::text, true);
     end if;
     return g;
@@ -48,7 +46,8 @@ $$;
 create trigger pool_namespaces_stamp before insert or update on pool_namespaces
     for each row execute function pool_namespaces_stamp();
 
--- One message per statement that changed the offered set:
+-- One message per statement that changed the offered set (nothing for a
+-- statement that changed no row's offered state):
 -- "<generation>.<sequence> +name -name ...", or "<generation>.<sequence> *"
 -- (reload) when the names would not fit a NOTIFY payload. The sequence keeps
 -- two equal messages of one transaction from being merged into one.

@@ -118,11 +118,11 @@ pub async fn execute(
 
     // A pure pool read whose answer this generation already has: only the
     // caller's own token is checked. Any refusal takes the usual path below.
-    let generation = state.service.snapshot().generation();
+    let version = state.service.snapshot().version();
     let pure_read = matches!(&variables, Value::Object(map) if map.is_empty())
         && match state
             .pool_reads
-            .lookup(&query, operation.as_deref(), generation)
+            .lookup(&query, operation.as_deref(), version)
         {
             Lookup::Other => false,
             Lookup::Pure(None) => true,
@@ -178,9 +178,9 @@ pub async fn execute(
     match serde_json::to_vec(&response) {
         Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => {
             let bytes = Bytes::from(bytes);
-            // Kept only when the whole answer was read at one generation.
-            if let Some(at) = generation.filter(|_| pure_read && response.errors.is_empty())
-                && state.service.snapshot().generation() == Some(at)
+            // Kept only when the whole answer was read from one version.
+            if let Some(at) = version.filter(|_| pure_read && response.errors.is_empty())
+                && state.service.snapshot().version() == Some(at)
             {
                 state
                     .pool_reads

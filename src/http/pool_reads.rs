@@ -1,9 +1,9 @@
-//! Pool reads answered from bytes built once per pool generation.
+//! Pool reads answered from bytes built once per version of the pool copy.
 //!
 //! A document that only reads `availableNamespaces` (its `name`s and
 //! `__typename`s, no arguments, variables, fragments or directives) has one
-//! answer per pool generation, whoever asks. The first request of a
-//! generation runs through async-graphql as usual and its serialized answer
+//! answer per version of this replica's pool copy, whoever asks. The first
+//! request of a version runs through async-graphql as usual and its answer
 //! is kept; later ones get those bytes after their own token is checked.
 //! Everything else, and every refused caller, takes the usual path, so
 //! answers and errors are word for word what async-graphql gives.
@@ -28,8 +28,8 @@ type Key = (String, Option<String>);
 struct Memory {
     /// Whether a document is a pure pool read.
     pure: HashMap<Key, bool>,
-    /// Pure documents' answers and the generation they hold.
-    answers: HashMap<Key, (i64, Bytes)>,
+    /// Pure documents' answers and the copy version they hold.
+    answers: HashMap<Key, (u64, Bytes)>,
     answer_bytes: usize,
 }
 
@@ -42,7 +42,7 @@ pub struct PoolReads {
 pub enum Lookup {
     /// Not a pure pool read: the usual path.
     Other,
-    /// A pure pool read; the bytes when this generation's answer is kept.
+    /// A pure pool read; the bytes when this version's answer is kept.
     Pure(Option<Bytes>),
 }
 
@@ -51,7 +51,7 @@ impl PoolReads {
         &self,
         query: &str,
         operation: Option<&str>,
-        generation: Option<i64>,
+        version: Option<u64>,
     ) -> Lookup {
         if query.len() > MAX_DOCUMENT {
             return Lookup::Other;
@@ -73,18 +73,18 @@ impl PoolReads {
         if !pure {
             return Lookup::Other;
         }
-        let bytes = generation.and_then(|generation| {
+        let bytes = version.and_then(|version| {
             memory
                 .answers
                 .get(&key)
-                .filter(|(at, _)| *at == generation)
+                .filter(|(at, _)| *at == version)
                 .map(|(_, bytes)| bytes.clone())
         });
         Lookup::Pure(bytes)
     }
 
-    /// Keeps the answer of a pure read that ran wholly at `generation`.
-    pub fn keep(&self, query: &str, operation: Option<&str>, generation: i64, bytes: Bytes) {
+    /// Keeps the answer of a pure read that ran wholly at `version`.
+    pub fn keep(&self, query: &str, operation: Option<&str>, version: u64, bytes: Bytes) {
         let key = (query.to_owned(), operation.map(str::to_owned));
         let mut memory = self.lock();
         if memory.answer_bytes + bytes.len() > MAX_ANSWER_BYTES {
@@ -92,7 +92,7 @@ impl PoolReads {
             memory.answer_bytes = 0;
         }
         memory.answer_bytes += bytes.len();
-        if let Some((_, old)) = memory.answers.insert(key, (generation, bytes)) {
+        if let Some((_, old)) = memory.answers.insert(key, (version, bytes)) {
             memory.answer_bytes -= old.len();
         }
     }
@@ -178,7 +178,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_are_kept_per_generation_and_bounded() {
+    fn answers_are_kept_per_version_and_bounded() {
         let reads = PoolReads::default();
         let q = "{ availableNamespaces { name } }";
         assert!(matches!(reads.lookup(q, None, Some(1)), Lookup::Pure(None)));

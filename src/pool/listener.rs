@@ -108,6 +108,7 @@ impl PoolService {
             _ => {
                 let applied = match Message::parse(notice.payload()) {
                     Some(message) => self.snapshot.apply(&message),
+                    // Not a notice nspool writes: trust nothing in memory.
                     None => {
                         self.snapshot.drop_all();
                         Applied::Reload
@@ -122,14 +123,20 @@ impl PoolService {
         }
     }
 
+    /// Reads the offered set, then sends the marker from which the copy serves.
     async fn load_snapshot(&self) -> Result<(), String> {
-        let (generation, names) = self
+        let read_at = std::time::Instant::now();
+        let names = self
             .store
-            .offered_snapshot()
+            .available_namespaces()
             .await
             .map_err(|e| e.to_string())?;
-        tracing::debug!(generation, offered = names.len(), "pool snapshot loaded");
-        self.snapshot.load(generation, names);
-        Ok(())
+        tracing::debug!(offered = names.len(), "pool snapshot loaded");
+        let marker = uuid::Uuid::new_v4().simple().to_string();
+        self.snapshot.load(names, read_at, marker.clone());
+        self.store
+            .notify_pool_marker(POOL_CHANNEL, &marker)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -65,7 +65,7 @@ impl PoolService {
         }
     }
 
-    /// The pool snapshot: its generation tells cached answers apart.
+    /// The pool copy in memory: its version tells cached answers apart.
     pub fn snapshot(&self) -> &snapshot::PoolSnapshot {
         &self.snapshot
     }
@@ -75,7 +75,10 @@ impl PoolService {
     /// read here includes it.
     async fn read_own_write(&self, generation: Option<i64>) {
         if let Some(generation) = generation {
-            self.snapshot.caught_up(generation, OWN_WRITE_WAIT).await;
+            let committed_at = std::time::Instant::now();
+            self.snapshot
+                .caught_up(generation, committed_at, OWN_WRITE_WAIT)
+                .await;
         }
     }
 

@@ -1,82 +1,109 @@
 //! The offered namespaces in memory, one copy per replica, kept exact by the
-//! pool generations PostgreSQL numbers and announces (migration
-//! `20261130000001_pool_generation`). Reads use it only while it is known to be
-//! whole; otherwise they go to the database. Claims never use it: the claim is
-//! the database's one conditional statement, so a stale "free" at worst gives
-//! a clean CONFLICT.
+//! change notices PostgreSQL sends in commit order (migration
+//! `20261130000001_pool_generation`). Reads use it only while it is known to
+//! be whole; otherwise they go to the database. Claims never use it: the
+//! claim is the database's one conditional statement, so a stale "free" at
+//! worst gives a clean CONFLICT.
+//!
+//! Loading: the listener LISTENs, reads the offered set, then sends itself a
+//! `sync` marker. Notices of transactions that committed before the read may
+//! still be queued behind it; replayed in commit order they end where the
+//! read was, and they all come before the marker. So the copy serves reads
+//! from the marker on, never from a replay half done.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-/// One `nspool_pool` notification: `"<generation>.<sequence> +name -name …"`
-/// or `"<generation>.<sequence> *"` (too many names: reload).
+/// One `nspool_pool` notice: `"<generation>.<sequence> +name -name …"`,
+/// `"<generation>.<sequence> *"` (too many names: reload), or
+/// `"sync <marker>"` (a replica's load marker).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    pub generation: i64,
-    pub change: Change,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Names now offered (`true`) or no longer offered (`false`).
-    Names(Vec<(bool, String)>),
+pub enum Message {
+    Changes {
+        generation: i64,
+        /// Names now offered (`true`) or no longer offered (`false`).
+        names: Vec<(bool, String)>,
+    },
     Reload,
+    Sync(String),
 }
 
 impl Message {
     /// `None` for a payload nspool does not write (then the caller reloads).
     pub fn parse(payload: &str) -> Option<Self> {
         let (stamp, rest) = payload.split_once(' ')?;
+        if stamp == "sync" {
+            return Some(Self::Sync(rest.to_owned()));
+        }
         let (generation, sequence) = stamp.split_once('.')?;
         let generation = generation.parse().ok()?;
         sequence.parse::<u32>().ok()?;
-        let change = if rest == "*" {
-            Change::Reload
-        } else {
-            let names = rest
-                .split(' ')
-                .map(|item| match item.split_at_checked(1) {
-                    Some(("+", name)) if !name.is_empty() => Some((true, name.to_owned())),
-                    Some(("-", name)) if !name.is_empty() => Some((false, name.to_owned())),
-                    _ => None,
-                })
-                .collect::<Option<Vec<_>>>()?;
-            Change::Names(names)
-        };
-        Some(Self { generation, change })
+        if rest == "*" {
+            return Some(Self::Reload);
+        }
+        let names = rest
+            .split(' ')
+            .map(|item| match item.split_at_checked(1) {
+                Some(("+", name)) if !name.is_empty() => Some((true, name.to_owned())),
+                Some(("-", name)) if !name.is_empty() => Some((false, name.to_owned())),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self::Changes { generation, names })
     }
 }
 
 /// What [`PoolSnapshot::apply`] did with a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
-    /// The snapshot now holds the message's generation.
     Applied,
-    /// Older than the snapshot: already in it.
+    /// The copy is whole from here on: reads use it.
+    Serving,
+    /// Someone else's marker.
     Ignored,
-    /// A generation was missed (or the message asks for it): the snapshot is
-    /// dropped and must be loaded again.
+    /// The copy is dropped and must be loaded again.
     Reload,
-    /// Not loaded: nothing to apply to.
+    /// Not loaded: nothing to apply to (the next load includes it).
     NotLoaded,
 }
 
+/// Generations remembered as applied, for writers waiting on their own.
+const REMEMBERED: usize = 65_536;
+
 #[derive(Default)]
 struct State {
-    /// `None`: not loaded (start, a lost listener, a gap): reads go to the database.
-    generation: Option<i64>,
+    /// Loaded: notices apply. Serving: reads use it.
+    loaded: bool,
+    serving: bool,
+    /// The marker this load waits for.
+    marker: Option<String>,
+    /// When the current load read the database: every write that committed
+    /// before is in it.
+    loaded_at: Option<Instant>,
     offered: BTreeSet<String>,
-    /// The sorted list handed to readers, built at most once per generation.
+    /// Changes on this replica's copy, to tell cached answers apart.
+    version: u64,
+    applied: HashSet<i64>,
+    applied_order: VecDeque<i64>,
+    /// The sorted list handed to readers, built at most once per version.
     list: Option<Arc<[String]>>,
+}
+
+impl State {
+    fn reset(&mut self) {
+        let version = self.version;
+        *self = State::default();
+        self.version = version + 1;
+    }
 }
 
 pub struct PoolSnapshot {
     state: RwLock<State>,
-    /// The loaded generation, for writers waiting to read their own write.
-    generation: watch::Sender<Option<i64>>,
-    /// Asks the listener to load the snapshot again.
+    /// Bumped at every change, to wake writers waiting for their own.
+    changed: watch::Sender<u64>,
+    /// Asks the listener to load the copy again.
     reload: Notify,
 }
 
@@ -84,32 +111,33 @@ impl Default for PoolSnapshot {
     fn default() -> Self {
         Self {
             state: RwLock::default(),
-            generation: watch::Sender::new(None),
+            changed: watch::Sender::new(0),
             reload: Notify::new(),
         }
     }
 }
 
 impl PoolSnapshot {
-    /// The whole offered set as of `generation` (one database read).
-    pub fn load(&self, generation: i64, names: Vec<String>) {
+    /// The offered set as read at `read_at` (one database read); serving once
+    /// the notice `sync <marker>` comes back.
+    pub fn load(&self, names: Vec<String>, read_at: Instant, marker: String) {
         let mut state = self.write();
+        state.reset();
+        state.loaded = true;
+        state.marker = Some(marker);
+        state.loaded_at = Some(read_at);
         state.offered = names.into_iter().collect();
-        state.generation = Some(generation);
-        state.list = None;
-        drop(state);
-        self.generation.send_replace(Some(generation));
+        self.publish(state);
     }
 
     /// Forget everything until the next load; reads go to the database.
     pub fn drop_all(&self) {
         let mut state = self.write();
-        *state = State::default();
-        drop(state);
-        self.generation.send_replace(None);
+        state.reset();
+        self.publish(state);
     }
 
-    /// Drops the snapshot and wakes the listener to load it again.
+    /// Drops the copy and wakes the listener to load it again.
     pub fn invalidate(&self) {
         self.drop_all();
         self.reload.notify_one();
@@ -120,76 +148,92 @@ impl PoolSnapshot {
         self.reload.notified().await;
     }
 
-    /// Generations commit in order and without gaps, and one transaction's
-    /// messages arrive together; so the next generation or the current one
-    /// (more messages of the same transaction, or its messages arriving after
-    /// a load that already saw it: setting a name's state twice is harmless)
-    /// apply, older ones are already in, and anything else is a gap.
+    /// Notices arrive in commit order: each one's names are set as it says.
     pub fn apply(&self, message: &Message) -> Applied {
         let mut state = self.write();
-        let Some(current) = state.generation else {
+        if !state.loaded {
             return Applied::NotLoaded;
-        };
-        let next = message.generation;
-        if next < current {
-            return Applied::Ignored;
         }
-        let names = match &message.change {
-            Change::Names(names) if next == current || next == current + 1 => names,
-            _ => {
-                *state = State::default();
-                drop(state);
-                self.generation.send_replace(None);
-                return Applied::Reload;
+        let outcome = match message {
+            Message::Reload => {
+                state.reset();
+                Applied::Reload
+            }
+            Message::Sync(marker) if state.marker.as_ref() == Some(marker) => {
+                state.marker = None;
+                state.serving = true;
+                Applied::Serving
+            }
+            Message::Sync(_) => return Applied::Ignored,
+            Message::Changes { generation, names } => {
+                for (offered, name) in names {
+                    if *offered {
+                        state.offered.insert(name.clone());
+                    } else {
+                        state.offered.remove(name);
+                    }
+                }
+                if state.applied.insert(*generation) {
+                    state.applied_order.push_back(*generation);
+                    if state.applied_order.len() > REMEMBERED
+                        && let Some(oldest) = state.applied_order.pop_front()
+                    {
+                        state.applied.remove(&oldest);
+                    }
+                }
+                state.version += 1;
+                state.list = None;
+                Applied::Applied
             }
         };
-        for (offered, name) in names {
-            if *offered {
-                state.offered.insert(name.clone());
-            } else {
-                state.offered.remove(name);
-            }
-        }
-        state.generation = Some(next);
-        state.list = None;
-        drop(state);
-        self.generation.send_replace(Some(next));
-        Applied::Applied
+        self.publish(state);
+        outcome
     }
 
-    /// The offered names in name order and their generation, when loaded.
-    pub fn offered(&self) -> Option<(i64, Arc<[String]>)> {
+    /// The offered names in name order and the copy's version, while serving.
+    pub fn offered(&self) -> Option<(u64, Arc<[String]>)> {
         {
             let state = self.read();
-            let generation = state.generation?;
+            if !state.serving {
+                return None;
+            }
             if let Some(list) = &state.list {
-                return Some((generation, list.clone()));
+                return Some((state.version, list.clone()));
             }
         }
         let mut state = self.write();
-        let generation = state.generation?;
+        if !state.serving {
+            return None;
+        }
         if let Some(list) = &state.list {
-            return Some((generation, list.clone()));
+            return Some((state.version, list.clone()));
         }
         let list: Arc<[String]> = state.offered.iter().cloned().collect();
         state.list = Some(list.clone());
-        Some((generation, list))
+        Some((state.version, list))
     }
 
-    /// The loaded generation (`None`: reads go to the database).
-    pub fn generation(&self) -> Option<i64> {
-        self.read().generation
+    /// The copy's version while it serves reads (`None`: reads go to the database).
+    pub fn version(&self) -> Option<u64> {
+        let state = self.read();
+        state.serving.then_some(state.version)
     }
 
-    /// Waits until this replica's reads include `generation`, which a write
-    /// of this replica just committed: a client reads its own writes. When the
-    /// message is late beyond `wait`, the snapshot is dropped (reads then go
-    /// to the database, which has the write) and loaded again.
-    pub async fn caught_up(&self, generation: i64, wait: Duration) {
-        let mut seen = self.generation.subscribe();
+    /// Waits until this replica's reads include a write of this replica
+    /// that committed as `generation` before `committed_at`, so a client reads
+    /// its own writes. When its notice is late beyond `wait`, the copy is
+    /// dropped (reads then go to the database, which has the write) and
+    /// loaded again.
+    pub async fn caught_up(&self, generation: i64, committed_at: Instant, wait: Duration) {
+        let included = |state: &State| {
+            !state.serving
+                || state.applied.contains(&generation)
+                || state.loaded_at.is_some_and(|at| at > committed_at)
+        };
+        let mut changed = self.changed.subscribe();
         let reached = tokio::time::timeout(
             wait,
-            seen.wait_for(|loaded| loaded.is_none_or(|at| at >= generation)),
+            changed.wait_for(|_| included(&self.read())),
         )
         .await;
         if !matches!(reached, Ok(Ok(_))) {
@@ -199,6 +243,13 @@ impl PoolSnapshot {
             );
             self.invalidate();
         }
+    }
+
+    fn publish(&self, mut state: std::sync::RwLockWriteGuard<'_, State>) {
+        state.list = None;
+        let version = state.version;
+        drop(state);
+        self.changed.send_replace(version);
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -227,68 +278,82 @@ mod tests {
         Message::parse(payload).expect(payload)
     }
 
+    fn serving(s: &PoolSnapshot, names: &[&str]) {
+        s.load(names.iter().map(|n| n.to_string()).collect(), Instant::now(), "m".into());
+        assert_eq!(s.apply(&message("sync m")), Applied::Serving);
+    }
+
     #[test]
     fn payloads_parse_and_garbage_does_not() {
         assert_eq!(
             message("7.1 +a -b"),
-            Message {
+            Message::Changes {
                 generation: 7,
-                change: Change::Names(vec![(true, "a".into()), (false, "b".into())])
+                names: vec![(true, "a".into()), (false, "b".into())]
             }
         );
-        assert_eq!(message("8.2 *").change, Change::Reload);
+        assert_eq!(message("8.2 *"), Message::Reload);
+        assert_eq!(message("sync x1"), Message::Sync("x1".into()));
         for bad in ["", "7", "7.1", "x.1 +a", "7.1 a", "7.1 +", "7.1 +a  -b", "7 +a"] {
             assert_eq!(Message::parse(bad), None, "{bad:?}");
         }
     }
 
     #[test]
-    fn next_and_same_generation_apply_older_ignored_gaps_reload() {
+    fn reads_wait_for_the_marker_and_replayed_notices_end_where_the_read_was() {
         let s = PoolSnapshot::default();
         assert_eq!(s.apply(&message("1.1 +a")), Applied::NotLoaded);
-        s.load(5, vec!["b".into(), "a".into()]);
-        assert_eq!(names(&s), ["a", "b"]);
-        assert_eq!(s.apply(&message("5.1 -a")), Applied::Applied);
-        assert_eq!(s.apply(&message("4.1 +z")), Applied::Ignored);
-        assert_eq!(s.apply(&message("6.1 +c")), Applied::Applied);
-        assert_eq!(s.apply(&message("6.2 -b")), Applied::Applied);
-        assert_eq!(names(&s), ["c"]);
-        assert_eq!(s.generation(), Some(6));
-        assert_eq!(s.apply(&message("8.1 +d")), Applied::Reload);
+        // The read saw a free (a claim and its release both committed before it).
+        s.load(vec!["a".into(), "b".into()], Instant::now(), "mine".into());
+        assert_eq!(s.offered(), None, "not before the marker");
+        assert_eq!(s.apply(&message("3.1 -a")), Applied::Applied);
         assert_eq!(s.offered(), None);
-        s.load(8, vec!["d".into()]);
+        assert_eq!(s.apply(&message("2.1 +a")), Applied::Applied);
+        assert_eq!(s.apply(&message("sync theirs")), Applied::Ignored);
+        assert_eq!(s.version(), None);
+        assert_eq!(s.apply(&message("sync mine")), Applied::Serving);
+        assert_eq!(names(&s), ["a", "b"]);
         assert_eq!(s.apply(&message("9.1 *")), Applied::Reload);
-        assert_eq!(s.generation(), None);
+        assert_eq!(s.offered(), None);
+        assert_eq!(s.apply(&message("10.1 +c")), Applied::NotLoaded);
     }
 
     #[test]
     fn the_list_is_rebuilt_only_after_a_change() {
         let s = PoolSnapshot::default();
-        s.load(1, vec!["a".into()]);
-        let (_, first) = s.offered().expect("loaded");
-        let (_, again) = s.offered().expect("loaded");
+        serving(&s, &["a"]);
+        let (v1, first) = s.offered().expect("serving");
+        let (_, again) = s.offered().expect("serving");
         assert!(Arc::ptr_eq(&first, &again));
         s.apply(&message("2.1 +b"));
-        let (generation, after) = s.offered().expect("loaded");
-        assert_eq!((generation, after.to_vec()), (2, vec!["a".into(), "b".into()]));
+        let (v2, after) = s.offered().expect("serving");
+        assert_eq!(after.to_vec(), vec!["a".to_owned(), "b".to_owned()]);
+        assert!(v2 > v1);
     }
 
     #[tokio::test]
     async fn a_writer_waits_for_its_generation_and_a_late_one_drops_the_snapshot() {
         let s = Arc::new(PoolSnapshot::default());
-        // Not loaded: reads go to the database, nothing to wait for.
-        s.caught_up(3, Duration::from_secs(5)).await;
-        s.load(2, vec![]);
+        // Not serving: reads go to the database, nothing to wait for.
+        s.caught_up(3, Instant::now(), Duration::from_secs(5)).await;
+        serving(&s, &[]);
+        let committed = Instant::now();
         let waiter = {
             let s = s.clone();
-            tokio::spawn(async move { s.caught_up(3, Duration::from_secs(5)).await })
+            tokio::spawn(async move { s.caught_up(7, committed, Duration::from_secs(5)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished());
-        s.apply(&message("3.1 +a"));
+        s.apply(&message("9.1 +z"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "another writer's notice is not this one's");
+        s.apply(&message("7.1 +a"));
         waiter.await.expect("waiter");
-        assert_eq!(s.generation(), Some(3));
-        s.caught_up(4, Duration::from_millis(10)).await;
-        assert_eq!(s.generation(), None, "a late notice drops the snapshot");
+        // A write that committed before the load is in it.
+        let before = Instant::now();
+        serving(&s, &["a"]);
+        s.caught_up(8, before, Duration::from_secs(5)).await;
+        assert!(s.version().is_some());
+        s.caught_up(11, Instant::now(), Duration::from_millis(10)).await;
+        assert_eq!(s.version(), None, "a late notice drops the copy");
     }
 }

@@ -187,14 +187,15 @@ impl Store {
         Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
-    /// The pool generation and the offered names as of it, read in one
-    /// statement (one snapshot), for a replica's in-memory copy.
-    pub async fn offered_snapshot(&self) -> Result<(i64, Vec<String>)> {
-        let sql = format!(
-            "select generation, array(select name from pool_namespaces where {OFFERED} order by name)
-             from pool_generation"
-        );
-        Ok(sqlx::query_as(&sql).fetch_one(&self.pool).await?)
+    /// Sends `sync <marker>` on the pool channel: it reaches a listener after
+    /// the notices of every transaction that committed before it.
+    pub async fn notify_pool_marker(&self, channel: &str, marker: &str) -> Result<()> {
+        sqlx::query("select pg_notify($1, 'sync ' || $2)")
+            .bind(channel)
+            .bind(marker)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {

@@ -16,7 +16,7 @@ const CONVERGE: Duration = Duration::from_secs(5);
 
 async fn loaded(app: &TestApp) {
     let started = Instant::now();
-    while app.service.snapshot().generation().is_none() {
+    while app.service.snapshot().version().is_none() {
         assert!(started.elapsed() < CONVERGE, "the pool snapshot never loaded");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -36,7 +36,7 @@ async fn converged(apps: &[&TestApp], token: &str, what: &str) -> Duration {
         let truth = fresh_read(&apps[0].db).await;
         let mut same = true;
         for app in apps {
-            same &= app.service.snapshot().generation().is_some()
+            same &= app.service.snapshot().version().is_some()
                 && app.available(token).await == truth;
         }
         if same {
@@ -70,7 +70,7 @@ async fn a_client_reads_its_own_writes(db: PgPool) {
     loaded(&app).await;
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "own").await.to_string();
-    let before = app.service.snapshot().generation();
+    let before = app.service.snapshot().version();
     for round in 0..10 {
         let id = claim(&app, &admin, &ws, "pool-c", &format!("own-{round}")).await;
         assert!(!app.available(&admin).await.contains(&"pool-c".to_owned()));
@@ -79,7 +79,7 @@ async fn a_client_reads_its_own_writes(db: PgPool) {
         assert!(app.available(&admin).await.contains(&"pool-c".to_owned()));
     }
     // Answered from memory all along: the snapshot moved with every write.
-    let after = app.service.snapshot().generation();
+    let after = app.service.snapshot().version();
     assert!(after >= before.map(|g| g + 20), "{before:?} → {after:?}");
 }
 
