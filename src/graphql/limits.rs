@@ -92,7 +92,7 @@ pub fn table() -> Vec<Limit> {
             "GRAPHQL_VALIDATION_FAILED",
         ),
         row(
-            "values in an answer (real row counts, checked before it is built)",
+            "values in an answer (real row counts, checked before it is built); more when the pool is larger, so that one read of the whole pool always fits",
             MAX_RESPONSE_VALUES.to_string(),
             "BAD_USER_INPUT",
         ),

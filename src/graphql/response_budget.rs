@@ -33,6 +33,14 @@ impl ResponseBudget {
         }))
     }
 
+    /// The budget of one request on a pool of `pool_size` namespaces: the
+    /// usual bound, or one read of the whole pool (the operator sets its size,
+    /// not the client) with room to spare, whichever is more.
+    pub fn for_pool(pool_size: usize) -> Self {
+        let one_read = pool_size.saturating_mul(2).saturating_add(1_000);
+        Self::new(MAX_RESPONSE_VALUES.max(one_read))
+    }
+
     /// Takes `values` from the budget, or fails, takes nothing and remembers.
     fn take(&self, values: usize) -> bool {
         let taken = self
@@ -103,6 +111,14 @@ fn charge(ctx: &Context<'_>, values: usize) -> async_graphql::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_pool_fits_one_whole_read_but_not_two() {
+        assert!(ResponseBudget::for_pool(10).take(MAX_RESPONSE_VALUES));
+        let budget = ResponseBudget::for_pool(100_000);
+        assert!(budget.take(200_000), "one availableNamespaces of 100,000 names");
+        assert!(!budget.take(200_000), "a second one (an alias) is refused");
+    }
 
     #[test]
     fn the_budget_refuses_what_does_not_fit_and_keeps_the_rest() {

@@ -139,7 +139,7 @@ pub async fn execute(
             }
         };
 
-    let budget = ResponseBudget::default();
+    let budget = ResponseBudget::for_pool(state.service.settings().pool.namespaces.len());
     let query_text = pure_read.then(|| query.clone()).unwrap_or_default();
     let mut request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))

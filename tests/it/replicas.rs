@@ -275,3 +275,57 @@ async fn a_revoked_token_stops_working_on_every_replica(db: PgPool) {
         );
     }
 }
+
+/// Behind PgBouncer in transaction mode, session work must not use the
+/// pooled URL: the LISTEN connection and the reclaim lock use the direct one.
+#[sqlx::test]
+async fn session_work_uses_the_direct_connection(db: PgPool) {
+    let options = (*db.connect_options()).clone();
+    let store = nspool::store::Store::connect_lazy(
+        options.clone().application_name("nspool-pooled"),
+        Some(options.application_name("nspool-direct")),
+        8,
+    );
+    let app = TestApp::spawn_on(
+        POOL_OF_5,
+        store.clone(),
+        db.clone(),
+        Default::default(),
+        Default::default(),
+    )
+    .await;
+    loaded(&app).await;
+    let admin = app.admin().await;
+    app.available(&admin).await;
+    let lock = store
+        .reclaim_lock(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the reclaim lock is free");
+    let sessions: Vec<(String, String)> = sqlx::query_as(
+        "select a.application_name, case when a.query like 'LISTEN%' then 'listen' else 'lock' end
+         from pg_stat_activity a
+         where a.datname = current_database()
+           and (a.query like 'LISTEN%' or exists (select 1 from pg_locks l where l.pid = a.pid and l.locktype = 'advisory'))
+         order by 2",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        sessions,
+        [
+            ("nspool-direct".to_owned(), "listen".to_owned()),
+            ("nspool-direct".to_owned(), "lock".to_owned())
+        ]
+    );
+    // Everything else went through the pooled URL.
+    let pooled: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity where datname = current_database() and application_name = 'nspool-pooled'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(pooled >= 1);
+    drop(lock);
+}

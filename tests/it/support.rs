@@ -77,7 +77,17 @@ impl TestApp {
         connections: ConnectionLimits,
         requests: RequestLimits,
     ) -> TestApp {
-        let store = Store::new(db.clone());
+        Self::spawn_on(yaml, Store::new(db.clone()), db, connections, requests).await
+    }
+
+    /// A server on a store of the test's making (`db` for the test's own reads).
+    pub async fn spawn_on(
+        yaml: &str,
+        store: Store,
+        db: PgPool,
+        connections: ConnectionLimits,
+        requests: RequestLimits,
+    ) -> TestApp {
         let service = nspool::app::prepare(settings(yaml), store)
             .await
             .expect("prepare");
