@@ -126,6 +126,22 @@ impl Caller {
         }
     }
 
+    /// Where this caller may act at `level`: every workspace (`Some(None)`),
+    /// one (`Some(Some(id))`), or nowhere (`None`); for statements that carry
+    /// the check themselves instead of reading the row first.
+    pub fn workspaces_at(&self, level: Level) -> Option<Option<Uuid>> {
+        match self {
+            Caller::Operator => Some(None),
+            Caller::Authenticated(identity) if identity.role.level >= level => {
+                match identity.role.scope {
+                    Scope::System => Some(None),
+                    Scope::Workspace => identity.workspace_id.map(Some),
+                }
+            }
+            _ => None,
+        }
+    }
+
     pub fn authorize(&self, action: Action) -> Result<(), RoleError> {
         let required = action.required_role();
         let identity = match self {

@@ -476,21 +476,28 @@ impl PoolService {
         id: Uuid,
         hard: Option<bool>,
     ) -> Result<DeploymentRow> {
-        let current = self.deployment_for(caller, id, Level::Admin).await?;
-        let actor = caller.actor();
         let hard_allowed = self.settings.houston.hard_delete_deployment;
         let hard_requested = hard == Some(true);
-        let deleted = if hard_requested && hard_allowed {
-            self.metrics.release("hard_delete");
-            let released = self
-                .store
-                .hard_delete_deployment(id, "release", &actor, "hard delete")
-                .await?;
-            if let Some(released) = &released {
+        if hard_requested && hard_allowed {
+            // One statement that carries the caller's scope; the row is read
+            // first only to word a refusal.
+            if let Some(scope) = caller.workspaces_at(Level::Admin)
+                && let Some(released) = self
+                    .store
+                    .hard_delete_deployment(id, scope, "release", &caller.actor(), "hard delete")
+                    .await?
+            {
+                self.metrics.release("hard_delete");
+                self.kube_wake.notify_one();
                 self.read_own_write(released.pool_generation).await;
+                return Ok(released.deployment);
             }
-            released.map(|r| r.deployment)
-        } else if let Some(deleted_at) = current.deleted_at {
+            self.deployment_for(caller, id, Level::Admin).await?;
+            return Err(Error::NotFound(format!("Deployment {id} not found")));
+        }
+        let current = self.deployment_for(caller, id, Level::Admin).await?;
+        let actor = caller.actor();
+        if let Some(deleted_at) = current.deleted_at {
             return Err(Error::NotFound(format!(
                 "Deployment {id} was already deleted at {}; {}",
                 deleted_at.to_rfc3339(),
@@ -500,17 +507,17 @@ impl PoolService {
                     "hard delete is not allowed here (astronomer.houston.config.deployments.hardDeleteDeployment is false), so the reclaim job frees its namespace"
                 }
             )));
+        }
+        let reason = if hard_requested {
+            "hard delete requested but not allowed (astronomer.houston.config.deployments.hardDeleteDeployment is false): soft-deleted instead"
         } else {
-            let reason = if hard_requested {
-                "hard delete requested but not allowed (astronomer.houston.config.deployments.hardDeleteDeployment is false): soft-deleted instead"
-            } else {
-                "soft delete"
-            };
-            self.metrics.release("soft_delete");
-            self.store
-                .soft_delete_deployment(id, &actor, reason)
-                .await?
+            "soft delete"
         };
+        self.metrics.release("soft_delete");
+        let deleted = self
+            .store
+            .soft_delete_deployment(id, &actor, reason)
+            .await?;
         self.kube_wake.notify_one();
         deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
     }

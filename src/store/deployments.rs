@@ -305,16 +305,23 @@ impl Store {
     }
 
     /// Deletes the row; the pool namespace it held is free in the same statement.
-    /// `kind` is the event: `release` or `reclaim`.
+    /// `kind` is the event: `release` or `reclaim`. `workspace`: only a
+    /// Deployment of this workspace (the caller's scope), `None`: any.
     pub async fn hard_delete_deployment(
         &self,
         id: Uuid,
+        workspace: Option<Uuid>,
         kind: &str,
         actor: &str,
         reason: &str,
     ) -> Result<Option<PoolChange>> {
         let sql = logged_pool_change(
-            &format!("d as (delete from deployments where id = $1 returning *), {FREE_HELD}"),
+            &format!(
+                "d as (
+                    delete from deployments where id = $1 and ($5::uuid is null or workspace_id = $5)
+                    returning *
+                ), {FREE_HELD}"
+            ),
             "$2",
             "$3",
             "$4",
@@ -324,6 +331,7 @@ impl Store {
             .bind(kind)
             .bind(actor)
             .bind(reason)
+            .bind(workspace)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row)
