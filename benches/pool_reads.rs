@@ -8,8 +8,8 @@
 //!   reported as requests/s, the ratio, per-request time, peak RSS.
 //! Then, at 1,000 namespaces with three `nspool serve` replicas:
 //!   - claim/release cycles through the API (createDeployment, hard
-//!     deleteDeployment; round-robin over the replicas) against the claim
-//!     and release statements run straight;
+//!     deleteDeployment; through one replica, then round-robin over the
+//!     three) against the claim and release statements run straight;
 //!   - cross-replica staleness: a claim answered by one replica, then the
 //!     other two polled until they stop offering the name (p50/p99);
 //!   - revoke propagation: a token used on all three, revoked through one,
@@ -267,19 +267,23 @@ async fn main() -> anyhow::Result<()> {
         };
         let http = reqwest::Client::new();
         let endpoints: Arc<Vec<String>> = Arc::new(replicas.iter().map(|r| r.endpoint.clone()).collect());
-        let cycles = {
+        // Through one replica, then spread over the three.
+        let mut cycles = Vec::new();
+        for spread in [1, 3] {
             let (http, endpoints, admin, per_client) = (http.clone(), endpoints.clone(), admin.clone(), per_client.clone());
-            load(clients, seconds, move |client, n| {
-                let (http, endpoints, admin) = (http.clone(), endpoints.clone(), admin.clone());
-                let ns = per_client[client][n % per_client[client].len()].clone();
-                async move {
-                    let endpoint = &endpoints[(client + n) % endpoints.len()];
-                    let created = gql(&http, endpoint, &admin, CREATE, json!({"ws": workspace, "label": format!("api-{client}-{n}"), "ns": ns})).await;
-                    gql(&http, endpoint, &admin, DELETE, json!({"id": created["createDeployment"]["id"]})).await;
-                }
-            })
-            .await
-        };
+            cycles.push(
+                load(clients, seconds, move |client, n| {
+                    let (http, endpoints, admin) = (http.clone(), endpoints.clone(), admin.clone());
+                    let ns = per_client[client][n % per_client[client].len()].clone();
+                    async move {
+                        let endpoint = &endpoints[(client + n) % spread];
+                        let created = gql(&http, endpoint, &admin, CREATE, json!({"ws": workspace, "label": format!("api-{spread}-{client}-{n}"), "ns": ns})).await;
+                        gql(&http, endpoint, &admin, DELETE, json!({"id": created["createDeployment"]["id"]})).await;
+                    }
+                })
+                .await,
+            );
+        }
 
         // Staleness: claim on one replica, poll the other two.
         let offered = |body: &[u8], name: &str| {
@@ -325,8 +329,13 @@ async fn main() -> anyhow::Result<()> {
         println!();
         println!("three replicas, 1,000-namespace pool");
         println!("{}", direct.line("claim/release, statements straight"));
-        println!("{}", cycles.line("claim/release, nspool API"));
-        println!("claim/release ratio nspool/PostgreSQL: ×{:.2}", cycles.rate() / direct.rate());
+        println!("{}", cycles[0].line("claim/release, nspool API, one replica"));
+        println!("{}", cycles[1].line("claim/release, nspool API, three"));
+        println!(
+            "claim/release ratio nspool/PostgreSQL: one replica ×{:.2}, spread over three ×{:.2}",
+            cycles[0].rate() / direct.rate(),
+            cycles[1].rate() / direct.rate()
+        );
         println!("cross-replica staleness over {probes} claims: p50 {stale_p50:.2} ms, p99 {stale_p99:.2} ms (polling the other two)");
         println!("revoke propagation over {} revokes: p50 {revoke_p50:.2} ms, p99 {revoke_p99:.2} ms", probes.div_ceil(4));
         println!("replicas' peak RSS: {} MiB", rss.join(", "));
