@@ -33,6 +33,13 @@ begin
 end
 $$;
 
+-- A row's generation when this transaction stamped it, else null: what a
+-- writer waits for before it answers (a change that left the offered set as
+-- it was has nothing to wait for).
+create function nspool_own_generation(g bigint) returns bigint language sql stable as $$
+    select case when g = nullif(current_setting('nspool.pool_generation', true), '')::bigint then g end
+$$;
+
 create function pool_namespaces_stamp() returns trigger language plpgsql as $$
 begin
     if (tg_op = 'INSERT' and nspool_offered(new.holder_deployment_id, new.retired_at, new.rbac_state))

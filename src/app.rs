@@ -166,6 +166,9 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
     let warming = service.clone();
     tokio::spawn(async move { warming.warm_dashboard().await });
     let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
+    if kube.is_none() {
+        service.without_kubernetes();
+    }
     let kube_worker =
         kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
     let mut server_stopped = stopped.clone();

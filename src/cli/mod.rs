@@ -267,6 +267,12 @@ fn config_check(config: &ConfigArg) -> ExitCode {
     }
     print!("{}", settings.to_yaml());
     println!("# {}", settings.nspool_rbac_advice());
+    match settings.unchecked_release_note() {
+        Some(note) => println!("# {note}"),
+        None => println!(
+            "# released namespaces are checked for leftovers before they are offered again (nspool.kubernetes.checkReleased); in auto mode only where a cluster is found"
+        ),
+    }
     ExitCode::SUCCESS
 }
 
@@ -381,14 +387,26 @@ async fn reclaim(
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let days = older_than.unwrap_or(settings.cleanup.older_than_days);
+    let mode = settings.service.kubernetes_mode;
     with_service(settings, move |service| async move {
+        // As `serve` decides: no cluster here in `auto` mode, no leftover checks.
+        if matches!(
+            crate::kube::client::KubeClient::connect(mode).await,
+            Ok(None)
+        ) {
+            service.without_kubernetes();
+        }
         let bar = Arc::new(Bar::new("reclaiming"));
         let report = service
             .reclaim_showing(&Caller::Operator, days, dry_run, bar.clone())
             .await;
         bar.finish();
         let report = report?;
-        let verb = if dry_run { "would free" } else { "freed" };
+        let verb = match (dry_run, service.checks_released()) {
+            (true, _) => "would free",
+            (false, true) => "released (offered again once found clean)",
+            (false, false) => "freed",
+        };
         for d in &report.deployments {
             println!(
                 "{verb} namespace {} (Deployment {})",
@@ -493,7 +511,7 @@ fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
         only.iter().map(String::as_str).collect()
     };
     let target = crate::kube::objects::RbacTarget::from_settings(&settings.service);
-    match crate::kube::objects::render(&names, &target) {
+    match crate::kube::objects::render(&names, &target, &settings.service.pool_labels) {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS

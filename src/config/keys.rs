@@ -166,6 +166,26 @@ pub const KEYS: &[Key] = &[
         "on with `namespaces.create: true`",
         "label a claimed namespace with its holder (field manager `nspool-claims`)",
     ),
+    key(
+        "nspool.kubernetes.checkReleased",
+        "`true`",
+        "with Kubernetes on, a released namespace is `releasing` until nspool finds nothing its Deployment left (Pods, PersistentVolumeClaims, Services, Secrets but service-account tokens, ConfigMaps but `kube-root-ca.crt`); `false` offers it again at once",
+    ),
+    key(
+        "nspool.platformRelease",
+        "`astronomer`",
+        "the platform's release name: every pool namespace carries `platform-release: <this>`, as Houston labels Deployment namespaces",
+    ),
+    key(
+        "global.namespaceLabels",
+        "none",
+        "labels every Deployment namespace carries (the chart's); nspool puts them on every pool namespace",
+    ),
+    key(
+        "astronomer.houston.config.deployments.namespaceLabels",
+        "none",
+        "Houston's labels for Deployment namespaces; nspool puts them on every pool namespace",
+    ),
     env_key(
         "nspool.platformNamespace",
         "NSPOOL_PLATFORM_NAMESPACE",

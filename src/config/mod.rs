@@ -5,6 +5,7 @@
 
 mod http;
 pub mod keys;
+mod labels;
 mod reader;
 pub mod schedule;
 
@@ -165,6 +166,12 @@ pub struct ServiceSettings {
     pub data_dir: Option<PathBuf>,
     pub kubernetes_mode: KubernetesMode,
     pub claim_labels: bool,
+    /// With Kubernetes on: a released namespace is offered again only once
+    /// found free of what its Deployment left (`nspool.kubernetes.checkReleased`).
+    pub check_released: bool,
+    /// The labels every pool namespace carries (`platform-release` and the
+    /// platform's namespaceLabels).
+    pub pool_labels: std::collections::BTreeMap<String, String>,
     #[serde(serialize_with = "as_str")]
     pub platform_namespace: NamespaceName,
     pub commander_service_account: String,
@@ -193,6 +200,24 @@ pub enum NspoolRbac {
 }
 
 impl Settings {
+    /// Whether released namespaces are checked for leftovers before they are
+    /// offered again (Kubernetes not off, and `checkReleased` not false). A
+    /// replica that finds no cluster in `auto` mode turns it off for itself.
+    pub fn checks_released(&self) -> bool {
+        self.service.kubernetes_mode != KubernetesMode::Off && self.service.check_released
+    }
+
+    /// Why released namespaces are offered again at once, when they are.
+    pub fn unchecked_release_note(&self) -> Option<&'static str> {
+        if self.service.kubernetes_mode == KubernetesMode::Off {
+            Some("released namespaces are not checked for leftovers (nspool.kubernetes.mode is off): a released namespace is offered again at once")
+        } else if !self.service.check_released {
+            Some("released namespaces are not checked for leftovers (nspool.kubernetes.checkReleased is false): a released namespace is offered again at once")
+        } else {
+            None
+        }
+    }
+
     pub fn nspool_rbac(&self) -> NspoolRbac {
         if self.pool.create_namespaces {
             NspoolRbac::Create
@@ -567,6 +592,8 @@ fn read_service(
             }
         },
     };
+    let check_released = r.bool(&n.at("kubernetes.checkReleased"), true);
+    let pool_labels = labels::read(r, root);
     let claim_labels_at = n.at("kubernetes.claimLabels");
     let claim_labels = claim_labels_at
         .present()
@@ -648,6 +675,8 @@ fn read_service(
             data_dir,
             kubernetes_mode,
             claim_labels: false,
+            check_released,
+            pool_labels,
             platform_namespace,
             commander_service_account,
             houston_version,

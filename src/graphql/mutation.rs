@@ -212,6 +212,22 @@ impl PoolMutation {
         Ok(i32::try_from(rows).unwrap_or(i32::MAX))
     }
 
+    /// Offers a releasing namespace again at once, whatever its last check
+    /// found (system admins). The event keeps who did it and `reason`.
+    async fn mark_namespace_clean(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        reason: String,
+    ) -> async_graphql::Result<bool> {
+        let caller = caller(ctx).await?;
+        service(ctx)
+            .mark_namespace_clean(caller, &name, &reason)
+            .await
+            .gql()?;
+        Ok(true)
+    }
+
     /// A new API token bound to one role (and workspace, for workspace roles).
     async fn create_token(
         &self,

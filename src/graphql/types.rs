@@ -315,6 +315,9 @@ pub enum PoolNamespaceStateType {
     SoftDeleted,
     /// Removed from the config: never offered again; a holder keeps working.
     Retired,
+    /// Released; offered again once nspool finds nothing its Deployment left
+    /// in it (see `leftovers`), or when a system admin marks it clean.
+    Releasing,
 }
 
 impl From<PoolNamespaceState> for PoolNamespaceStateType {
@@ -324,6 +327,7 @@ impl From<PoolNamespaceState> for PoolNamespaceStateType {
             PoolNamespaceState::Held => Self::Held,
             PoolNamespaceState::SoftDeleted => Self::SoftDeleted,
             PoolNamespaceState::Retired => Self::Retired,
+            PoolNamespaceState::Releasing => Self::Releasing,
         }
     }
 }
@@ -359,8 +363,30 @@ pub struct PoolNamespace {
     pub kube_error: Option<String>,
     pub kube_error_at: Option<DateTime<Utc>>,
     pub kube_next_attempt_at: Option<DateTime<Utc>>,
+    /// Since when it is releasing (null unless RELEASING).
+    pub releasing_since: Option<DateTime<Utc>>,
+    /// What the last check of a released namespace found that a Deployment
+    /// left, as `Kind/name` (e.g. `PersistentVolumeClaim/data-foo-worker-0`).
+    pub leftovers: Vec<String>,
+    /// When a released namespace was last checked for leftovers.
+    pub leftovers_checked_at: Option<DateTime<Utc>>,
+    /// Pool labels (`platform-release` and the platform's namespaceLabels)
+    /// the last verification found missing or different, as `key=value`.
+    pub labels_missing: Vec<String>,
     #[graphql(skip)]
     pub holder: Option<DeploymentRow>,
+}
+
+/// The strings of a stored JSON array (nothing for anything else).
+fn strings(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[ComplexObject]
@@ -402,17 +428,11 @@ impl From<PoolNamespaceView> for PoolNamespace {
             retired_at: view.row.retired_at,
             reclaimable_at: view.reclaimable_at,
             note: view.note,
-            rbac_missing: view
-                .row
-                .rbac_missing
-                .as_ref()
-                .and_then(|m| m.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            rbac_missing: strings(view.row.rbac_missing.as_ref()),
+            releasing_since: view.row.releasing_since,
+            leftovers: strings(view.row.leftovers.as_ref()),
+            leftovers_checked_at: view.row.leftovers_checked_at,
+            labels_missing: strings(view.row.labels_missing.as_ref()),
             rbac_state: view.row.rbac_state,
             rbac_checked_at: view.row.rbac_checked_at,
             managed: view.row.managed,

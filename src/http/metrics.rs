@@ -53,6 +53,7 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram>,
     graphql_errors: Family<CodeLabels, Counter>,
     pool: Family<StateLabels, Gauge>,
+    releasing_oldest: Gauge<f64, std::sync::atomic::AtomicU64>,
     database_up: Gauge,
     database_connections: Family<ConnectionLabels, Gauge>,
     database_max_connections: Gauge,
@@ -96,8 +97,14 @@ impl Default for Metrics {
         let pool = Family::<StateLabels, Gauge>::default();
         registry.register(
             "pool_namespaces",
-            "Pool namespaces by state (free, held, soft_deleted, retired, broken)",
+            "Pool namespaces by state (free, held, soft_deleted, retired, broken, releasing)",
             pool.clone(),
+        );
+        let releasing_oldest = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "pool_releasing_oldest_seconds",
+            "How long the longest-releasing namespace has waited to be found clean; 0 when none is releasing",
+            releasing_oldest.clone(),
         );
         let database_up = Gauge::default();
         registry.register(
@@ -137,6 +144,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            releasing_oldest,
             requests,
             durations,
             graphql_errors,
@@ -223,7 +231,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     }
     match store.pool_state_counts().await {
         Ok(counts) => {
-            for (name, value) in counts {
+            let waited = counts
+                .oldest_releasing
+                .map_or(0.0, |since| (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0);
+            state.metrics.releasing_oldest.set(waited);
+            for (name, value) in counts.by_state() {
                 state
                     .metrics
                     .pool

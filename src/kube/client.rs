@@ -8,9 +8,13 @@ use crate::config::KubernetesMode;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use k8s_openapi::api::core::v1::Namespace;
+use crate::domain::hygiene::{LeftoverKind, MAX_NAMED_LEFTOVERS};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
+};
+use std::collections::BTreeMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -159,6 +163,7 @@ impl KubeClient {
         namespace: &str,
         target: &RbacTarget,
         create_rbac: bool,
+        pool_labels: &BTreeMap<String, String>,
     ) -> Result<()> {
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
@@ -167,7 +172,7 @@ impl KubeClient {
             namespaces.patch(
                 namespace,
                 &params,
-                &Patch::Apply(objects::namespace(namespace, true)),
+                &Patch::Apply(objects::namespace(namespace, true, pool_labels)),
             ),
         )
         .await?;
@@ -191,11 +196,61 @@ impl KubeClient {
     }
 
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
+        Ok(self.namespace_labels(namespace).await?.is_some())
+    }
+
+    /// The namespace's labels; `None` when there is no such namespace.
+    pub async fn namespace_labels(&self, namespace: &str) -> Result<Option<BTreeMap<String, String>>> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         Ok(self
             .call("get_namespace", namespaces.get_opt(namespace))
             .await?
-            .is_some())
+            .map(|ns| ns.metadata.labels.unwrap_or_default()))
+    }
+
+    /// What is left in a released namespace that a Deployment could have left
+    /// (`Kind/name`, at most [`MAX_NAMED_LEFTOVERS`]): one `list` per kind,
+    /// the kinds side by side. Reads only.
+    pub async fn leftovers(&self, namespace: &str) -> Result<Vec<String>> {
+        let (pods, claims, services, secrets, config_maps) = futures::try_join!(
+            self.names::<Pod>(namespace, LeftoverKind::Pod, |_| None),
+            self.names::<PersistentVolumeClaim>(namespace, LeftoverKind::PersistentVolumeClaim, |_| None),
+            self.names::<Service>(namespace, LeftoverKind::Service, |_| None),
+            self.names::<Secret>(namespace, LeftoverKind::Secret, |s| s.type_.clone()),
+            self.names::<ConfigMap>(namespace, LeftoverKind::ConfigMap, |_| None),
+        )?;
+        let mut found: Vec<String> = [pods, claims, services, secrets, config_maps].concat();
+        found.truncate(MAX_NAMED_LEFTOVERS);
+        Ok(found)
+    }
+
+    /// The leftovers of one kind; `secret_type` tells a service-account
+    /// token Secret apart.
+    async fn names<K>(
+        &self,
+        namespace: &str,
+        kind: LeftoverKind,
+        secret_type: impl Fn(&K) -> Option<String>,
+    ) -> Result<Vec<String>>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let params = ListParams::default().limit(MAX_NAMED_LEFTOVERS as u32 + 1);
+        let list = self.call("list_leftovers", api.list(&params)).await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|item| {
+                let name = item.meta().name.clone().unwrap_or_default();
+                kind.is_leftover(&name, secret_type(item).as_deref())
+                    .then(|| kind.describe(&name))
+            })
+            .collect())
     }
 
     /// The claim labels under field manager `nspool-claims`: the holder's, or
@@ -204,10 +259,11 @@ impl KubeClient {
         &self,
         namespace: &str,
         holder: Option<(&str, &str)>,
+        pool_labels: &BTreeMap<String, String>,
     ) -> Result<()> {
         let params = PatchParams::apply(CLAIMS_FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let patch = Patch::Apply(objects::claim_labels(namespace, holder));
+        let patch = Patch::Apply(objects::claim_labels(namespace, holder, pool_labels));
         self.call("claim_labels", namespaces.patch(namespace, &params, &patch))
             .await?;
         Ok(())

@@ -47,10 +47,19 @@ fn meta(name: &str, namespace: Option<&str>, managed: bool) -> ObjectMeta {
 }
 
 /// `managed`: carry `app.kubernetes.io/managed-by: nspool` (objects nspool
-/// applies); the rendered option-2 manifest is the seed's, without it.
-pub fn namespace(name: &str, managed: bool) -> Namespace {
+/// applies); the rendered option-2 manifest is the seed's, without it. The
+/// pool labels (`platform-release` and the platform's namespaceLabels) are
+/// on both, so the platform finds the namespace.
+pub fn namespace(name: &str, managed: bool, pool_labels: &BTreeMap<String, String>) -> Namespace {
+    let mut metadata = meta(name, None, managed);
+    if !pool_labels.is_empty() {
+        metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(pool_labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
     Namespace {
-        metadata: meta(name, None, managed),
+        metadata,
         ..Namespace::default()
     }
 }
@@ -91,31 +100,49 @@ pub fn role_binding(namespace: &str, target: &RbacTarget, managed: bool) -> Role
 }
 
 /// The claim labels as one apply of the `nspool-claims` manager: the holder's
-/// labels, or none (which removes the ones it applied before).
-pub fn claim_labels(name: &str, holder: Option<(&str, &str)>) -> Namespace {
-    let labels = holder.map(|(release, id)| {
-        BTreeMap::from([
-            (LABEL_RELEASE.to_owned(), release.to_owned()),
-            (LABEL_DEPLOYMENT.to_owned(), id.to_owned()),
-        ])
-    });
+/// labels, or none (which removes the ones it applied before), and in verify
+/// mode the pool labels (`pool_labels`; empty in create mode, where the
+/// namespace's own apply carries them).
+pub fn claim_labels(
+    name: &str,
+    holder: Option<(&str, &str)>,
+    pool_labels: &BTreeMap<String, String>,
+) -> Namespace {
+    let mut labels = pool_labels.clone();
+    if let Some((release, id)) = holder {
+        labels.insert(LABEL_RELEASE.to_owned(), release.to_owned());
+        labels.insert(LABEL_DEPLOYMENT.to_owned(), id.to_owned());
+    }
     Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
-            labels: Some(labels.unwrap_or_default()),
+            labels: Some(labels),
             ..ObjectMeta::default()
         },
         ..Namespace::default()
     }
 }
 
+/// A fingerprint of the pool labels, to know when they changed.
+pub fn labels_fingerprint(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The seed's `commander.yaml` for each namespace: what a person would
-/// `kubectl apply -f` for option 2.
-pub fn render(namespaces: &[&str], target: &RbacTarget) -> Result<String, serde_yaml::Error> {
+/// `kubectl apply -f` for option 2, with the pool labels on each namespace.
+pub fn render(
+    namespaces: &[&str],
+    target: &RbacTarget,
+    pool_labels: &BTreeMap<String, String>,
+) -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
     for ns in namespaces {
         for document in [
-            serde_yaml::to_string(&namespace(ns, false))?,
+            serde_yaml::to_string(&namespace(ns, false, pool_labels))?,
             serde_yaml::to_string(&role(ns, target, false))?,
             serde_yaml::to_string(&role_binding(ns, target, false))?,
         ] {
@@ -142,7 +169,7 @@ mod tests {
 
     #[test]
     fn rendered_yaml_parses_back_into_the_same_objects() {
-        let yaml = render(&["team-a", "team-b"], &target()).unwrap();
+        let yaml = render(&["team-a", "team-b"], &target(), &BTreeMap::new()).unwrap();
         let documents: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
             .map(|d| serde_yaml::Value::deserialize(d).unwrap())
             .collect();
@@ -152,7 +179,7 @@ mod tests {
             let parsed_role: Role = serde_yaml::from_value(documents[i * 3 + 1].clone()).unwrap();
             let parsed_binding: RoleBinding =
                 serde_yaml::from_value(documents[i * 3 + 2].clone()).unwrap();
-            assert_eq!(parsed_ns, namespace(ns, false));
+            assert_eq!(parsed_ns, namespace(ns, false, &BTreeMap::new()));
             assert_eq!(parsed_role, role(ns, &target(), false));
             assert_eq!(parsed_binding, role_binding(ns, &target(), false));
             assert_eq!(documents[i * 3]["kind"], "Namespace");
@@ -177,23 +204,41 @@ mod tests {
     #[test]
     fn applied_objects_carry_managed_by() {
         for labels in [
-            namespace("a", true).metadata.labels,
+            namespace("a", true, &BTreeMap::new()).metadata.labels,
             role("a", &target(), true).metadata.labels,
             role_binding("a", &target(), true).metadata.labels,
         ] {
             assert_eq!(labels.unwrap()[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         }
-        assert!(namespace("a", false).metadata.labels.is_none());
+        assert!(namespace("a", false, &BTreeMap::new()).metadata.labels.is_none());
+    }
+
+    #[test]
+    fn pool_labels_go_on_every_namespace_object() {
+        let pool = BTreeMap::from([("platform-release".to_owned(), "astronomer".to_owned())]);
+        let labels = namespace("a", true, &pool).metadata.labels.unwrap();
+        assert_eq!(labels["platform-release"], "astronomer");
+        assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
+        let rendered = namespace("a", false, &pool).metadata.labels.unwrap();
+        assert_eq!(rendered.len(), 1);
+        let claims = claim_labels("a", None, &pool).metadata.labels.unwrap();
+        assert_eq!(claims, pool);
     }
 
     #[test]
     fn claim_labels_name_the_holder_or_nothing() {
-        let labels = claim_labels("a", Some(("r-1", "id-1")))
+        let labels = claim_labels("a", Some(("r-1", "id-1")), &BTreeMap::new())
             .metadata
             .labels
             .unwrap();
         assert_eq!(labels[LABEL_RELEASE], "r-1");
         assert_eq!(labels[LABEL_DEPLOYMENT], "id-1");
-        assert!(claim_labels("a", None).metadata.labels.unwrap().is_empty());
+        assert!(
+            claim_labels("a", None, &BTreeMap::new())
+                .metadata
+                .labels
+                .unwrap()
+                .is_empty()
+        );
     }
 }

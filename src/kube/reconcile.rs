@@ -5,7 +5,7 @@
 //! and retried with backoff, and never touch a claim.
 
 use super::client::{self, KubeClient};
-use super::objects::RbacTarget;
+use super::objects::{self, RbacTarget};
 use super::rules::{self, CheckPlan, Triple};
 use crate::config::{NspoolRbac, Settings};
 use crate::pool::PoolService;
@@ -42,6 +42,11 @@ pub struct PassReport {
     pub checked: usize,
     pub broken: Vec<(String, Vec<String>)>,
     pub missing: Vec<String>,
+    /// Releasing namespaces checked: found clean (offered again), or what is left.
+    pub cleaned: Vec<String>,
+    pub leftovers: Vec<(String, Vec<String>)>,
+    /// Namespaces whose pool labels are missing (verify mode without claim labels).
+    pub labels_missing: Vec<(String, Vec<String>)>,
     pub failed: Vec<(String, String)>,
     /// Asked once at cluster scope: "a Role cannot grant this".
     pub cluster_scoped: Vec<(String, bool)>,
@@ -67,7 +72,10 @@ enum Outcome {
     Checked {
         broken: Option<Vec<String>>,
         missing: bool,
+        labels_missing: Vec<String>,
     },
+    /// A releasing namespace listed: what is left (empty: clean, offered again).
+    Released(Vec<String>),
 }
 
 impl KubeWorker {
@@ -97,11 +105,24 @@ impl KubeWorker {
         } else {
             "namespace-only"
         };
+        // The pool labels are part of the namespace nspool applies.
+        let labels = objects::labels_fingerprint(&self.settings.service.pool_labels);
         rules::fingerprint(
             &target.rules,
-            &format!("{}/{create_rbac}", target.service_account),
+            &format!("{}/{create_rbac}/{labels}", target.service_account),
             &target.service_account_namespace,
         )
+    }
+
+    /// The pool labels the claim-labels apply carries: in verify mode with
+    /// claim labels on (in create mode the namespace's own apply has them).
+    fn claim_pool_labels(&self) -> &std::collections::BTreeMap<String, String> {
+        static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        if self.settings.nspool_rbac() == NspoolRbac::Verify {
+            &self.settings.service.pool_labels
+        } else {
+            &NONE
+        }
     }
 
     /// The Commander account as a SubjectAccessReview names it.
@@ -119,14 +140,17 @@ impl KubeWorker {
     }
 
     /// The work this configuration asks for on its own: apply when nspool
-    /// creates the namespaces, labels when switched on, checks when it only verifies.
-    /// `check_only` (`nspool rbac check`): verify, write nothing.
-    fn filter(&self, check_only: bool) -> (bool, bool, bool) {
+    /// creates the namespaces, labels when switched on, checks when it only
+    /// verifies, leftover checks of released namespaces when those are checked.
+    /// `check_only` (`nspool rbac check`): verify and list leftovers, write
+    /// nothing to the cluster.
+    fn filter(&self, check_only: bool) -> (bool, bool, bool, bool) {
+        let leftovers = self.settings.checks_released();
         if check_only {
-            return (false, false, true);
+            return (false, false, true, leftovers);
         }
         let create = self.settings.nspool_rbac() == NspoolRbac::Create;
-        (create, self.settings.service.claim_labels, !create)
+        (create, self.settings.service.claim_labels, !create, leftovers)
     }
 
     /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
@@ -163,7 +187,8 @@ impl KubeWorker {
     /// the mode and however recently it was checked (`nspool rbac check`).
     pub async fn pass(&self, check_all: bool) -> Result<PassReport, Error> {
         let fingerprint = self.fingerprint();
-        let (apply, labels, verify) = self.filter(check_all);
+        let (apply, labels, verify, leftovers) = self.filter(check_all);
+        let pool_labels_fingerprint = objects::labels_fingerprint(self.claim_pool_labels());
         let check_before = if check_all {
             Some(Utc::now())
         } else if verify {
@@ -176,6 +201,10 @@ impl KubeWorker {
             labels,
             check_before,
             respect_backoff: !check_all,
+            leftovers,
+            // Verify mode with claim labels: the pool labels ride on that apply.
+            pool_labels: (labels && !apply && !self.claim_pool_labels().is_empty())
+                .then_some(pool_labels_fingerprint.as_str()),
         };
         let mut report = PassReport::default();
         let mut plan: Option<CheckPlan> = None;
@@ -219,7 +248,11 @@ impl KubeWorker {
                             match outcome {
                                 Outcome::Applied => report.applied += 1,
                                 Outcome::Labelled => report.labelled += 1,
-                                Outcome::Checked { broken, missing } => {
+                                Outcome::Checked {
+                                    broken,
+                                    missing,
+                                    labels_missing,
+                                } => {
                                     report.checked += 1;
                                     if missing {
                                         report.missing.push(name.clone());
@@ -227,6 +260,15 @@ impl KubeWorker {
                                     if let Some(denied) = broken {
                                         report.broken.push((name.clone(), denied));
                                     }
+                                    if !labels_missing.is_empty() {
+                                        report.labels_missing.push((name.clone(), labels_missing));
+                                    }
+                                }
+                                Outcome::Released(left) if left.is_empty() => {
+                                    report.cleaned.push(name.clone());
+                                }
+                                Outcome::Released(left) => {
+                                    report.leftovers.push((name.clone(), left));
                                 }
                             }
                         }
@@ -274,7 +316,12 @@ impl KubeWorker {
         let mut done = Vec::new();
         if row.needs_apply {
             self.kube
-                .apply_rbac(&row.name, &self.target(), self.settings.pool.create_rbac)
+                .apply_rbac(
+                    &row.name,
+                    &self.target(),
+                    self.settings.pool.create_rbac,
+                    &self.settings.service.pool_labels,
+                )
                 .await?;
             self.store
                 .record_applied(&row.name, fingerprint)
@@ -282,7 +329,7 @@ impl KubeWorker {
                 .map_err(store_failure)?;
             done.push(Outcome::Applied);
         }
-        if row.needs_labels {
+        if row.needs_labels || row.needs_pool_labels {
             // Never create a namespace by labelling one that is not there.
             if !row.managed && !self.kube.namespace_exists(&row.name).await? {
                 return Err(client::Error::Api {
@@ -299,22 +346,40 @@ impl KubeWorker {
                 (Some(release), Some(id)) => Some((release.as_str(), id.as_str())),
                 _ => None,
             };
-            self.kube.apply_claim_labels(&row.name, holder).await?;
+            let pool_labels = self.claim_pool_labels();
+            self.kube
+                .apply_claim_labels(&row.name, holder, pool_labels)
+                .await?;
             self.store
                 .record_labels(&row.name, row.holder_deployment_id)
                 .await
                 .map_err(store_failure)?;
+            if !pool_labels.is_empty() {
+                self.store
+                    .record_pool_labels(&row.name, &objects::labels_fingerprint(pool_labels))
+                    .await
+                    .map_err(store_failure)?;
+            }
             done.push(Outcome::Labelled);
         }
         if row.needs_check {
             done.push(self.check(&row.name, plan).await?);
+        }
+        if row.needs_leftovers {
+            // Lists only; what is found is the owner's (or Commander's) to remove.
+            let left = self.kube.leftovers(&row.name).await?;
+            self.store
+                .record_leftovers(&row.name, &left)
+                .await
+                .map_err(store_failure)?;
+            done.push(Outcome::Released(left));
         }
         Ok(done)
     }
 
     /// Exists, and may the Commander account do every namespaced permission?
     async fn check(&self, name: &str, plan: &CheckPlan) -> Result<Outcome, client::Error> {
-        if !self.kube.namespace_exists(name).await? {
+        let Some(labels) = self.kube.namespace_labels(name).await? else {
             self.store
                 .record_check(name, "missing", &json!([]))
                 .await
@@ -322,8 +387,15 @@ impl KubeWorker {
             return Ok(Outcome::Checked {
                 broken: None,
                 missing: true,
+                labels_missing: Vec::new(),
             });
-        }
+        };
+        let labels_missing =
+            crate::domain::hygiene::missing_labels(&self.settings.service.pool_labels, Some(&labels));
+        self.store
+            .record_labels_missing(name, &labels_missing)
+            .await
+            .map_err(store_failure)?;
         let (user, groups) = self.commander();
         let mut asks: Vec<BoxFuture<'_, (Triple, Result<bool, client::Error>)>> = Vec::new();
         for triple in &plan.namespaced {
@@ -352,6 +424,7 @@ impl KubeWorker {
         Ok(Outcome::Checked {
             broken: (!denied.is_empty()).then_some(denied),
             missing: false,
+            labels_missing,
         })
     }
 }

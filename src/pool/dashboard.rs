@@ -155,18 +155,12 @@ impl PoolService {
             }
         }
         let counts = self.store.pool_state_counts().await?;
-        let get = |name: &str| {
-            counts
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(0, |(_, v)| *v)
-        };
         let live = HistoryPoint {
             hour: now,
-            // Broken namespaces are free in the event log's terms.
-            free: get("free") + get("broken"),
-            held: get("held"),
-            soft_deleted: get("soft_deleted"),
+            // Broken and releasing namespaces are free in the event log's terms.
+            free: counts.free + counts.broken + counts.releasing,
+            held: counts.held,
+            soft_deleted: counts.soft_deleted,
         };
         Ok(self.history.lock().await.points_with(live))
     }

@@ -484,7 +484,16 @@ impl PoolService {
             if let Some(scope) = caller.workspaces_at(Level::Admin)
                 && let Some(released) = self
                     .store
-                    .hard_delete_deployment(id, scope, "release", &caller.actor(), "hard delete")
+                    .hard_delete_deployment(
+                        id,
+                        scope,
+                        store::Release {
+                            kind: "release",
+                            actor: &caller.actor(),
+                            reason: "hard delete",
+                            check_released: self.checks_released(),
+                        },
+                    )
                     .await?
             {
                 self.metrics.release("hard_delete");

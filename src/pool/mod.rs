@@ -46,6 +46,9 @@ pub struct PoolService {
     snapshot: Arc<snapshot::PoolSnapshot>,
     /// Verified tokens in memory (live only while listening).
     tokens: Arc<token_cache::TokenCache>,
+    /// Released namespaces are checked for leftovers: the config says so and
+    /// (for `serve` in `auto` mode) this replica found a cluster.
+    checks_released: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How long a write waits for its own pool change to reach this replica's
@@ -56,13 +59,29 @@ impl PoolService {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
         Self {
             store,
-            settings,
             kube_wake: Arc::new(tokio::sync::Notify::new()),
             metrics: Arc::default(),
             history: Arc::default(),
             snapshot: Arc::default(),
             tokens: Arc::default(),
+            checks_released: Arc::new(std::sync::atomic::AtomicBool::new(
+                settings.checks_released(),
+            )),
+            settings,
         }
+    }
+
+    /// Whether this replica's releases leave a namespace `releasing`.
+    pub fn checks_released(&self) -> bool {
+        self.checks_released
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// No cluster here after all (`auto` mode found none): this replica's
+    /// releases free at once, as with Kubernetes off.
+    pub fn without_kubernetes(&self) {
+        self.checks_released
+            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The pool copy in memory: its version tells cached answers apart.
@@ -125,10 +144,21 @@ impl PoolService {
             .iter()
             .map(|e| pool.create_namespaces && e.source == crate::config::PoolSource::Standard)
             .collect();
-        Ok(self
+        let report = self
             .store
             .sync_pool(&names, &sources, &managed, &Caller::Operator.actor())
-            .await?)
+            .await?;
+        // Checks switched off: nothing will ever find the releasing ones clean.
+        if let Some(note) = self.settings.unchecked_release_note() {
+            let freed = self
+                .store
+                .free_releasing(&Caller::Operator.actor(), note)
+                .await?;
+            if !freed.is_empty() {
+                tracing::info!(namespaces = ?freed, "{note}");
+            }
+        }
+        Ok(report)
     }
 
     /// When a soft-deleted Deployment's namespace comes back by itself:

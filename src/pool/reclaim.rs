@@ -232,7 +232,11 @@ impl PoolService {
                     report.stopped = Some("stopped by shutdown; the next run goes on".into());
                     break 'batches;
                 }
-                match self.store.reclaim_one(cutoff, actor, &reason).await {
+                match self
+                    .store
+                    .reclaim_one(cutoff, actor, &reason, self.checks_released())
+                    .await
+                {
                     Ok(Some(reclaimed)) => {
                         last_generation = last_generation.max(reclaimed.pool_generation);
                         let row = reclaimed.deployment;

@@ -13,6 +13,8 @@ pub enum PoolNamespaceState {
     Held,
     SoftDeleted,
     Retired,
+    /// Released, not offered until nothing its Deployment left is found in it.
+    Releasing,
 }
 
 impl PoolNamespaceState {
@@ -20,6 +22,7 @@ impl PoolNamespaceState {
     pub fn of(row: &PoolNamespaceRow, holder: Option<&DeploymentRow>) -> Self {
         match (row.retired_at, holder) {
             (Some(_), _) => Self::Retired,
+            (None, None) if row.releasing_since.is_some() => Self::Releasing,
             (None, None) => Self::Free,
             (None, Some(d)) if d.deleted_at.is_some() => Self::SoftDeleted,
             (None, Some(_)) => Self::Held,
@@ -37,14 +40,19 @@ pub struct PoolNamespaceView {
 }
 
 /// How a namespace in `state` comes back; `never_note` is the config's word
-/// when the reclaim job will not free soft-deleted ones.
+/// when the reclaim job will not free soft-deleted ones, `unchecked_note`
+/// when released namespaces are offered again unchecked.
 pub fn comes_back(
     state: PoolNamespaceState,
     reclaimable_at: Option<DateTime<Utc>>,
     never_note: Option<&str>,
+    unchecked_note: Option<&str>,
 ) -> Option<String> {
     match state {
-        PoolNamespaceState::Free => None,
+        PoolNamespaceState::Free => unchecked_note.map(str::to_owned),
+        PoolNamespaceState::Releasing => Some(
+            "offered again once nspool finds nothing its Deployment left (see leftovers); markNamespaceClean frees it at once".into(),
+        ),
         PoolNamespaceState::Held => {
             Some("free again when its Deployment is hard-deleted (or soft-deleted and reclaimed)".into())
         }
@@ -76,6 +84,9 @@ impl PoolService {
             .map(|d| (d.id, d))
             .collect();
         let never = self.settings.cleanup.never_reclaims_note();
+        let unchecked = (!self.checks_released())
+            .then(|| self.settings.unchecked_release_note())
+            .flatten();
         Ok(rows
             .into_iter()
             .map(|row| {
@@ -83,7 +94,7 @@ impl PoolService {
                 let state = PoolNamespaceState::of(&row, holder.as_ref());
                 let reclaimable_at =
                     self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
-                let note = comes_back(state, reclaimable_at, never.as_deref());
+                let note = comes_back(state, reclaimable_at, never.as_deref(), unchecked);
                 PoolNamespaceView {
                     row,
                     holder,
@@ -93,6 +104,39 @@ impl PoolService {
                 }
             })
             .collect())
+    }
+
+    /// Frees a releasing namespace at once (system admins); the event keeps
+    /// the actor and the reason.
+    pub async fn mark_namespace_clean(
+        &self,
+        caller: &Caller,
+        name: &str,
+        reason: &str,
+    ) -> Result<()> {
+        caller.authorize(Action::System(Level::Admin))?;
+        use crate::domain::text;
+        text::check("name", name, text::max::FILTER)?;
+        text::check("reason", reason, text::max::REASON)?;
+        if reason.trim().is_empty() {
+            return Err(super::Error::BadInput(
+                "Say why the namespace is clean (reason): the event keeps it".into(),
+            ));
+        }
+        match self
+            .store
+            .mark_clean(name, &caller.actor(), reason.trim())
+            .await?
+        {
+            Some(generation) => {
+                self.read_own_write(generation).await;
+                Ok(())
+            }
+            None => Err(super::Error::NotFound(format!(
+                "\"{}\" is not a releasing pool namespace",
+                text::excerpt(name)
+            ))),
+        }
     }
 
     pub async fn rbac_cluster_report(

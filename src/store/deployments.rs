@@ -81,12 +81,29 @@ fn logged_change_with(ctes: &str, kind: &str, actor: &str, reason: &str, extra: 
 
 /// Frees the pool namespace of the deleted Deployment `d` in the same
 /// statement (the foreign key would too, but only after `returning`, which
-/// then could not carry the pool generation).
-const FREE_HELD: &str = "pool as (
-    update pool_namespaces set holder_deployment_id = null
-    where holder_deployment_id in (select id from d)
-    returning generation
-)";
+/// then could not carry the pool generation). `check` (a boolean parameter):
+/// the namespace is releasing, offered again once found clean.
+fn free_held(check: &str) -> String {
+    format!(
+        "pool as (
+            update pool_namespaces set holder_deployment_id = null,
+                releasing_since = case when {check} then now() end,
+                leftovers = null, leftovers_checked_at = null, leftover_checks = 0
+            where holder_deployment_id in (select id from d)
+            returning nspool_own_generation(generation) as generation
+        )"
+    )
+}
+
+/// A hard delete's event and whether its namespace is checked before it is offered again.
+pub struct Release<'a> {
+    /// The event: `release` or `reclaim`.
+    pub kind: &'a str,
+    pub actor: &'a str,
+    pub reason: &'a str,
+    /// Kubernetes checks released namespaces: it is releasing, not free.
+    pub check_released: bool,
+}
 
 pub struct NewDeployment<'a> {
     pub id: Uuid,
@@ -147,7 +164,7 @@ impl Store {
                 "pool as (
                     update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
                     where $16 and name = $6 and {OFFERED}
-                    returning name, generation
+                    returning name, nspool_own_generation(generation) as generation
                 ), target as (
                     select name from pool
                     union all
@@ -311,16 +328,15 @@ impl Store {
         &self,
         id: Uuid,
         workspace: Option<Uuid>,
-        kind: &str,
-        actor: &str,
-        reason: &str,
+        release: Release<'_>,
     ) -> Result<Option<PoolChange>> {
         let sql = logged_pool_change(
             &format!(
                 "d as (
                     delete from deployments where id = $1 and ($5::uuid is null or workspace_id = $5)
                     returning *
-                ), {FREE_HELD}"
+                ), {}",
+                free_held("$6")
             ),
             "$2",
             "$3",
@@ -328,10 +344,11 @@ impl Store {
         );
         let row = sqlx::query_as(&sql)
             .bind(id)
-            .bind(kind)
-            .bind(actor)
-            .bind(reason)
+            .bind(release.kind)
+            .bind(release.actor)
+            .bind(release.reason)
             .bind(workspace)
+            .bind(release.check_released)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row)
@@ -345,6 +362,7 @@ impl Store {
         cutoff: DateTime<Utc>,
         actor: &str,
         reason: &str,
+        check_released: bool,
     ) -> Result<Option<PoolChange>> {
         let sql = logged_pool_change(
             &format!(
@@ -353,7 +371,8 @@ impl Store {
                     order by deleted_at limit 1 for update skip locked
                 ), d as (
                     delete from deployments where id in (select id from victim) returning *
-                ), {FREE_HELD}"
+                ), {}",
+                free_held("$4")
             ),
             "'reclaim'",
             "$2",
@@ -363,6 +382,7 @@ impl Store {
             .bind(cutoff)
             .bind(actor)
             .bind(reason)
+            .bind(check_released)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row)

@@ -16,6 +16,10 @@ pub struct KubeWorkRow {
     pub needs_apply: bool,
     pub needs_labels: bool,
     pub needs_check: bool,
+    /// Released and not yet found clean, and its next check is due.
+    pub needs_leftovers: bool,
+    /// Pool labels to apply (their fingerprint differs from the last applied).
+    pub needs_pool_labels: bool,
 }
 
 /// What kinds of work this replica's settings ask for.
@@ -28,7 +32,17 @@ pub struct WorkFilter<'a> {
     pub check_before: Option<DateTime<Utc>>,
     /// Skip namespaces whose retry time has not come (false: a check by hand).
     pub respect_backoff: bool,
+    /// Check releasing namespaces for leftovers (when their next check is due).
+    pub leftovers: bool,
+    /// `Some(fingerprint)`: pool labels are applied with the claim labels
+    /// (verify mode, claim labels on) and due where the fingerprint differs.
+    pub pool_labels: Option<&'a str>,
 }
+
+/// How long after a check that found leftovers the next one runs: 2 s,
+/// doubling, at most 5 minutes (SQL, over the row's `leftover_checks`).
+const NEXT_LEFTOVER_CHECK: &str = "p.leftovers_checked_at + least(interval '5 minutes',
+    interval '2 seconds' * power(2, least(p.leftover_checks, 16)))";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClusterReportRow {
@@ -42,25 +56,32 @@ const KUBE_LEADER_KEY: i64 = 0x6e73_706f_6f6c_0002;
 impl Store {
     /// Namespaces with work due, whose retry time (if any) has come.
     pub async fn kube_work(&self, filter: &WorkFilter<'_>, limit: i64) -> Result<Vec<KubeWorkRow>> {
-        let rows = sqlx::query_as(
+        let sql = format!(
             "select * from (
                 select p.name, p.managed, p.holder_deployment_id, d.release_name as holder_release,
                        ($1::text is not null and p.managed and p.retired_at is null
                             and p.rbac_applied is distinct from $1) as needs_apply,
                        ($2 and p.labels_holder is distinct from p.holder_deployment_id) as needs_labels,
                        ($3::timestamptz is not null and p.retired_at is null
-                            and (p.rbac_checked_at is null or p.rbac_checked_at < $3)) as needs_check
+                            and (p.rbac_checked_at is null or p.rbac_checked_at < $3)) as needs_check,
+                       ($6 and p.releasing_since is not null
+                            and (p.leftovers_checked_at is null or {NEXT_LEFTOVER_CHECK} <= now())) as needs_leftovers,
+                       ($7::text is not null and p.retired_at is null
+                            and p.labels_applied is distinct from $7) as needs_pool_labels
                 from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
                 where not $5 or p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now()
              ) w
-             where needs_apply or needs_labels or needs_check
-             order by name limit $4",
-        )
+             where needs_apply or needs_labels or needs_check or needs_leftovers or needs_pool_labels
+             order by name limit $4"
+        );
+        let rows = sqlx::query_as(&sql)
         .bind(filter.apply)
         .bind(filter.labels)
         .bind(filter.check_before)
         .bind(limit)
         .bind(filter.respect_backoff)
+        .bind(filter.leftovers)
+        .bind(filter.pool_labels)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows)
@@ -107,6 +128,64 @@ impl Store {
         .bind(missing)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// What a leftover check found. Nothing: the namespace is offered again,
+    /// with a `clean` event. Something: kept releasing, the list stored (an
+    /// event when it changed), checked again later.
+    pub async fn record_leftovers(&self, name: &str, leftovers: &[String]) -> Result<()> {
+        if leftovers.is_empty() {
+            sqlx::query(
+                "with u as (
+                    update pool_namespaces set releasing_since = null, leftovers = '[]',
+                           leftovers_checked_at = now(), leftover_checks = 0
+                    where name = $1 and releasing_since is not null returning name
+                 )
+                 insert into events (kind, namespace, actor, reason)
+                 select 'clean', name, 'kubernetes', 'nothing left behind: offered again' from u",
+            )
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        } else {
+            sqlx::query(
+                "with old as (select leftovers from pool_namespaces where name = $1),
+                 u as (
+                    update pool_namespaces set leftovers = $2, leftovers_checked_at = now(),
+                           leftover_checks = leftover_checks + 1
+                    where name = $1 and releasing_since is not null returning name
+                 )
+                 insert into events (kind, namespace, actor, reason)
+                 select 'leftovers', u.name, 'kubernetes',
+                        'not offered while left behind: ' || (select string_agg(value, ', ') from jsonb_array_elements_text($2))
+                 from u, old where old.leftovers is distinct from $2",
+            )
+            .bind(name)
+            .bind(serde_json::json!(leftovers))
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records the pool labels applied (their fingerprint).
+    pub async fn record_pool_labels(&self, name: &str, fingerprint: &str) -> Result<()> {
+        sqlx::query("update pool_namespaces set labels_applied = $2, labels_missing = null where name = $1")
+            .bind(name)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Pool labels a verification found missing (empty: none).
+    pub async fn record_labels_missing(&self, name: &str, missing: &[String]) -> Result<()> {
+        sqlx::query("update pool_namespaces set labels_missing = $2 where name = $1")
+            .bind(name)
+            .bind((!missing.is_empty()).then(|| serde_json::json!(missing)))
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

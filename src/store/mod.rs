@@ -11,11 +11,15 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
-pub use deployments::{DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange};
+pub use deployments::{
+    DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange, Release,
+};
 pub use events::EventRow;
 pub use history::StateChange;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
-pub use pool::{HealthFigures, NamespaceHolder, PoolNamespaceRow, PoolSummary, PoolSyncReport};
+pub use pool::{
+    HealthFigures, NamespaceHolder, PoolNamespaceRow, PoolStateCounts, PoolSummary, PoolSyncReport,
+};
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{RoleBindingRow, WorkspaceRow};

@@ -19,6 +19,10 @@ pub struct PoolNamespaceRow {
     pub kube_error: Option<String>,
     pub kube_error_at: Option<DateTime<Utc>>,
     pub kube_next_attempt_at: Option<DateTime<Utc>>,
+    pub releasing_since: Option<DateTime<Utc>>,
+    pub leftovers: Option<serde_json::Value>,
+    pub leftovers_checked_at: Option<DateTime<Utc>>,
+    pub labels_missing: Option<serde_json::Value>,
 }
 
 /// Who holds a pool namespace, to word a refused claim.
@@ -50,6 +54,33 @@ pub struct PoolSyncReport {
     pub adopted: Vec<String>,
 }
 
+/// The pool's namespaces by state (each active namespace in exactly one).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct PoolStateCounts {
+    pub free: i64,
+    pub held: i64,
+    pub soft_deleted: i64,
+    pub retired: i64,
+    pub broken: i64,
+    pub releasing: i64,
+    /// Since when the longest-releasing namespace waits to be found clean.
+    pub oldest_releasing: Option<DateTime<Utc>>,
+}
+
+impl PoolStateCounts {
+    /// As metric labels.
+    pub fn by_state(&self) -> [(&'static str, i64); 6] {
+        [
+            ("free", self.free),
+            ("held", self.held),
+            ("soft_deleted", self.soft_deleted),
+            ("retired", self.retired),
+            ("broken", self.broken),
+            ("releasing", self.releasing),
+        ]
+    }
+}
+
 /// The pool in numbers, to say why none is free and how one comes back.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PoolSummary {
@@ -63,18 +94,19 @@ pub struct PoolSummary {
 
 const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
     managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
-    kube_error_at, kube_next_attempt_at";
+    kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing";
 
-/// Offered: free, not retired, and not known to have broken RBAC.
-pub(super) const OFFERED: &str =
-    "holder_deployment_id is null and retired_at is null and rbac_state in ('unknown', 'ok')";
+/// Offered: free, not retired, not releasing, and not known to have broken RBAC
+/// (as the database's `nspool_offered`).
+pub(super) const OFFERED: &str = "holder_deployment_id is null and retired_at is null
+    and releasing_since is null and rbac_state in ('unknown', 'ok')";
 
 /// A statement whose CTE `n` changes pool rows: each changed name gets a
-/// `kind` event (actor `actor`, a SQL expression) with `reason`; the names come back sorted.
+/// `kind` event (`actor` and `reason` are SQL expressions); the names come back sorted.
 fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
     format!(
         "with n as ({change}), e as (
-            insert into events (kind, namespace, actor, reason) select '{kind}', name, {actor}, '{reason}' from n
+            insert into events (kind, namespace, actor, reason) select '{kind}', name, {actor}, {reason} from n
         )
         select name from n order by name"
     )
@@ -105,7 +137,7 @@ impl Store {
              returning name",
             "add",
             "$3",
-            "listed in the config",
+            "'listed in the config'",
         ))
         .bind(names)
         .bind(sources)
@@ -120,7 +152,7 @@ impl Store {
              returning name",
             "restore",
             "$2",
-            "listed in the config again",
+            "'listed in the config again'",
         ))
         .bind(names)
         .bind(actor)
@@ -144,7 +176,7 @@ impl Store {
              returning name",
             "retire",
             "$2",
-            "no longer listed in the config; never deleted, not offered again",
+            "'no longer listed in the config; never deleted, not offered again'",
         ))
         .bind(names)
         .bind(actor)
@@ -187,6 +219,52 @@ impl Store {
         Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
     }
 
+    /// Frees a releasing namespace at once (`markNamespaceClean`); its event
+    /// keeps who and why. `false`: it is not releasing.
+    /// `None`: not releasing; `Some(generation)`: freed, and the generation
+    /// to wait for when that changed what is offered.
+    pub async fn mark_clean(
+        &self,
+        name: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<Option<i64>>> {
+        let generation = sqlx::query_scalar(
+            "with u as (
+                update pool_namespaces set releasing_since = null, leftover_checks = 0
+                where name = $1 and releasing_since is not null
+                returning name, nspool_own_generation(generation) as generation
+             ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'mark_clean', name, $2, $3 from u
+             )
+             select generation from u",
+        )
+        .bind(name)
+        .bind(actor)
+        .bind(reason)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(generation)
+    }
+
+    /// Frees every releasing namespace (released namespaces are not checked
+    /// any more), each with a `clean` event giving `reason`.
+    pub async fn free_releasing(&self, actor: &str, reason: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(&logged_names(
+            "update pool_namespaces set releasing_since = null, leftover_checks = 0
+             where releasing_since is not null returning name",
+            "clean",
+            "$1",
+            "$2",
+        ))
+        .bind(actor)
+        .bind(reason)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
     /// Sends `sync <marker>` on the pool channel: it reaches a listener after
     /// the notices of every transaction that committed before it.
     pub async fn notify_pool_marker(&self, channel: &str, marker: &str) -> Result<()> {
@@ -227,26 +305,23 @@ impl Store {
     }
 
     /// The pool's namespaces by state, for metrics: one scan of the pool table.
-    pub async fn pool_state_counts(&self) -> Result<[(&'static str, i64); 5]> {
-        let (free, held, soft_deleted, retired, broken): (i64, i64, i64, i64, i64) = sqlx::query_as(
+    pub async fn pool_state_counts(&self) -> Result<PoolStateCounts> {
+        Ok(sqlx::query_as(
             "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.rbac_state in ('unknown', 'ok')),
-                    count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null),
-                    count(*) filter (where p.retired_at is null and d.deleted_at is not null),
-                    count(*) filter (where p.retired_at is not null),
+                                     and p.releasing_since is null and p.rbac_state in ('unknown', 'ok')) as free,
+                    count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
+                    count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
+                    count(*) filter (where p.retired_at is not null) as retired,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.rbac_state in ('broken', 'missing'))
+                                     and p.releasing_since is null and p.rbac_state in ('broken', 'missing')) as broken,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.releasing_since is not null) as releasing,
+                    min(p.releasing_since) filter (where p.retired_at is null and p.holder_deployment_id is null)
+                        as oldest_releasing
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
         )
         .fetch_one(&self.pool)
-        .await?;
-        Ok([
-            ("free", free),
-            ("held", held),
-            ("soft_deleted", soft_deleted),
-            ("retired", retired),
-            ("broken", broken),
-        ])
+        .await?)
     }
 
     /// What `/metrics` reads at each scrape besides the pool counts: pool

@@ -88,9 +88,32 @@ impl TestApp {
         connections: ConnectionLimits,
         requests: RequestLimits,
     ) -> TestApp {
+        Self::start(yaml, store, db, connections, requests, false).await
+    }
+
+    /// A server that, like `serve` with a cluster, checks released
+    /// namespaces for leftovers when its config says so (the test runs the
+    /// Kubernetes passes against the fake API server).
+    pub async fn spawn_in_cluster(yaml: &str, db: PgPool) -> TestApp {
+        let store = Store::new(db.clone());
+        Self::start(yaml, store, db, Default::default(), Default::default(), true).await
+    }
+
+    /// `in_cluster: false`: as `serve` where no cluster is found.
+    async fn start(
+        yaml: &str,
+        store: Store,
+        db: PgPool,
+        connections: ConnectionLimits,
+        requests: RequestLimits,
+        in_cluster: bool,
+    ) -> TestApp {
         let service = nspool::app::prepare(settings(yaml), store)
             .await
             .expect("prepare");
+        if !in_cluster {
+            service.without_kubernetes();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

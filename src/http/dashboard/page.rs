@@ -21,7 +21,7 @@ th { background: #f5f6f9; }
 .grid-cells { display: flex; flex-wrap: wrap; gap: 2px; }
 .cell { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
 .free { background: #2e9e5b; } .held { background: #3b6fd6; } .soft-deleted { background: #e0a21b; }
-.retired { background: #9aa1ad; } .broken { background: #d64545; }
+.retired { background: #9aa1ad; } .broken { background: #d64545; } .releasing { background: #8e5bd6; }
 .state { display: inline-block; padding: 0 0.4rem; border-radius: 4px; color: #fff; font-size: 0.8rem; }
 .chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
 .chart .grid { stroke: #dde1e8; stroke-width: 1; }
@@ -98,19 +98,27 @@ fn shown_state(view: &PoolNamespaceView) -> &'static str {
         PoolNamespaceState::Held => "held",
         PoolNamespaceState::SoftDeleted => "soft-deleted",
         PoolNamespaceState::Retired => "retired",
+        PoolNamespaceState::Releasing => "releasing",
     }
 }
 
-fn details(view: &PoolNamespaceView) -> Markup {
-    let missing: Vec<&str> = view
-        .row
-        .rbac_missing
-        .as_ref()
+/// The strings of a stored JSON array.
+fn strings(value: Option<&serde_json::Value>) -> Vec<&str> {
+    value
         .and_then(|m| m.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+fn details(view: &PoolNamespaceView) -> Markup {
+    let missing = strings(view.row.rbac_missing.as_ref());
+    let leftovers = strings(view.row.leftovers.as_ref());
+    let labels_missing = strings(view.row.labels_missing.as_ref());
     html! {
         @if view.row.rbac_state == "missing" { div { "the namespace does not exist in the cluster" } }
+        @if !leftovers.is_empty() { div { "left behind: " (leftovers.join(", ")) } }
+        @if let Some(at) = view.row.leftovers_checked_at { @if view.row.releasing_since.is_some() { div { "last checked " (time(at)) } } }
+        @if !labels_missing.is_empty() { div { "labels missing: " (labels_missing.join(", ")) } }
         @if !missing.is_empty() { div { "Commander cannot: " (missing.join(", ")) } }
         @if let Some(at) = view.reclaimable_at { div { "reclaimable after " (time(at)) } }
         @if let Some(error) = &view.row.kube_error {
@@ -136,7 +144,7 @@ pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
                 }
             }
             section class="counts" aria-label="namespaces by state" {
-                @for state in ["free", "held", "soft-deleted", "retired", "broken"] {
+                @for state in ["free", "held", "soft-deleted", "releasing", "retired", "broken"] {
                     div class="count" id=(format!("count-{state}")) {
                         span class=(format!("cell {state}")) {} " " (state) b { (count(state)) }
                     }
