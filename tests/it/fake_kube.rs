@@ -1,7 +1,10 @@
 //! A small Kubernetes API server over real HTTP, for the kinds nspool touches:
-//! Namespaces, Roles, RoleBindings (server-side apply), SubjectAccessReviews
-//! and API discovery. A no-op apply changes nothing (not even the
-//! resourceVersion); each field manager owns what it applied, so one
+//! Namespaces, Roles, RoleBindings (server-side apply), SubjectAccessReviews,
+//! API discovery, and lists of what a namespace holds (Pods,
+//! PersistentVolumeClaims, Services, Secrets, ConfigMaps, ServiceAccounts).
+//! As a real cluster does, a new namespace gets the `default` ServiceAccount
+//! and the `kube-root-ca.crt` ConfigMap. A no-op apply changes nothing (not
+//! even the resourceVersion); each field manager owns what it applied, so one
 //! manager's apply never strips another's labels. Faults (status codes,
 //! latency) are injectable; every DELETE and every ownerReference is recorded
 //! so tests can fail on them.
@@ -69,6 +72,10 @@ impl FakeKube {
                     .delete(refuse_delete),
             )
             .route(
+                "/api/v1/namespaces/{ns}/{plural}",
+                get(list_core).delete(refuse_delete),
+            )
+            .route(
                 "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/{kind}/{name}",
                 get(get_rbac).patch(apply_rbac).delete(refuse_delete),
             )
@@ -102,6 +109,25 @@ impl FakeKube {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             let key = ("Namespace".to_owned(), String::new(), name.to_owned());
             let _ = store(s, key, "kubectl", body);
+        });
+    }
+
+    /// An object a Deployment (or anyone but nspool) put in a namespace:
+    /// `kind` as Kubernetes spells it, `extra` merged into the object (`type` of a Secret).
+    pub fn put(&self, kind: &str, namespace: &str, name: &str, extra: Value) {
+        self.with(|s| {
+            let mut body = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}});
+            merge(&mut body, &extra);
+            let key = (kind.to_owned(), namespace.to_owned(), name.to_owned());
+            let _ = store(s, key, "helm", body);
+        });
+    }
+
+    /// Its owner removed it.
+    pub fn remove(&self, kind: &str, namespace: &str, name: &str) {
+        self.with(|s| {
+            s.objects
+                .remove(&(kind.to_owned(), namespace.to_owned(), name.to_owned()))
         });
     }
 
@@ -211,6 +237,9 @@ fn store(s: &mut FakeState, key: (String, String, String), manager: &str, body: 
         s.owner_references.push(format!("{key:?}"));
     }
     let body = without_server_fields(body);
+    if key.0 == "Namespace" && !s.objects.contains_key(&key) {
+        seed_namespace(s, &key.2);
+    }
     let object = s.objects.entry(key.clone()).or_default();
     if object.managers.get(manager) == Some(&body) {
         return object.live.clone();
@@ -239,6 +268,82 @@ fn store(s: &mut FakeState, key: (String, String, String), manager: &str, body: 
     content["metadata"]["managedFields"] = Value::Array(managers);
     object.live = content.clone();
     content
+}
+
+/// What a real cluster puts into every new namespace: the `default`
+/// ServiceAccount (token controller) and the `kube-root-ca.crt` ConfigMap
+/// (root CA publisher). Neither is a leftover.
+fn seed_namespace(s: &mut FakeState, namespace: &str) {
+    for (kind, name, extra) in [
+        ("ServiceAccount", "default", json!({})),
+        (
+            "ConfigMap",
+            "kube-root-ca.crt",
+            json!({"data": {"ca.crt": "-----BEGIN CERTIFICATE-----"}}),
+        ),
+    ] {
+        let mut body = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}});
+        merge(&mut body, &extra);
+        let key = (kind.to_owned(), namespace.to_owned(), name.to_owned());
+        let manager = if kind == "ServiceAccount" {
+            "kube-controller-manager"
+        } else {
+            "kube-root-ca-publisher"
+        };
+        s.objects.entry(key.clone()).or_default();
+        let _ = store(s, key, manager, body);
+    }
+}
+
+fn core_kind(plural: &str) -> Option<&'static str> {
+    match plural {
+        "pods" => Some("Pod"),
+        "persistentvolumeclaims" => Some("PersistentVolumeClaim"),
+        "services" => Some("Service"),
+        "secrets" => Some("Secret"),
+        "configmaps" => Some("ConfigMap"),
+        "serviceaccounts" => Some("ServiceAccount"),
+        _ => None,
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/namespaces/{ns}/{plural}`: a list, in name order, at most
+/// `limit` items (with a `continue` token when more are left, as the API does).
+async fn list_core(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path((ns, plural)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let Some(kind) = core_kind(&plural) else {
+        return status(404, "NotFound", &format!("the server could not find the requested resource ({plural})"));
+    };
+    let s = state.lock().unwrap();
+    let mut items: Vec<(&String, Value)> = s
+        .objects
+        .iter()
+        .filter(|((k, n, _), _)| k == kind && *n == ns)
+        .map(|((_, _, name), o)| (name, o.live.clone()))
+        .collect();
+    items.sort_by(|a, b| a.0.cmp(b.0));
+    let limit = query.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+    let more = items.len() > limit;
+    let items: Vec<Value> = items.into_iter().take(limit).map(|(_, v)| v).collect();
+    let mut metadata = json!({"resourceVersion": s.next_version.to_string()});
+    if more {
+        metadata["continue"] = json!("more");
+    }
+    axum::Json(json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": metadata, "items": items}))
+        .into_response()
 }
 
 #[derive(serde::Deserialize)]

@@ -15,6 +15,7 @@ mod faults;
 mod flow;
 mod fuzz;
 mod hostile;
+mod hygiene;
 mod kube;
 mod monitoring;
 mod races;

@@ -1,0 +1,342 @@
+//! Pool hygiene against the fake API server: a released namespace is offered
+//! again only once nothing its Deployment left is found in it, and every
+//! pool namespace carries the platform's labels.
+
+use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
+use crate::fake_kube::FakeKube;
+use crate::support::TestApp;
+use axum::http::Method;
+use nspool::kube::client::KubeClient;
+use nspool::kube::reconcile::{KubeWorker, PassReport};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::Duration;
+
+const CREATE: &str = r#"
+global:
+  namespaceLabels: {team: data}
+  features:
+    namespacePools:
+      enabled: true
+      namespaces: {create: true, names: [team-a, team-b]}
+"#;
+
+const VIEW: &str = "{ poolNamespaces { name state note leftovers leftoversCheckedAt releasingSince labelsMissing kubeError } }";
+
+async fn pass(app: &TestApp, fake: &FakeKube) -> PassReport {
+    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
+    KubeWorker::new(&app.service, kube)
+        .pass(false)
+        .await
+        .unwrap()
+}
+
+async fn claim(app: &TestApp, token: &str, ns: &str) -> String {
+    let ws = app.create_workspace(token, &format!("ws-{ns}")).await;
+    app.ok(
+        Some(token),
+        CREATE_DEPLOYMENT,
+        json!({"label": format!("on-{ns}"), "workspaceId": ws, "executor": "CeleryExecutor", "namespace": ns}),
+    )
+    .await["createDeployment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn release(app: &TestApp, token: &str, id: &str) {
+    app.ok(
+        Some(token),
+        DELETE_DEPLOYMENT,
+        json!({"deploymentId": id, "deploymentHardDelete": true}),
+    )
+    .await;
+}
+
+async fn namespace(app: &TestApp, token: &str, name: &str) -> Value {
+    let view = app.ok(Some(token), VIEW, Value::Null).await;
+    view["poolNamespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == name)
+        .cloned()
+        .unwrap()
+}
+
+/// Time passes for the next leftover check (or retry) of `name`.
+async fn due(db: &PgPool, name: &str) {
+    sqlx::query(
+        "update pool_namespaces set leftovers_checked_at = leftovers_checked_at - interval '1 hour',
+                kube_next_attempt_at = null where name = $1",
+    )
+    .bind(name)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+async fn events(db: &PgPool, name: &str) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as("select kind, actor, reason from events where namespace = $1 order by id")
+        .bind(name)
+        .fetch_all(db)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    // What the cluster put there is not a leftover.
+    assert!(fake.object("ServiceAccount", "team-a", "default").is_some());
+    assert!(fake.object("ConfigMap", "team-a", "kube-root-ca.crt").is_some());
+    let id = claim(&app, &admin, "team-a").await;
+    release(&app, &admin, &id).await;
+
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!(ns["state"], "Releasing", "{ns}");
+    assert!(ns["releasingSince"].is_string());
+    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
+    // A claim of it now is refused cleanly.
+    let ws = app.create_workspace(&admin, "early").await;
+    let refused = app
+        .gql(
+            Some(&admin),
+            CREATE_DEPLOYMENT,
+            json!({"label": "early", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": "team-a"}),
+        )
+        .await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "CONFLICT", "{refused}");
+
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.cleaned, ["team-a"]);
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!(ns["state"], "Free");
+    assert_eq!(ns["leftovers"], json!([]));
+    assert!(ns["leftoversCheckedAt"].is_string());
+    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
+    let kinds: Vec<String> = events(&db, "team-a").await.into_iter().map(|e| e.0).collect();
+    assert!(kinds.ends_with(&["release".to_owned(), "clean".to_owned()]), "{kinds:?}");
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    let id = claim(&app, &admin, "team-a").await;
+    // What uninstalling an Airflow release leaves, and what is not a leftover.
+    fake.put("PersistentVolumeClaim", "team-a", "data-foo-worker-0", json!({}));
+    fake.put("Secret", "team-a", "sh.helm.release.v1.foo.v1", json!({"type": "helm.sh/release.v1"}));
+    fake.put("Secret", "team-a", "default-token-abcde", json!({"type": "kubernetes.io/service-account-token"}));
+    release(&app, &admin, &id).await;
+
+    let report = pass(&app, &fake).await;
+    let expected = ["PersistentVolumeClaim/data-foo-worker-0", "Secret/sh.helm.release.v1.foo.v1"];
+    assert_eq!(report.leftovers, [("team-a".to_owned(), expected.map(str::to_owned).to_vec())]);
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!(ns["state"], "Releasing");
+    assert_eq!(ns["leftovers"], json!(expected));
+    assert!(ns["note"].as_str().unwrap().contains("markNamespaceClean"));
+    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
+    let last = events(&db, "team-a").await.pop().unwrap();
+    assert_eq!(last.0, "leftovers");
+    assert!(last.2.unwrap().contains("PersistentVolumeClaim/data-foo-worker-0"));
+
+    // Not due yet: the next check waits (2 s, doubling).
+    let report = pass(&app, &fake).await;
+    assert!(report.leftovers.is_empty() && report.cleaned.is_empty());
+
+    // The owner removes the volume claim: still the Helm secret.
+    fake.remove("PersistentVolumeClaim", "team-a", "data-foo-worker-0");
+    due(&db, "team-a").await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.leftovers[0].1, ["Secret/sh.helm.release.v1.foo.v1"]);
+    fake.remove("Secret", "team-a", "sh.helm.release.v1.foo.v1");
+    due(&db, "team-a").await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.cleaned, ["team-a"]);
+    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
+
+    // Metrics count releasing namespaces and how long the oldest waits.
+    let id = claim(&app, &admin, "team-b").await;
+    fake.put("Pod", "team-b", "foo-scheduler-0", json!({}));
+    release(&app, &admin, &id).await;
+    pass(&app, &fake).await;
+    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("nspool_pool_namespaces{state=\"releasing\"} 1"), "{metrics}");
+    assert!(metrics.contains("nspool_pool_releasing_oldest_seconds "));
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    let id = claim(&app, &admin, "team-a").await;
+    fake.put("PersistentVolumeClaim", "team-a", "data-foo-worker-0", json!({}));
+    release(&app, &admin, &id).await;
+    pass(&app, &fake).await;
+
+    const MARK: &str = "mutation($name: String!, $reason: String!) { markNamespaceClean(name: $name, reason: $reason) }";
+    let viewer = app.token("SYSTEM_EDITOR", None).await;
+    app.err(Some(&viewer), MARK, json!({"name": "team-a", "reason": "x"}), "FORBIDDEN").await;
+    app.err(Some(&admin), MARK, json!({"name": "team-a", "reason": "  "}), "BAD_USER_INPUT").await;
+    app.err(Some(&admin), MARK, json!({"name": "team-b", "reason": "x"}), "NOT_FOUND").await;
+    app.err(Some(&admin), MARK, json!({"name": "team-a\u{0}", "reason": "x"}), "BAD_USER_INPUT").await;
+
+    let reason = "the volume holds nothing of the old tenant; its team keeps it";
+    app.ok(Some(&admin), MARK, json!({"name": "team-a", "reason": reason})).await;
+    // Read your own write: offered at once.
+    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
+    let (kind, actor, logged) = events(&db, "team-a").await.pop().unwrap();
+    assert_eq!(kind, "mark_clean");
+    assert!(actor.starts_with("token:"), "{actor}");
+    assert_eq!(logged.as_deref(), Some(reason));
+    // nspool never removed the volume claim.
+    assert!(fake.object("PersistentVolumeClaim", "team-a", "data-foo-worker-0").is_some());
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn a_refused_list_is_recorded_and_retried_without_freeing(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    let id = claim(&app, &admin, "team-a").await;
+    release(&app, &admin, &id).await;
+    fake.fail(Some(Method::GET), "/namespaces/team-a/secrets", 403, None);
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!(ns["state"], "Releasing");
+    assert!(ns["kubeError"].as_str().unwrap().contains("403"), "{ns}");
+    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
+    // Retried with backoff, still refused, still releasing.
+    due(&db, "team-a").await;
+    pass(&app, &fake).await;
+    assert_eq!(namespace(&app, &admin, "team-a").await["state"], "Releasing");
+    // Allowed again (RBAC fixed): the next retry finds it clean.
+    fake.with(|s| s.faults.clear());
+    due(&db, "team-a").await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.cleaned, ["team-a"]);
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!((ns["state"].as_str(), ns["kubeError"].as_str()), (Some("Free"), None));
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let first = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = first.admin().await;
+    pass(&first, &fake).await;
+    let id = claim(&first, &admin, "team-a").await;
+    release(&first, &admin, &id).await;
+    // The first replica dies while its lists are in flight.
+    fake.with(|s| s.latency = Duration::from_millis(300));
+    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
+    let worker = KubeWorker::new(&first.service, kube);
+    let cut = tokio::time::timeout(Duration::from_millis(100), worker.pass(false)).await;
+    assert!(cut.is_err(), "the pass was cut short");
+    assert_eq!(namespace(&first, &admin, "team-a").await["state"], "Releasing");
+    fake.with(|s| s.latency = Duration::ZERO);
+    // Another replica (the state is in PostgreSQL) picks it up.
+    let second = TestApp::spawn_in_cluster(CREATE, crate::support::another_pool(&db).await).await;
+    let report = pass(&second, &fake).await;
+    assert_eq!(report.cleaned, ["team-a"]);
+    assert!(first.available(&admin).await.contains(&"team-a".to_owned()));
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
+    let off = format!("{CREATE}nspool: {{kubernetes: {{mode: 'off'}}}}\n");
+    // A namespace left releasing while checks were on is freed when they go off.
+    let before = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = before.admin().await;
+    let id = claim(&before, &admin, "team-b").await;
+    release(&before, &admin, &id).await;
+    assert_eq!(namespace(&before, &admin, "team-b").await["state"], "Releasing");
+
+    let app = TestApp::spawn_in_cluster(&off, crate::support::another_pool(&db).await).await;
+    assert_eq!(namespace(&app, &admin, "team-b").await["state"], "Free");
+    let (kind, _, reason) = events(&db, "team-b").await.pop().unwrap();
+    assert_eq!(kind, "clean");
+    assert!(reason.unwrap().contains("not checked"));
+    let id = claim(&app, &admin, "team-a").await;
+    release(&app, &admin, &id).await;
+    let ns = namespace(&app, &admin, "team-a").await;
+    assert_eq!(ns["state"], "Free");
+    assert!(ns["note"].as_str().unwrap().contains("not checked"), "{ns}");
+}
+
+#[sqlx::test]
+async fn pool_labels_in_create_mode_keep_labels_others_own(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    let labels = |fake: &FakeKube| fake.object("Namespace", "", "team-a").unwrap().0["metadata"]["labels"].clone();
+    assert_eq!(labels(&fake)["platform-release"], "astronomer");
+    assert_eq!(labels(&fake)["team"], "data");
+    // Someone else labels it; a forced re-apply of nspool's objects keeps theirs.
+    fake.with(|s| {
+        let key = ("Namespace".to_owned(), String::new(), "team-a".to_owned());
+        let object = s.objects.get_mut(&key).unwrap();
+        object.managers.insert("kubectl".into(), json!({"metadata": {"name": "team-a", "labels": {"owner": "data-eng"}}}));
+        object.live["metadata"]["labels"]["owner"] = json!("data-eng");
+    });
+    app.ok(Some(&admin), "mutation { resyncPool }", Value::Null).await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.applied, 2);
+    assert_eq!(labels(&fake)["owner"], "data-eng");
+    assert_eq!(labels(&fake)["platform-release"], "astronomer");
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgPool) {
+    let verify = |claim_labels: bool| {
+        format!(
+            "global:\n  features:\n    namespacePools:\n      enabled: true\n      namespaces: {{create: false, names: [ns-a]}}\nnspool:\n  platformRelease: prod\n  kubernetes: {{claimLabels: {claim_labels}}}\n"
+        )
+    };
+    let fake = FakeKube::start().await;
+    fake.create_namespace("ns-a");
+    // Claim labels off: nothing is written; the check reports what is missing.
+    let app = TestApp::spawn_in_cluster(&verify(false), db.clone()).await;
+    let admin = app.admin().await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.labels_missing, [("ns-a".to_owned(), vec!["platform-release=prod".to_owned()])]);
+    assert_eq!(namespace(&app, &admin, "ns-a").await["labelsMissing"], json!(["platform-release=prod"]));
+    assert!(fake.with(|s| s.requests.iter().all(|(m, _)| m != "PATCH")));
+
+    // Claim labels on: applied under nspool-claims, kubectl's own labels kept.
+    let app = TestApp::spawn_in_cluster(&verify(true), crate::support::another_pool(&db).await).await;
+    pass(&app, &fake).await;
+    let (live, _) = fake.object("Namespace", "", "ns-a").unwrap();
+    assert_eq!(live["metadata"]["labels"]["platform-release"], "prod");
+    assert!(
+        live["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["manager"] == "nspool-claims")
+    );
+    // A re-check finds nothing missing any more.
+    sqlx::query("update pool_namespaces set rbac_checked_at = null").execute(&db).await.unwrap();
+    let report = pass(&app, &fake).await;
+    assert!(report.labels_missing.is_empty(), "{:?}", report.labels_missing);
+    assert_eq!(namespace(&app, &admin, "ns-a").await["labelsMissing"], json!([]));
+    fake.assert_never_deleted();
+}
