@@ -193,6 +193,11 @@ pub const KEYS: &[Key] = &[
         "where Commander runs; never in the pool",
     ),
     key(
+        "nspool.serviceAccount",
+        "`nspool`",
+        "nspool's own ServiceAccount in the platform namespace; in create mode each pool namespace gets a RoleBinding `nspool-leftovers` that lets it list leftovers there",
+    ),
+    key(
         "nspool.commanderServiceAccount",
         "`astronomer-commander`",
         "the account the Commander Role is bound to",

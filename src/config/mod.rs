@@ -175,6 +175,9 @@ pub struct ServiceSettings {
     #[serde(serialize_with = "as_str")]
     pub platform_namespace: NamespaceName,
     pub commander_service_account: String,
+    /// nspool's own ServiceAccount (in the platform namespace): in create
+    /// mode nspool binds it to list leftovers in each pool namespace.
+    pub service_account: String,
     pub houston_version: String,
     pub base_domain: String,
     pub airflow_chart_version: String,
@@ -617,6 +620,15 @@ fn read_service(
             text
         }
     };
+    let service_account = match setting(r, "serviceAccount") {
+        None => "nspool".to_owned(),
+        Some((at, text)) => {
+            if NamespaceName::parse(&text).is_err() {
+                r.error(&at, format!("\"{text}\" is not a valid service account name"));
+            }
+            text
+        }
+    };
     let houston_version = match setting(r, "houstonVersion") {
         None => DEFAULT_HOUSTON_VERSION.to_owned(),
         Some((at, text)) => {
@@ -679,6 +691,7 @@ fn read_service(
             pool_labels,
             platform_namespace,
             commander_service_account,
+            service_account,
             houston_version,
             base_domain,
             airflow_chart_version,

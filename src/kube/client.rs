@@ -156,15 +156,16 @@ impl KubeClient {
         result
     }
 
-    /// The Namespace, and unless `create_rbac` is false its Role and
-    /// RoleBinding, applied under field manager `nspool`.
+    /// The Namespace, unless `create_rbac` is false its Role and RoleBinding,
+    /// and nspool's own leftovers RoleBinding when asked, applied under field
+    /// manager `nspool`.
     pub async fn apply_rbac(
         &self,
         namespace: &str,
         target: &RbacTarget,
-        create_rbac: bool,
-        pool_labels: &BTreeMap<String, String>,
+        objects: &objects::NamespaceObjects,
     ) -> Result<()> {
+        let (create_rbac, pool_labels) = (objects.create_rbac, &objects.pool_labels);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         self.call(
@@ -189,6 +190,19 @@ impl KubeClient {
             self.call(
                 "apply",
                 bindings.patch(objects::ROLE_BINDING_NAME, &params, &Patch::Apply(binding)),
+            )
+            .await?;
+        }
+        if let Some(reader) = &objects.leftovers_reader {
+            let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
+            let binding = objects::leftovers_binding(namespace, reader);
+            self.call(
+                "apply",
+                bindings.patch(
+                    objects::LEFTOVERS_BINDING_NAME,
+                    &params,
+                    &Patch::Apply(binding),
+                ),
             )
             .await?;
         }

@@ -16,6 +16,57 @@ pub const MANAGED_BY_KEY: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "nspool";
 pub const LABEL_RELEASE: &str = "nspool.astronomer.io/release-name";
 pub const LABEL_DEPLOYMENT: &str = "nspool.astronomer.io/deployment-id";
+/// The ClusterRole (shipped with nspool's manifests) that lists what a
+/// released namespace still holds, and nspool's RoleBinding to it in each
+/// pool namespace (create mode).
+pub const LEFTOVERS_ROLE: &str = "nspool-leftovers";
+pub const LEFTOVERS_BINDING_NAME: &str = "nspool-leftovers";
+
+/// What nspool applies in one pool namespace (create mode).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceObjects {
+    /// The Commander Role and RoleBinding too (`createRbac`).
+    pub create_rbac: bool,
+    pub pool_labels: BTreeMap<String, String>,
+    /// nspool's own account, bound to [`LEFTOVERS_ROLE`] here when released
+    /// namespaces are checked: (name, namespace).
+    pub leftovers_reader: Option<(String, String)>,
+}
+
+impl NamespaceObjects {
+    /// A fingerprint of what is applied besides the Commander rules.
+    pub fn fingerprint(&self) -> String {
+        let reader = self
+            .leftovers_reader
+            .as_ref()
+            .map(|(name, ns)| format!("{ns}:{name}"))
+            .unwrap_or_default();
+        format!(
+            "{}/{}/{reader}",
+            if self.create_rbac { "rbac" } else { "namespace-only" },
+            labels_fingerprint(&self.pool_labels)
+        )
+    }
+}
+
+/// nspool's RoleBinding to [`LEFTOVERS_ROLE`] in a pool namespace: list only,
+/// there only.
+pub fn leftovers_binding(namespace: &str, reader: &(String, String)) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(LEFTOVERS_BINDING_NAME, Some(namespace), true),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: LEFTOVERS_ROLE.into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: reader.0.clone(),
+            namespace: Some(reader.1.clone()),
+            ..Subject::default()
+        }]),
+    }
+}
 
 /// Whom the Role is for, and what it grants.
 #[derive(Debug, Clone)]

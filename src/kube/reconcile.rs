@@ -61,6 +61,8 @@ pub struct KubeWorker {
     wake: Arc<Notify>,
     /// Told each namespace a pass finishes (`nspool rbac check` shows it).
     progress: Arc<dyn crate::pool::Progress>,
+    /// Released namespaces are checked for leftovers (the service's decision).
+    checks_released: bool,
 }
 
 /// One namespace's work: what was done, or the failure that stopped it.
@@ -86,6 +88,7 @@ impl KubeWorker {
             kube: kube.with_metrics(service.metrics()),
             wake: service.kube_wake(),
             progress: Arc::new(crate::pool::Silent),
+            checks_released: service.checks_released(),
         }
     }
 
@@ -98,18 +101,27 @@ impl KubeWorker {
         RbacTarget::from_settings(&self.settings.service)
     }
 
+    /// What nspool applies in each pool namespace (create mode).
+    fn namespace_objects(&self) -> objects::NamespaceObjects {
+        let service = &self.settings.service;
+        objects::NamespaceObjects {
+            create_rbac: self.settings.pool.create_rbac,
+            pool_labels: service.pool_labels.clone(),
+            leftovers_reader: self.checks_released.then(|| {
+                (
+                    service.service_account.clone(),
+                    service.platform_namespace.as_str().to_owned(),
+                )
+            }),
+        }
+    }
+
     fn fingerprint(&self) -> String {
         let target = self.target();
-        let create_rbac = if self.settings.pool.create_rbac {
-            "rbac"
-        } else {
-            "namespace-only"
-        };
-        // The pool labels are part of the namespace nspool applies.
-        let labels = objects::labels_fingerprint(&self.settings.service.pool_labels);
+        // Labels and nspool's own binding are part of what it applies.
         rules::fingerprint(
             &target.rules,
-            &format!("{}/{create_rbac}/{labels}", target.service_account),
+            &format!("{}/{}", target.service_account, self.namespace_objects().fingerprint()),
             &target.service_account_namespace,
         )
     }
@@ -145,7 +157,7 @@ impl KubeWorker {
     /// `check_only` (`nspool rbac check`): verify and list leftovers, write
     /// nothing to the cluster.
     fn filter(&self, check_only: bool) -> (bool, bool, bool, bool) {
-        let leftovers = self.settings.checks_released();
+        let leftovers = self.checks_released;
         if check_only {
             return (false, false, true, leftovers);
         }
@@ -316,12 +328,7 @@ impl KubeWorker {
         let mut done = Vec::new();
         if row.needs_apply {
             self.kube
-                .apply_rbac(
-                    &row.name,
-                    &self.target(),
-                    self.settings.pool.create_rbac,
-                    &self.settings.service.pool_labels,
-                )
+                .apply_rbac(&row.name, &self.target(), &self.namespace_objects())
                 .await?;
             self.store
                 .record_applied(&row.name, fingerprint)

@@ -90,6 +90,10 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
     let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
     let admin = app.admin().await;
     pass(&app, &fake).await;
+    // nspool may list leftovers there, and only there: its own RoleBinding.
+    let (binding, _) = fake.object("RoleBinding", "team-a", "nspool-leftovers").unwrap();
+    assert_eq!(binding["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "nspool-leftovers"}));
+    assert_eq!(binding["subjects"][0], json!({"kind": "ServiceAccount", "name": "nspool", "namespace": "astronomer"}));
     // What the cluster put there is not a leftover.
     assert!(fake.object("ServiceAccount", "team-a", "default").is_some());
     assert!(fake.object("ConfigMap", "team-a", "kube-root-ca.crt").is_some());
