@@ -578,6 +578,21 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
         for permission in &report.stale {
             println!("STALE   {permission}: the cluster does not serve this API group");
         }
+        for (name, labels) in &report.labels_missing {
+            println!(
+                "LABELS  {name}: missing {} (the platform selects Deployment namespaces by them)",
+                labels.join(", ")
+            );
+        }
+        for name in &report.cleaned {
+            println!("CLEAN   {name}: released, nothing left behind; offered again");
+        }
+        for (name, left) in &report.leftovers {
+            println!(
+                "LEFT    {name}: releasing, not offered while left behind: {}",
+                left.join(", ")
+            );
+        }
         print_summary(
             "rbac check summary",
             &[
@@ -590,6 +605,9 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
                     report.cluster_scoped.len().to_string(),
                 ),
                 ("stale rules", report.stale.len().to_string()),
+                ("pool labels missing", report.labels_missing.len().to_string()),
+                ("released and found clean", report.cleaned.len().to_string()),
+                ("releasing with leftovers", report.leftovers.len().to_string()),
             ],
         );
         if report.broken.is_empty() && report.missing.is_empty() && report.failed.is_empty() {

@@ -30,7 +30,8 @@ pub struct WorkFilter<'a> {
     pub labels: bool,
     /// Verify namespaces last checked before this (or never).
     pub check_before: Option<DateTime<Utc>>,
-    /// Skip namespaces whose retry time has not come (false: a check by hand).
+    /// Skip namespaces whose retry or next leftover check has not come
+    /// (false: a check by hand).
     pub respect_backoff: bool,
     /// Check releasing namespaces for leftovers (when their next check is due).
     pub leftovers: bool,
@@ -65,7 +66,8 @@ impl Store {
                        ($3::timestamptz is not null and p.retired_at is null
                             and (p.rbac_checked_at is null or p.rbac_checked_at < $3)) as needs_check,
                        ($6 and p.releasing_since is not null
-                            and (p.leftovers_checked_at is null or {NEXT_LEFTOVER_CHECK} <= now())) as needs_leftovers,
+                            and (not $5 or p.leftovers_checked_at is null or {NEXT_LEFTOVER_CHECK} <= now()))
+                           as needs_leftovers,
                        ($7::text is not null and p.retired_at is null
                             and p.labels_applied is distinct from $7) as needs_pool_labels
                 from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
