@@ -113,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
                     store.insert_deployment(&new).await.expect("claim").expect("free");
                     store.token_by_hash(&hash).await.expect("token");
                     store.deployment(id).await.expect("read");
-                    store.hard_delete_deployment(id, None, "release", "bench", "bench").await.expect("release");
+                    store.hard_delete_deployment(id, None, nspool::store::Release { kind: "release", actor: "bench", reason: "bench", check_released: false }).await.expect("release");
                 }
             })
             .await

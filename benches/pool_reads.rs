@@ -260,7 +260,7 @@ async fn main() -> anyhow::Result<()> {
                         actor: "bench",
                     };
                     store.insert_deployment(&new).await.expect("claim").expect("free");
-                    store.hard_delete_deployment(id, None, "release", "bench", "bench").await.expect("release");
+                    store.hard_delete_deployment(id, None, nspool::store::Release { kind: "release", actor: "bench", reason: "bench", check_released: false }).await.expect("release");
                 }
             })
             .await
