@@ -54,7 +54,11 @@ impl Serve {
             .rsplit_once('/')
             .ok_or_else(|| anyhow::anyhow!("DATABASE_URL needs a database"))?;
         let database = options.get_database().unwrap_or_default();
-        let path = std::env::temp_dir().join(format!("nspool-bench-{}-{}.yaml", std::process::id(), Uuid::new_v4()));
+        let path = std::env::temp_dir().join(format!(
+            "nspool-bench-{}-{}.yaml",
+            std::process::id(),
+            Uuid::new_v4()
+        ));
         std::fs::write(&path, config)?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_nspool"))
             .args(["serve", "--config"])
@@ -67,7 +71,10 @@ impl Serve {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()?;
-        let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -78,7 +85,10 @@ impl Serve {
         });
         let address = rx.recv_timeout(Duration::from_secs(120))?;
         let _ = std::fs::remove_file(&path);
-        Ok(Self { child, endpoint: format!("http://{address}/v1") })
+        Ok(Self {
+            child,
+            endpoint: format!("http://{address}/v1"),
+        })
     }
 
     fn peak_rss(&self) -> f64 {
@@ -95,7 +105,13 @@ impl Drop for Serve {
 }
 
 /// POSTs a document; the answer's bytes (not parsed: the client's work stays small).
-async fn post(http: &reqwest::Client, endpoint: &str, token: &str, query: &str, variables: Value) -> axum::body::Bytes {
+async fn post(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> axum::body::Bytes {
     http.post(endpoint)
         .header("authorization", token)
         .json(&json!({"query": query, "variables": variables}))
@@ -107,8 +123,15 @@ async fn post(http: &reqwest::Client, endpoint: &str, token: &str, query: &str, 
         .expect("body")
 }
 
-async fn gql(http: &reqwest::Client, endpoint: &str, token: &str, query: &str, variables: Value) -> Value {
-    let body: Value = serde_json::from_slice(&post(http, endpoint, token, query, variables).await).expect("json");
+async fn gql(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Value {
+    let body: Value =
+        serde_json::from_slice(&post(http, endpoint, token, query, variables).await).expect("json");
     assert!(body.get("errors").is_none(), "{body}");
     body["data"].clone()
 }
@@ -134,9 +157,17 @@ fn quantiles(mut values: Vec<Duration>) -> (f64, f64) {
 }
 
 /// A token made through the CLI's path (the service, on the database).
-async fn token(options: &PgConnectOptions, role: nspool::domain::Role) -> anyhow::Result<(String, Uuid)> {
-    let pool = PgPoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-    let settings = Arc::new(nspool::config::Settings::parse("", &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?);
+async fn token(
+    options: &PgConnectOptions,
+    role: nspool::domain::Role,
+) -> anyhow::Result<(String, Uuid)> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let settings = Arc::new(
+        nspool::config::Settings::parse("", &|_| None).map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     let service = nspool::pool::PoolService::new(Store::new(pool.clone()), settings);
     let made = service
         .create_token(&nspool::domain::Caller::Operator, role, None, "bench")
@@ -152,7 +183,10 @@ async fn reads_at(size: usize, clients: usize, seconds: u64) -> anyhow::Result<(
         let names: Vec<String> = (0..size).map(|i| format!("ns-{i:06}")).collect();
         let serve = Serve::start(&config(&names), &options, clients + 2)?;
         let (admin, _) = token(&options, nspool::domain::Role::SYSTEM_ADMIN).await?;
-        let pool = PgPoolOptions::new().max_connections(clients as u32).connect_with(options.clone()).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(clients as u32)
+            .connect_with(options.clone())
+            .await?;
         let store = Store::new(pool.clone());
         assert_eq!(store.available_namespaces().await?.len(), size);
         let direct = {
@@ -168,12 +202,19 @@ async fn reads_at(size: usize, clients: usize, seconds: u64) -> anyhow::Result<(
         let http = reqwest::Client::new();
         let endpoint = Arc::new(serve.endpoint.clone());
         let first = gql(&http, &endpoint, &admin, AVAILABLE, Value::Null).await;
-        assert_eq!(first["availableNamespaces"].as_array().map(Vec::len), Some(size));
+        assert_eq!(
+            first["availableNamespaces"].as_array().map(Vec::len),
+            Some(size)
+        );
         let api = load(clients, seconds, move |_, _| {
             let (http, endpoint, admin) = (http.clone(), endpoint.clone(), admin.clone());
             async move {
                 let body = post(&http, &endpoint, &admin, AVAILABLE, Value::Null).await;
-                assert!(body.starts_with(b"{\"data\""), "{}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+                assert!(
+                    body.starts_with(b"{\"data\""),
+                    "{}",
+                    String::from_utf8_lossy(&body[..body.len().min(300)])
+                );
             }
         })
         .await;
@@ -197,7 +238,9 @@ async fn main() -> anyhow::Result<()> {
         .collect();
 
     println!("{clients} clients, {seconds} s per measurement, all namespaces free");
-    println!("| namespaces | PostgreSQL alone | nspool | ratio | nspool per request (p50 / p99) | PostgreSQL per request (p50 / p99) | nspool peak RSS |");
+    println!(
+        "| namespaces | PostgreSQL alone | nspool | ratio | nspool per request (p50 / p99) | PostgreSQL per request (p50 / p99) | nspool peak RSS |"
+    );
     println!("| --- | --- | --- | --- | --- | --- | --- |");
     for size in sizes {
         let (direct, api, rss) = reads_at(size, clients, seconds).await?;

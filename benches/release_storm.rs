@@ -44,7 +44,12 @@ struct Storm {
     wait_p99: f64,
 }
 
-async fn storm(check: bool, namespaces: usize, latency: Duration, in_flight: usize) -> anyhow::Result<Storm> {
+async fn storm(
+    check: bool,
+    namespaces: usize,
+    latency: Duration,
+    in_flight: usize,
+) -> anyhow::Result<Storm> {
     with_scratch_database(if check { "storm_checked" } else { "storm_unchecked" }, |options| async move {
         let names: Vec<String> = (0..namespaces).map(|i| format!("ns-{i:04}")).collect();
         let config = format!(
@@ -164,7 +169,10 @@ async fn main() -> anyhow::Result<()> {
         "{namespaces} namespaces released at once, {} ms per API call, {in_flight} calls in flight; one in ten keeps a PersistentVolumeClaim",
         latency.as_millis()
     );
-    for (name, s) in [("not checked (baseline)", &unchecked), ("checked", &checked)] {
+    for (name, s) in [
+        ("not checked (baseline)", &unchecked),
+        ("checked", &checked),
+    ] {
         println!(
             "{name:<24} releases answered in {:>6.2} s; clean ones offered again after {:>6.2} s; {} passes, {} list calls; {} held back; release to offered p50 {:.0} ms, p99 {:.0} ms",
             s.released_in.as_secs_f64(),

@@ -605,9 +605,15 @@ async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
                     report.cluster_scoped.len().to_string(),
                 ),
                 ("stale rules", report.stale.len().to_string()),
-                ("pool labels missing", report.labels_missing.len().to_string()),
+                (
+                    "pool labels missing",
+                    report.labels_missing.len().to_string(),
+                ),
                 ("released and found clean", report.cleaned.len().to_string()),
-                ("releasing with leftovers", report.leftovers.len().to_string()),
+                (
+                    "releasing with leftovers",
+                    report.leftovers.len().to_string(),
+                ),
             ],
         );
         if report.broken.is_empty() && report.missing.is_empty() && report.failed.is_empty() {

@@ -213,9 +213,13 @@ impl Settings {
     /// Why released namespaces are offered again at once, when they are.
     pub fn unchecked_release_note(&self) -> Option<&'static str> {
         if self.service.kubernetes_mode == KubernetesMode::Off {
-            Some("released namespaces are not checked for leftovers (nspool.kubernetes.mode is off): a released namespace is offered again at once")
+            Some(
+                "released namespaces are not checked for leftovers (nspool.kubernetes.mode is off): a released namespace is offered again at once",
+            )
         } else if !self.service.check_released {
-            Some("released namespaces are not checked for leftovers (nspool.kubernetes.checkReleased is false): a released namespace is offered again at once")
+            Some(
+                "released namespaces are not checked for leftovers (nspool.kubernetes.checkReleased is false): a released namespace is offered again at once",
+            )
         } else {
             None
         }
@@ -624,7 +628,10 @@ fn read_service(
         None => "nspool".to_owned(),
         Some((at, text)) => {
             if NamespaceName::parse(&text).is_err() {
-                r.error(&at, format!("\"{text}\" is not a valid service account name"));
+                r.error(
+                    &at,
+                    format!("\"{text}\" is not a valid service account name"),
+                );
             }
             text
         }

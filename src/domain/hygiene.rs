@@ -69,12 +69,16 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
             && prefix.split('.').all(|part| {
                 !part.is_empty()
                     && part.len() <= 63
-                    && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                     && !part.starts_with('-')
                     && !part.ends_with('-')
             });
         if !valid {
-            return Err(format!("\"{prefix}\" is not a DNS subdomain (a label key's prefix)"));
+            return Err(format!(
+                "\"{prefix}\" is not a DNS subdomain (a label key's prefix)"
+            ));
         }
     }
     if name.is_empty() {
@@ -127,7 +131,9 @@ mod tests {
         assert!(!LeftoverKind::ConfigMap.is_leftover("kube-root-ca.crt", None));
         assert!(LeftoverKind::ConfigMap.is_leftover("airflow-config", None));
         assert!(!LeftoverKind::Secret.is_leftover("default-token-x", Some(SERVICE_ACCOUNT_TOKEN)));
-        assert!(LeftoverKind::Secret.is_leftover("sh.helm.release.v1.x.v1", Some("helm.sh/release.v1")));
+        assert!(
+            LeftoverKind::Secret.is_leftover("sh.helm.release.v1.x.v1", Some("helm.sh/release.v1"))
+        );
         assert!(LeftoverKind::Secret.is_leftover("opaque", None));
         assert!(LeftoverKind::PersistentVolumeClaim.is_leftover("data-x-worker-0", None));
         assert_eq!(
@@ -154,8 +160,14 @@ mod tests {
 
     #[test]
     fn missing_labels_name_absent_and_different_ones() {
-        let want = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
-        let have = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "9".to_owned())]);
+        let want = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ]);
+        let have = BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "9".to_owned()),
+        ]);
         assert_eq!(missing_labels(&want, Some(&have)), ["b=2"]);
         assert_eq!(missing_labels(&want, None), ["a=1", "b=2"]);
     }

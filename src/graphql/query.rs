@@ -82,7 +82,10 @@ impl HoustonQuery {
         let caller = caller(ctx).await?;
         let names = service(ctx).available_namespaces(caller).await.gql()?;
         charge_items(ctx, names.len())?;
-        Ok(names.iter().map(|name| Namespace { name: name.clone() }).collect())
+        Ok(names
+            .iter()
+            .map(|name| Namespace { name: name.clone() })
+            .collect())
     }
 
     async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {

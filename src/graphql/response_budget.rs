@@ -116,7 +116,10 @@ mod tests {
     fn a_large_pool_fits_one_whole_read_but_not_two() {
         assert!(ResponseBudget::for_pool(10).take(MAX_RESPONSE_VALUES));
         let budget = ResponseBudget::for_pool(100_000);
-        assert!(budget.take(200_000), "one availableNamespaces of 100,000 names");
+        assert!(
+            budget.take(200_000),
+            "one availableNamespaces of 100,000 names"
+        );
         assert!(!budget.take(200_000), "a second one (an alias) is refused");
     }
 

@@ -2,15 +2,15 @@
 //! `"variables": null` works and every failure has a GraphQL-shaped answer.
 
 use super::AppState;
+use super::pool_reads::Lookup;
 use super::public_url::public_url;
+use crate::domain::Action;
 use crate::domain::text::json_depth;
 use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
 use crate::graphql::{
     BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED,
     check_shape, classify, scan, too_large_message,
 };
-use super::pool_reads::Lookup;
-use crate::domain::Action;
 use crate::pool::Credentials;
 use axum::body::Bytes;
 use axum::extract::State;

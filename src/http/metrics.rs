@@ -231,9 +231,9 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     }
     match store.pool_state_counts().await {
         Ok(counts) => {
-            let waited = counts
-                .oldest_releasing
-                .map_or(0.0, |since| (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0);
+            let waited = counts.oldest_releasing.map_or(0.0, |since| {
+                (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
+            });
             state.metrics.releasing_oldest.set(waited);
             for (name, value) in counts.by_state() {
                 state

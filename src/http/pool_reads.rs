@@ -47,12 +47,7 @@ pub enum Lookup {
 }
 
 impl PoolReads {
-    pub fn lookup(
-        &self,
-        query: &str,
-        operation: Option<&str>,
-        version: Option<u64>,
-    ) -> Lookup {
+    pub fn lookup(&self, query: &str, operation: Option<&str>, version: Option<u64>) -> Lookup {
         if query.len() > MAX_DOCUMENT {
             return Lookup::Other;
         }
@@ -186,7 +181,10 @@ mod tests {
         assert!(matches!(reads.lookup(q, None, Some(1)), Lookup::Pure(Some(b)) if b == "one"));
         assert!(matches!(reads.lookup(q, None, Some(2)), Lookup::Pure(None)));
         assert!(matches!(reads.lookup(q, None, None), Lookup::Pure(None)));
-        assert!(matches!(reads.lookup(q, Some("x"), Some(1)), Lookup::Pure(None)));
+        assert!(matches!(
+            reads.lookup(q, Some("x"), Some(1)),
+            Lookup::Pure(None)
+        ));
         assert!(matches!(
             reads.lookup("{ appConfig { version } }", None, Some(1)),
             Lookup::Other

@@ -5,16 +5,16 @@
 use super::objects::{self, CLAIMS_FIELD_MANAGER, FIELD_MANAGER, RbacTarget};
 use super::rules::Triple;
 use crate::config::KubernetesMode;
+use crate::domain::hygiene::{LeftoverKind, MAX_NAMED_LEFTOVERS};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
-use crate::domain::hygiene::{LeftoverKind, MAX_NAMED_LEFTOVERS};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Pod, Secret, Service,
 };
-use std::collections::BTreeMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use std::collections::BTreeMap;
 use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -214,7 +214,10 @@ impl KubeClient {
     }
 
     /// The namespace's labels; `None` when there is no such namespace.
-    pub async fn namespace_labels(&self, namespace: &str) -> Result<Option<BTreeMap<String, String>>> {
+    pub async fn namespace_labels(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<BTreeMap<String, String>>> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         Ok(self
             .call("get_namespace", namespaces.get_opt(namespace))
@@ -228,7 +231,11 @@ impl KubeClient {
     pub async fn leftovers(&self, namespace: &str) -> Result<Vec<String>> {
         let (pods, claims, services, secrets, config_maps) = futures::try_join!(
             self.names::<Pod>(namespace, LeftoverKind::Pod, |_| None),
-            self.names::<PersistentVolumeClaim>(namespace, LeftoverKind::PersistentVolumeClaim, |_| None),
+            self.names::<PersistentVolumeClaim>(
+                namespace,
+                LeftoverKind::PersistentVolumeClaim,
+                |_| None
+            ),
             self.names::<Service>(namespace, LeftoverKind::Service, |_| None),
             self.names::<Secret>(namespace, LeftoverKind::Secret, |s| s.type_.clone()),
             self.names::<ConfigMap>(namespace, LeftoverKind::ConfigMap, |_| None),

@@ -43,7 +43,11 @@ impl NamespaceObjects {
             .unwrap_or_default();
         format!(
             "{}/{}/{reader}",
-            if self.create_rbac { "rbac" } else { "namespace-only" },
+            if self.create_rbac {
+                "rbac"
+            } else {
+                "namespace-only"
+            },
             labels_fingerprint(&self.pool_labels)
         )
     }
@@ -261,7 +265,12 @@ mod tests {
         ] {
             assert_eq!(labels.unwrap()[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         }
-        assert!(namespace("a", false, &BTreeMap::new()).metadata.labels.is_none());
+        assert!(
+            namespace("a", false, &BTreeMap::new())
+                .metadata
+                .labels
+                .is_none()
+        );
     }
 
     #[test]

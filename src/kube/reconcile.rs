@@ -121,7 +121,11 @@ impl KubeWorker {
         // Labels and nspool's own binding are part of what it applies.
         rules::fingerprint(
             &target.rules,
-            &format!("{}/{}", target.service_account, self.namespace_objects().fingerprint()),
+            &format!(
+                "{}/{}",
+                target.service_account,
+                self.namespace_objects().fingerprint()
+            ),
             &target.service_account_namespace,
         )
     }
@@ -162,7 +166,12 @@ impl KubeWorker {
             return (false, false, true, leftovers);
         }
         let create = self.settings.nspool_rbac() == NspoolRbac::Create;
-        (create, self.settings.service.claim_labels, !create, leftovers)
+        (
+            create,
+            self.settings.service.claim_labels,
+            !create,
+            leftovers,
+        )
     }
 
     /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
@@ -397,8 +406,10 @@ impl KubeWorker {
                 labels_missing: Vec::new(),
             });
         };
-        let labels_missing =
-            crate::domain::hygiene::missing_labels(&self.settings.service.pool_labels, Some(&labels));
+        let labels_missing = crate::domain::hygiene::missing_labels(
+            &self.settings.service.pool_labels,
+            Some(&labels),
+        );
         self.store
             .record_labels_missing(name, &labels_missing)
             .await

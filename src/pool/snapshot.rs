@@ -231,11 +231,8 @@ impl PoolSnapshot {
                 || state.loaded_at.is_some_and(|at| at > committed_at)
         };
         let mut changed = self.changed.subscribe();
-        let reached = tokio::time::timeout(
-            wait,
-            changed.wait_for(|_| included(&self.read())),
-        )
-        .await;
+        let reached =
+            tokio::time::timeout(wait, changed.wait_for(|_| included(&self.read()))).await;
         if !matches!(reached, Ok(Ok(_))) {
             tracing::warn!(
                 generation,
@@ -279,7 +276,11 @@ mod tests {
     }
 
     fn serving(s: &PoolSnapshot, names: &[&str]) {
-        s.load(names.iter().map(|n| n.to_string()).collect(), Instant::now(), "m".into());
+        s.load(
+            names.iter().map(|n| n.to_string()).collect(),
+            Instant::now(),
+            "m".into(),
+        );
         assert_eq!(s.apply(&message("sync m")), Applied::Serving);
     }
 
@@ -294,7 +295,16 @@ mod tests {
         );
         assert_eq!(message("8.2 *"), Message::Reload);
         assert_eq!(message("sync x1"), Message::Sync("x1".into()));
-        for bad in ["", "7", "7.1", "x.1 +a", "7.1 a", "7.1 +", "7.1 +a  -b", "7 +a"] {
+        for bad in [
+            "",
+            "7",
+            "7.1",
+            "x.1 +a",
+            "7.1 a",
+            "7.1 +",
+            "7.1 +a  -b",
+            "7 +a",
+        ] {
             assert_eq!(Message::parse(bad), None, "{bad:?}");
         }
     }
@@ -345,7 +355,10 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         s.apply(&message("9.1 +z"));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiter.is_finished(), "another writer's notice is not this one's");
+        assert!(
+            !waiter.is_finished(),
+            "another writer's notice is not this one's"
+        );
         s.apply(&message("7.1 +a"));
         waiter.await.expect("waiter");
         // A write that committed before the load is in it.
@@ -353,7 +366,8 @@ mod tests {
         serving(&s, &["a"]);
         s.caught_up(8, before, Duration::from_secs(5)).await;
         assert!(s.version().is_some());
-        s.caught_up(11, Instant::now(), Duration::from_millis(10)).await;
+        s.caught_up(11, Instant::now(), Duration::from_millis(10))
+            .await;
         assert_eq!(s.version(), None, "a late notice drops the copy");
     }
 }

@@ -155,10 +155,7 @@ impl Store {
     /// Inserts a Deployment, claiming its pool namespace in the same statement
     /// and logging the claim: one round trip, one transaction. `None` means
     /// the namespace was not free to claim (taken, retired or not in the pool).
-    pub async fn insert_deployment(
-        &self,
-        new: &NewDeployment<'_>,
-    ) -> Result<Option<PoolChange>> {
+    pub async fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Option<PoolChange>> {
         let sql = logged_pool_change(
             &format!(
                 "pool as (

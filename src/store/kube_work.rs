@@ -77,15 +77,15 @@ impl Store {
              order by name limit $4"
         );
         let rows = sqlx::query_as(&sql)
-        .bind(filter.apply)
-        .bind(filter.labels)
-        .bind(filter.check_before)
-        .bind(limit)
-        .bind(filter.respect_backoff)
-        .bind(filter.leftovers)
-        .bind(filter.pool_labels)
-        .fetch_all(&self.pool)
-        .await?;
+            .bind(filter.apply)
+            .bind(filter.labels)
+            .bind(filter.check_before)
+            .bind(limit)
+            .bind(filter.respect_backoff)
+            .bind(filter.leftovers)
+            .bind(filter.pool_labels)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows)
     }
 
@@ -173,11 +173,13 @@ impl Store {
 
     /// Records the pool labels applied (their fingerprint).
     pub async fn record_pool_labels(&self, name: &str, fingerprint: &str) -> Result<()> {
-        sqlx::query("update pool_namespaces set labels_applied = $2, labels_missing = null where name = $1")
-            .bind(name)
-            .bind(fingerprint)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "update pool_namespaces set labels_applied = $2, labels_missing = null where name = $1",
+        )
+        .bind(name)
+        .bind(fingerprint)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

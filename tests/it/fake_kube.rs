@@ -327,7 +327,11 @@ async fn list_core(
         return fault;
     }
     let Some(kind) = core_kind(&plural) else {
-        return status(404, "NotFound", &format!("the server could not find the requested resource ({plural})"));
+        return status(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({plural})"),
+        );
     };
     let s = state.lock().unwrap();
     let mut items: Vec<(&String, Value)> = s

@@ -91,12 +91,23 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
     let admin = app.admin().await;
     pass(&app, &fake).await;
     // nspool may list leftovers there, and only there: its own RoleBinding.
-    let (binding, _) = fake.object("RoleBinding", "team-a", "nspool-leftovers").unwrap();
-    assert_eq!(binding["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "nspool-leftovers"}));
-    assert_eq!(binding["subjects"][0], json!({"kind": "ServiceAccount", "name": "nspool", "namespace": "astronomer"}));
+    let (binding, _) = fake
+        .object("RoleBinding", "team-a", "nspool-leftovers")
+        .unwrap();
+    assert_eq!(
+        binding["roleRef"],
+        json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "nspool-leftovers"})
+    );
+    assert_eq!(
+        binding["subjects"][0],
+        json!({"kind": "ServiceAccount", "name": "nspool", "namespace": "astronomer"})
+    );
     // What the cluster put there is not a leftover.
     assert!(fake.object("ServiceAccount", "team-a", "default").is_some());
-    assert!(fake.object("ConfigMap", "team-a", "kube-root-ca.crt").is_some());
+    assert!(
+        fake.object("ConfigMap", "team-a", "kube-root-ca.crt")
+            .is_some()
+    );
     let id = claim(&app, &admin, "team-a").await;
     release(&app, &admin, &id).await;
 
@@ -113,7 +124,10 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
             json!({"label": "early", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": "team-a"}),
         )
         .await;
-    assert_eq!(refused["errors"][0]["extensions"]["code"], "CONFLICT", "{refused}");
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{refused}"
+    );
 
     let report = pass(&app, &fake).await;
     assert_eq!(report.cleaned, ["team-a"]);
@@ -122,8 +136,15 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
     assert_eq!(ns["leftovers"], json!([]));
     assert!(ns["leftoversCheckedAt"].is_string());
     assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
-    let kinds: Vec<String> = events(&db, "team-a").await.into_iter().map(|e| e.0).collect();
-    assert!(kinds.ends_with(&["release".to_owned(), "clean".to_owned()]), "{kinds:?}");
+    let kinds: Vec<String> = events(&db, "team-a")
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert!(
+        kinds.ends_with(&["release".to_owned(), "clean".to_owned()]),
+        "{kinds:?}"
+    );
     fake.assert_never_deleted();
 }
 
@@ -135,14 +156,35 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
     pass(&app, &fake).await;
     let id = claim(&app, &admin, "team-a").await;
     // What uninstalling an Airflow release leaves, and what is not a leftover.
-    fake.put("PersistentVolumeClaim", "team-a", "data-foo-worker-0", json!({}));
-    fake.put("Secret", "team-a", "sh.helm.release.v1.foo.v1", json!({"type": "helm.sh/release.v1"}));
-    fake.put("Secret", "team-a", "default-token-abcde", json!({"type": "kubernetes.io/service-account-token"}));
+    fake.put(
+        "PersistentVolumeClaim",
+        "team-a",
+        "data-foo-worker-0",
+        json!({}),
+    );
+    fake.put(
+        "Secret",
+        "team-a",
+        "sh.helm.release.v1.foo.v1",
+        json!({"type": "helm.sh/release.v1"}),
+    );
+    fake.put(
+        "Secret",
+        "team-a",
+        "default-token-abcde",
+        json!({"type": "kubernetes.io/service-account-token"}),
+    );
     release(&app, &admin, &id).await;
 
     let report = pass(&app, &fake).await;
-    let expected = ["PersistentVolumeClaim/data-foo-worker-0", "Secret/sh.helm.release.v1.foo.v1"];
-    assert_eq!(report.leftovers, [("team-a".to_owned(), expected.map(str::to_owned).to_vec())]);
+    let expected = [
+        "PersistentVolumeClaim/data-foo-worker-0",
+        "Secret/sh.helm.release.v1.foo.v1",
+    ];
+    assert_eq!(
+        report.leftovers,
+        [("team-a".to_owned(), expected.map(str::to_owned).to_vec())]
+    );
     let ns = namespace(&app, &admin, "team-a").await;
     assert_eq!(ns["state"], "Releasing");
     assert_eq!(ns["leftovers"], json!(expected));
@@ -150,7 +192,11 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
     assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
     let last = events(&db, "team-a").await.pop().unwrap();
     assert_eq!(last.0, "leftovers");
-    assert!(last.2.unwrap().contains("PersistentVolumeClaim/data-foo-worker-0"));
+    assert!(
+        last.2
+            .unwrap()
+            .contains("PersistentVolumeClaim/data-foo-worker-0")
+    );
 
     // Not due yet: the next check waits (2 s, doubling).
     let report = pass(&app, &fake).await;
@@ -172,8 +218,16 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
     fake.put("Pod", "team-b", "foo-scheduler-0", json!({}));
     release(&app, &admin, &id).await;
     pass(&app, &fake).await;
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("nspool_pool_namespaces{state=\"releasing\"} 1"), "{metrics}");
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("nspool_pool_namespaces{state=\"releasing\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("nspool_pool_releasing_oldest_seconds "));
     fake.assert_never_deleted();
 }
@@ -185,19 +239,53 @@ async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
     let admin = app.admin().await;
     pass(&app, &fake).await;
     let id = claim(&app, &admin, "team-a").await;
-    fake.put("PersistentVolumeClaim", "team-a", "data-foo-worker-0", json!({}));
+    fake.put(
+        "PersistentVolumeClaim",
+        "team-a",
+        "data-foo-worker-0",
+        json!({}),
+    );
     release(&app, &admin, &id).await;
     pass(&app, &fake).await;
 
     const MARK: &str = "mutation($name: String!, $reason: String!) { markNamespaceClean(name: $name, reason: $reason) }";
     let viewer = app.token("SYSTEM_EDITOR", None).await;
-    app.err(Some(&viewer), MARK, json!({"name": "team-a", "reason": "x"}), "FORBIDDEN").await;
-    app.err(Some(&admin), MARK, json!({"name": "team-a", "reason": "  "}), "BAD_USER_INPUT").await;
-    app.err(Some(&admin), MARK, json!({"name": "team-b", "reason": "x"}), "NOT_FOUND").await;
-    app.err(Some(&admin), MARK, json!({"name": "team-a\u{0}", "reason": "x"}), "BAD_USER_INPUT").await;
+    app.err(
+        Some(&viewer),
+        MARK,
+        json!({"name": "team-a", "reason": "x"}),
+        "FORBIDDEN",
+    )
+    .await;
+    app.err(
+        Some(&admin),
+        MARK,
+        json!({"name": "team-a", "reason": "  "}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    app.err(
+        Some(&admin),
+        MARK,
+        json!({"name": "team-b", "reason": "x"}),
+        "NOT_FOUND",
+    )
+    .await;
+    app.err(
+        Some(&admin),
+        MARK,
+        json!({"name": "team-a\u{0}", "reason": "x"}),
+        "BAD_USER_INPUT",
+    )
+    .await;
 
     let reason = "the volume holds nothing of the old tenant; its team keeps it";
-    app.ok(Some(&admin), MARK, json!({"name": "team-a", "reason": reason})).await;
+    app.ok(
+        Some(&admin),
+        MARK,
+        json!({"name": "team-a", "reason": reason}),
+    )
+    .await;
     // Read your own write: offered at once.
     assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
     let (kind, actor, logged) = events(&db, "team-a").await.pop().unwrap();
@@ -205,7 +293,10 @@ async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
     assert!(actor.starts_with("token:"), "{actor}");
     assert_eq!(logged.as_deref(), Some(reason));
     // nspool never removed the volume claim.
-    assert!(fake.object("PersistentVolumeClaim", "team-a", "data-foo-worker-0").is_some());
+    assert!(
+        fake.object("PersistentVolumeClaim", "team-a", "data-foo-worker-0")
+            .is_some()
+    );
     fake.assert_never_deleted();
 }
 
@@ -227,14 +318,20 @@ async fn a_refused_list_is_recorded_and_retried_without_freeing(db: PgPool) {
     // Retried with backoff, still refused, still releasing.
     due(&db, "team-a").await;
     pass(&app, &fake).await;
-    assert_eq!(namespace(&app, &admin, "team-a").await["state"], "Releasing");
+    assert_eq!(
+        namespace(&app, &admin, "team-a").await["state"],
+        "Releasing"
+    );
     // Allowed again (RBAC fixed): the next retry finds it clean.
     fake.with(|s| s.faults.clear());
     due(&db, "team-a").await;
     let report = pass(&app, &fake).await;
     assert_eq!(report.cleaned, ["team-a"]);
     let ns = namespace(&app, &admin, "team-a").await;
-    assert_eq!((ns["state"].as_str(), ns["kubeError"].as_str()), (Some("Free"), None));
+    assert_eq!(
+        (ns["state"].as_str(), ns["kubeError"].as_str()),
+        (Some("Free"), None)
+    );
     fake.assert_never_deleted();
 }
 
@@ -252,7 +349,10 @@ async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
     let worker = KubeWorker::new(&first.service, kube);
     let cut = tokio::time::timeout(Duration::from_millis(100), worker.pass(false)).await;
     assert!(cut.is_err(), "the pass was cut short");
-    assert_eq!(namespace(&first, &admin, "team-a").await["state"], "Releasing");
+    assert_eq!(
+        namespace(&first, &admin, "team-a").await["state"],
+        "Releasing"
+    );
     fake.with(|s| s.latency = Duration::ZERO);
     // Another replica (the state is in PostgreSQL) picks it up.
     let second = TestApp::spawn_in_cluster(CREATE, crate::support::another_pool(&db).await).await;
@@ -270,7 +370,10 @@ async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
     let admin = before.admin().await;
     let id = claim(&before, &admin, "team-b").await;
     release(&before, &admin, &id).await;
-    assert_eq!(namespace(&before, &admin, "team-b").await["state"], "Releasing");
+    assert_eq!(
+        namespace(&before, &admin, "team-b").await["state"],
+        "Releasing"
+    );
 
     let app = TestApp::spawn_in_cluster(&off, crate::support::another_pool(&db).await).await;
     assert_eq!(namespace(&app, &admin, "team-b").await["state"], "Free");
@@ -290,17 +393,23 @@ async fn pool_labels_in_create_mode_keep_labels_others_own(db: PgPool) {
     let app = TestApp::spawn_in_cluster(CREATE, db).await;
     let admin = app.admin().await;
     pass(&app, &fake).await;
-    let labels = |fake: &FakeKube| fake.object("Namespace", "", "team-a").unwrap().0["metadata"]["labels"].clone();
+    let labels = |fake: &FakeKube| {
+        fake.object("Namespace", "", "team-a").unwrap().0["metadata"]["labels"].clone()
+    };
     assert_eq!(labels(&fake)["platform-release"], "astronomer");
     assert_eq!(labels(&fake)["team"], "data");
     // Someone else labels it; a forced re-apply of nspool's objects keeps theirs.
     fake.with(|s| {
         let key = ("Namespace".to_owned(), String::new(), "team-a".to_owned());
         let object = s.objects.get_mut(&key).unwrap();
-        object.managers.insert("kubectl".into(), json!({"metadata": {"name": "team-a", "labels": {"owner": "data-eng"}}}));
+        object.managers.insert(
+            "kubectl".into(),
+            json!({"metadata": {"name": "team-a", "labels": {"owner": "data-eng"}}}),
+        );
         object.live["metadata"]["labels"]["owner"] = json!("data-eng");
     });
-    app.ok(Some(&admin), "mutation { resyncPool }", Value::Null).await;
+    app.ok(Some(&admin), "mutation { resyncPool }", Value::Null)
+        .await;
     let report = pass(&app, &fake).await;
     assert_eq!(report.applied, 2);
     assert_eq!(labels(&fake)["owner"], "data-eng");
@@ -321,12 +430,19 @@ async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgP
     let app = TestApp::spawn_in_cluster(&verify(false), db.clone()).await;
     let admin = app.admin().await;
     let report = pass(&app, &fake).await;
-    assert_eq!(report.labels_missing, [("ns-a".to_owned(), vec!["platform-release=prod".to_owned()])]);
-    assert_eq!(namespace(&app, &admin, "ns-a").await["labelsMissing"], json!(["platform-release=prod"]));
+    assert_eq!(
+        report.labels_missing,
+        [("ns-a".to_owned(), vec!["platform-release=prod".to_owned()])]
+    );
+    assert_eq!(
+        namespace(&app, &admin, "ns-a").await["labelsMissing"],
+        json!(["platform-release=prod"])
+    );
     assert!(fake.with(|s| s.requests.iter().all(|(m, _)| m != "PATCH")));
 
     // Claim labels on: applied under nspool-claims, kubectl's own labels kept.
-    let app = TestApp::spawn_in_cluster(&verify(true), crate::support::another_pool(&db).await).await;
+    let app =
+        TestApp::spawn_in_cluster(&verify(true), crate::support::another_pool(&db).await).await;
     pass(&app, &fake).await;
     let (live, _) = fake.object("Namespace", "", "ns-a").unwrap();
     assert_eq!(live["metadata"]["labels"]["platform-release"], "prod");
@@ -338,9 +454,19 @@ async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgP
             .any(|m| m["manager"] == "nspool-claims")
     );
     // A re-check finds nothing missing any more.
-    sqlx::query("update pool_namespaces set rbac_checked_at = null").execute(&db).await.unwrap();
+    sqlx::query("update pool_namespaces set rbac_checked_at = null")
+        .execute(&db)
+        .await
+        .unwrap();
     let report = pass(&app, &fake).await;
-    assert!(report.labels_missing.is_empty(), "{:?}", report.labels_missing);
-    assert_eq!(namespace(&app, &admin, "ns-a").await["labelsMissing"], json!([]));
+    assert!(
+        report.labels_missing.is_empty(),
+        "{:?}",
+        report.labels_missing
+    );
+    assert_eq!(
+        namespace(&app, &admin, "ns-a").await["labelsMissing"],
+        json!([])
+    );
     fake.assert_never_deleted();
 }

@@ -19,6 +19,6 @@ mod hygiene;
 mod kube;
 mod monitoring;
 mod races;
-mod replicas;
 mod reclaim_job;
+mod replicas;
 mod support;

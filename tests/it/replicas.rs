@@ -17,7 +17,10 @@ const CONVERGE: Duration = Duration::from_secs(5);
 async fn loaded(app: &TestApp) {
     let started = Instant::now();
     while app.service.snapshot().version().is_none() {
-        assert!(started.elapsed() < CONVERGE, "the pool snapshot never loaded");
+        assert!(
+            started.elapsed() < CONVERGE,
+            "the pool snapshot never loaded"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -36,8 +39,8 @@ async fn converged(apps: &[&TestApp], token: &str, what: &str) -> Duration {
         let truth = fresh_read(&apps[0].db).await;
         let mut same = true;
         for app in apps {
-            same &= app.service.snapshot().version().is_some()
-                && app.available(token).await == truth;
+            same &=
+                app.service.snapshot().version().is_some() && app.available(token).await == truth;
         }
         if same {
             return started.elapsed();
@@ -152,7 +155,12 @@ async fn claims_on_three_replicas_converge(db: PgPool) {
     // answers, the other two must stop offering that name.
     let runs = apps.iter().enumerate().map(|(i, app)| {
         let (admin, ws, names) = (admin.clone(), ws.clone(), names.clone());
-        let others: Vec<&TestApp> = apps.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a).collect();
+        let others: Vec<&TestApp> = apps
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, a)| a)
+            .collect();
         async move {
             let mut lags = Vec::new();
             for n in (i..30).step_by(3) {
@@ -208,7 +216,12 @@ async fn a_lost_listener_falls_back_to_the_database_and_recovers(db: PgPool) {
         .unwrap();
     converged(&[&app], &admin, "a change after the listener came back").await;
     assert_eq!(app.available(&admin).await, ["pool-a", "pool-b", "pool-c"]);
-    let metrics = reqwest::get(app.url("/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(app.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains("nspool_pool_listener_reconnects_total 1"),
         "{metrics}"
@@ -246,20 +259,29 @@ async fn a_revoked_token_stops_working_on_every_replica(db: PgPool) {
                 .unwrap()
                 .expect("revoked");
         } else {
-            apps[0]
-                .ok(Some(&admin), REVOKE, json!({"id": id}))
-                .await;
+            apps[0].ok(Some(&admin), REVOKE, json!({"id": id})).await;
             // The replica that revoked refuses it at once.
             let refused = apps[0]
-                .gql(Some(&viewer), "{ availableNamespaces { name } }", Value::Null)
+                .gql(
+                    Some(&viewer),
+                    "{ availableNamespaces { name } }",
+                    Value::Null,
+                )
                 .await;
-            assert_eq!(refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+            assert_eq!(
+                refused["errors"][0]["extensions"]["code"],
+                "UNAUTHENTICATED"
+            );
         }
         let started = Instant::now();
         for app in &apps {
             loop {
                 let answer = app
-                    .gql(Some(&viewer), "{ availableNamespaces { name } }", Value::Null)
+                    .gql(
+                        Some(&viewer),
+                        "{ availableNamespaces { name } }",
+                        Value::Null,
+                    )
                     .await;
                 if answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
                     break;

@@ -96,7 +96,15 @@ impl TestApp {
     /// Kubernetes passes against the fake API server).
     pub async fn spawn_in_cluster(yaml: &str, db: PgPool) -> TestApp {
         let store = Store::new(db.clone());
-        Self::start(yaml, store, db, Default::default(), Default::default(), true).await
+        Self::start(
+            yaml,
+            store,
+            db,
+            Default::default(),
+            Default::default(),
+            true,
+        )
+        .await
     }
 
     /// `in_cluster: false`: as `serve` where no cluster is found.
