@@ -5,7 +5,9 @@
 //!   - PostgreSQL alone: 16 clients run the free-namespace statement straight
 //!     through sqlx (`select array(select name … where <offered> order by name)`);
 //!   - nspool: 16 clients POST the CLI's `availableNamespaces` document;
-//!   reported as requests/s, the ratio, per-request time, peak RSS.
+//!
+//! reported as requests/s, the ratio, per-request time, peak RSS.
+//!
 //! Then, at 1,000 namespaces with three `nspool serve` replicas:
 //!   - claim/release cycles through the API (createDeployment, hard
 //!     deleteDeployment; through one replica, then round-robin over the

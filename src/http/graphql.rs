@@ -140,7 +140,11 @@ pub async fn execute(
         };
 
     let budget = ResponseBudget::for_pool(state.service.settings().pool.namespaces.len());
-    let query_text = pure_read.then(|| query.clone()).unwrap_or_default();
+    let query_text = if pure_read {
+        query.clone()
+    } else {
+        String::new()
+    };
     let mut request = async_graphql::Request::new(query)
         .variables(async_graphql::Variables::from_json(variables))
         .data(Credentials::new(authorization))
