@@ -246,7 +246,8 @@ fn shipped_manifests_and_example_config_parse() {
 }
 
 /// nspool's own RBAC manifests parse into k8s-openapi types; none of them
-/// lets nspool delete anything; escalate and bind name the one Role.
+/// lets nspool delete anything; escalate and bind name the Commander Role,
+/// and bind also nspool's own leftovers ClusterRole (nothing else).
 #[test]
 fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -254,6 +255,7 @@ fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
     for text in [
         include_str!("../../docker/kubernetes/create/rbac-create.yaml"),
         include_str!("../../docker/kubernetes/verify/rbac-verify.yaml"),
+        include_str!("../../docker/kubernetes/base/rbac-leftovers.yaml"),
     ] {
         for document in serde_yaml::Deserializer::from_str(text) {
             let value = serde_yaml::Value::deserialize(document).unwrap();
@@ -267,10 +269,16 @@ fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
                     "{rule:?}"
                 );
                 if rule.verbs.iter().any(|v| v == "escalate" || v == "bind") {
-                    assert_eq!(
-                        rule.resource_names.as_deref(),
-                        Some(&["deployment-commander-role".to_owned()][..])
-                    );
+                    let resources = rule.resources.clone().unwrap_or_default();
+                    let allowed: &[&str] = if resources == ["clusterroles"] {
+                        assert_eq!(rule.verbs, ["bind"], "{rule:?}");
+                        &["nspool-leftovers"]
+                    } else {
+                        assert_eq!(resources, ["roles"], "{rule:?}");
+                        &["deployment-commander-role"]
+                    };
+                    let names: Vec<String> = allowed.iter().map(|s| (*s).to_owned()).collect();
+                    assert_eq!(rule.resource_names.as_deref(), Some(&names[..]), "{rule:?}");
                 }
             }
         }
