@@ -22,6 +22,12 @@ const RETRY: [Duration; 4] = [
     Duration::from_secs(5),
 ];
 
+/// How often the listener proves its connection alive: a marker sent
+/// through the pool must come back on the LISTEN connection within this,
+/// else the connection counts as lost (a connection that died without a
+/// word would otherwise leave the copy stale).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 /// Why one listening session ended.
 enum Ended {
     Stopped,
@@ -72,6 +78,10 @@ impl PoolService {
             return Ended::Lost(error);
         }
         *failures = 0;
+        let mut beat = tokio::time::interval(HEARTBEAT);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The heartbeat marker sent and not yet seen back.
+        let mut awaited: Option<String> = None;
         loop {
             let notice = tokio::select! {
                 notice = listener.try_recv() => notice,
@@ -81,9 +91,26 @@ impl PoolService {
                     }
                     continue;
                 }
+                _ = beat.tick() => {
+                    if awaited.is_some() {
+                        return Ended::Lost(format!("no heartbeat back within {HEARTBEAT:?}"));
+                    }
+                    let marker = format!("beat-{}", uuid::Uuid::new_v4().simple());
+                    if let Err(error) = self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
+                        return Ended::Lost(error.to_string());
+                    }
+                    awaited = Some(marker);
+                    continue;
+                }
             };
             match notice {
                 Ok(Some(notice)) => {
+                    if let Some(marker) = notice.payload().strip_prefix("sync ")
+                        && awaited.as_deref() == Some(marker)
+                    {
+                        awaited = None;
+                        continue;
+                    }
                     if let Err(error) = self.take_notice(&notice).await {
                         return Ended::Lost(error);
                     }

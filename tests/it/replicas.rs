@@ -199,6 +199,27 @@ async fn a_lost_listener_falls_back_to_the_database_and_recovers(db: PgPool) {
                 where datname = current_database() and query like 'LISTEN%'";
     let killed: i64 = sqlx::query_scalar(kill).fetch_one(&db).await.unwrap();
     assert_eq!(killed, 1, "one listener connection");
+    // The replica notices (at once for a closed connection; a silent one
+    // within the heartbeat) and reads from the database meanwhile.
+    let metrics = || async {
+        reqwest::get(app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    while !metrics()
+        .await
+        .contains("nspool_pool_listener_reconnects_total 1")
+    {
+        assert!(
+            started.elapsed() < CONVERGE,
+            "the lost listener went unnoticed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     // A change while nobody listens; reads must see it anyway.
     sqlx::query("update pool_namespaces set retired_at = now() where name = 'pool-e'")
         .execute(&db)
