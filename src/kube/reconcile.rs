@@ -63,6 +63,11 @@ pub struct KubeWorker {
     progress: Arc<dyn crate::pool::Progress>,
     /// Released namespaces are checked for leftovers (the service's decision).
     checks_released: bool,
+    /// This replica's service: a pass answers (and `rbac check` prints)
+    /// only once its changes to what is offered are in this replica's reads.
+    service: PoolService,
+    /// Pool generations this pass's writes committed as.
+    changed: std::sync::Mutex<Vec<i64>>,
 }
 
 /// One namespace's work: what was done, or the failure that stopped it.
@@ -89,6 +94,8 @@ impl KubeWorker {
             wake: service.kube_wake(),
             progress: Arc::new(crate::pool::Silent),
             checks_released: service.checks_released(),
+            service: service.clone(),
+            changed: std::sync::Mutex::default(),
         }
     }
 
@@ -304,7 +311,22 @@ impl KubeWorker {
                 }
             }
         }
+        let changed = std::mem::take(&mut *self.changed_lock());
+        for generation in changed {
+            self.service.read_own_write(Some(generation)).await;
+        }
         Ok(report)
+    }
+
+    fn changed_lock(&self) -> std::sync::MutexGuard<'_, Vec<i64>> {
+        self.changed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Remembers a write that changed what the pool offers.
+    fn note(&self, generation: Option<i64>) {
+        if let Some(generation) = generation {
+            self.changed_lock().push(generation);
+        }
     }
 
     /// Discovery and the cluster-scoped part of a verification, once per pass.
@@ -384,10 +406,12 @@ impl KubeWorker {
         if row.needs_leftovers {
             // Lists only; what is found is the owner's (or Commander's) to remove.
             let left = self.kube.leftovers(&row.name).await?;
-            self.store
+            let generation = self
+                .store
                 .record_leftovers(&row.name, &left)
                 .await
                 .map_err(store_failure)?;
+            self.note(generation);
             done.push(Outcome::Released(left));
         }
         Ok(done)
@@ -396,10 +420,12 @@ impl KubeWorker {
     /// Exists, and may the Commander account do every namespaced permission?
     async fn check(&self, name: &str, plan: &CheckPlan) -> Result<Outcome, client::Error> {
         let Some(labels) = self.kube.namespace_labels(name).await? else {
-            self.store
+            let generation = self
+                .store
                 .record_check(name, "missing", &json!([]))
                 .await
                 .map_err(store_failure)?;
+            self.note(generation);
             return Ok(Outcome::Checked {
                 broken: None,
                 missing: true,
@@ -435,10 +461,12 @@ impl KubeWorker {
         }
         denied.sort();
         let state = if denied.is_empty() { "ok" } else { "broken" };
-        self.store
+        let generation = self
+            .store
             .record_check(name, state, &json!(denied))
             .await
             .map_err(store_failure)?;
+        self.note(generation);
         Ok(Outcome::Checked {
             broken: (!denied.is_empty()).then_some(denied),
             missing: false,

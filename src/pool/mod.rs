@@ -92,7 +92,7 @@ impl PoolService {
     /// After a write of this replica changed what the pool offers (it
     /// committed as `generation`), before the write answers: the client's next
     /// read here includes it.
-    async fn read_own_write(&self, generation: Option<i64>) {
+    pub(crate) async fn read_own_write(&self, generation: Option<i64>) {
         if let Some(generation) = generation {
             let committed_at = std::time::Instant::now();
             self.snapshot

@@ -112,44 +112,57 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a verification result with its time, and its event when the state changes.
-    pub async fn record_check(&self, name: &str, state: &str, missing: &Value) -> Result<()> {
-        sqlx::query(
+    /// Stores a verification result with its time, and its event when the
+    /// state changes; the pool generation when that changed what is offered.
+    pub async fn record_check(
+        &self,
+        name: &str,
+        state: &str,
+        missing: &Value,
+    ) -> Result<Option<i64>> {
+        let generation = sqlx::query_scalar(
             "with old as (select rbac_state from pool_namespaces where name = $1),
              u as (
                 update pool_namespaces set rbac_state = $2, rbac_missing = $3, rbac_checked_at = now()
-                where name = $1 returning name
+                where name = $1 returning name, nspool_own_generation(generation) as generation
+             ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'rbac_check', u.name, 'kubernetes', $2 || case when jsonb_array_length($3) > 0
+                       then ': cannot ' || (select string_agg(value, ', ') from jsonb_array_elements_text($3)) else '' end
+                from u, old where old.rbac_state is distinct from $2
              )
-             insert into events (kind, namespace, actor, reason)
-             select 'rbac_check', u.name, 'kubernetes', $2 || case when jsonb_array_length($3) > 0
-                    then ': cannot ' || (select string_agg(value, ', ') from jsonb_array_elements_text($3)) else '' end
-             from u, old where old.rbac_state is distinct from $2",
+             select generation from u",
         )
         .bind(name)
         .bind(state)
         .bind(missing)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        Ok(generation.flatten())
     }
 
     /// What a leftover check found. Nothing: the namespace is offered again,
-    /// with a `clean` event. Something: kept releasing, the list stored (an
-    /// event when it changed), checked again later.
-    pub async fn record_leftovers(&self, name: &str, leftovers: &[String]) -> Result<()> {
+    /// with a `clean` event (and the pool generation of that). Something:
+    /// kept releasing, the list stored (an event when it changed), checked
+    /// again later.
+    pub async fn record_leftovers(&self, name: &str, leftovers: &[String]) -> Result<Option<i64>> {
         if leftovers.is_empty() {
-            sqlx::query(
+            let generation: Option<Option<i64>> = sqlx::query_scalar(
                 "with u as (
                     update pool_namespaces set releasing_since = null, leftovers = '[]',
                            leftovers_checked_at = now(), leftover_checks = 0
-                    where name = $1 and releasing_since is not null returning name
+                    where name = $1 and releasing_since is not null
+                    returning name, nspool_own_generation(generation) as generation
+                 ), e as (
+                    insert into events (kind, namespace, actor, reason)
+                    select 'clean', name, 'kubernetes', 'nothing left behind: offered again' from u
                  )
-                 insert into events (kind, namespace, actor, reason)
-                 select 'clean', name, 'kubernetes', 'nothing left behind: offered again' from u",
+                 select generation from u",
             )
             .bind(name)
-            .execute(&self.pool)
+            .fetch_optional(&self.pool)
             .await?;
+            return Ok(generation.flatten());
         } else {
             sqlx::query(
                 "with old as (select leftovers from pool_namespaces where name = $1),
@@ -168,7 +181,7 @@ impl Store {
             .execute(&self.pool)
             .await?;
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Records the pool labels applied (their fingerprint).
