@@ -8,18 +8,20 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// Each namespace of [`seeded`] and the state it is in.
-pub const SEEDED_STATES: [(&str, &str); 5] = [
+pub const SEEDED_STATES: [(&str, &str); 6] = [
     ("pool-a", "held"),
     ("pool-b", "soft-deleted"),
     ("pool-c", "free"),
     ("pool-d", "broken"),
     ("pool-e", "retired"),
+    ("pool-f", "releasing"),
 ];
 
 /// A pool with each state: pool-a held, pool-b soft-deleted, pool-c free,
-/// pool-d broken, pool-e retired.
+/// pool-d broken, pool-e retired, pool-f releasing (a volume claim left).
 pub async fn seeded(db: PgPool) -> (TestApp, Uuid) {
-    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let config = POOL_OF_5.replace("pool-e]", "pool-e, pool-f]");
+    let app = TestApp::spawn(&config, db).await;
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "data-team").await;
     for (label, namespace) in [("etl", "pool-a"), ("old", "pool-b")] {
@@ -42,7 +44,9 @@ pub async fn seeded(db: PgPool) -> (TestApp, Uuid) {
     .await;
     sqlx::raw_sql(
         "update pool_namespaces set rbac_state = 'broken', rbac_missing = '[\"create serviceaccounts (core)\"]' where name = 'pool-d';
-         update pool_namespaces set retired_at = now() where name = 'pool-e';",
+         update pool_namespaces set retired_at = now() where name = 'pool-e';
+         update pool_namespaces set releasing_since = now(), leftovers = '[\"PersistentVolumeClaim/data-old-worker-0\"]',
+                leftovers_checked_at = now() where name = 'pool-f';",
     )
     .execute(&app.db)
     .await
@@ -139,6 +143,18 @@ async fn a_system_token_signs_in_and_sees_every_state(db: PgPool) {
         .next()
         .unwrap();
     assert!(broken.contains("create serviceaccounts (core)"), "{broken}");
+    let releasing = html
+        .split("id=\"ns-pool-f\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    assert!(
+        releasing.contains("left behind: PersistentVolumeClaim/data-old-worker-0"),
+        "{releasing}"
+    );
+    assert!(html.contains("id=\"count-releasing\""));
     for part in [
         "<svg class=\"chart\"",
         "The reclaim job",

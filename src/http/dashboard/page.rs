@@ -174,7 +174,7 @@ pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
                                 @match (view.row.retired_at, view.holder.as_ref()) {
                                     (Some(at), _) => (time(at)),
                                     (None, Some(d)) => (time(d.deleted_at.unwrap_or(view.row.claimed_at.unwrap_or(d.created_at)))),
-                                    (None, None) => (time(view.row.added_at)),
+                                    (None, None) => (time(view.row.releasing_since.unwrap_or(view.row.added_at))),
                                 }
                             }
                             td { (details(view)) }
