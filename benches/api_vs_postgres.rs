@@ -27,7 +27,7 @@ use load::{Run, load, peak_rss_mib};
 use nspool::config::Settings;
 use nspool::domain::{Caller, Role, token};
 use nspool::pool::PoolService;
-use nspool::store::{NewDeployment, Store};
+use nspool::store::Store;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPoolOptions;
 use std::io::{BufRead, BufReader};
@@ -91,25 +91,7 @@ async fn main() -> anyhow::Result<()> {
                     let id = Uuid::new_v4();
                     let release = format!("d-{client}-{n}");
                     let label = format!("direct-{client}-{n}");
-                    let new = NewDeployment {
-                        id,
-                        workspace_id: workspace,
-                        label: &label,
-                        description: None,
-                        release_name: &release,
-                        namespace: ns,
-                        kind: "airflow",
-                        executor: "CeleryExecutor",
-                        airflow_version: None,
-                        runtime_version: None,
-                        cloud_role: None,
-                        config: None,
-                        dag_deployment: None,
-                        triggerer_replicas: None,
-                        cluster_id: None,
-                        claim_from_pool: true,
-                        actor: "bench",
-                    };
+                    let new = common::pool_claim(id, workspace, &label, &release, ns);
                     store.insert_deployment(&new).await.expect("claim").expect("free");
                     store.token_by_hash(&hash).await.expect("token");
                     store.deployment(id).await.expect("read");

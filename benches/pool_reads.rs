@@ -29,7 +29,7 @@ mod load;
 
 use common::{knob, with_scratch_database};
 use load::{Run, load, peak_rss_mib};
-use nspool::store::{NewDeployment, Store};
+use nspool::store::Store;
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::io::{BufRead, BufReader};
@@ -285,25 +285,7 @@ async fn main() -> anyhow::Result<()> {
                     let ns = &per_client[client][n % per_client[client].len()];
                     let id = Uuid::new_v4();
                     let (release, label) = (format!("d-{client}-{n}"), format!("direct-{client}-{n}"));
-                    let new = NewDeployment {
-                        id,
-                        workspace_id: workspace,
-                        label: &label,
-                        description: None,
-                        release_name: &release,
-                        namespace: ns,
-                        kind: "airflow",
-                        executor: "CeleryExecutor",
-                        airflow_version: None,
-                        runtime_version: None,
-                        cloud_role: None,
-                        config: None,
-                        dag_deployment: None,
-                        triggerer_replicas: None,
-                        cluster_id: None,
-                        claim_from_pool: true,
-                        actor: "bench",
-                    };
+                    let new = common::pool_claim(id, workspace, &label, &release, ns);
                     store.insert_deployment(&new).await.expect("claim").expect("free");
                     store.hard_delete_deployment(id, None, nspool::store::Release { kind: "release", actor: "bench", reason: "bench", check_released: false }).await.expect("release");
                 }

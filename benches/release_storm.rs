@@ -26,7 +26,7 @@ use nspool::domain::Caller;
 use nspool::kube::client::KubeClient;
 use nspool::kube::reconcile::KubeWorker;
 use nspool::pool::PoolService;
-use nspool::store::{NewDeployment, Store};
+use nspool::store::Store;
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,25 +76,7 @@ async fn storm(
             let (label, release) = (format!("d{i}"), format!("r{i}"));
             service
                 .store()
-                .insert_deployment(&NewDeployment {
-                    id,
-                    workspace_id: workspace,
-                    label: &label,
-                    description: None,
-                    release_name: &release,
-                    namespace: name,
-                    kind: "airflow",
-                    executor: "CeleryExecutor",
-                    airflow_version: None,
-                    runtime_version: None,
-                    cloud_role: None,
-                    config: None,
-                    dag_deployment: None,
-                    triggerer_replicas: None,
-                    cluster_id: None,
-                    claim_from_pool: true,
-                    actor: "bench",
-                })
+                .insert_deployment(&common::pool_claim(id, workspace, &label, &release, name))
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("{name} was not free"))?;
             ids.push(id);

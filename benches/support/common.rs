@@ -33,3 +33,34 @@ pub fn knob(name: &str, default: usize) -> usize {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A claim of `namespace` by a new CeleryExecutor Deployment: what the
+/// benches insert straight through the store.
+#[allow(dead_code)] // Not every bench claims straight.
+pub fn pool_claim<'a>(
+    id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    label: &'a str,
+    release_name: &'a str,
+    namespace: &'a str,
+) -> nspool::store::NewDeployment<'a> {
+    nspool::store::NewDeployment {
+        id,
+        workspace_id,
+        label,
+        description: None,
+        release_name,
+        namespace,
+        kind: "airflow",
+        executor: "CeleryExecutor",
+        airflow_version: None,
+        runtime_version: None,
+        cloud_role: None,
+        config: None,
+        dag_deployment: None,
+        triggerer_replicas: None,
+        cluster_id: None,
+        claim_from_pool: true,
+        actor: "bench",
+    }
+}

@@ -612,8 +612,9 @@ fn read_service(
             default_platform_namespace()
         }),
     };
-    let commander_service_account = match setting(r, "commanderServiceAccount") {
-        None => "astronomer-commander".to_owned(),
+    // A service account name is a DNS label, like a namespace name.
+    let account = |r: &mut Reader, key: &str, default: &str| match setting(r, key) {
+        None => default.to_owned(),
         Some((at, text)) => {
             if NamespaceName::parse(&text).is_err() {
                 r.error(
@@ -624,18 +625,8 @@ fn read_service(
             text
         }
     };
-    let service_account = match setting(r, "serviceAccount") {
-        None => "nspool".to_owned(),
-        Some((at, text)) => {
-            if NamespaceName::parse(&text).is_err() {
-                r.error(
-                    &at,
-                    format!("\"{text}\" is not a valid service account name"),
-                );
-            }
-            text
-        }
-    };
+    let commander_service_account = account(r, "commanderServiceAccount", "astronomer-commander");
+    let service_account = account(r, "serviceAccount", "nspool");
     let houston_version = match setting(r, "houstonVersion") {
         None => DEFAULT_HOUSTON_VERSION.to_owned(),
         Some((at, text)) => {

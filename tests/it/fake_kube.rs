@@ -155,6 +155,18 @@ impl FakeKube {
         });
     }
 
+    /// One Kubernetes pass of `service`'s worker against this server.
+    pub async fn pass(
+        &self,
+        service: &nspool::pool::PoolService,
+    ) -> nspool::kube::reconcile::PassReport {
+        let kube = nspool::kube::client::KubeClient::for_url(&self.url, 16).unwrap();
+        nspool::kube::reconcile::KubeWorker::new(service, kube)
+            .pass(false)
+            .await
+            .unwrap()
+    }
+
     /// Fails the test if nspool ever sent a DELETE or an ownerReference.
     pub fn assert_never_deleted(&self) {
         self.with(|s| {

@@ -24,11 +24,7 @@ global:
 const VIEW: &str = "{ poolNamespaces { name state note leftovers leftoversCheckedAt releasingSince labelsMissing kubeError } }";
 
 async fn pass(app: &TestApp, fake: &FakeKube) -> PassReport {
-    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
-    KubeWorker::new(&app.service, kube)
-        .pass(false)
-        .await
-        .unwrap()
+    fake.pass(&app.service).await
 }
 
 async fn claim(app: &TestApp, token: &str, ns: &str) -> String {
@@ -218,12 +214,7 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
     fake.put("Pod", "team-b", "foo-scheduler-0", json!({}));
     release(&app, &admin, &id).await;
     pass(&app, &fake).await;
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("nspool_pool_namespaces{state=\"releasing\"} 1"),
         "{metrics}"

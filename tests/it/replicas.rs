@@ -201,16 +201,9 @@ async fn a_lost_listener_falls_back_to_the_database_and_recovers(db: PgPool) {
     assert_eq!(killed, 1, "one listener connection");
     // The replica notices (at once for a closed connection; a silent one
     // within the heartbeat) and reads from the database meanwhile.
-    let metrics = || async {
-        reqwest::get(app.url("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
     let started = std::time::Instant::now();
-    while !metrics()
+    while !app
+        .metrics()
         .await
         .contains("nspool_pool_listener_reconnects_total 1")
     {
@@ -237,12 +230,8 @@ async fn a_lost_listener_falls_back_to_the_database_and_recovers(db: PgPool) {
         .unwrap();
     converged(&[&app], &admin, "a change after the listener came back").await;
     assert_eq!(app.available(&admin).await, ["pool-a", "pool-b", "pool-c"]);
-    let metrics = reqwest::get(app.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Back for good: no further loss.
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("nspool_pool_listener_reconnects_total 1"),
         "{metrics}"

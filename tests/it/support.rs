@@ -150,6 +150,18 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     pub async fn token(&self, role: &str, workspace: Option<Uuid>) -> String {
         let role = Role::parse(role).expect("role");
         self.service
