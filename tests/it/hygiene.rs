@@ -240,35 +240,21 @@ async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
     pass(&app, &fake).await;
 
     const MARK: &str = "mutation($name: String!, $reason: String!) { markNamespaceClean(name: $name, reason: $reason) }";
-    let viewer = app.token("SYSTEM_EDITOR", None).await;
-    app.err(
-        Some(&viewer),
-        MARK,
-        json!({"name": "team-a", "reason": "x"}),
-        "FORBIDDEN",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        MARK,
-        json!({"name": "team-a", "reason": "  "}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        MARK,
-        json!({"name": "team-b", "reason": "x"}),
-        "NOT_FOUND",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        MARK,
-        json!({"name": "team-a\u{0}", "reason": "x"}),
-        "BAD_USER_INPUT",
-    )
-    .await;
+    let editor = app.token("SYSTEM_EDITOR", None).await;
+    for (token, name, reason, code) in [
+        (&editor, "team-a", "x", "FORBIDDEN"),
+        (&admin, "team-a", "  ", "BAD_USER_INPUT"),
+        (&admin, "team-b", "x", "NOT_FOUND"),
+        (&admin, "team-a\u{0}", "x", "BAD_USER_INPUT"),
+    ] {
+        app.err(
+            Some(token),
+            MARK,
+            json!({"name": name, "reason": reason}),
+            code,
+        )
+        .await;
+    }
 
     let reason = "the volume holds nothing of the old tenant; its team keeps it";
     app.ok(
