@@ -155,6 +155,26 @@ impl FakeKube {
         });
     }
 
+    /// A kubeconfig file pointing at this server, in a directory of its own
+    /// (remove it when done): for `nspool` commands run as processes.
+    pub fn kubeconfig(&self) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "nspool-fake-kube-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\nusers: [{{name: me, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: me}}}}]\ncurrent-context: fake\n",
+                self.url
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     /// One Kubernetes pass of `service`'s worker against this server.
     pub async fn pass(
         &self,

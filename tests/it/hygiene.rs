@@ -447,3 +447,81 @@ async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgP
     );
     fake.assert_never_deleted();
 }
+
+#[sqlx::test]
+async fn the_worker_offers_a_clean_release_again_within_seconds(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db).await;
+    let admin = app.admin().await;
+    // The worker as `serve` runs it: woken by releases, else every 2 s.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
+    let worker = tokio::spawn(KubeWorker::new(&app.service, kube).run(stopped));
+    let id = claim(&app, &admin, "team-a").await;
+    release(&app, &admin, &id).await;
+    let released = std::time::Instant::now();
+    while !app.available(&admin).await.contains(&"team-a".to_owned()) {
+        assert!(
+            released.elapsed() < Duration::from_secs(15),
+            "never offered again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "a clean release was offered again after {:?}",
+        released.elapsed()
+    );
+    let _ = stop.send(true);
+    let _ = worker.await;
+    fake.assert_never_deleted();
+}
+
+#[sqlx::test]
+async fn rbac_check_names_what_a_released_namespace_holds(db: PgPool) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    for ns in ["team-a", "team-b"] {
+        let id = claim(&app, &admin, ns).await;
+        release(&app, &admin, &id).await;
+    }
+    fake.put(
+        "PersistentVolumeClaim",
+        "team-b",
+        "data-foo-worker-0",
+        json!({}),
+    );
+    let kubeconfig = fake.kubeconfig();
+    let dir = kubeconfig.parent().unwrap().to_owned();
+    let config = dir.join("config.yaml");
+    std::fs::write(&config, CREATE).unwrap();
+    let url = crate::support::database_url(&db);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+            .args(["rbac", "check", "--config"])
+            .arg(&config)
+            .env("KUBECONFIG", &kubeconfig)
+            .env("DATABASE_URL", &url)
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CLEAN   team-a: released, nothing left behind"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("LEFT    team-b: releasing, not offered while left behind: PersistentVolumeClaim/data-foo-worker-0"),
+        "{stdout}"
+    );
+    assert_eq!(
+        namespace(&app, &admin, "team-b").await["state"],
+        "Releasing"
+    );
+    fake.assert_never_deleted();
+    let _ = std::fs::remove_dir_all(dir);
+}

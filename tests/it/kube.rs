@@ -429,20 +429,8 @@ async fn rbac_check_command_names_broken_namespaces_and_fails(db: PgPool) {
     fake.create_namespace("ns-broken");
     fake.deny("ns-broken", "serviceaccounts", "create");
     let app = TestApp::spawn(VERIFY, db.clone()).await;
-    let dir = std::env::temp_dir().join(format!(
-        "nspool-rbac-check-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\nusers: [{{name: me, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: me}}}}]\ncurrent-context: fake\n",
-            fake.url
-        ),
-    )
-    .unwrap();
+    let kubeconfig = fake.kubeconfig();
+    let dir = kubeconfig.parent().unwrap().to_owned();
     let config = dir.join("config.yaml");
     std::fs::write(&config, VERIFY).unwrap();
     let url = crate::support::database_url(&db);
