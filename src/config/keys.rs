@@ -172,6 +172,11 @@ pub const KEYS: &[Key] = &[
         "with Kubernetes on, a released namespace is `releasing` until nspool finds nothing its Deployment left (Pods, PersistentVolumeClaims, Services, Secrets but service-account tokens, ConfigMaps but `kube-root-ca.crt`); `false` offers it again at once",
     ),
     key(
+        "nspool.kubernetes.ignoredLeftovers",
+        "none",
+        "objects the platform puts in every namespace on purpose, never leftovers: `Kind/name` (`ConfigMap/istio-ca-root-cert`), a name ending in `*` for a prefix (`Secret/platform-pull-*`)",
+    ),
+    key(
         "nspool.platformRelease",
         "`astronomer`",
         "the platform's release name: every pool namespace carries `platform-release: <this>`, as Houston labels Deployment namespaces",

@@ -169,6 +169,9 @@ pub struct ServiceSettings {
     /// With Kubernetes on: a released namespace is offered again only once
     /// found free of what its Deployment left (`nspool.kubernetes.checkReleased`).
     pub check_released: bool,
+    /// Objects the platform puts in every namespace on purpose, never
+    /// leftovers (`nspool.kubernetes.ignoredLeftovers`).
+    pub ignored_leftovers: Vec<crate::domain::hygiene::IgnoredObject>,
     /// The labels every pool namespace carries (`platform-release` and the
     /// platform's namespaceLabels).
     pub pool_labels: std::collections::BTreeMap<String, String>,
@@ -600,6 +603,21 @@ fn read_service(
         },
     };
     let check_released = r.bool(&n.at("kubernetes.checkReleased"), true);
+    let mut ignored_leftovers = Vec::new();
+    for (path, item) in r.list(&n.at("kubernetes.ignoredLeftovers")) {
+        let at = At {
+            value: Some(item),
+            path,
+        };
+        let parsed = r
+            .string(&at)
+            .map(|text| crate::domain::hygiene::IgnoredObject::parse(&text));
+        match parsed {
+            Some(Ok(object)) => ignored_leftovers.push(object),
+            Some(Err(reason)) => r.error(&at, reason),
+            None => {}
+        }
+    }
     let pool_labels = labels::read(r, root);
     let claim_labels_at = n.at("kubernetes.claimLabels");
     let claim_labels = claim_labels_at
@@ -686,6 +704,7 @@ fn read_service(
             kubernetes_mode,
             claim_labels: false,
             check_released,
+            ignored_leftovers,
             pool_labels,
             platform_namespace,
             commander_service_account,

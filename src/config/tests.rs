@@ -368,3 +368,51 @@ fn http_bounds_are_read_and_checked() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn pool_labels_and_ignored_leftovers_are_read_and_checked() {
+    let s = parse(
+        "global: {namespaceLabels: {team: data}}\nastronomer: {houston: {config: {deployments: {namespaceLabels: {tier: gold}}}}}\nnspool: {platformRelease: prod, kubernetes: {ignoredLeftovers: [ConfigMap/istio-ca-root-cert, 'Secret/platform-pull-*']}}",
+    )
+    .unwrap();
+    assert_eq!(
+        s.service
+            .pool_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        ["platform-release=prod", "team=data", "tier=gold"]
+    );
+    assert_eq!(
+        s.service
+            .ignored_leftovers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["ConfigMap/istio-ca-root-cert", "Secret/platform-pull-*"]
+    );
+    // Defaults: platform-release astronomer, checks on unless Kubernetes is off.
+    let d = parse("").unwrap();
+    assert_eq!(d.service.pool_labels["platform-release"], "astronomer");
+    assert!(d.checks_released() && d.unchecked_release_note().is_none());
+    let off = parse("nspool: {kubernetes: {mode: 'off'}}").unwrap();
+    assert!(!off.checks_released());
+    assert!(
+        off.unchecked_release_note()
+            .unwrap()
+            .contains("mode is off")
+    );
+
+    let errs = errors(
+        "global: {namespaceLabels: {'-bad': x, ok: 'not ok'}}\nnspool: {platformRelease: '', kubernetes: {ignoredLeftovers: [Deployment/x, 'Secret/']}}",
+    );
+    for key in [
+        "global.namespaceLabels.-bad",
+        "global.namespaceLabels.ok",
+        "nspool.platformRelease",
+        "nspool.kubernetes.ignoredLeftovers[0]",
+        "nspool.kubernetes.ignoredLeftovers[1]",
+    ] {
+        assert!(errs.iter().any(|e| e.starts_with(key)), "{key}: {errs:?}");
+    }
+}

@@ -54,6 +54,81 @@ impl LeftoverKind {
     pub fn describe(self, name: &str) -> String {
         format!("{}/{name}", self.as_str())
     }
+
+    pub fn parse(kind: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// An object the platform itself puts in every namespace on purpose (an
+/// Istio root certificate, a synced pull secret): `Kind/name`, the name
+/// ending in `*` for a prefix. Never a leftover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredObject {
+    pub kind: LeftoverKind,
+    name: String,
+    prefix: bool,
+}
+
+impl std::fmt::Display for IgnoredObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let star = if self.prefix { "*" } else { "" };
+        write!(f, "{}/{}{star}", self.kind.as_str(), self.name)
+    }
+}
+
+impl serde::Serialize for IgnoredObject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl IgnoredObject {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (kind, name) = text.split_once('/').ok_or_else(|| {
+            format!("\"{text}\" is not Kind/name (e.g. ConfigMap/istio-ca-root-cert)")
+        })?;
+        let kind = LeftoverKind::parse(kind).ok_or_else(|| {
+            format!(
+                "\"{kind}\" is not a kind nspool lists; use one of {}",
+                LeftoverKind::ALL.map(LeftoverKind::as_str).join(", ")
+            )
+        })?;
+        let (name, prefix) = match name.strip_suffix('*') {
+            Some(prefix) => (prefix, true),
+            None => (name, false),
+        };
+        if name.is_empty() && !prefix || name.contains('*') || name.len() > 253 {
+            return Err(format!(
+                "\"{text}\" needs a name, or a name prefix ending in *"
+            ));
+        }
+        Ok(Self {
+            kind,
+            name: name.to_owned(),
+            prefix,
+        })
+    }
+
+    pub fn matches(&self, kind: LeftoverKind, name: &str) -> bool {
+        self.kind == kind
+            && if self.prefix {
+                name.starts_with(&self.name)
+            } else {
+                name == self.name
+            }
+    }
+}
+
+/// Whether an object is a leftover: not what the cluster puts in every
+/// namespace, and not on the platform's own list.
+pub fn is_leftover(
+    kind: LeftoverKind,
+    name: &str,
+    secret_type: Option<&str>,
+    ignored: &[IgnoredObject],
+) -> bool {
+    kind.is_leftover(name, secret_type) && !ignored.iter().any(|i| i.matches(kind, name))
 }
 
 /// A label key: an optional DNS-subdomain prefix and `/`, then a name of at
@@ -139,6 +214,48 @@ mod tests {
         assert_eq!(
             LeftoverKind::PersistentVolumeClaim.describe("data-x-worker-0"),
             "PersistentVolumeClaim/data-x-worker-0"
+        );
+    }
+
+    #[test]
+    fn objects_the_platform_puts_everywhere_can_be_ignored() {
+        let ignored = [
+            IgnoredObject::parse("ConfigMap/istio-ca-root-cert").unwrap(),
+            IgnoredObject::parse("Secret/platform-pull-*").unwrap(),
+        ];
+        let cm = LeftoverKind::ConfigMap;
+        assert!(!is_leftover(cm, "istio-ca-root-cert", None, &ignored));
+        assert!(is_leftover(cm, "istio-ca-root-cert-2", None, &ignored));
+        assert!(!is_leftover(
+            LeftoverKind::Secret,
+            "platform-pull-quay",
+            None,
+            &ignored
+        ));
+        assert!(is_leftover(
+            LeftoverKind::Secret,
+            "airflow-fernet",
+            None,
+            &ignored
+        ));
+        assert!(is_leftover(
+            LeftoverKind::Pod,
+            "istio-ca-root-cert",
+            None,
+            &ignored
+        ));
+        for bad in [
+            "istio",
+            "Deployment/x",
+            "Secret/",
+            "Secret/a*b",
+            "configmap/x",
+        ] {
+            assert!(IgnoredObject::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            IgnoredObject::parse("Secret/*").is_ok(),
+            "every Secret, if a platform wants that"
         );
     }
 

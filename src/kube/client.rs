@@ -5,7 +5,7 @@
 use super::objects::{self, CLAIMS_FIELD_MANAGER, FIELD_MANAGER, RbacTarget};
 use super::rules::Triple;
 use crate::config::KubernetesMode;
-use crate::domain::hygiene::{LeftoverKind, MAX_NAMED_LEFTOVERS};
+use crate::domain::hygiene::{IgnoredObject, LeftoverKind, MAX_NAMED_LEFTOVERS, is_leftover};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -226,19 +226,25 @@ impl KubeClient {
     }
 
     /// What is left in a released namespace that a Deployment could have left
-    /// (`Kind/name`, at most [`MAX_NAMED_LEFTOVERS`]): one `list` per kind,
-    /// the kinds side by side. Reads only.
-    pub async fn leftovers(&self, namespace: &str) -> Result<Vec<String>> {
+    /// (`Kind/name`, at most [`MAX_NAMED_LEFTOVERS`]), but for `ignored`: one
+    /// `list` per kind, the kinds side by side. Reads only.
+    pub async fn leftovers(
+        &self,
+        namespace: &str,
+        ignored: &[IgnoredObject],
+    ) -> Result<Vec<String>> {
+        let ns = namespace;
         let (pods, claims, services, secrets, config_maps) = futures::try_join!(
-            self.names::<Pod>(namespace, LeftoverKind::Pod, |_| None),
+            self.names::<Pod>(ns, LeftoverKind::Pod, ignored, |_| None),
             self.names::<PersistentVolumeClaim>(
-                namespace,
+                ns,
                 LeftoverKind::PersistentVolumeClaim,
+                ignored,
                 |_| None
             ),
-            self.names::<Service>(namespace, LeftoverKind::Service, |_| None),
-            self.names::<Secret>(namespace, LeftoverKind::Secret, |s| s.type_.clone()),
-            self.names::<ConfigMap>(namespace, LeftoverKind::ConfigMap, |_| None),
+            self.names::<Service>(ns, LeftoverKind::Service, ignored, |_| None),
+            self.names::<Secret>(ns, LeftoverKind::Secret, ignored, |s| s.type_.clone()),
+            self.names::<ConfigMap>(ns, LeftoverKind::ConfigMap, ignored, |_| None),
         )?;
         let mut found: Vec<String> = [pods, claims, services, secrets, config_maps].concat();
         found.truncate(MAX_NAMED_LEFTOVERS);
@@ -251,6 +257,7 @@ impl KubeClient {
         &self,
         namespace: &str,
         kind: LeftoverKind,
+        ignored: &[IgnoredObject],
         secret_type: impl Fn(&K) -> Option<String>,
     ) -> Result<Vec<String>>
     where
@@ -268,7 +275,7 @@ impl KubeClient {
             .iter()
             .filter_map(|item| {
                 let name = item.meta().name.clone().unwrap_or_default();
-                kind.is_leftover(&name, secret_type(item).as_deref())
+                is_leftover(kind, &name, secret_type(item).as_deref(), ignored)
                     .then(|| kind.describe(&name))
             })
             .collect())

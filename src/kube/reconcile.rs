@@ -405,7 +405,10 @@ impl KubeWorker {
         }
         if row.needs_leftovers {
             // Lists only; what is found is the owner's (or Commander's) to remove.
-            let left = self.kube.leftovers(&row.name).await?;
+            let left = self
+                .kube
+                .leftovers(&row.name, &self.settings.service.ignored_leftovers)
+                .await?;
             let generation = self
                 .store
                 .record_leftovers(&row.name, &left)

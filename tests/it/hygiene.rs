@@ -525,3 +525,36 @@ async fn rbac_check_names_what_a_released_namespace_holds(db: PgPool) {
     fake.assert_never_deleted();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[sqlx::test]
+async fn what_the_platform_puts_everywhere_can_be_ignored(db: PgPool) {
+    let config = format!(
+        "{CREATE}nspool: {{kubernetes: {{ignoredLeftovers: [ConfigMap/istio-ca-root-cert, 'Secret/platform-pull-*']}}}}\n"
+    );
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(&config, db).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    let id = claim(&app, &admin, "team-a").await;
+    fake.put("ConfigMap", "team-a", "istio-ca-root-cert", json!({}));
+    fake.put(
+        "Secret",
+        "team-a",
+        "platform-pull-quay",
+        json!({"type": "kubernetes.io/dockerconfigjson"}),
+    );
+    fake.put(
+        "Secret",
+        "team-a",
+        "foo-fernet-key",
+        json!({"type": "Opaque"}),
+    );
+    release(&app, &admin, &id).await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.leftovers[0].1, ["Secret/foo-fernet-key"]);
+    fake.remove("Secret", "team-a", "foo-fernet-key");
+    due(&app.db, "team-a").await;
+    let report = pass(&app, &fake).await;
+    assert_eq!(report.cleaned, ["team-a"]);
+    fake.assert_never_deleted();
+}
