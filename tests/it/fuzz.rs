@@ -239,6 +239,21 @@ async fn fuzzed_requests_never_crash_hang_or_poison(db: PgPool) {
             Value::Null,
         ),
         (
+            "mutation($name: String!, $reason: String!) { markNamespaceClean(name: $name, reason: $reason) }"
+                .into(),
+            json!({"name": "pool-c", "reason": "fuzz"}),
+        ),
+        // Pool reads answered from kept bytes: aliases, __typename, names.
+        (
+            "query q { a: availableNamespaces { n: name __typename } __typename }".into(),
+            Value::Null,
+        ),
+        (
+            "{ poolNamespaces { name state leftovers leftoversCheckedAt releasingSince labelsMissing note } }"
+                .into(),
+            Value::Null,
+        ),
+        (
             "mutation($l: String!) { createToken(role: \"SYSTEM_VIEWER\", label: $l) { id } }"
                 .into(),
             json!({"l": "t"}),
