@@ -23,10 +23,12 @@ const RETRY: [Duration; 4] = [
 ];
 
 /// How often the listener proves its connection alive: a marker sent
-/// through the pool must come back on the LISTEN connection within this,
-/// else the connection counts as lost (a connection that died without a
-/// word would otherwise leave the copy stale).
+/// through the pool must come back on the LISTEN connection within
+/// [`HEARTBEAT_LOST`], else the connection counts as lost (a connection that
+/// died without a word would otherwise leave the copy stale).
 const HEARTBEAT: Duration = Duration::from_secs(2);
+/// Three beats: a busy database is not a lost connection.
+const HEARTBEAT_LOST: Duration = Duration::from_secs(6);
 
 /// Why one listening session ended.
 enum Ended {
@@ -80,8 +82,8 @@ impl PoolService {
         *failures = 0;
         let mut beat = tokio::time::interval(HEARTBEAT);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // The heartbeat marker sent and not yet seen back.
-        let mut awaited: Option<String> = None;
+        // The heartbeat marker sent and not yet seen back, and when.
+        let mut awaited: Option<(String, tokio::time::Instant)> = None;
         loop {
             let notice = tokio::select! {
                 notice = listener.try_recv() => notice,
@@ -92,21 +94,26 @@ impl PoolService {
                     continue;
                 }
                 _ = beat.tick() => {
-                    if awaited.is_some() {
-                        return Ended::Lost(format!("no heartbeat back within {HEARTBEAT:?}"));
+                    match &awaited {
+                        Some((_, sent)) if sent.elapsed() > HEARTBEAT_LOST => {
+                            return Ended::Lost(format!("no heartbeat back within {HEARTBEAT_LOST:?}"));
+                        }
+                        Some(_) => {}
+                        None => {
+                            let marker = format!("beat-{}", uuid::Uuid::new_v4().simple());
+                            if let Err(error) = self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
+                                return Ended::Lost(error.to_string());
+                            }
+                            awaited = Some((marker, tokio::time::Instant::now()));
+                        }
                     }
-                    let marker = format!("beat-{}", uuid::Uuid::new_v4().simple());
-                    if let Err(error) = self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
-                        return Ended::Lost(error.to_string());
-                    }
-                    awaited = Some(marker);
                     continue;
                 }
             };
             match notice {
                 Ok(Some(notice)) => {
                     if let Some(marker) = notice.payload().strip_prefix("sync ")
-                        && awaited.as_deref() == Some(marker)
+                        && awaited.as_ref().is_some_and(|(m, _)| m == marker)
                     {
                         awaited = None;
                         continue;
