@@ -16,10 +16,14 @@ alter table pool_namespaces
     -- Pool labels a verification found missing or different, as "key=value".
     add column labels_missing jsonb;
 
--- A check never leaves a namespace that is not releasing with leftovers.
+-- Leftovers are a bounded list; a releasing namespace has no holder (the
+-- claim offers only namespaces that are not releasing; this keeps any other
+-- writer from breaking that).
 alter table pool_namespaces
     add constraint pool_namespaces_leftovers_check
-        check (leftovers is null or (jsonb_typeof(leftovers) = 'array' and jsonb_array_length(leftovers) <= 1000));
+        check (leftovers is null or (jsonb_typeof(leftovers) = 'array' and jsonb_array_length(leftovers) <= 1000)),
+    add constraint pool_namespaces_releasing_check
+        check (releasing_since is null or holder_deployment_id is null);
 
 -- Offered: free, not retired, not releasing, not known to have broken RBAC
 -- (the service's OFFERED). The old three-argument form goes once nothing uses it.

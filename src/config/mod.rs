@@ -251,6 +251,10 @@ impl Settings {
 #[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
+/// Entries of `nspool.kubernetes.ignoredLeftovers` at most (each is matched
+/// against every object a leftover check lists).
+const MAX_IGNORED_LEFTOVERS: usize = 64;
+
 /// The names of the environment variables that override `nspool.*` keys.
 pub const ENV_OVERRIDES: [(&str, &str); 11] = [
     ("databaseUrl", "DATABASE_URL"),
@@ -604,7 +608,18 @@ fn read_service(
     };
     let check_released = r.bool(&n.at("kubernetes.checkReleased"), true);
     let mut ignored_leftovers = Vec::new();
-    for (path, item) in r.list(&n.at("kubernetes.ignoredLeftovers")) {
+    let ignored_at = n.at("kubernetes.ignoredLeftovers");
+    let ignored_items = r.list(&ignored_at);
+    if ignored_items.len() > MAX_IGNORED_LEFTOVERS {
+        r.error(
+            &ignored_at,
+            format!(
+                "{} entries; at most {MAX_IGNORED_LEFTOVERS} (a name ending in * covers many)",
+                ignored_items.len()
+            ),
+        );
+    }
+    for (path, item) in ignored_items.into_iter().take(MAX_IGNORED_LEFTOVERS) {
         let at = At {
             value: Some(item),
             path,

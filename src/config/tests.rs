@@ -406,6 +406,16 @@ fn pool_labels_and_ignored_leftovers_are_read_and_checked() {
     let errs = errors(
         "global: {namespaceLabels: {'-bad': x, ok: 'not ok'}}\nnspool: {platformRelease: '', kubernetes: {ignoredLeftovers: [Deployment/x, 'Secret/']}}",
     );
+    let many: Vec<String> = (0..65).map(|i| format!("Secret/s{i}")).collect();
+    let errs_many = errors(&format!(
+        "nspool: {{kubernetes: {{ignoredLeftovers: [{}]}}}}",
+        many.join(", ")
+    ));
+    assert!(
+        errs_many[0].starts_with("nspool.kubernetes.ignoredLeftovers")
+            && errs_many[0].contains("at most 64"),
+        "{errs_many:?}"
+    );
     for key in [
         "global.namespaceLabels.-bad",
         "global.namespaceLabels.ok",

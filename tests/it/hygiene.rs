@@ -110,6 +110,19 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
     let ns = namespace(&app, &admin, "team-a").await;
     assert_eq!(ns["state"], "Releasing", "{ns}");
     assert!(ns["releasingSince"].is_string());
+    // The database itself refuses a holder on a releasing namespace.
+    let refused = sqlx::query(
+        "update pool_namespaces set holder_deployment_id = gen_random_uuid() where name = 'team-a'",
+    )
+    .execute(&db)
+    .await
+    .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("pool_namespaces_releasing_check"),
+        "{refused}"
+    );
     assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
     // A claim of it now is refused cleanly.
     let ws = app.create_workspace(&admin, "early").await;
