@@ -4,6 +4,7 @@
 mod dashboard;
 mod deployments;
 mod error;
+mod hygiene;
 mod listener;
 mod progress;
 mod reclaim;
@@ -69,19 +70,6 @@ impl PoolService {
             )),
             settings,
         }
-    }
-
-    /// Whether this replica's releases leave a namespace `releasing`.
-    pub fn checks_released(&self) -> bool {
-        self.checks_released
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// No cluster here after all (`auto` mode found none): this replica's
-    /// releases free at once, as with Kubernetes off.
-    pub fn without_kubernetes(&self) {
-        self.checks_released
-            .store(false, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The pool copy in memory: its version tells cached answers apart.

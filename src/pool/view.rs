@@ -106,39 +106,6 @@ impl PoolService {
             .collect())
     }
 
-    /// Frees a releasing namespace at once (system admins); the event keeps
-    /// the actor and the reason.
-    pub async fn mark_namespace_clean(
-        &self,
-        caller: &Caller,
-        name: &str,
-        reason: &str,
-    ) -> Result<()> {
-        caller.authorize(Action::System(Level::Admin))?;
-        use crate::domain::text;
-        text::check("name", name, text::max::FILTER)?;
-        text::check("reason", reason, text::max::REASON)?;
-        if reason.trim().is_empty() {
-            return Err(super::Error::BadInput(
-                "Say why the namespace is clean (reason): the event keeps it".into(),
-            ));
-        }
-        match self
-            .store
-            .mark_clean(name, &caller.actor(), reason.trim())
-            .await?
-        {
-            Some(generation) => {
-                self.read_own_write(generation).await;
-                Ok(())
-            }
-            None => Err(super::Error::NotFound(format!(
-                "\"{}\" is not a releasing pool namespace",
-                text::excerpt(name)
-            ))),
-        }
-    }
-
     pub async fn rbac_cluster_report(
         &self,
         caller: &Caller,

@@ -1,0 +1,53 @@
+//! Pool hygiene in the service: whether this replica's releases leave a
+//! namespace `releasing` until it is found clean, and freeing one by hand.
+//! (The check itself is Kubernetes work: `kube::reconcile`.)
+
+use super::{Error, PoolService, Result};
+use crate::domain::roles::Level;
+use crate::domain::{Action, Caller, text};
+use std::sync::atomic::Ordering;
+
+impl PoolService {
+    /// Whether this replica's releases leave a namespace `releasing`.
+    pub fn checks_released(&self) -> bool {
+        self.checks_released.load(Ordering::Relaxed)
+    }
+
+    /// No cluster here after all (`auto` mode found none): this replica's
+    /// releases free at once, as with Kubernetes off.
+    pub fn without_kubernetes(&self) {
+        self.checks_released.store(false, Ordering::Relaxed);
+    }
+
+    /// Frees a releasing namespace at once (system admins); the event keeps
+    /// the actor and the reason.
+    pub async fn mark_namespace_clean(
+        &self,
+        caller: &Caller,
+        name: &str,
+        reason: &str,
+    ) -> Result<()> {
+        caller.authorize(Action::System(Level::Admin))?;
+        text::check("name", name, text::max::FILTER)?;
+        text::check("reason", reason, text::max::REASON)?;
+        if reason.trim().is_empty() {
+            return Err(Error::BadInput(
+                "Say why the namespace is clean (reason): the event keeps it".into(),
+            ));
+        }
+        match self
+            .store
+            .mark_clean(name, &caller.actor(), reason.trim())
+            .await?
+        {
+            Some(generation) => {
+                self.read_own_write(generation).await;
+                Ok(())
+            }
+            None => Err(Error::NotFound(format!(
+                "\"{}\" is not a releasing pool namespace",
+                text::excerpt(name)
+            ))),
+        }
+    }
+}
