@@ -131,6 +131,17 @@ impl FakeKube {
         });
     }
 
+    /// Another field manager (a person with kubectl, say) applies a label to
+    /// a namespace: server-side apply of its own, beside nspool's.
+    pub fn label_namespace_as(&self, manager: &str, namespace: &str, key: &str, value: &str) {
+        self.with(|s| {
+            let body = json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": namespace, "labels": {key: value}}});
+            let key = ("Namespace".to_owned(), String::new(), namespace.to_owned());
+            let _ = store(s, key, manager, body);
+        });
+    }
+
     pub fn deny(&self, namespace: &str, resource: &str, verb: &str) {
         self.with(|s| {
             s.denied

@@ -23,6 +23,16 @@ global:
 
 const VIEW: &str = "{ poolNamespaces { name state note leftovers leftoversCheckedAt releasingSince labelsMissing kubeError } }";
 
+/// The fake API server, a replica that checks released namespaces, and its
+/// admin token, after the first pass (the pool namespaces applied).
+async fn cluster(config: &str, db: PgPool) -> (FakeKube, TestApp, String) {
+    let fake = FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(config, db).await;
+    let admin = app.admin().await;
+    pass(&app, &fake).await;
+    (fake, app, admin)
+}
+
 async fn pass(app: &TestApp, fake: &FakeKube) -> PassReport {
     fake.pass(&app.service).await
 }
@@ -82,10 +92,7 @@ async fn events(db: &PgPool, name: &str) -> Vec<(String, String, Option<String>)
 
 #[sqlx::test]
 async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
     // nspool may list leftovers there, and only there: its own RoleBinding.
     let (binding, _) = fake
         .object("RoleBinding", "team-a", "nspool-leftovers")
@@ -159,10 +166,7 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
 
 #[sqlx::test]
 async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
     let id = claim(&app, &admin, "team-a").await;
     // What uninstalling an Airflow release leaves, and what is not a leftover.
     fake.put(
@@ -238,10 +242,7 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
 
 #[sqlx::test]
 async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
     let id = claim(&app, &admin, "team-a").await;
     fake.put(
         "PersistentVolumeClaim",
@@ -292,10 +293,7 @@ async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
 
 #[sqlx::test]
 async fn a_refused_list_is_recorded_and_retried_without_freeing(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
     let id = claim(&app, &admin, "team-a").await;
     release(&app, &admin, &id).await;
     fake.fail(Some(Method::GET), "/namespaces/team-a/secrets", 403, None);
@@ -327,10 +325,7 @@ async fn a_refused_list_is_recorded_and_retried_without_freeing(db: PgPool) {
 
 #[sqlx::test]
 async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let first = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = first.admin().await;
-    pass(&first, &fake).await;
+    let (fake, first, admin) = cluster(CREATE, db.clone()).await;
     let id = claim(&first, &admin, "team-a").await;
     release(&first, &admin, &id).await;
     // The first replica dies while its lists are in flight.
@@ -379,25 +374,14 @@ async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
 
 #[sqlx::test]
 async fn pool_labels_in_create_mode_keep_labels_others_own(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db).await;
     let labels = |fake: &FakeKube| {
         fake.object("Namespace", "", "team-a").unwrap().0["metadata"]["labels"].clone()
     };
     assert_eq!(labels(&fake)["platform-release"], "astronomer");
     assert_eq!(labels(&fake)["team"], "data");
     // Someone else labels it; a forced re-apply of nspool's objects keeps theirs.
-    fake.with(|s| {
-        let key = ("Namespace".to_owned(), String::new(), "team-a".to_owned());
-        let object = s.objects.get_mut(&key).unwrap();
-        object.managers.insert(
-            "kubectl".into(),
-            json!({"metadata": {"name": "team-a", "labels": {"owner": "data-eng"}}}),
-        );
-        object.live["metadata"]["labels"]["owner"] = json!("data-eng");
-    });
+    fake.label_namespace_as("kubectl", "team-a", "owner", "data-eng");
     app.ok(Some(&admin), "mutation { resyncPool }", Value::Null)
         .await;
     let report = pass(&app, &fake).await;
@@ -431,11 +415,13 @@ async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgP
     assert!(fake.with(|s| s.requests.iter().all(|(m, _)| m != "PATCH")));
 
     // Claim labels on: applied under nspool-claims, kubectl's own labels kept.
+    fake.label_namespace_as("kubectl", "ns-a", "owner", "data-eng");
     let app =
         TestApp::spawn_in_cluster(&verify(true), crate::support::another_pool(&db).await).await;
     pass(&app, &fake).await;
     let (live, _) = fake.object("Namespace", "", "ns-a").unwrap();
     assert_eq!(live["metadata"]["labels"]["platform-release"], "prod");
+    assert_eq!(live["metadata"]["labels"]["owner"], "data-eng");
     assert!(
         live["metadata"]["managedFields"]
             .as_array()
@@ -491,10 +477,7 @@ async fn the_worker_offers_a_clean_release_again_within_seconds(db: PgPool) {
 
 #[sqlx::test]
 async fn rbac_check_names_what_a_released_namespace_holds(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
     for ns in ["team-a", "team-b"] {
         let id = claim(&app, &admin, ns).await;
         release(&app, &admin, &id).await;
@@ -544,10 +527,7 @@ async fn what_the_platform_puts_everywhere_can_be_ignored(db: PgPool) {
     let config = format!(
         "{CREATE}nspool: {{kubernetes: {{ignoredLeftovers: [ConfigMap/istio-ca-root-cert, 'Secret/platform-pull-*']}}}}\n"
     );
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(&config, db).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
+    let (fake, app, admin) = cluster(&config, db).await;
     let id = claim(&app, &admin, "team-a").await;
     fake.put("ConfigMap", "team-a", "istio-ca-root-cert", json!({}));
     fake.put(
