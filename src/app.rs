@@ -128,6 +128,7 @@ pub fn state(service: PoolService) -> AppState {
         guard,
         sign_in_limit: Default::default(),
         pool_reads: Default::default(),
+        shutting_down: Default::default(),
     }
 }
 
@@ -147,10 +148,12 @@ pub async fn serve_with(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::http::server::serve(listener, router(state), limits, shutdown).await
+    let metrics = state.service.metrics();
+    crate::http::server::serve(listener, router(state), limits, metrics, shutdown).await
 }
 
-/// How long running requests and a running reclaim batch get after SIGTERM.
+/// How long running requests and a running reclaim batch get after SIGTERM
+/// and the drain (`nspool.http.drainSeconds`).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Serves until Ctrl-C or SIGTERM, with the reclaim schedule beside the API;
@@ -173,12 +176,18 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
     let mut server_stopped = stopped.clone();
     let limits = ConnectionLimits::from(&service.settings().service.http);
-    let server = tokio::spawn(serve_with(listener, state(service), limits, async move {
+    let state = state(service);
+    let shutting_down = state.shutting_down.clone();
+    let server = tokio::spawn(serve_with(listener, state, limits, async move {
         let _ = server_stopped.wait_for(|stop| *stop).await;
     }));
     shutdown_signal().await;
+    // Not ready at once (load balancers stop sending), while open
+    // connections are drained for `nspool.http.drainSeconds`.
+    shutting_down.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = stop.send(true);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    let drain = limits.drain;
+    let deadline = tokio::time::Instant::now() + drain + SHUTDOWN_GRACE;
     match tokio::time::timeout_at(deadline, server).await {
         Ok(Ok(Ok(()))) => tracing::info!("requests drained; the HTTP server stopped"),
         Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP server stopped with an error"),

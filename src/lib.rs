@@ -5,6 +5,7 @@
 //! → Postgres (`store`). Pure rules live in `config` and `domain`.
 
 pub mod app;
+pub mod budgets;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -28,7 +28,14 @@ pub struct KubeCallLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabels {
+    /// One of [`crate::budgets::Budget::ALL`]'s names.
+    pub budget: &'static str,
+}
+
 pub struct ServiceMetrics {
+    budget_refusals: Family<BudgetLabels, Counter>,
     claims: Family<OutcomeLabels, Counter>,
     claim_seconds: Family<OutcomeLabels, Histogram>,
     releases: Family<ReleaseLabels, Counter>,
@@ -59,6 +66,7 @@ const KUBE_CALLS: [&str; 6] = [
 impl Default for ServiceMetrics {
     fn default() -> Self {
         let metrics = Self {
+            budget_refusals: Family::default(),
             claims: Family::default(),
             claim_seconds: Family::new_with_constructor(latency_histogram),
             releases: Family::default(),
@@ -70,6 +78,14 @@ impl Default for ServiceMetrics {
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
+            let _ = metrics
+                .claim_seconds
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for budget in crate::budgets::Budget::ALL {
+            let _ = metrics.budget_refusals.get_or_create(&BudgetLabels {
+                budget: budget.name(),
+            });
         }
         for kind in ["hard_delete", "soft_delete", "reclaim"] {
             let _ = metrics.releases.get_or_create(&ReleaseLabels { kind });
@@ -93,6 +109,16 @@ impl Default for ServiceMetrics {
 impl ServiceMetrics {
     /// Adds these metrics to `/metrics`' registry (prefixed `nspool_`).
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "budget_refusals",
+            "Requests, connections and documents refused or cut off by a budget, by budget (docs/operations.md lists them)",
+            self.budget_refusals.clone(),
+        );
+        registry.register(
+            "request_database_waits_timed_out",
+            "Statements that waited longer than 3 s for one of their request's database connections (nspool.http.databaseConnectionsPerRequest); the request answered SERVICE_UNAVAILABLE",
+            crate::store::WAITS_TIMED_OUT.clone(),
+        );
         registry.register(
             "claims",
             "Claims (createDeployment in pool mode) by outcome: ok, conflict, bad_input, not_found, forbidden, unavailable, error",
@@ -133,6 +159,15 @@ impl ServiceMetrics {
             "Times this replica reloaded its pool snapshot after a missed or oversized change notice",
             self.snapshot_reloads.clone(),
         );
+    }
+
+    /// Something went past `budget` and was refused or cut off.
+    pub fn refused(&self, budget: crate::budgets::Budget) {
+        self.budget_refusals
+            .get_or_create(&BudgetLabels {
+                budget: budget.name(),
+            })
+            .inc();
     }
 
     pub fn claim(&self, outcome: &'static str, took: Duration) {

@@ -298,12 +298,14 @@ async fn serve(settings: Arc<Settings>, config_path: Option<PathBuf>) -> anyhow:
     if let Some(files) = crate::http::server::raise_open_file_limit() {
         tracing::debug!(files, "open file limit");
     }
+    // Bound first: a start that cannot listen must not change the shared
+    // state (the pool sync below retires and adds namespaces).
+    let listener = tokio::net::TcpListener::bind(settings.service.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
     let database = Database::open(&settings, settings.service.database_max_connections).await?;
     let outcome = async {
         let service = app::prepare(settings.clone(), database.store.clone()).await?;
-        let listener = tokio::net::TcpListener::bind(settings.service.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
         let address = listener.local_addr()?;
         if database.is_embedded() {
             match service

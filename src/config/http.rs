@@ -16,6 +16,20 @@ pub struct HttpSettings {
     pub max_connections: u32,
     /// Requests answered at once on `/v1`; beyond, 503 with Retry-After.
     pub max_requests_in_flight: u32,
+    /// Of those, requests without a valid token or session at most: token
+    /// holders always have the rest.
+    pub max_anonymous_requests_in_flight: u32,
+    /// A request's body must be complete this long after its headers (408 and close).
+    pub body_read_timeout_seconds: u32,
+    /// A client that takes none of its answer for this long is closed.
+    pub response_write_timeout_seconds: u32,
+    /// Request bodies held in memory at once, before they take a permit.
+    pub body_buffer_mebibytes: u32,
+    /// Database connections one request holds at once.
+    pub database_connections_per_request: u32,
+    /// After SIGTERM: open connections are still served this long (each
+    /// answer with `Connection: close`), then closed.
+    pub drain_seconds: u32,
 }
 
 impl Default for HttpSettings {
@@ -25,6 +39,12 @@ impl Default for HttpSettings {
             request_timeout_seconds: 30,
             max_connections: 10_000,
             max_requests_in_flight: 256,
+            max_anonymous_requests_in_flight: 64,
+            body_read_timeout_seconds: 10,
+            response_write_timeout_seconds: 30,
+            body_buffer_mebibytes: 64,
+            database_connections_per_request: 3,
+            drain_seconds: 5,
         }
     }
 }
@@ -51,7 +71,7 @@ pub fn read_http(r: &mut Reader, nspool: &At<'_>) -> HttpSettings {
     let http = nspool.key("http");
     r.warn_unknown(&http, &super::keys::children("nspool.http"));
     let defaults = HttpSettings::default();
-    HttpSettings {
+    let settings = HttpSettings {
         header_read_timeout_seconds: bounded(
             r,
             &http.key("headerReadTimeoutSeconds"),
@@ -76,5 +96,54 @@ pub fn read_http(r: &mut Reader, nspool: &At<'_>) -> HttpSettings {
             defaults.max_requests_in_flight,
             1..=100_000,
         ),
+        max_anonymous_requests_in_flight: 0,
+        body_read_timeout_seconds: bounded(
+            r,
+            &http.key("bodyReadTimeoutSeconds"),
+            defaults.body_read_timeout_seconds,
+            1..=300,
+        ),
+        response_write_timeout_seconds: bounded(
+            r,
+            &http.key("responseWriteTimeoutSeconds"),
+            defaults.response_write_timeout_seconds,
+            1..=300,
+        ),
+        body_buffer_mebibytes: bounded(
+            r,
+            &http.key("bodyBufferMebibytes"),
+            defaults.body_buffer_mebibytes,
+            1..=4_096,
+        ),
+        database_connections_per_request: bounded(
+            r,
+            &http.key("databaseConnectionsPerRequest"),
+            defaults.database_connections_per_request,
+            1..=32,
+        ),
+        drain_seconds: bounded(
+            r,
+            &http.key("drainSeconds"),
+            defaults.drain_seconds,
+            0..=120,
+        ),
+    };
+    // Unset: a quarter of the in-flight cap (64 of 256).
+    let mut settings = settings;
+    settings.max_anonymous_requests_in_flight = bounded(
+        r,
+        &http.key("maxAnonymousRequestsInFlight"),
+        (settings.max_requests_in_flight / 4).max(1),
+        1..=100_000,
+    );
+    if settings.max_anonymous_requests_in_flight > settings.max_requests_in_flight {
+        r.error(
+            &http.key("maxAnonymousRequestsInFlight"),
+            format!(
+                "must not be more than nspool.http.maxRequestsInFlight ({})",
+                settings.max_requests_in_flight
+            ),
+        );
     }
+    settings
 }

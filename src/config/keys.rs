@@ -251,7 +251,37 @@ pub const KEYS: &[Key] = &[
     key(
         "nspool.http.maxRequestsInFlight",
         "`256`",
-        "requests answered at once on `/v1`; more get 503 with Retry-After (1 to 100000)",
+        "requests answered at once on `/v1` and its pages, taken once the body is in; more get 503 with Retry-After (1 to 100000)",
+    ),
+    key(
+        "nspool.http.maxAnonymousRequestsInFlight",
+        "a quarter of `maxRequestsInFlight` (`64`)",
+        "of those, requests without a valid token or dashboard session at most, so token holders always have the rest (1 to `maxRequestsInFlight`)",
+    ),
+    key(
+        "nspool.http.bodyReadTimeoutSeconds",
+        "`10`",
+        "a request's body must be complete this long after its headers; else 408 and close (1 to 300)",
+    ),
+    key(
+        "nspool.http.responseWriteTimeoutSeconds",
+        "`30`",
+        "a client that takes none of its answer for this long is closed (1 to 300)",
+    ),
+    key(
+        "nspool.http.bodyBufferMebibytes",
+        "`64`",
+        "request bodies held in memory at once while they arrive; past it, 503 with Retry-After and close (1 to 4096)",
+    ),
+    key(
+        "nspool.http.databaseConnectionsPerRequest",
+        "`3`",
+        "database connections one request holds at once; one it cannot get within 3 s gives SERVICE_UNAVAILABLE (1 to 32)",
+    ),
+    key(
+        "nspool.http.drainSeconds",
+        "`5`",
+        "after SIGTERM, open connections are still served this long, each answer with `Connection: close` (0 to 120)",
     ),
     env_key(
         "nspool.logFormat",

@@ -3,6 +3,7 @@
 //! Pure: the caller hands in the file's text and a way to read environment
 //! variables, so every rule here is unit-tested without touching either.
 
+mod bounds;
 mod http;
 pub mod keys;
 mod labels;
@@ -11,6 +12,7 @@ pub mod schedule;
 
 use crate::domain::NamespaceName;
 use crate::kube::rules::{Rule, seed_rules};
+pub use bounds::{MAX_CONFIG_BYTES, MAX_CONFIG_NESTING};
 pub use http::HttpSettings;
 pub use reader::ConfigError;
 use reader::{At, Reader};
@@ -276,6 +278,20 @@ impl Settings {
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigErrors> {
+        if let Some(error) = bounds::size_error(text.len() as u64) {
+            return Err(ConfigErrors(vec![ConfigError {
+                key: "the file".into(),
+                reason: error,
+            }]));
+        }
+        if let Some(line) = bounds::too_deep_at(text) {
+            return Err(ConfigErrors(vec![ConfigError {
+                key: format!("line {line}"),
+                reason: format!(
+                    "nested more than {MAX_CONFIG_NESTING} collections deep; nspool's keys need 7"
+                ),
+            }]));
+        }
         let root: Value = if text.trim().is_empty() {
             Value::Null
         } else {
@@ -330,10 +346,10 @@ impl Settings {
     pub fn load(path: Option<&std::path::Path>) -> Result<Settings, ConfigErrors> {
         let text = match path {
             None => String::new(),
-            Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Some(path) => read_bounded(path).map_err(|reason| {
                 ConfigErrors(vec![ConfigError {
                     key: path.display().to_string(),
-                    reason: format!("cannot read the config file: {e}"),
+                    reason,
                 }])
             })?,
         };
@@ -343,6 +359,26 @@ impl Settings {
     /// The effective settings as YAML, for `config check` (the database URL redacted).
     pub fn to_yaml(&self) -> String {
         serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+/// The file's text, refused before it is read whole when it is too large.
+fn read_bounded(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot read the config file: {e}"))?;
+    let declared = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if let Some(error) = bounds::size_error(declared) {
+        return Err(error);
+    }
+    // A file that grows while it is read (or a pipe) stops at the limit too.
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read the config file: {e}"))?;
+    match bounds::size_error(text.len() as u64) {
+        Some(error) => Err(error),
+        None => Ok(text),
     }
 }
 
@@ -381,6 +417,9 @@ fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSet
     let names_at = ns.key("names");
 
     let mut namespaces: Vec<PoolEntry> = Vec::new();
+    // Where each name was first listed: one lookup per name, not a scan.
+    let mut seen: std::collections::HashMap<NamespaceName, PoolSource> =
+        std::collections::HashMap::new();
     let mut add = |r: &mut Reader, key: String, value: &Value, source: PoolSource| {
         let Some(text) = value.as_str() else {
             r.errors.push(ConfigError {
@@ -398,15 +437,16 @@ fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSet
                 reason: e.to_string(),
             }),
             Ok(name) => {
-                if let Some(first) = namespaces.iter().find(|e| e.name == name) {
+                if let Some(first) = seen.get(&name) {
                     r.errors.push(ConfigError {
                         key,
                         reason: format!(
                             "\"{name}\" is listed twice (first in the {} pool list)",
-                            first.source.as_str()
+                            first.as_str()
                         ),
                     });
                 } else {
+                    seen.insert(name.clone(), source);
                     namespaces.push(PoolEntry { name, source });
                 }
             }

@@ -8,6 +8,22 @@ pub const PARSE_FAILED: &str = "GRAPHQL_PARSE_FAILED";
 pub const VALIDATION_FAILED: &str = "GRAPHQL_VALIDATION_FAILED";
 pub const BAD_USER_INPUT: &str = "BAD_USER_INPUT";
 pub const INTERNAL: &str = "INTERNAL";
+/// The database (or a budget of this replica) cannot take the request now;
+/// HTTP 503 with Retry-After at the transport.
+pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+
+/// Every `extensions.code` nspool answers.
+pub const CODES: &[&str] = &[
+    PARSE_FAILED,
+    VALIDATION_FAILED,
+    BAD_USER_INPUT,
+    "NOT_FOUND",
+    "CONFLICT",
+    "UNAUTHENTICATED",
+    "FORBIDDEN",
+    SERVICE_UNAVAILABLE,
+    INTERNAL,
+];
 
 pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
     let (code, required_role) = match error {
@@ -19,7 +35,7 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
         pool::Error::Unavailable(source) => {
             tracing::warn!(error = %source, "database unavailable");
             return async_graphql::Error::new(error.to_string())
-                .extend_with(|_, e| e.set("code", INTERNAL));
+                .extend_with(|_, e| e.set("code", SERVICE_UNAVAILABLE));
         }
         pool::Error::Internal(source) => {
             tracing::error!(error = %source, "internal error while answering a GraphQL request");

@@ -24,6 +24,19 @@ pub const MAX_RESPONSE_VALUES: usize = 100_000;
 /// The serialized answer, a backstop behind [`MAX_RESPONSE_VALUES`].
 pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
+/// Field resolutions one request may run, counted as they run (identical
+/// fields are merged before; this bounds what lists multiply). GraphiQL's
+/// introspection query runs about 3,000.
+pub const MAX_RESOLVER_RUNS: usize = 50_000;
+/// Errors in one answer; the last of them says how many more were left out.
+pub const MAX_ERRORS: usize = 100;
+/// One error's message, cut at a character boundary past this.
+pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
+/// Source locations kept per error.
+pub const MAX_ERROR_LOCATIONS: usize = 8;
+/// An answer of errors only stays below this.
+pub const MAX_REFUSAL_BYTES: usize = 64 * 1024;
+
 /// One row of the README's limits table.
 pub struct Limit {
     pub name: &'static str,

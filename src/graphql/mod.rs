@@ -1,23 +1,30 @@
 //! The GraphQL schema (transport-free): Houston's contract plus nspool's own
 //! pool view, merged from thin resolver objects.
 
+mod document_merge;
 mod document_scan;
 mod document_shape;
+mod error_cap;
 mod errors;
 pub mod limits;
 mod loaders;
 mod mutation;
 mod query;
+mod resolver_runs;
 mod response_budget;
 mod scalars;
 mod types;
 
+pub use document_merge::merge as merge_fields;
 pub use document_scan::{ScanError, scan};
 pub use document_shape::{ShapeError, check as check_shape};
+pub use error_cap::cap as cap_errors;
 pub use errors::{
-    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, VALIDATION_FAILED, classify, too_large_message,
+    BAD_USER_INPUT, CODES, INTERNAL, PARSE_FAILED, SERVICE_UNAVAILABLE, VALIDATION_FAILED,
+    classify, too_large_message,
 };
 pub use query::PublicUrl;
+pub use resolver_runs::{ResolverRuns, too_many_runs_message};
 pub use response_budget::ResponseBudget;
 
 use crate::pool::PoolService;
@@ -38,13 +45,14 @@ pub fn schema(service: PoolService) -> NspoolSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(DataLoader::new(
             loaders::RoleBindingLoader(service.clone()),
-            tokio::spawn,
+            crate::store::spawn_in_budget,
         ))
         .data(DataLoader::new(
             loaders::EventLoader(service.clone()),
-            tokio::spawn,
+            crate::store::spawn_in_budget,
         ))
         .data(service)
+        .extension(resolver_runs::ResolverRunLimit)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .limit_recursive_depth(64)

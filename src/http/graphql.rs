@@ -4,12 +4,14 @@
 use super::AppState;
 use super::pool_reads::Lookup;
 use super::public_url::public_url;
+use crate::budgets::Budget;
 use crate::domain::Action;
 use crate::domain::text::json_depth;
 use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
 use crate::graphql::{
-    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResponseBudget, VALIDATION_FAILED,
-    check_shape, classify, scan, too_large_message,
+    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResolverRuns, ResponseBudget,
+    SERVICE_UNAVAILABLE, VALIDATION_FAILED, cap_errors, check_shape, classify, merge_fields, scan,
+    too_large_message, too_many_runs_message,
 };
 use crate::pool::Credentials;
 use axum::body::Bytes;
@@ -80,6 +82,7 @@ pub async fn execute(
     };
     // Bounded before anything recursive sees the document.
     if let Err(error) = scan(&query) {
+        state.service.metrics().refused(Budget::Document);
         return refused(
             &state,
             PARSE_FAILED,
@@ -140,6 +143,7 @@ pub async fn execute(
         };
 
     let budget = ResponseBudget::for_pool(state.service.settings().pool.namespaces.len());
+    let runs = ResolverRuns::default();
     let query_text = if pure_read {
         query.clone()
     } else {
@@ -149,6 +153,7 @@ pub async fn execute(
         .variables(async_graphql::Variables::from_json(variables))
         .data(Credentials::new(authorization))
         .data(budget.clone())
+        .data(runs.clone())
         .data(PublicUrl(public_url(
             &headers,
             &state.service.settings().service.base_domain,
@@ -161,23 +166,39 @@ pub async fn execute(
         Err(error) => return axum::Json(parse_failed(&error)).into_response(),
         // Measured in linear time before async-graphql's validation expands it.
         Ok(document) => {
-            if let Err(error) = check_shape(document) {
+            // Identical fields are one (GraphQL's field collection), before
+            // they are measured: linear in the document, which the scan bounds.
+            let mut merged = document.clone();
+            merge_fields(&mut merged);
+            if let Err(error) = check_shape(&merged) {
+                state.service.metrics().refused(Budget::Document);
                 return refused(&state, VALIDATION_FAILED, error.to_string());
             }
+            request.set_parsed_query(merged);
         }
     }
     let mut response = state.schema.execute(request).await;
     // One clear error rather than partial data and an error per list.
+    if runs.exceeded() {
+        state.service.metrics().refused(Budget::ResolverRuns);
+        return refused(&state, BAD_USER_INPUT, too_many_runs_message());
+    }
     if budget.exceeded() {
+        state.service.metrics().refused(Budget::AnswerSize);
         return refused(&state, BAD_USER_INPUT, too_large_message());
     }
     classify(&mut response.errors);
+    let mut unavailable = false;
     for error in &response.errors {
         if let Some(async_graphql::Value::String(code)) =
             error.extensions.as_ref().and_then(|e| e.get("code"))
         {
             state.metrics.graphql_error(code);
+            unavailable |= code == SERVICE_UNAVAILABLE;
         }
+    }
+    if cap_errors(&mut response.errors) {
+        state.service.metrics().refused(Budget::Errors);
     }
     match serde_json::to_vec(&response) {
         Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => {
@@ -190,16 +211,32 @@ pub async fn execute(
                     .pool_reads
                     .keep(&query_text, operation.as_deref(), at, bytes.clone());
             }
+            if unavailable {
+                // The database is away: a status that proxies, clients and
+                // load balancers read as "try again", with when.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [
+                        (header::CONTENT_TYPE, "application/json"),
+                        (header::RETRY_AFTER, "1"),
+                    ],
+                    bytes,
+                )
+                    .into_response();
+            }
             json_answer(bytes)
         }
-        Ok(bytes) => refused(
-            &state,
-            BAD_USER_INPUT,
-            format!(
-                "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
-                bytes.len()
-            ),
-        ),
+        Ok(bytes) => {
+            state.service.metrics().refused(Budget::AnswerSize);
+            refused(
+                &state,
+                BAD_USER_INPUT,
+                format!(
+                    "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
+                    bytes.len()
+                ),
+            )
+        }
         Err(error) => {
             tracing::error!(%error, "a GraphQL answer could not be serialized");
             refused(

@@ -1,25 +1,44 @@
 use super::AppState;
+use crate::budgets::PROBE_TIMEOUT;
 use axum::extract::State;
 use axum::http::StatusCode;
+use std::sync::atomic::Ordering;
 
-/// The process is up.
+/// The process is up (liveness: never asks the database).
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// The database answers and every migration is applied.
+/// Ready: not shutting down, the database answers within [`PROBE_TIMEOUT`]
+/// and every migration is applied.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.service.store().ready().await {
-        Ok(true) => (StatusCode::OK, "ready\n".into()),
-        Ok(false) => (
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".into(),
+        );
+    }
+    match tokio::time::timeout(PROBE_TIMEOUT, state.service.store().ready()).await {
+        Ok(Ok(true)) => (StatusCode::OK, "ready\n".into()),
+        Ok(Ok(false)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: migrations are not applied (run `nspool migrate`)\n".into(),
         ),
-        Err(error) => {
+        Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check failed");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: the database does not answer\n".into(),
+            )
+        }
+        Err(_) => {
+            tracing::warn!(
+                seconds = PROBE_TIMEOUT.as_secs(),
+                "readiness check: the database did not answer in time"
+            );
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer in time\n".into(),
             )
         }
     }

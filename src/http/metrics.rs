@@ -89,6 +89,13 @@ impl Default for Metrics {
             durations.clone(),
         );
         let graphql_errors = Family::<CodeLabels, Counter>::default();
+        // Every code from the start, at zero: alerts on a family that appears
+        // only at its first error cannot evaluate until then.
+        for code in crate::graphql::CODES {
+            let _ = graphql_errors.get_or_create(&CodeLabels {
+                code: (*code).to_owned(),
+            });
+        }
         registry.register(
             "graphql_errors",
             "GraphQL errors by extensions.code",
@@ -109,7 +116,7 @@ impl Default for Metrics {
         let database_up = Gauge::default();
         registry.register(
             "database_up",
-            "1 when the last scrape could read the database, else 0",
+            "1 when the last scrape could read the database within 2 s, else 0 (the pool gauges then keep their last good values)",
             database_up.clone(),
         );
         let database_connections = Family::<ConnectionLabels, Gauge>::default();
@@ -214,8 +221,11 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
         .set(i64::from(connections.options().get_max_connections()));
     let cleanup = &state.service.settings().cleanup;
     metrics.reclaim_enabled.set(i64::from(cleanup.reclaims()));
-    match store.health_figures().await {
-        Ok(figures) => {
+    // Never waits on the database past the probe timeout: the pool gauges
+    // keep the last good read, and `database_up` says the read failed.
+    let timeout = crate::budgets::PROBE_TIMEOUT;
+    match tokio::time::timeout(timeout, store.scrape_figures(timeout)).await {
+        Ok(Ok((figures, counts))) => {
             metrics.database_up.set(1);
             metrics.kube_errors.set(figures.kube_errors);
             metrics.reclaim_last_success.set(
@@ -223,21 +233,12 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
                     .last_reclaim
                     .map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0),
             );
-        }
-        Err(error) => {
-            metrics.database_up.set(0);
-            tracing::warn!(%error, "metrics: cannot read the database");
-        }
-    }
-    match store.pool_state_counts().await {
-        Ok(counts) => {
             let waited = counts.oldest_releasing.map_or(0.0, |since| {
                 (chrono::Utc::now() - since).num_milliseconds().max(0) as f64 / 1000.0
             });
-            state.metrics.releasing_oldest.set(waited);
+            metrics.releasing_oldest.set(waited);
             for (name, value) in counts.by_state() {
-                state
-                    .metrics
+                metrics
                     .pool
                     .get_or_create(&StateLabels {
                         state: name.to_owned(),
@@ -245,7 +246,17 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
                     .set(value);
             }
         }
-        Err(error) => tracing::warn!(%error, "metrics: cannot read the pool's state"),
+        Ok(Err(error)) => {
+            metrics.database_up.set(0);
+            tracing::warn!(%error, "metrics: cannot read the database");
+        }
+        Err(_) => {
+            metrics.database_up.set(0);
+            tracing::warn!(
+                seconds = timeout.as_secs(),
+                "metrics: the database did not answer in time"
+            );
+        }
     }
     let mut text = String::new();
     if prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry).is_err() {

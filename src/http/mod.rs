@@ -2,7 +2,7 @@
 //! The state is one struct so later layers (metrics, dashboard) slot in.
 
 mod assets;
-mod dashboard;
+pub(crate) mod dashboard;
 mod graphql;
 pub mod guard;
 mod health;
@@ -82,6 +82,8 @@ pub struct AppState {
     pub sign_in_limit: std::sync::Arc<dashboard::rate_limit::SignInLimit>,
     /// Pool reads' answers, per pool generation.
     pub pool_reads: std::sync::Arc<pool_reads::PoolReads>,
+    /// Set on SIGTERM: `/readyz` answers 503 from then on.
+    pub shutting_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -93,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login", axum::routing::post(dashboard::sign_in))
         .route("/logout", axum::routing::post(dashboard::sign_out))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.guard.clone(),
+            state.clone(),
             guard::limit,
         ))
         .route("/healthz", get(health::healthz))

@@ -1,8 +1,12 @@
 //! The HTTP/1 server loop, with the connection bounds `axum::serve` does not
-//! offer: a header-read timeout that answers 408 and closes (it also closes
-//! idle keep-alive connections), a cap on open connections below the file
-//! limit, and graceful shutdown. Per-request bounds (time, requests in
-//! flight) are middleware in `super::guard`.
+//! offer, phase by phase: a header-read timeout that answers 408 and closes
+//! (it also closes idle keep-alive connections), a response-write timeout
+//! that closes a client that takes none of its answer, a cap on open
+//! connections below the file limit, and a drain on shutdown: the listener
+//! closes at once, open connections are still served for the drain period
+//! with `Connection: close` on every answer, then idle ones are closed and
+//! running ones finish. The body read and per-request bounds (time, requests
+//! in flight) are middleware in `super::guard`.
 
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +26,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
+use crate::budgets::Budget;
+use crate::metrics::ServiceMetrics;
+
 /// Connection bounds; [`ConnectionLimits::default`] is what `serve` uses.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
@@ -30,6 +37,10 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     /// Open connections; more are closed at once with a 503.
     pub max_connections: usize,
+    /// How long a write may wait for the client to take some of its answer.
+    pub response_write_timeout: Duration,
+    /// After shutdown starts: how long open connections are still served.
+    pub drain: Duration,
 }
 
 /// File descriptors kept back from the connection cap for the database,
@@ -41,6 +52,10 @@ impl From<&crate::config::HttpSettings> for ConnectionLimits {
         Self {
             header_read_timeout: Duration::from_secs(u64::from(http.header_read_timeout_seconds)),
             max_connections: usize::try_from(http.max_connections).unwrap_or(usize::MAX),
+            response_write_timeout: Duration::from_secs(u64::from(
+                http.response_write_timeout_seconds,
+            )),
+            drain: Duration::from_secs(u64::from(http.drain_seconds)),
         }
     }
 }
@@ -97,16 +112,27 @@ const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 const FULL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
-/// Serves `router` until `shutdown` completes, then lets open connections
-/// finish their requests (the caller bounds how long).
+/// Where a server is in its life; connections follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Every answer closes its connection.
+    Draining,
+    /// Idle connections close; running requests finish.
+    Closing,
+}
+
+/// Serves `router` until `shutdown` completes, drains open connections for
+/// `limits.drain`, then lets running requests finish (the caller bounds how long).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    metrics: Arc<ServiceMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
-    let (stop, stopped) = watch::channel(false);
+    let (phase, phases) = watch::channel(Phase::Serving);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, remote) = tokio::select! {
@@ -122,28 +148,54 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.refused(Budget::Connections);
             // Best effort: the socket buffer of a new connection has room.
             let _ = stream.try_write(FULL);
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let draining = phases.clone();
         let service = router
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(remote));
                 request.map(Body::new)
+            })
+            .map_response(move |mut response: axum::response::Response| {
+                // hyper closes the connection after an answer that says so.
+                if *draining.borrow() != Phase::Serving {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                response
             });
-        let stopped = stopped.clone();
+        let phases = phases.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            serve_connection(stream, TowerToHyperService::new(service), limits, stopped).await;
+            serve_connection(
+                stream,
+                TowerToHyperService::new(service),
+                limits,
+                phases,
+                &metrics,
+            )
+            .await;
             drop(permit);
         });
     }
     drop(listener);
-    let _ = stop.send(true);
+    let _ = phase.send(Phase::Draining);
     // Every connection task holds a permit until it ends.
     let all = u32::try_from(limits.effective_max_connections()).unwrap_or(u32::MAX);
-    let _ = permits.acquire_many(all).await;
+    if tokio::time::timeout(limits.drain, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        let _ = phase.send(Phase::Closing);
+        let _ = permits.acquire_many(all).await;
+    }
     Ok(())
 }
 
@@ -151,7 +203,8 @@ async fn serve_connection<S>(
     stream: TcpStream,
     service: S,
     limits: ConnectionLimits,
-    mut stopped: watch::Receiver<bool>,
+    mut phases: watch::Receiver<Phase>,
+    metrics: &ServiceMetrics,
 ) where
     S: hyper::service::Service<http::Request<Incoming>, Response = axum::response::Response>
         + Send
@@ -159,7 +212,7 @@ async fn serve_connection<S>(
     S::Future: Send + 'static,
     S::Error: std::error::Error + Send + Sync + 'static,
 {
-    let stream = SharedStream::new(stream);
+    let stream = SharedStream::new(stream, limits.response_write_timeout);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -167,16 +220,23 @@ async fn serve_connection<S>(
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(stream.clone()), service);
     let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
     let result = loop {
         tokio::select! {
             result = connection.as_mut() => break result,
-            _ = stopped.wait_for(|stop| *stop) => connection.as_mut().graceful_shutdown(),
+            _ = phases.wait_for(|phase| *phase == Phase::Closing), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
         }
     };
-    if let Err(error) = result
+    if stream.write_timed_out() {
+        metrics.refused(Budget::ResponseWrite);
+    } else if let Err(error) = result
         && error.is_timeout()
         && stream.mid_request()
     {
+        metrics.refused(Budget::HeaderRead);
         let _ = stream.inner.try_write(TIMED_OUT);
     }
 }
@@ -185,18 +245,44 @@ async fn serve_connection<S>(
 /// be written after hyper gives a connection up. It also notes whether bytes
 /// came in since the last response went out: a timeout then is a client
 /// that never finished its request (408), otherwise an idle keep-alive.
-#[derive(Clone)]
+///
+/// A write that the client does not take within the write timeout fails
+/// (hyper then closes the connection): the timer runs from the moment a write
+/// first finds the socket full and restarts whenever some bytes go out.
 struct SharedStream {
     inner: Arc<TcpStream>,
     read_since_write: Arc<AtomicBool>,
+    write_timeout: Duration,
+    /// Set while a write waits for room (this handle's own).
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_timed_out: Arc<AtomicBool>,
+}
+
+impl Clone for SharedStream {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            read_since_write: self.read_since_write.clone(),
+            write_timeout: self.write_timeout,
+            write_stall: None,
+            write_timed_out: self.write_timed_out.clone(),
+        }
+    }
 }
 
 impl SharedStream {
-    fn new(stream: TcpStream) -> Self {
+    fn new(stream: TcpStream, write_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(stream),
             read_since_write: Arc::new(AtomicBool::new(false)),
+            write_timeout,
+            write_stall: None,
+            write_timed_out: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    fn write_timed_out(&self) -> bool {
+        self.write_timed_out.load(Ordering::Relaxed)
     }
 
     fn mid_request(&self) -> bool {
@@ -230,14 +316,28 @@ impl AsyncRead for SharedStream {
 
 impl AsyncWrite for SharedStream {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            std::task::ready!(self.inner.poll_write_ready(cx))?;
+            if self.inner.poll_write_ready(cx).is_pending() {
+                let timeout = self.write_timeout;
+                let stall = self
+                    .write_stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    self.write_timed_out.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the client took none of its answer within the write timeout",
+                    )));
+                }
+                return Poll::Pending;
+            }
             match self.inner.try_write(data) {
                 Ok(n) => {
+                    self.write_stall = None;
                     self.read_since_write.store(false, Ordering::Relaxed);
                     return Poll::Ready(Ok(n));
                 }

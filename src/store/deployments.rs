@@ -179,7 +179,7 @@ impl Store {
             "$17",
             "null",
         );
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let row = sqlx::query_as(&sql)
             .bind(new.id)
             .bind(new.workspace_id)
@@ -212,7 +212,7 @@ impl Store {
         );
         Ok(sqlx::query_as(&sql)
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?)
     }
 
@@ -220,7 +220,10 @@ impl Store {
         let sql = format!(
             "{SELECT_DEPLOYMENT} from deployments d join workspaces w on w.id = d.workspace_id where d.id = any($1)"
         );
-        Ok(sqlx::query_as(&sql).bind(ids).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&sql)
+            .bind(ids)
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
     }
 
     /// Live Deployments, newest first.
@@ -242,7 +245,7 @@ impl Store {
             .bind(filter.after)
             .bind(filter.limit)
             .bind(filter.offset)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }
@@ -287,7 +290,7 @@ impl Store {
             .bind(update.dag_deployment)
             .bind(update.triggerer_replicas)
             .bind(actor)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
@@ -313,7 +316,7 @@ impl Store {
             .bind(id)
             .bind(actor)
             .bind(reason)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
@@ -346,7 +349,7 @@ impl Store {
             .bind(release.reason)
             .bind(workspace)
             .bind(release.check_released)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
@@ -380,7 +383,7 @@ impl Store {
             .bind(actor)
             .bind(reason)
             .bind(check_released)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
@@ -398,7 +401,7 @@ impl Store {
         let rows = sqlx::query_as(&sql)
             .bind(cutoff)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }

@@ -30,7 +30,7 @@ impl Store {
         let rows = sqlx::query_as(&sql)
             .bind(names)
             .bind(last)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }
@@ -44,7 +44,7 @@ impl Store {
         let rows = sqlx::query_as(&sql)
             .bind(namespace)
             .bind(last)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }

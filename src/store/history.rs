@@ -34,7 +34,7 @@ impl Store {
              ) s on true"
         ))
         .bind(before)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 
@@ -51,7 +51,7 @@ impl Store {
         ))
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 }

@@ -84,7 +84,7 @@ impl Store {
             .bind(filter.respect_backoff)
             .bind(filter.leftovers)
             .bind(filter.pool_labels)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }
@@ -93,7 +93,7 @@ impl Store {
         sqlx::query("update pool_namespaces set rbac_applied = $2 where name = $1")
             .bind(name)
             .bind(fingerprint)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Store {
         )
         .bind(name)
         .bind(holder)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -136,7 +136,7 @@ impl Store {
         .bind(name)
         .bind(state)
         .bind(missing)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(generation.flatten())
     }
@@ -160,7 +160,7 @@ impl Store {
                  select generation from u",
             )
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
             return Ok(generation.flatten());
         } else {
@@ -178,7 +178,7 @@ impl Store {
             )
             .bind(name)
             .bind(serde_json::json!(leftovers))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         }
         Ok(None)
@@ -191,7 +191,7 @@ impl Store {
         )
         .bind(name)
         .bind(fingerprint)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -201,7 +201,7 @@ impl Store {
         sqlx::query("update pool_namespaces set labels_missing = $2 where name = $1")
             .bind(name)
             .bind((!missing.is_empty()).then(|| serde_json::json!(missing)))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -214,7 +214,7 @@ impl Store {
              where name = $1 and (kube_error is not null or kube_attempts > 0)",
         )
         .bind(name)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -230,7 +230,7 @@ impl Store {
         )
         .bind(name)
         .bind(error)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -241,7 +241,7 @@ impl Store {
             "update pool_namespaces set rbac_applied = null, rbac_checked_at = null,
                     kube_next_attempt_at = null, kube_attempts = 0",
         )
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected())
     }
@@ -253,7 +253,7 @@ impl Store {
         )
         .bind(cluster_scoped)
         .bind(stale)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -261,7 +261,7 @@ impl Store {
     pub async fn cluster_report(&self) -> Result<Option<ClusterReportRow>> {
         Ok(
             sqlx::query_as("select checked_at, cluster_scoped, stale from rbac_cluster_report")
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.conn().await?)
                 .await?,
         )
     }

@@ -1,6 +1,7 @@
 //! Postgres: all SQL lives in this module, one file per aggregate.
 //! Constraint names are mapped to domain errors here, once.
 
+mod connections;
 mod deployments;
 mod events;
 mod history;
@@ -11,6 +12,7 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
+pub use connections::{ACQUIRE_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget};
 pub use deployments::{
     DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange, Release,
 };
@@ -26,7 +28,6 @@ pub use workspaces::{RoleBindingRow, WorkspaceRow};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -92,11 +93,31 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_) => true,
-        // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now, 08xxx connection.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08")),
+        // 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now,
+        // 08xxx connection, 53xxx insufficient resources (too many connections),
+        // 57014 a statement timeout, 55P03 a lock timeout.
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("57P")
+                || c.starts_with("08")
+                || c.starts_with("53")
+                || c == "57014"
+                || c == "55P03"
+        }),
         _ => false,
+    }
+}
+
+/// `application_name` of nspool's connections, so that a DBA can tell its
+/// backends apart in `pg_stat_activity` (a URL that names one keeps its own).
+pub const APPLICATION_NAME: &str = "nspool";
+/// The same for the session connections (LISTEN, the reclaim lock).
+pub const SESSION_APPLICATION_NAME: &str = "nspool-session";
+
+fn named(options: PgConnectOptions, name: &str) -> PgConnectOptions {
+    if options.get_application_name().is_some() {
+        options
+    } else {
+        options.application_name(name)
     }
 }
 
@@ -131,12 +152,12 @@ impl Store {
     ) -> Self {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(options.clone());
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(named(options.clone(), APPLICATION_NAME));
         let direct = PgPoolOptions::new()
             .max_connections(2)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_lazy_with(direct.unwrap_or(options));
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(named(direct.unwrap_or(options), SESSION_APPLICATION_NAME));
         Self { pool, direct }
     }
 
@@ -153,14 +174,20 @@ impl Store {
         MIGRATOR.run(&self.pool).await
     }
 
-    /// Ready: the database answers and every embedded migration is applied.
+    /// Ready: the database answers and every embedded migration is applied
+    /// (the statement may run 2 s at most, for this transaction only).
     pub async fn ready(&self) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        sqlx::query("select set_config('statement_timeout', '2000ms', true)")
+            .execute(&mut *tx)
+            .await?;
         let applied: i64 = sqlx::query_scalar(
             "select count(*) from _sqlx_migrations where success and version = any($1)",
         )
         .bind(MIGRATOR.iter().map(|m| m.version).collect::<Vec<i64>>())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(applied as usize == MIGRATOR.iter().count())
     }
 }

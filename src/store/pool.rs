@@ -124,7 +124,7 @@ impl Store {
         managed: &[bool],
         actor: &str,
     ) -> Result<PoolSyncReport> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
             .execute(&mut *tx)
             .await?;
@@ -216,7 +216,9 @@ impl Store {
     pub async fn available_namespaces(&self) -> Result<Vec<String>> {
         let sql =
             format!("select array(select name from pool_namespaces where {OFFERED} order by name)");
-        Ok(sqlx::query_scalar(&sql).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(&sql)
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
     }
 
     /// Frees a releasing namespace at once (`markNamespaceClean`); its event
@@ -243,7 +245,7 @@ impl Store {
         .bind(name)
         .bind(actor)
         .bind(reason)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(generation)
     }
@@ -260,7 +262,7 @@ impl Store {
         ))
         .bind(actor)
         .bind(reason)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(rows.into_iter().map(|(n,)| n).collect())
     }
@@ -271,7 +273,7 @@ impl Store {
         sqlx::query("select pg_notify($1, 'sync ' || $2)")
             .bind(channel)
             .bind(marker)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -284,7 +286,7 @@ impl Store {
              where p.name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row)
     }
@@ -299,15 +301,50 @@ impl Store {
                     min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(row)
     }
 
     /// The pool's namespaces by state, for metrics: one scan of the pool table.
     pub async fn pool_state_counts(&self) -> Result<PoolStateCounts> {
-        Ok(sqlx::query_as(
-            "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+        Ok(sqlx::query_as(POOL_STATE_COUNTS)
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
+    }
+
+    /// What `/metrics` reads at each scrape: pool namespaces with a
+    /// Kubernetes error waiting for a retry, when a real (not dry) reclaim
+    /// run last finished without errors (any replica), and the pool counts.
+    /// Each statement may run `timeout` at most (set for this transaction
+    /// only, so it holds through PgBouncer in transaction mode too).
+    pub async fn scrape_figures(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<(HealthFigures, PoolStateCounts)> {
+        let mut tx = self.begin().await?;
+        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        sqlx::query("select set_config('statement_timeout', $1, true), set_config('lock_timeout', $1, true)")
+            .bind(format!("{millis}ms"))
+            .execute(&mut *tx)
+            .await?;
+        let health = sqlx::query_as(HEALTH_FIGURES).fetch_one(&mut *tx).await?;
+        let counts = sqlx::query_as(POOL_STATE_COUNTS)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((health, counts))
+    }
+
+    pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
+        let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
+        Ok(sqlx::query_as(&sql)
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
+    }
+}
+
+const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is null and p.rbac_state in ('unknown', 'ok')) as free,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
@@ -318,27 +355,8 @@ impl Store {
                                      and p.releasing_since is not null) as releasing,
                     min(p.releasing_since) filter (where p.retired_at is null and p.holder_deployment_id is null)
                         as oldest_releasing
-             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id";
 
-    /// What `/metrics` reads at each scrape besides the pool counts: pool
-    /// namespaces with a Kubernetes error waiting for a retry, and when a
-    /// real (not dry) reclaim run last finished without errors (any replica).
-    pub async fn health_figures(&self) -> Result<HealthFigures> {
-        Ok(sqlx::query_as(
-            "select (select count(*) from pool_namespaces where retired_at is null and kube_error is not null) as kube_errors,
+const HEALTH_FIGURES: &str = "select (select count(*) from pool_namespaces where retired_at is null and kube_error is not null) as kube_errors,
                     (select max(finished_at) from reclaim_runs
-                     where finished_at is not null and errors is null and not dry_run) as last_reclaim",
-        )
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
-        let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
-        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
-    }
-}
+                     where finished_at is not null and errors is null and not dry_run) as last_reclaim";

@@ -64,7 +64,7 @@ impl Store {
         .bind(replica)
         .bind(older_than_days as i32)
         .bind(dry_run)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(id)
     }
@@ -82,7 +82,7 @@ impl Store {
         .bind(replica)
         .bind(older_than_days as i32)
         .bind(dry_run)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(id)
     }
@@ -102,7 +102,7 @@ impl Store {
         .bind(reclaimed as i32)
         .bind(errors)
         .bind(would_reclaim)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Store {
         );
         Ok(sqlx::query_as(&sql)
             .bind(last)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await?)
     }
 

@@ -20,7 +20,7 @@ impl Store {
         .bind(&sha256[..])
         .bind(token_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -38,14 +38,14 @@ impl Store {
         );
         Ok(sqlx::query_as(&sql)
             .bind(&sha256[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?)
     }
 
     pub async fn delete_session(&self, sha256: &[u8; 32]) -> Result<()> {
         sqlx::query("delete from dashboard_sessions where sha256 = $1")
             .bind(&sha256[..])
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }

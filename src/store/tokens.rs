@@ -40,7 +40,7 @@ impl Store {
             .bind(workspace_id)
             .bind(label)
             .bind(actor)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
@@ -48,7 +48,7 @@ impl Store {
     /// Creates the first admin token only when there is no token at all;
     /// replicas starting together create at most one.
     pub async fn create_first_token(&self, sha256: &[u8; 32], label: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("lock table api_tokens in share row exclusive mode")
             .execute(&mut *tx)
             .await?;
@@ -73,14 +73,16 @@ impl Store {
         );
         let row = sqlx::query_as(&sql)
             .bind(&sha256[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }
 
     pub async fn tokens(&self) -> Result<Vec<TokenRow>> {
         let sql = format!("select {TOKEN_COLUMNS} from api_tokens order by created_at, id");
-        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        Ok(sqlx::query_as(&sql)
+            .fetch_all(&mut *self.conn().await?)
+            .await?)
     }
 
     /// Revokes a live token; `None` when there is no such live token.
@@ -98,7 +100,7 @@ impl Store {
         let row = sqlx::query_as(&sql)
             .bind(id)
             .bind(actor)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)
     }

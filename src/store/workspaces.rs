@@ -40,7 +40,7 @@ impl Store {
         .bind(label)
         .bind(description)
         .bind(actor)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(row)
     }
@@ -50,7 +50,7 @@ impl Store {
             "select id, label, description, created_at, updated_at from workspaces where id = $1",
         )
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row)
     }
@@ -70,7 +70,7 @@ impl Store {
         .bind(only)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(rows)
     }
@@ -83,7 +83,7 @@ impl Store {
              order by created_at, id",
         )
         .bind(workspace_ids)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(rows)
     }

@@ -126,6 +126,8 @@ async fn long_requests_are_cancelled_and_excess_load_is_shed(db: PgPool) {
     let requests = RequestLimits {
         timeout: Duration::from_secs(2),
         max_in_flight: 2,
+        max_anonymous_in_flight: 2,
+        ..RequestLimits::default()
     };
     let app = TestApp::spawn_with(POOL_OF_5, db, ConnectionLimits::default(), requests).await;
     let admin = app.admin().await;

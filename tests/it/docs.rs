@@ -135,3 +135,30 @@ fn the_configuration_reference_is_the_code_key_table() {
         "docs/configuration.md is stale: put the output of `nspool config keys` in it"
     );
 }
+
+#[test]
+fn the_budgets_table_is_the_code_table_and_each_row_is_tested() {
+    let operations = include_str!("../../docs/operations.md");
+    let table = nspool::budgets::markdown();
+    if !operations.contains(&table) {
+        std::fs::write("target/budgets-table.md", &table).expect("write");
+        panic!("docs/operations.md is stale: put target/budgets-table.md in its Budgets section");
+    }
+    // Every row names a test that exists in tests/it/.
+    for row in nspool::budgets::table() {
+        let (module, name) = row.test.split_once("::").expect("module::test");
+        let path = format!("{}/tests/it/{module}.rs", env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path}"));
+        assert!(
+            source.contains(&format!("fn {name}(")),
+            "{} names {}, which {path} lacks",
+            row.resource,
+            row.test
+        );
+    }
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains("docs/operations.md#budgets"),
+        "the README links the budgets table"
+    );
+}

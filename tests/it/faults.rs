@@ -101,7 +101,10 @@ async fn claims_survive_a_database_restart_without_loss_or_doubles() {
     );
     for (label, value, took) in &failed {
         let error = &value["errors"][0];
-        assert_eq!(error["extensions"]["code"], "INTERNAL", "{label}: {value}");
+        assert_eq!(
+            error["extensions"]["code"], "SERVICE_UNAVAILABLE",
+            "{label}: {value}"
+        );
         let message = error["message"].as_str().unwrap();
         assert!(
             message.contains("unavailable"),
@@ -221,7 +224,7 @@ async fn cut_connections_lose_and_double_nothing(db: sqlx::PgPool) {
             assert_eq!(stored, 1, "{label} succeeded once");
         } else {
             assert_eq!(
-                value["errors"][0]["extensions"]["code"], "INTERNAL",
+                value["errors"][0]["extensions"]["code"], "SERVICE_UNAVAILABLE",
                 "{value}"
             );
             assert_eq!(stored, 0, "{label} failed and left nothing");

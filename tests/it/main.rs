@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod browser;
+mod budgets;
 mod cli;
 mod connections;
 mod contract;

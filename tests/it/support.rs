@@ -50,6 +50,9 @@ pub struct TestApp {
     client: reqwest::Client,
     /// Dropped with the app: its pool listener stops.
     _listening: tokio::sync::watch::Sender<bool>,
+    /// `send(true)` starts the server's shutdown (as SIGTERM does).
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
 }
 
 pub fn settings(yaml: &str) -> Arc<Settings> {
@@ -131,11 +134,14 @@ impl TestApp {
         tokio::spawn(async move { listener_service.listen(stop).await });
         let mut state = nspool::app::state(service.clone());
         state.guard = Guard::new(requests);
-        tokio::spawn(nspool::app::serve_with(
+        let (shutdown, mut stopping) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(nspool::app::serve_with(
             listener,
             state,
             connections,
-            std::future::pending(),
+            async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            },
         ));
         TestApp {
             addr,
@@ -143,6 +149,17 @@ impl TestApp {
             db,
             client: reqwest::Client::new(),
             _listening: listening,
+            shutdown,
+            server: std::sync::Mutex::new(Some(server)),
+        }
+    }
+
+    /// Starts the server's shutdown and waits until it has stopped.
+    pub async fn stop_server(&self) {
+        let _ = self.shutdown.send(true);
+        let server = self.server.lock().expect("server handle").take();
+        if let Some(server) = server {
+            server.await.expect("server task").expect("server");
         }
     }
 
@@ -211,11 +228,16 @@ impl TestApp {
             .expect("JSON")
     }
 
-    /// Runs a document as the CLI sends it; asserts HTTP 200.
+    /// Runs a document as the CLI sends it; asserts HTTP 200, or 503 when
+    /// the answer says the database is unavailable.
     pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let body = json!({"query": query, "variables": variables});
         let (status, value) = self.post_raw(token, body.to_string()).await;
-        assert_eq!(status, 200, "{value}");
+        let unavailable = value["errors"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e["extensions"]["code"] == "SERVICE_UNAVAILABLE")
+        });
+        assert_eq!(status, if unavailable { 503 } else { 200 }, "{value}");
         if let Some(errors) = value.get("errors") {
             assert!(
                 errors.as_array().is_some_and(|e| !e.is_empty()),

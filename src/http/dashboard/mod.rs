@@ -36,7 +36,7 @@ fn html(status: StatusCode, markup: Markup) -> Response {
         .into_response()
 }
 
-fn session_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -1,0 +1,319 @@
+//! Every resource a client can make nspool spend, as one list: its limit,
+//! where the limit is set, what a client gets past it and what counts it.
+//! `docs/operations.md` holds [`markdown`] (a test keeps them equal), and
+//! every row names the integration test that drives it past its limit while
+//! other clients are still served (a test checks each named test exists).
+//! Pure data: the limits themselves are enforced where the resource is used.
+
+use crate::config::HttpSettings;
+
+/// A budget that refuses or cuts off: the label of `nspool_budget_refusals_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    HeaderRead,
+    BodyRead,
+    BodySize,
+    BodyBuffer,
+    ResponseWrite,
+    Connections,
+    InFlight,
+    AnonymousInFlight,
+    CredentialChecks,
+    RequestTime,
+    Document,
+    ResolverRuns,
+    DatabaseConnections,
+    AnswerSize,
+    Errors,
+    SignIn,
+}
+
+impl Budget {
+    pub const ALL: [Budget; 16] = [
+        Budget::HeaderRead,
+        Budget::BodyRead,
+        Budget::BodySize,
+        Budget::BodyBuffer,
+        Budget::ResponseWrite,
+        Budget::Connections,
+        Budget::InFlight,
+        Budget::AnonymousInFlight,
+        Budget::CredentialChecks,
+        Budget::RequestTime,
+        Budget::Document,
+        Budget::ResolverRuns,
+        Budget::DatabaseConnections,
+        Budget::AnswerSize,
+        Budget::Errors,
+        Budget::SignIn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::HeaderRead => "header_read",
+            Budget::BodyRead => "body_read",
+            Budget::BodySize => "body_size",
+            Budget::BodyBuffer => "body_buffer",
+            Budget::ResponseWrite => "response_write",
+            Budget::Connections => "connections",
+            Budget::InFlight => "in_flight",
+            Budget::AnonymousInFlight => "anonymous_in_flight",
+            Budget::CredentialChecks => "credential_checks",
+            Budget::RequestTime => "request_time",
+            Budget::Document => "document",
+            Budget::ResolverRuns => "resolver_runs",
+            Budget::DatabaseConnections => "database_connections",
+            Budget::AnswerSize => "answer_size",
+            Budget::Errors => "errors",
+            Budget::SignIn => "sign_in",
+        }
+    }
+}
+
+/// Token or session checks against the database at once (a token this
+/// replica verified in the last 30 s needs none); a request that waits
+/// longer than [`CREDENTIAL_CHECK_WAIT`] for one is served as anonymous.
+pub const CREDENTIAL_CHECKS: usize = 16;
+pub const CREDENTIAL_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `/metrics` and `/readyz` wait this long for the database, at most.
+pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One row of the budgets table.
+pub struct Row {
+    pub resource: &'static str,
+    pub default: String,
+    pub key: &'static str,
+    pub past_it: &'static str,
+    pub metric: String,
+    /// `module::test_name` under `tests/it/`.
+    pub test: &'static str,
+}
+
+fn refusals(budget: Budget) -> String {
+    format!(
+        "`nspool_budget_refusals_total{{budget=\"{}\"}}`",
+        budget.name()
+    )
+}
+
+/// Every budget, with the defaults of this build.
+pub fn table() -> Vec<Row> {
+    use crate::graphql::limits as gl;
+    let http = HttpSettings::default();
+    let row = |resource, default: String, key, past_it, metric: String, test| Row {
+        resource,
+        default,
+        key,
+        past_it,
+        metric,
+        test,
+    };
+    vec![
+        row(
+            "connection: headers complete after connecting or after the last answer",
+            format!("{} s", http.header_read_timeout_seconds),
+            "`nspool.http.headerReadTimeoutSeconds`",
+            "HTTP 408, close (an idle keep-alive connection: close)",
+            refusals(Budget::HeaderRead),
+            "connections::slow_clients_are_closed_while_others_are_served",
+        ),
+        row(
+            "connection: body complete after its headers",
+            format!("{} s", http.body_read_timeout_seconds),
+            "`nspool.http.bodyReadTimeoutSeconds`",
+            "HTTP 408, close; no permit was taken",
+            refusals(Budget::BodyRead),
+            "budgets::stalled_bodies_hold_no_permit_and_are_closed",
+        ),
+        row(
+            "connection: the client takes some of its answer",
+            format!("{} s", http.response_write_timeout_seconds),
+            "`nspool.http.responseWriteTimeoutSeconds`",
+            "closed",
+            refusals(Budget::ResponseWrite),
+            "budgets::clients_that_never_read_are_closed",
+        ),
+        row(
+            "open connections (lowered to the open-file limit less 256)",
+            http.max_connections.to_string(),
+            "`nspool.http.maxConnections`",
+            "HTTP 503, Retry-After: 1, close",
+            refusals(Budget::Connections),
+            "connections::open_connections_are_capped",
+        ),
+        row(
+            "request body size",
+            format!("{} bytes", gl::MAX_DOCUMENT_BYTES),
+            "(fixed)",
+            "HTTP 413, BAD_USER_INPUT, close",
+            refusals(Budget::BodySize),
+            "budgets::oversized_bodies_are_refused_before_they_are_read",
+        ),
+        row(
+            "request bodies held in memory at once while they arrive",
+            format!("{} MiB", http.body_buffer_mebibytes),
+            "`nspool.http.bodyBufferMebibytes`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1, close",
+            refusals(Budget::BodyBuffer),
+            "budgets::the_body_buffer_is_shared_and_refuses_past_it",
+        ),
+        row(
+            "requests answered at once on `/v1`, `/`, `/login`, `/logout` (taken once the body is in)",
+            http.max_requests_in_flight.to_string(),
+            "`nspool.http.maxRequestsInFlight`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1",
+            refusals(Budget::InFlight),
+            "connections::long_requests_are_cancelled_and_excess_load_is_shed",
+        ),
+        row(
+            "of those, requests without a valid token or session",
+            http.max_anonymous_requests_in_flight.to_string(),
+            "`nspool.http.maxAnonymousRequestsInFlight`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1 (token holders keep the rest)",
+            refusals(Budget::AnonymousInFlight),
+            "budgets::anonymous_requests_never_take_the_token_holders_share",
+        ),
+        row(
+            "token and session checks against the database at once",
+            format!(
+                "{CREDENTIAL_CHECKS}, waited for {} s",
+                CREDENTIAL_CHECK_WAIT.as_secs()
+            ),
+            "(fixed)",
+            "served as anonymous (the request itself then answers UNAUTHENTICATED if it needs a token)",
+            refusals(Budget::CredentialChecks),
+            "budgets::anonymous_requests_never_take_the_token_holders_share",
+        ),
+        row(
+            "time to answer one request; the work is cancelled",
+            format!("{} s", http.request_timeout_seconds),
+            "`nspool.http.requestTimeoutSeconds`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1",
+            refusals(Budget::RequestTime),
+            "connections::long_requests_are_cancelled_and_excess_load_is_shed",
+        ),
+        row(
+            "document size, tokens, nesting, fields, depth, aliases, cost (the limits table in the README)",
+            format!(
+                "{} bytes, {} tokens, {} fields",
+                gl::MAX_DOCUMENT_BYTES,
+                gl::MAX_TOKENS,
+                gl::MAX_FIELDS
+            ),
+            "(fixed)",
+            "HTTP 200, GRAPHQL_PARSE_FAILED or GRAPHQL_VALIDATION_FAILED, before execution",
+            refusals(Budget::Document),
+            "hostile::hostile_documents_are_refused_and_the_process_lives_on",
+        ),
+        row(
+            "resolver runs per request (identical fields are merged first, as GraphQL's field collection says)",
+            gl::MAX_RESOLVER_RUNS.to_string(),
+            "(fixed)",
+            "HTTP 200, BAD_USER_INPUT, one error, no partial data",
+            refusals(Budget::ResolverRuns),
+            "budgets::repeated_fields_cost_their_distinct_work",
+        ),
+        row(
+            "database connections one request holds at once",
+            format!(
+                "{}, waited for {} s",
+                http.database_connections_per_request,
+                crate::store::ACQUIRE_TIMEOUT.as_secs()
+            ),
+            "`nspool.http.databaseConnectionsPerRequest`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1",
+            "`nspool_request_database_waits_timed_out_total`".into(),
+            "budgets::one_request_holds_a_few_database_connections",
+        ),
+        row(
+            "values in an answer / its serialized size",
+            format!(
+                "{} values / {} bytes",
+                gl::MAX_RESPONSE_VALUES,
+                gl::MAX_RESPONSE_BYTES
+            ),
+            "(fixed; more values when the pool is larger, so one read of the whole pool fits)",
+            "HTTP 200, BAD_USER_INPUT, one error",
+            refusals(Budget::AnswerSize),
+            "hostile::list_sizes_count_and_big_answers_are_refused_before_they_are_built",
+        ),
+        row(
+            "errors in one answer; bytes of a refusal",
+            format!(
+                "{} errors (the last says how many more); {} KiB",
+                gl::MAX_ERRORS,
+                gl::MAX_REFUSAL_BYTES / 1024
+            ),
+            "(fixed)",
+            "the errors past it are left out and counted in the last one",
+            refusals(Budget::Errors),
+            "budgets::errors_are_capped_and_refusals_are_small",
+        ),
+        row(
+            "failed dashboard sign-ins per client address and minute",
+            crate::http::SIGN_IN_TRIES_PER_MINUTE.to_string(),
+            "(fixed)",
+            "HTTP 429, Retry-After",
+            refusals(Budget::SignIn),
+            "dashboard::bad_tokens_and_cookies_get_the_form_and_guessing_is_limited",
+        ),
+        row(
+            "the database: unreachable, refusing, out of connections or timing out",
+            format!(
+                "{} s to get a connection",
+                crate::store::ACQUIRE_TIMEOUT.as_secs()
+            ),
+            "`nspool.databaseMaxConnections`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1 (INTERNAL is for bugs only)",
+            "`nspool_graphql_errors_total{code=\"SERVICE_UNAVAILABLE\"}`".into(),
+            "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
+        ),
+        row(
+            "`/metrics` and `/readyz` waiting on the database",
+            format!("{} s", PROBE_TIMEOUT.as_secs()),
+            "(fixed)",
+            "`/readyz` 503; `/metrics` answers with the last good pool figures and `nspool_database_up 0`",
+            "`nspool_database_up`".into(),
+            "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
+        ),
+        row(
+            "shutdown: open connections served after SIGTERM (readiness false at once)",
+            format!("{} s", http.drain_seconds),
+            "`nspool.http.drainSeconds`",
+            "each answer carries `Connection: close`; then idle connections close",
+            "`nspool_http_requests_total`".into(),
+            "budgets::shutdown_answers_every_request_it_read",
+        ),
+        row(
+            "config file size",
+            format!("{} MiB", crate::config::MAX_CONFIG_BYTES / (1024 * 1024)),
+            "(fixed)",
+            "`config check` and `serve` exit 2, the error names the size",
+            "— (start-up)".into(),
+            "budgets::config_size_and_nesting_are_refused_early",
+        ),
+        row(
+            "config nesting (checked in one linear pass before YAML parsing)",
+            crate::config::MAX_CONFIG_NESTING.to_string(),
+            "(fixed)",
+            "exit 2, the error names the line",
+            "— (start-up)".into(),
+            "budgets::config_size_and_nesting_are_refused_early",
+        ),
+    ]
+}
+
+/// The table in `docs/operations.md`.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "| resource | default | set by | past it | counted by | tested by |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    for row in table() {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | `{}` |\n",
+            row.resource, row.default, row.key, row.past_it, row.metric, row.test
+        ));
+    }
+    out
+}
