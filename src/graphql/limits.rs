@@ -26,7 +26,7 @@ pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Field resolutions one request may run, counted as they run (identical
 /// fields are merged before; this bounds what lists multiply). GraphiQL's
-/// introspection query runs about 3,000.
+/// introspection query fits well inside (`contract::introspection_passes_the_limits`).
 pub const MAX_RESOLVER_RUNS: usize = 50_000;
 /// Errors in one answer; the last of them says how many more were left out.
 pub const MAX_ERRORS: usize = 100;

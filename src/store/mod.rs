@@ -191,3 +191,23 @@ impl Store {
         Ok(applied as usize == MIGRATOR.iter().count())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn connections_are_named_unless_the_url_names_them() {
+        let plain = PgConnectOptions::from_str("postgres://u@h/d").unwrap();
+        assert_eq!(
+            named(plain, APPLICATION_NAME).get_application_name(),
+            Some("nspool")
+        );
+        let own = PgConnectOptions::from_str("postgres://u@h/d?application_name=mine").unwrap();
+        assert_eq!(
+            named(own, APPLICATION_NAME).get_application_name(),
+            Some("mine")
+        );
+    }
+}

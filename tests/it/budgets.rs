@@ -247,6 +247,19 @@ async fn repeated_fields_cost_their_distinct_work(db: PgPool) {
     // Unmerged, these would run ~80,000 resolvers, past the budget; merged, a few hundred.
     let schema = format!("{{ {} }}", "__schema { types { name kind } } ".repeat(400));
     let answer = app.ok(None, &schema, Value::Null).await;
+    // A fragment chain that spreads each next one twice doubles 28 times
+    // unmerged; merged, it is 28 spreads long.
+    let mut chain = String::from("{ ...F0 }\n");
+    for i in 0..28 {
+        chain.push_str(&format!(
+            "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+            i + 1,
+            i + 1
+        ));
+    }
+    chain.push_str("fragment F28 on Query { appConfig { version } }");
+    let version = app.ok(None, &chain, Value::Null).await;
+    assert!(version["appConfig"]["version"].is_string(), "{version}");
     assert!(
         answer["__schema"]["types"].as_array().unwrap().len() > 20,
         "{answer}"
@@ -538,4 +551,19 @@ fn config_size_and_nesting_are_refused_early() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("\"ns-000\" is listed twice"), "{error}");
+}
+
+#[sqlx::test]
+async fn metric_families_exist_from_the_start(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let metrics = app.metrics().await;
+    for line in [
+        "nspool_claim_duration_seconds_count{outcome=\"ok\"} 0",
+        "nspool_graphql_errors_total{code=\"INTERNAL\"} 0",
+        "nspool_graphql_errors_total{code=\"SERVICE_UNAVAILABLE\"} 0",
+        "nspool_budget_refusals_total{budget=\"in_flight\"} 0",
+        "nspool_request_database_waits_timed_out_total",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from /metrics");
+    }
 }

@@ -13,11 +13,14 @@ fn nested(open: &str, close: &str, inner: &str, depth: usize) -> String {
 
 /// Documents that overflowed the stack or held a core; none needs a token.
 pub fn hostile_documents() -> Vec<(&'static str, String)> {
+    // Each fragment spreads the next twice; the second spread sits under a
+    // directive, so field collection cannot merge the two (two plain spreads
+    // of one fragment are one, and such a chain costs only its length).
     let chain = {
         let mut doc = String::from("{ ...F0 }\n");
         for i in 0..28 {
             doc.push_str(&format!(
-                "fragment F{i} on Query {{ ...F{} ...F{} }}\n",
+                "fragment F{i} on Query {{ ...F{} ... @include(if: true) {{ ...F{} }} }}\n",
                 i + 1,
                 i + 1
             ));
