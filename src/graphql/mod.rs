@@ -1,6 +1,7 @@
 //! The GraphQL schema (transport-free): Houston's contract plus nspool's own
 //! pool view, merged from thin resolver objects.
 
+mod allowance;
 mod document_merge;
 mod document_scan;
 mod document_shape;

@@ -5,6 +5,7 @@
 //! refused at once and the transport answers one error instead of partial
 //! data. Identical fields were merged before (`super::document_merge`).
 
+use super::allowance::Allowance;
 use super::errors::BAD_USER_INPUT;
 use super::limits::MAX_RESOLVER_RUNS;
 use async_graphql::extensions::{
@@ -12,48 +13,21 @@ use async_graphql::extensions::{
 };
 use async_graphql::{ServerError, ServerResult, Value};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Runs left for one request; clones share it.
 #[derive(Clone)]
-pub struct ResolverRuns(Arc<Inner>);
-
-struct Inner {
-    left: AtomicUsize,
-    exceeded: AtomicBool,
-}
+pub struct ResolverRuns(Allowance);
 
 impl Default for ResolverRuns {
     fn default() -> Self {
-        Self::new(MAX_RESOLVER_RUNS)
+        Self(Allowance::new(MAX_RESOLVER_RUNS))
     }
 }
 
 impl ResolverRuns {
-    pub fn new(runs: usize) -> Self {
-        Self(Arc::new(Inner {
-            left: AtomicUsize::new(runs),
-            exceeded: AtomicBool::new(false),
-        }))
-    }
-
-    fn take(&self) -> bool {
-        let taken = self
-            .0
-            .left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok();
-        if !taken {
-            self.0.exceeded.store(true, Ordering::Relaxed);
-        }
-        taken
-    }
-
     /// Whether some resolution of this request was refused.
     pub fn exceeded(&self) -> bool {
-        self.0.exceeded.load(Ordering::Relaxed)
+        self.0.exceeded()
     }
 }
 
@@ -81,7 +55,7 @@ impl Extension for ResolverRunLimit {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         if let Some(runs) = ctx.data_opt::<ResolverRuns>()
-            && !runs.take()
+            && !runs.0.take(1)
         {
             let mut error = ServerError::new(too_many_runs_message(), None);
             error
@@ -91,19 +65,5 @@ impl Extension for ResolverRunLimit {
             return Err(error);
         }
         next.run(ctx, info).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn runs_are_taken_until_none_are_left() {
-        let runs = ResolverRuns::new(2);
-        assert!(runs.take() && runs.clone().take());
-        assert!(!runs.exceeded());
-        assert!(!runs.take());
-        assert!(runs.exceeded());
     }
 }

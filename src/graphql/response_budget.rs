@@ -4,20 +4,14 @@
 //! one object is built. A list over budget is never built, and the transport
 //! answers the whole request with one clear error instead of partial data.
 
+use super::allowance::Allowance;
 use super::errors::too_large;
 use super::limits::MAX_RESPONSE_VALUES;
 use async_graphql::{Context, SelectionField};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Values left for one request's answer; clones share it.
 #[derive(Clone)]
-pub struct ResponseBudget(Arc<Inner>);
-
-struct Inner {
-    left: AtomicUsize,
-    exceeded: AtomicBool,
-}
+pub struct ResponseBudget(Allowance);
 
 impl Default for ResponseBudget {
     fn default() -> Self {
@@ -27,10 +21,7 @@ impl Default for ResponseBudget {
 
 impl ResponseBudget {
     pub fn new(values: usize) -> Self {
-        Self(Arc::new(Inner {
-            left: AtomicUsize::new(values),
-            exceeded: AtomicBool::new(false),
-        }))
+        Self(Allowance::new(values))
     }
 
     /// The budget of one request on a pool of `pool_size` namespaces: the
@@ -43,22 +34,12 @@ impl ResponseBudget {
 
     /// Takes `values` from the budget, or fails, takes nothing and remembers.
     fn take(&self, values: usize) -> bool {
-        let taken = self
-            .0
-            .left
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(values)
-            })
-            .is_ok();
-        if !taken {
-            self.0.exceeded.store(true, Ordering::Relaxed);
-        }
-        taken
+        self.0.take(values)
     }
 
     /// Whether some list of this request did not fit.
     pub fn exceeded(&self) -> bool {
-        self.0.exceeded.load(Ordering::Relaxed)
+        self.0.exceeded()
     }
 }
 
