@@ -475,3 +475,28 @@ async fn long_commands_draw_only_on_a_terminal(db: sqlx::PgPool) {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[sqlx::test]
+async fn a_serve_that_cannot_listen_changes_nothing(db: sqlx::PgPool) {
+    use crate::support::{POOL_OF_5, TestApp, database_url};
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let dir = temp_dir("taken-port");
+    let other = write(
+        &dir,
+        "other.yaml",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [elsewhere]}}}}\n",
+    );
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let before = pool_rows(&app.db).await;
+    let out = nspool()
+        .env("DATABASE_URL", database_url(&app.db))
+        .env("NSPOOL_LISTEN", taken.local_addr().unwrap().to_string())
+        .env("NSPOOL_KUBERNETES_MODE", "off")
+        .args(["serve", "--config", other.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert_eq!(pool_rows(&app.db).await, before, "the pool is as it was");
+}
