@@ -86,6 +86,27 @@ pub struct AppState {
     pub shutting_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
+/// On every answer: no content sniffing; on HTML pages, no referrer (a
+/// page where tokens are pasted never tells another site it was visited).
+async fn web_headers(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        headers
+            .entry(header::REFERRER_POLICY)
+            .or_insert(HeaderValue::from_static("no-referrer"));
+    }
+    response
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1", get(pages::graphiql).post(graphql::execute))
@@ -102,6 +123,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::scrape))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(web_headers))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -297,3 +297,32 @@ async fn tokens_are_never_logged(db: PgPool) {
         );
     }
 }
+
+#[sqlx::test]
+async fn every_answer_says_nosniff_and_pages_send_no_referrer(db: sqlx::PgPool) {
+    let app = crate::support::TestApp::spawn(crate::support::POOL_OF_5, db).await;
+    let client = reqwest::Client::new();
+    for (path, page) in [
+        ("/", true),
+        ("/v1", true),
+        ("/v1/token", true),
+        ("/healthz", false),
+        ("/readyz", false),
+        ("/metrics", false),
+        ("/no-such-route", false),
+        ("/v1/assets/graphiql-3.8.3.min.css", false),
+    ] {
+        let response = client.get(app.url(path)).send().await.unwrap();
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        if page {
+            assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        }
+    }
+    let response = client.post(app.url("/v1")).body("{").send().await.unwrap();
+    assert_eq!(
+        response.headers()["x-content-type-options"],
+        "nosniff",
+        "a refusal too"
+    );
+}
