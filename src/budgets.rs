@@ -183,7 +183,7 @@ pub fn table() -> Vec<Row> {
             "(fixed)",
             "served as anonymous (the request itself then answers UNAUTHENTICATED if it needs a token)",
             refusals(Budget::CredentialChecks),
-            "budgets::anonymous_requests_never_take_the_token_holders_share",
+            "budgets::token_checks_are_bounded_and_the_rest_are_served_as_anonymous",
         ),
         row(
             "time to answer one request; the work is cancelled",

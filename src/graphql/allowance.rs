@@ -54,6 +54,7 @@ mod tests {
         assert!(allowance.clone().exceeded());
         assert!(allowance.take(4));
         assert!(!allowance.take(1));
+        assert!(allowance.exceeded());
         assert!(!Allowance::new(1).exceeded());
     }
 }

@@ -54,19 +54,16 @@ pub fn cap(errors: &mut Vec<ServerError>) -> bool {
             ),
             None,
         );
-        more.extensions
-            .get_or_insert_with(Default::default)
-            .set("code", super::errors::VALIDATION_FAILED);
-        // Coded like the errors it stands for, when they share one code.
-        if let Some(code) = errors
+        // Coded like the first error it follows (they come from one pass).
+        let code = errors
             .first()
             .and_then(|e| e.extensions.as_ref())
             .and_then(|e| e.get("code"))
-        {
-            more.extensions
-                .get_or_insert_with(Default::default)
-                .set("code", code.clone());
-        }
+            .cloned()
+            .unwrap_or_else(|| super::errors::VALIDATION_FAILED.into());
+        more.extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
         errors.push(more);
         capped = true;
     }

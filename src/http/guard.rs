@@ -90,10 +90,6 @@ impl Guard {
             credential_checks: Arc::new(Semaphore::new(CREDENTIAL_CHECKS)),
         }
     }
-
-    pub fn limits(&self) -> RequestLimits {
-        self.limits
-    }
 }
 
 impl Default for Guard {

@@ -321,7 +321,11 @@ impl AsyncWrite for SharedStream {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         loop {
-            if self.inner.poll_write_ready(cx).is_pending() {
+            let ready = self.inner.poll_write_ready(cx);
+            if let Poll::Ready(Err(error)) = ready {
+                return Poll::Ready(Err(error));
+            }
+            if ready.is_pending() {
                 let timeout = self.write_timeout;
                 let stall = self
                     .write_stall

@@ -3,7 +3,9 @@
 //! each named test exists).
 
 use crate::documents::*;
-use crate::support::{POOL_OF_5, TestApp, another_pool, pool_config, pool_names};
+use crate::support::{
+    POOL_OF_5, TestApp, another_pool, metric_value, pool_config, pool_names, read_to_close,
+};
 use nspool::config::Settings;
 use nspool::http::guard::RequestLimits;
 use nspool::http::server::ConnectionLimits;
@@ -14,23 +16,11 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Reads until the server closes (or `limit`); what came, or `None` if still open.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
-    let mut seen = Vec::new();
-    match tokio::time::timeout(limit, stream.read_to_end(&mut seen)).await {
-        Ok(_) => Some(seen),
-        Err(_) => None,
-    }
-}
-
 /// `nspool_budget_refusals_total{budget="…"}` as scraped.
 async fn refusals(app: &TestApp, budget: &str) -> u64 {
-    let text = app.metrics().await;
-    let prefix = format!("nspool_budget_refusals_total{{budget=\"{budget}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+    let sample = format!("nspool_budget_refusals_total{{budget=\"{budget}\"}}");
+    metric_value(&app.metrics().await, &sample).unwrap_or_else(|| panic!("no {sample} in /metrics"))
+        as u64
 }
 
 fn limits(change: impl FnOnce(&mut RequestLimits)) -> RequestLimits {
@@ -235,6 +225,51 @@ async fn anonymous_requests_never_take_the_token_holders_share(db: PgPool) {
 }
 
 #[sqlx::test]
+async fn token_checks_are_bounded_and_the_rest_are_served_as_anonymous(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    assert_eq!(app.available(&admin).await.len(), 5);
+    // Token lookups wait on a table another session holds.
+    let mut blocker = app.db.begin().await.unwrap();
+    sqlx::query("lock table api_tokens in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let made_up: Vec<_> = (0..20)
+        .map(|i| {
+            let url = app.url("/v1");
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .header("authorization", format!("nsp_{i:064}"))
+                    .json(&json!({"query": "{ appConfig { version } }"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    // Past the 16 lookups at once, each waits 1 s and goes on as anonymous:
+    // `appConfig` needs no token, so those four are answered.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let finished = made_up.iter().filter(|t| t.is_finished()).count();
+    assert_eq!(
+        finished,
+        20 - nspool::budgets::CREDENTIAL_CHECKS,
+        "only the waiting lookups hang"
+    );
+    assert_eq!(refusals(&app, "credential_checks").await, 4);
+    // A token this replica knows needs no lookup.
+    assert_eq!(app.available(&admin).await.len(), 5);
+    blocker.rollback().await.unwrap();
+    for request in made_up {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+}
+
+#[sqlx::test]
 async fn repeated_fields_cost_their_distinct_work(db: PgPool) {
     let app = TestApp::spawn(POOL_OF_5, db).await;
     let viewer = app.token("SYSTEM_VIEWER", None).await;
@@ -350,10 +385,13 @@ async fn one_request_holds_a_few_database_connections(db: PgPool) {
         "{answer}"
     );
     blocker.rollback().await.unwrap();
-    let metrics = app.metrics().await;
+    let waits = metric_value(
+        &app.metrics().await,
+        "nspool_request_database_waits_timed_out_total",
+    );
     assert!(
-        !metrics.contains("nspool_request_database_waits_timed_out_total 0\n"),
-        "slot waits that timed out are counted"
+        waits.is_some_and(|n| n > 0.0),
+        "slot waits that timed out are counted: {waits:?}"
     );
 }
 
@@ -506,11 +544,7 @@ async fn shutdown_answers_every_request_it_read(db: PgPool) {
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let shutting = tokio::spawn({
-        let stop = app.shutdown.clone();
-        async move { stop.send(true) }
-    });
-    shutting.await.unwrap().unwrap();
+    app.shutdown.send(true).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut answered, mut lost, mut closed) = (0, 0, 0);

@@ -9,19 +9,16 @@ use nspool::http::server::{ConnectionLimits, raise_open_file_limit};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const SLOW_CLIENTS: usize = 4_000;
 
 /// Reads until EOF (or `limit`); returns what came.
 async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<String> {
-    let mut seen = Vec::new();
-    let read = tokio::time::timeout(limit, stream.read_to_end(&mut seen)).await;
-    match read {
-        Ok(_) => Some(String::from_utf8_lossy(&seen).into_owned()),
-        Err(_) => None,
-    }
+    crate::support::read_to_close(stream, limit)
+        .await
+        .map(|seen| String::from_utf8_lossy(&seen).into_owned())
 }
 
 #[sqlx::test]

@@ -315,6 +315,29 @@ impl TestApp {
 }
 
 /// No SQL, Rust or Kubernetes internals in a client-facing message.
+/// Reads a raw connection until the server closes it (or `limit` passes):
+/// what came, or `None` while it is still open.
+pub async fn read_to_close(
+    stream: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt as _;
+    let mut seen = Vec::new();
+    match tokio::time::timeout(limit, stream.read_to_end(&mut seen)).await {
+        Ok(_) => Some(seen),
+        Err(_) => None,
+    }
+}
+
+/// The value of one unlabelled or labelled sample in a `/metrics` text.
+pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
+    let prefix = format!("{sample} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 pub fn assert_no_internals(message: &str) {
     for word in [
         "sqlx",
