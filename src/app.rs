@@ -165,6 +165,11 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         let stopped = stopped.clone();
         tokio::spawn(async move { service.listen(stopped).await })
     };
+    let cordon_sweep = {
+        let service = service.clone();
+        let stopped = stopped.clone();
+        tokio::spawn(async move { service.sweep_cordons(stopped).await })
+    };
     let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
     let warming = service.clone();
     tokio::spawn(async move { warming.warm_dashboard().await });
@@ -200,6 +205,7 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         tracing::info!("reclaim schedule stopped");
     }
     let _ = listener_task.await;
+    let _ = cordon_sweep.await;
     if let Some(worker) = kube_worker {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -1,10 +1,11 @@
-//! The command line: serve, migrate, reclaim, token, config, schema.
+//! The command line: serve, migrate, reclaim, token, pool, config, schema.
 
 use crate::app::{self, Database};
 use crate::config::{ConfigErrors, Settings};
 use crate::domain::{Caller, Role};
 use crate::telemetry;
 
+mod pool;
 mod terminal;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +59,9 @@ enum Command {
     /// The pool namespaces' Commander RBAC.
     #[command(subcommand)]
     Rbac(RbacCommand),
+    /// The pool: list, show, cordon, uncordon, mark clean.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Print the GraphQL schema (SDL).
     Schema,
     /// Exit 0 when the local server answers /healthz (for container health checks).
@@ -174,8 +178,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        // Tokens and reclaim need only the database: the config is optional.
+        // Tokens, reclaim and the pool commands need only the database: the
+        // config is optional (the pool table is as the last sync left it).
         Command::Token(TokenCommand::List(c)) => load(c),
+        Command::Pool(command) => load(command.config()),
         Command::Reclaim { config, .. }
         | Command::Token(
             TokenCommand::Create { config, .. } | TokenCommand::Revoke { config, .. },
@@ -211,6 +217,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             .await
         }
         Command::Rbac(RbacCommand::Check(_)) => return rbac_check(settings).await,
+        Command::Pool(command) => pool::run(settings, command).await,
         Command::Schema | Command::Healthcheck { .. } | Command::Config(_) | Command::Rbac(_) => {
             Ok(())
         }

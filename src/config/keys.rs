@@ -283,6 +283,11 @@ pub const KEYS: &[Key] = &[
         "`5`",
         "after SIGTERM, open connections are still served this long, each answer with `Connection: close` (0 to 120)",
     ),
+    key(
+        "nspool.workspaceQuota",
+        "unset: no limit",
+        "pool namespaces one workspace may hold (its Deployments, live or soft-deleted), unless `setWorkspaceQuota` gives it its own (0 to 1000000); applied on reload",
+    ),
     env_key(
         "nspool.logFormat",
         "NSPOOL_LOG_FORMAT",

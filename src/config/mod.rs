@@ -7,6 +7,8 @@ mod bounds;
 mod http;
 pub mod keys;
 mod labels;
+mod quota;
+pub use quota::MAX_WORKSPACE_QUOTA;
 mod reader;
 pub mod schedule;
 
@@ -54,6 +56,9 @@ pub struct PoolSettings {
     pub create_rbac: bool,
     /// The pool, in config order, standard names first.
     pub namespaces: Vec<PoolEntry>,
+    /// Namespaces one workspace may hold unless it has its own quota
+    /// (`nspool.workspaceQuota`; `None`: no limit).
+    pub workspace_quota: Option<u32>,
 }
 
 impl PoolSettings {
@@ -502,6 +507,7 @@ fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSet
         create_namespaces: create_namespaces && standard,
         create_rbac,
         namespaces,
+        workspace_quota: quota::read_workspace_quota(r, root),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Batches for fields that would otherwise cost one query per parent row.
 
 use crate::pool::{self, PoolService};
-use crate::store::{EventRow, RoleBindingRow};
+use crate::store::{EventRow, HoldingsRow, RoleBindingRow};
 use async_graphql::dataloader::Loader;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,5 +53,21 @@ impl Loader<(String, i64)> for EventLoader {
             }
         }
         Ok(out)
+    }
+}
+
+/// A workspace's quota and how many namespaces it holds.
+pub struct HoldingsLoader(pub PoolService);
+
+impl Loader<Uuid> for HoldingsLoader {
+    type Value = HoldingsRow;
+    type Error = Arc<pool::Error>;
+
+    async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
+        let rows = self.0.holdings(keys).await.map_err(Arc::new)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| (row.workspace_id, row))
+            .collect())
     }
 }

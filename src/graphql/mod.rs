@@ -10,6 +10,7 @@ mod errors;
 pub mod limits;
 mod loaders;
 mod mutation;
+mod operations;
 mod query;
 mod resolver_runs;
 mod response_budget;
@@ -33,10 +34,19 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema};
 
 #[derive(MergedObject, Default)]
-pub struct Query(query::HoustonQuery, query::PoolQuery, query::ReclaimQuery);
+pub struct Query(
+    query::HoustonQuery,
+    query::PoolQuery,
+    query::ReclaimQuery,
+    operations::OperationsQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(mutation::HoustonMutation, mutation::PoolMutation);
+pub struct Mutation(
+    mutation::HoustonMutation,
+    mutation::PoolMutation,
+    operations::OperationsMutation,
+);
 
 pub type NspoolSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -50,6 +60,10 @@ pub fn schema(service: PoolService) -> NspoolSchema {
         ))
         .data(DataLoader::new(
             loaders::EventLoader(service.clone()),
+            crate::store::spawn_in_budget,
+        ))
+        .data(DataLoader::new(
+            loaders::HoldingsLoader(service.clone()),
             crate::store::spawn_in_budget,
         ))
         .data(service)

@@ -139,6 +139,19 @@ impl From<RoleBindingRow> for RoleBinding {
 
 pub struct Workspace(pub WorkspaceRow);
 
+impl Workspace {
+    async fn holdings(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::store::HoldingsRow>> {
+        let loader = ctx.data_unchecked::<DataLoader<super::loaders::HoldingsLoader>>();
+        loader
+            .load_one(self.0.id)
+            .await
+            .map_err(|e| super::errors::to_graphql(&e))
+    }
+}
+
 #[Object]
 impl Workspace {
     async fn id(&self) -> Uuid {
@@ -155,6 +168,16 @@ impl Workspace {
     }
     async fn updated_at(&self) -> DateTime<Utc> {
         self.0.updated_at
+    }
+    /// How many pool namespaces it may hold: its own quota, else the
+    /// config's default; null: no limit.
+    async fn namespace_quota(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<i32>> {
+        Ok(self.holdings(ctx).await?.and_then(|h| h.quota))
+    }
+    /// Namespaces its Deployments hold, live and soft-deleted.
+    async fn namespaces_held(&self, ctx: &Context<'_>) -> async_graphql::Result<i32> {
+        let held = self.holdings(ctx).await?.map_or(0, |h| h.held);
+        Ok(i32::try_from(held).unwrap_or(i32::MAX))
     }
     /// The live tokens bound to this workspace (nspool has no user accounts).
     async fn role_bindings(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<RoleBinding>> {
@@ -318,6 +341,8 @@ pub enum PoolNamespaceStateType {
     /// Released; offered again once nspool finds nothing its Deployment left
     /// in it (see `leftovers`), or when a system admin marks it clean.
     Releasing,
+    /// Free but cordoned (see `cordon`): not offered until uncordoned.
+    Cordoned,
 }
 
 impl From<PoolNamespaceState> for PoolNamespaceStateType {
@@ -328,6 +353,7 @@ impl From<PoolNamespaceState> for PoolNamespaceStateType {
             PoolNamespaceState::SoftDeleted => Self::SoftDeleted,
             PoolNamespaceState::Retired => Self::Retired,
             PoolNamespaceState::Releasing => Self::Releasing,
+            PoolNamespaceState::Cordoned => Self::Cordoned,
         }
     }
 }
@@ -373,8 +399,32 @@ pub struct PoolNamespace {
     /// Pool labels (`platform-release` and the platform's namespaceLabels)
     /// the last verification found missing or different, as `key=value`.
     pub labels_missing: Vec<String>,
+    /// Kept out of what is offered (its holder keeps it); null when not cordoned.
+    pub cordon: Option<Cordon>,
     #[graphql(skip)]
     pub holder: Option<DeploymentRow>,
+}
+
+/// A cordon: of one namespace, or of the whole pool.
+#[derive(SimpleObject, Clone)]
+pub struct Cordon {
+    pub reason: String,
+    /// Who cordoned (a token's actor name).
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// When it lifts by itself; null: until uncordoned.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl From<crate::store::PoolCordonRow> for Cordon {
+    fn from(row: crate::store::PoolCordonRow) -> Self {
+        Cordon {
+            reason: row.reason,
+            by: row.cordoned_by,
+            at: row.cordoned_at,
+            until: row.until,
+        }
+    }
 }
 
 /// The strings of a stored JSON array (nothing for anything else).
@@ -433,6 +483,19 @@ impl From<PoolNamespaceView> for PoolNamespace {
             leftovers: strings(view.row.leftovers.as_ref()),
             leftovers_checked_at: view.row.leftovers_checked_at,
             labels_missing: strings(view.row.labels_missing.as_ref()),
+            cordon: match (
+                view.row.cordon_reason,
+                view.row.cordoned_by,
+                view.row.cordoned_at,
+            ) {
+                (Some(reason), Some(by), Some(at)) => Some(Cordon {
+                    reason,
+                    by,
+                    at,
+                    until: view.row.cordon_until,
+                }),
+                _ => None,
+            },
             rbac_state: view.row.rbac_state,
             rbac_checked_at: view.row.rbac_checked_at,
             managed: view.row.managed,

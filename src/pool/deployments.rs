@@ -161,6 +161,9 @@ impl PoolService {
             }
         };
         if pool_mode && requested_namespace.is_none() {
+            if let Some(cordon) = self.store.pool_cordon().await? {
+                return Err(Error::Conflict(refusals::pool_cordoned(&cordon)));
+            }
             let available = self.store.available_namespaces().await?;
             let empty = self.empty_pool_text().await?;
             return Err(Error::BadInput(refusals::namespace_required(
@@ -252,6 +255,10 @@ impl PoolService {
             store::Error::WorkspaceNotFound => {
                 Error::NotFound(format!("Workspace {workspace_id} does not exist"))
             }
+            store::Error::QuotaReached { quota, held } => Error::Conflict(format!(
+                "Namespace \"{namespace}\" was not claimed: {}",
+                super::error::quota_text(quota, held)
+            )),
             other => other.into(),
         }
     }
@@ -259,6 +266,9 @@ impl PoolService {
     /// The second read after a claim found nothing to update: only to word the error.
     async fn claim_refused(&self, caller: &Caller, name: &str) -> Error {
         let words = async {
+            if let Some(cordon) = self.store.pool_cordon().await? {
+                return Ok((Kind::Conflict, refusals::pool_cordoned(&cordon)));
+            }
             let holder = self.store.namespace_holder(name).await?;
             let visible = holder
                 .as_ref()

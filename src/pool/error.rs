@@ -66,6 +66,7 @@ impl From<store::Error> for Error {
                 "A text value contains a character nspool cannot store (such as NUL, U+0000)"
                     .into(),
             ),
+            store::Error::QuotaReached { quota, held } => Error::Conflict(quota_text(quota, held)),
             other @ (store::Error::ReleaseNameTaken
             | store::Error::LabelTaken
             | store::Error::NamespaceTaken) => Error::Conflict(other.to_string()),
@@ -73,4 +74,11 @@ impl From<store::Error> for Error {
             other @ store::Error::Database(_) => Error::Internal(other),
         }
     }
+}
+
+/// A claim past the workspace's quota: the quota, the count, and the way out.
+pub fn quota_text(quota: i64, held: i64) -> String {
+    format!(
+        "The workspace's namespace quota is {quota} and its Deployments hold {held} (soft-deleted ones count until they are hard-deleted or reclaimed): hard-delete one, or ask a system admin to raise the quota (setWorkspaceQuota)"
+    )
 }

@@ -157,17 +157,19 @@ impl PoolService {
         }
     }
 
-    /// Reads the offered set, then sends the marker from which the copy serves.
+    /// Reads the offered set and the pool cordon, then sends the marker from
+    /// which the copy serves.
     async fn load_snapshot(&self) -> Result<(), String> {
         let read_at = std::time::Instant::now();
-        let names = self
-            .store
-            .available_namespaces()
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::debug!(offered = names.len(), "pool snapshot loaded");
+        let offer = self.store.pool_offer().await.map_err(|e| e.to_string())?;
+        tracing::debug!(
+            offered = offer.names.len(),
+            pool_cordoned = offer.cordon.is_some(),
+            "pool snapshot loaded"
+        );
         let marker = uuid::Uuid::new_v4().simple().to_string();
-        self.snapshot.load(names, read_at, marker.clone());
+        self.snapshot
+            .load(offer.names, offer.cordon.is_some(), read_at, marker.clone());
         self.store
             .notify_pool_marker(POOL_CHANNEL, &marker)
             .await

@@ -1,6 +1,7 @@
 //! The pool service: the only place where nspool's rules meet I/O. Resolvers
 //! and commands call it; it calls the store.
 
+mod cordons;
 mod dashboard;
 mod deployments;
 mod error;
@@ -16,6 +17,7 @@ mod tokens;
 mod view;
 mod workspaces;
 
+pub use cordons::CORDON_SWEEP;
 pub use dashboard::{Dashboard, HISTORY_HOURS, History, HistoryPoint};
 pub use deployments::{
     CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,
@@ -26,7 +28,7 @@ pub use progress::{Progress, Silent};
 pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
 pub use sessions::{NewSession, SESSION_HOURS};
 pub use tokens::{Credentials, NewToken};
-pub use view::{PoolNamespaceState, PoolNamespaceView};
+pub use view::{PoolNamespaceState, PoolNamespaceView, SHOWN_STATES};
 
 use crate::config::Settings;
 use crate::domain::Caller;
@@ -134,7 +136,14 @@ impl PoolService {
             .collect();
         let report = self
             .store
-            .sync_pool(&names, &sources, &managed, &Caller::Operator.actor())
+            .sync_pool(
+                &names,
+                &sources,
+                &managed,
+                pool.workspace_quota
+                    .map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
+                &Caller::Operator.actor(),
+            )
             .await?;
         // Checks switched off: nothing will ever find the releasing ones clean.
         if let Some(note) = self.settings.unchecked_release_note() {
@@ -172,13 +181,20 @@ impl PoolService {
         ]
     }
 
-    /// Free namespaces in name order; any valid token may ask. From memory
-    /// while the snapshot is whole, else from the database.
+    /// Free namespaces in name order (none while the pool is cordoned); any
+    /// valid token may ask. From memory while the snapshot is whole, else
+    /// from the database.
     pub async fn available_namespaces(&self, caller: &Caller) -> Result<Arc<[String]>> {
         caller.authorize(crate::domain::Action::UseToken)?;
         match self.snapshot.offered() {
             Some((_, names)) => Ok(names),
-            None => Ok(self.store.available_namespaces().await?.into()),
+            None => {
+                let offer = self.store.pool_offer().await?;
+                Ok(match offer.cordon {
+                    Some(_) => Arc::from(Vec::new()),
+                    None => offer.names.into(),
+                })
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! How a refused claim is worded. The astro CLI prints only the first error
 //! message, so each one names the namespace, its holder's state and what to do.
 
-use crate::store::{NamespaceHolder, PoolSummary};
+use crate::store::{NamespaceHolder, PoolCordonRow, PoolSummary};
 use chrono::{DateTime, SecondsFormat, Utc};
 
 const POOL_KEY: &str = "global.features.namespacePools.namespaces.names";
@@ -26,6 +26,12 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
             String::new()
         }
     );
+    if summary.cordoned > 0 {
+        text.push_str(&format!(
+            " {} free ones are cordoned (see poolNamespaces or `nspool pool list --state cordoned`).",
+            summary.cordoned
+        ));
+    }
     text.push_str(
         " A namespace returns when its Deployment is hard-deleted (astro deployment delete --hard, or deleteDeployment with deploymentHardDelete: true)",
     );
@@ -43,6 +49,21 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
         " A platform admin can also add namespaces to {POOL_KEY}."
     ));
     text
+}
+
+/// Any claim while the whole pool is cordoned.
+pub fn pool_cordoned(cordon: &PoolCordonRow) -> String {
+    format!(
+        "The namespace pool is cordoned: no namespace can be claimed{} ({}, by {} at {}). Releases and reclaims go on; a system admin lifts it with uncordonPool (or `nspool pool uncordon --all`).",
+        until_text(cordon.until),
+        cordon.reason,
+        cordon.cordoned_by,
+        time(cordon.cordoned_at)
+    )
+}
+
+fn until_text(until: Option<DateTime<Utc>>) -> String {
+    until.map_or(String::new(), |at| format!(" until {}", time(at)))
 }
 
 /// Free names for a message: the first few, then how many more, so that a
@@ -97,6 +118,16 @@ pub fn not_claimable(
             format!("Namespace \"{name}\" is not in the namespace pool. {alternatives}"),
         );
     };
+    if let (Some(reason), None) = (&holder.cordon_reason, holder.retired_at) {
+        return (
+            Kind::Conflict,
+            format!(
+                "Namespace \"{name}\" is cordoned{}: {reason} (by {}). It is not offered until a system admin uncordons it (uncordonNamespace, or `nspool pool uncordon {name}`). {alternatives}",
+                until_text(holder.cordon_until),
+                holder.cordoned_by.as_deref().unwrap_or("a system admin")
+            ),
+        );
+    }
     match (&holder.release_name, holder.deleted_at, holder.retired_at) {
         // The caller may not see the holder's workspace: no names, no dates.
         (Some(_), _, _) if !holder_visible => (
@@ -195,6 +226,7 @@ mod tests {
         PoolSummary {
             active: 2,
             broken: 0,
+            cordoned: 0,
             held_live: 2 - held_soft_deleted,
             held_soft_deleted,
             oldest_soft_delete: None,
@@ -216,6 +248,9 @@ mod tests {
             release_name: release.map(Into::into),
             label: Some("etl".into()),
             deleted_at: deleted.then(at),
+            cordon_reason: None,
+            cordoned_by: None,
+            cordon_until: None,
         }
     }
 

@@ -83,6 +83,9 @@ struct State {
     /// before is in it.
     loaded_at: Option<Instant>,
     offered: BTreeSet<String>,
+    /// The whole pool is cordoned: clients are offered nothing, while
+    /// `offered` keeps following the free namespaces underneath.
+    pool_cordoned: bool,
     /// Changes on this replica's copy, to tell cached answers apart.
     version: u64,
     applied: HashSet<i64>,
@@ -118,12 +121,14 @@ impl Default for PoolSnapshot {
 }
 
 impl PoolSnapshot {
-    /// The offered set as read at `read_at` (one database read); serving once
-    /// the notice `sync <marker>` comes back.
-    pub fn load(&self, names: Vec<String>, read_at: Instant, marker: String) {
+    /// The offered set and the pool cordon as read at `read_at` (one
+    /// database read); serving once the notice `sync <marker>` comes back.
+    /// (A change of the pool cordon is a `*` notice: every replica loads again.)
+    pub fn load(&self, names: Vec<String>, pool_cordoned: bool, read_at: Instant, marker: String) {
         let mut state = self.write();
         state.reset();
         state.loaded = true;
+        state.pool_cordoned = pool_cordoned;
         state.marker = Some(marker);
         state.loaded_at = Some(read_at);
         state.offered = names.into_iter().collect();
@@ -190,7 +195,8 @@ impl PoolSnapshot {
         outcome
     }
 
-    /// The offered names in name order and the copy's version, while serving.
+    /// The names offered to clients in name order (none while the pool is
+    /// cordoned) and the copy's version, while serving.
     pub fn offered(&self) -> Option<(u64, Arc<[String]>)> {
         {
             let state = self.read();
@@ -208,7 +214,11 @@ impl PoolSnapshot {
         if let Some(list) = &state.list {
             return Some((state.version, list.clone()));
         }
-        let list: Arc<[String]> = state.offered.iter().cloned().collect();
+        let list: Arc<[String]> = if state.pool_cordoned {
+            Arc::from(Vec::new())
+        } else {
+            state.offered.iter().cloned().collect()
+        };
         state.list = Some(list.clone());
         Some((state.version, list))
     }
@@ -278,6 +288,7 @@ mod tests {
     fn serving(s: &PoolSnapshot, names: &[&str]) {
         s.load(
             names.iter().map(|n| n.to_string()).collect(),
+            false,
             Instant::now(),
             "m".into(),
         );
@@ -314,7 +325,12 @@ mod tests {
         let s = PoolSnapshot::default();
         assert_eq!(s.apply(&message("1.1 +a")), Applied::NotLoaded);
         // The read saw a free (a claim and its release both committed before it).
-        s.load(vec!["a".into(), "b".into()], Instant::now(), "mine".into());
+        s.load(
+            vec!["a".into(), "b".into()],
+            false,
+            Instant::now(),
+            "mine".into(),
+        );
         assert_eq!(s.offered(), None, "not before the marker");
         assert_eq!(s.apply(&message("3.1 -a")), Applied::Applied);
         assert_eq!(s.offered(), None);
@@ -326,6 +342,27 @@ mod tests {
         assert_eq!(s.apply(&message("9.1 *")), Applied::Reload);
         assert_eq!(s.offered(), None);
         assert_eq!(s.apply(&message("10.1 +c")), Applied::NotLoaded);
+    }
+
+    #[test]
+    fn a_cordoned_pool_offers_nothing_while_its_free_set_follows_the_notices() {
+        let s = PoolSnapshot::default();
+        s.load(vec!["a".into()], true, Instant::now(), "m".into());
+        assert_eq!(s.apply(&message("sync m")), Applied::Serving);
+        assert!(names(&s).is_empty());
+        // A release while cordoned: still nothing offered.
+        s.apply(&message("2.1 +b"));
+        assert!(names(&s).is_empty());
+        // Uncordoned: a reload, and both are there.
+        assert_eq!(s.apply(&message("3.1 *")), Applied::Reload);
+        s.load(
+            vec!["a".into(), "b".into()],
+            false,
+            Instant::now(),
+            "n".into(),
+        );
+        s.apply(&message("sync n"));
+        assert_eq!(names(&s), ["a", "b"]);
     }
 
     #[test]

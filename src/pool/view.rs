@@ -15,6 +15,8 @@ pub enum PoolNamespaceState {
     Retired,
     /// Released, not offered until nothing its Deployment left is found in it.
     Releasing,
+    /// Free, but cordoned: not offered until uncordoned.
+    Cordoned,
 }
 
 impl PoolNamespaceState {
@@ -23,6 +25,7 @@ impl PoolNamespaceState {
         match (row.retired_at, holder) {
             (Some(_), _) => Self::Retired,
             (None, None) if row.releasing_since.is_some() => Self::Releasing,
+            (None, None) if row.cordoned_at.is_some() => Self::Cordoned,
             (None, None) => Self::Free,
             (None, Some(d)) if d.deleted_at.is_some() => Self::SoftDeleted,
             (None, Some(_)) => Self::Held,
@@ -38,6 +41,37 @@ pub struct PoolNamespaceView {
     /// How the namespace becomes free again, when it is not.
     pub note: Option<String>,
 }
+
+impl PoolNamespaceView {
+    /// The state a person reads (the dashboard, `nspool pool list`):
+    /// `broken` is a free namespace that is not offered for its RBAC.
+    pub fn shown_state(&self) -> &'static str {
+        match self.state {
+            PoolNamespaceState::Free
+                if matches!(self.row.rbac_state.as_str(), "broken" | "missing") =>
+            {
+                "broken"
+            }
+            PoolNamespaceState::Free => "free",
+            PoolNamespaceState::Held => "held",
+            PoolNamespaceState::SoftDeleted => "soft-deleted",
+            PoolNamespaceState::Retired => "retired",
+            PoolNamespaceState::Releasing => "releasing",
+            PoolNamespaceState::Cordoned => "cordoned",
+        }
+    }
+}
+
+/// Every state [`PoolNamespaceView::shown_state`] gives.
+pub const SHOWN_STATES: [&str; 7] = [
+    "free",
+    "held",
+    "soft-deleted",
+    "retired",
+    "releasing",
+    "cordoned",
+    "broken",
+];
 
 /// How a namespace in `state` comes back; `never_note` is the config's word
 /// when the reclaim job will not free soft-deleted ones, `unchecked_note`
@@ -64,6 +98,9 @@ pub fn comes_back(
             (None, Some(note)) => note.to_owned(),
             (None, None) => "free again when its Deployment is hard-deleted".into(),
         }),
+        PoolNamespaceState::Cordoned => Some(
+            "cordoned: offered again once uncordoned (uncordonNamespace) or when its cordon's end passes".into(),
+        ),
         PoolNamespaceState::Retired => Some(
             "removed from the pool config: never offered again; list it in the config to bring it back".into(),
         ),
@@ -75,6 +112,25 @@ impl PoolService {
     pub async fn pool_view(&self, caller: &Caller) -> Result<Vec<PoolNamespaceView>> {
         caller.authorize(Action::System(Level::Viewer))?;
         let rows = self.store.pool_namespaces().await?;
+        self.views_of(rows).await
+    }
+
+    /// One pool namespace with its state and holder (system viewers);
+    /// `None`: not in the pool.
+    pub async fn pool_namespace(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<Option<PoolNamespaceView>> {
+        caller.authorize(Action::System(Level::Viewer))?;
+        crate::domain::text::check("name", name, crate::domain::text::max::FILTER)?;
+        let Some(row) = self.store.pool_namespace(name).await? else {
+            return Ok(None);
+        };
+        Ok(self.views_of(vec![row]).await?.pop())
+    }
+
+    async fn views_of(&self, rows: Vec<PoolNamespaceRow>) -> Result<Vec<PoolNamespaceView>> {
         let ids: Vec<_> = rows.iter().filter_map(|r| r.holder_deployment_id).collect();
         let mut holders: HashMap<_, _> = self
             .store

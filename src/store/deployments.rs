@@ -1,4 +1,4 @@
-use super::pool::OFFERED;
+use super::pool::{OFFERED, POOL_CORDONED};
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -154,13 +154,15 @@ pub struct ListFilter<'a> {
 impl Store {
     /// Inserts a Deployment, claiming its pool namespace in the same statement
     /// and logging the claim: one round trip, one transaction. `None` means
-    /// the namespace was not free to claim (taken, retired or not in the pool).
+    /// the namespace was not free to claim (taken, retired, cordoned, not in
+    /// the pool, or the pool is cordoned). The workspace's quota is the
+    /// database's own check (`deployments_quota`): `Error::QuotaReached`.
     pub async fn insert_deployment(&self, new: &NewDeployment<'_>) -> Result<Option<PoolChange>> {
         let sql = logged_pool_change(
             &format!(
                 "pool as (
                     update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
-                    where $16 and name = $6 and {OFFERED}
+                    where $16 and name = $6 and {OFFERED} and not {POOL_CORDONED}
                     returning name, nspool_own_generation(generation) as generation
                 ), target as (
                     select name from pool

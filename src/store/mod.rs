@@ -2,6 +2,7 @@
 //! Constraint names are mapped to domain errors here, once.
 
 mod connections;
+mod cordons;
 mod deployments;
 mod events;
 mod history;
@@ -13,6 +14,7 @@ mod tokens;
 mod workspaces;
 
 pub use connections::{ACQUIRE_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget};
+pub use cordons::{CordonChange, ExpiredCordons};
 pub use deployments::{
     DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange, Release,
 };
@@ -20,11 +22,12 @@ pub use events::EventRow;
 pub use history::StateChange;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{
-    HealthFigures, NamespaceHolder, PoolNamespaceRow, PoolStateCounts, PoolSummary, PoolSyncReport,
+    HealthFigures, NamespaceHolder, PoolCordonRow, PoolNamespaceRow, PoolOffer, PoolStateCounts,
+    PoolSummary, PoolSyncReport,
 };
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
-pub use workspaces::{RoleBindingRow, WorkspaceRow};
+pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -39,6 +42,9 @@ pub enum Error {
     NamespaceTaken,
     #[error("the workspace does not exist")]
     WorkspaceNotFound,
+    /// The workspace already holds its quota of namespaces.
+    #[error("the workspace holds {held} namespaces; its quota is {quota}")]
+    QuotaReached { quota: i64, held: i64 },
     #[error("a value is outside what the database accepts ({0})")]
     CheckViolation(String),
     /// Text PostgreSQL cannot hold (NUL, or not in the database encoding).
@@ -58,6 +64,10 @@ impl From<sqlx::Error> for Error {
             .and_then(|e| e.constraint())
             .map(str::to_owned);
         match constraint.as_deref() {
+            Some("workspaces_namespace_quota_reached") => {
+                let (quota, held) = quota_detail(&error).unwrap_or((0, 0));
+                Error::QuotaReached { quota, held }
+            }
             Some("deployments_release_name_key") => Error::ReleaseNameTaken,
             Some("deployments_live_label_key") => Error::LabelTaken,
             Some("deployments_namespace_key") => Error::NamespaceTaken,
@@ -75,6 +85,16 @@ impl From<sqlx::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The quota trigger's detail: "<quota> <held>".
+fn quota_detail(error: &sqlx::Error) -> Option<(i64, i64)> {
+    let detail = error
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?
+        .detail()?;
+    let (quota, held) = detail.split_once(' ')?;
+    Some((quota.parse().ok()?, held.parse().ok()?))
+}
 
 /// 22021 character_not_in_repertoire, 22P05 untranslatable_character: the
 /// service refuses these first; this keeps a miss from becoming an ERROR log.

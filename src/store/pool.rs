@@ -23,6 +23,27 @@ pub struct PoolNamespaceRow {
     pub leftovers: Option<serde_json::Value>,
     pub leftovers_checked_at: Option<DateTime<Utc>>,
     pub labels_missing: Option<serde_json::Value>,
+    pub cordon_reason: Option<String>,
+    pub cordoned_by: Option<String>,
+    pub cordoned_at: Option<DateTime<Utc>>,
+    pub cordon_until: Option<DateTime<Utc>>,
+}
+
+/// The whole pool's cordon: while it holds no claim passes.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoolCordonRow {
+    pub reason: String,
+    pub cordoned_by: String,
+    pub cordoned_at: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What the pool offers clients: the offered names, and the pool cordon
+/// that (while it holds) makes the offer empty.
+#[derive(Debug, Clone)]
+pub struct PoolOffer {
+    pub names: Vec<String>,
+    pub cordon: Option<PoolCordonRow>,
 }
 
 /// Who holds a pool namespace, to word a refused claim.
@@ -37,6 +58,9 @@ pub struct NamespaceHolder {
     pub release_name: Option<String>,
     pub label: Option<String>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub cordon_reason: Option<String>,
+    pub cordoned_by: Option<String>,
+    pub cordon_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -63,13 +87,15 @@ pub struct PoolStateCounts {
     pub retired: i64,
     pub broken: i64,
     pub releasing: i64,
+    /// Free but cordoned: not offered until uncordoned.
+    pub cordoned: i64,
     /// Since when the longest-releasing namespace waits to be found clean.
     pub oldest_releasing: Option<DateTime<Utc>>,
 }
 
 impl PoolStateCounts {
     /// As metric labels.
-    pub fn by_state(&self) -> [(&'static str, i64); 6] {
+    pub fn by_state(&self) -> [(&'static str, i64); 7] {
         [
             ("free", self.free),
             ("held", self.held),
@@ -77,6 +103,7 @@ impl PoolStateCounts {
             ("retired", self.retired),
             ("broken", self.broken),
             ("releasing", self.releasing),
+            ("cordoned", self.cordoned),
         ]
     }
 }
@@ -87,6 +114,8 @@ pub struct PoolSummary {
     pub active: i64,
     /// Free but not offered: verification found their RBAC broken or the namespace missing.
     pub broken: i64,
+    /// Free but cordoned.
+    pub cordoned: i64,
     pub held_live: i64,
     pub held_soft_deleted: i64,
     pub oldest_soft_delete: Option<DateTime<Utc>>,
@@ -94,12 +123,17 @@ pub struct PoolSummary {
 
 const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
     managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
-    kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing";
+    kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing,
+    cordon_reason, cordoned_by, cordoned_at, cordon_until";
 
-/// Offered: free, not retired, not releasing, and not known to have broken RBAC
-/// (as the database's `nspool_offered`).
+/// Offered: free, not retired, not releasing, not cordoned, and not known to
+/// have broken RBAC (as the database's `nspool_offered`).
 pub(super) const OFFERED: &str = "holder_deployment_id is null and retired_at is null
-    and releasing_since is null and rbac_state in ('unknown', 'ok')";
+    and releasing_since is null and cordoned_at is null and rbac_state in ('unknown', 'ok')";
+
+/// The pool cordon holds (no end, or its end still ahead).
+pub(super) const POOL_CORDONED: &str =
+    "exists (select 1 from pool_cordon where until is null or until > now())";
 
 /// A statement whose CTE `n` changes pool rows: each changed name gets a
 /// `kind` event (`actor` and `reason` are SQL expressions); the names come back sorted.
@@ -122,12 +156,21 @@ impl Store {
         names: &[String],
         sources: &[&str],
         managed: &[bool],
+        workspace_quota: Option<i32>,
         actor: &str,
     ) -> Result<PoolSyncReport> {
         let mut tx = self.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
             .execute(&mut *tx)
             .await?;
+        // The config's default quota, read by the database's quota check.
+        sqlx::query(
+            "update pool_settings set workspace_quota = $1, updated_at = now()
+             where workspace_quota is distinct from $1",
+        )
+        .bind(workspace_quota)
+        .execute(&mut *tx)
+        .await?;
         let names_only = |rows: Vec<(String,)>| rows.into_iter().map(|(n,)| n).collect::<Vec<_>>();
 
         let added = sqlx::query_as(&logged_names(
@@ -209,7 +252,7 @@ impl Store {
         })
     }
 
-    /// Free, offered namespaces in name order: a scan of a partial index that
+    /// Free, offered namespaces in name order (whatever the pool cordon): a scan of a partial index that
     /// holds only free rows, returned as one array row (one message to send and
     /// decode instead of one per name; `array(...)` keeps the index order where
     /// `array_agg(... order by)` would sort).
@@ -281,7 +324,8 @@ impl Store {
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
             "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,
-                    d.id as deployment_id, d.workspace_id, d.release_name, d.label, d.deleted_at
+                    d.id as deployment_id, d.workspace_id, d.release_name, d.label, d.deleted_at,
+                    p.cordon_reason, p.cordoned_by, p.cordon_until
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
              where p.name = $1",
         )
@@ -296,6 +340,8 @@ impl Store {
             "select count(*) filter (where p.retired_at is null) as active,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.rbac_state in ('broken', 'missing')) as broken,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.cordoned_at is not null) as cordoned,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
                     min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete
@@ -336,6 +382,14 @@ impl Store {
         Ok((health, counts))
     }
 
+    pub async fn pool_namespace(&self, name: &str) -> Result<Option<PoolNamespaceRow>> {
+        let sql = format!("select {POOL_COLUMNS} from pool_namespaces where name = $1");
+        Ok(sqlx::query_as(&sql)
+            .bind(name)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?)
+    }
+
     pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
         let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
         Ok(sqlx::query_as(&sql)
@@ -345,12 +399,16 @@ impl Store {
 }
 
 const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.rbac_state in ('unknown', 'ok')) as free,
+                                     and p.releasing_since is null and p.cordoned_at is null
+                                     and p.rbac_state in ('unknown', 'ok')) as free,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
                     count(*) filter (where p.retired_at is not null) as retired,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.rbac_state in ('broken', 'missing')) as broken,
+                                     and p.releasing_since is null and p.cordoned_at is null
+                                     and p.rbac_state in ('broken', 'missing')) as broken,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is not null) as releasing,
                     min(p.releasing_since) filter (where p.retired_at is null and p.holder_deployment_id is null)

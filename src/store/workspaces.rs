@@ -20,7 +20,58 @@ pub struct RoleBindingRow {
     pub label: String,
 }
 
+/// A workspace's quota (its own, else the config's default; `None`: no
+/// limit) and how many namespaces its Deployments hold, live or soft-deleted.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct HoldingsRow {
+    pub workspace_id: Uuid,
+    pub quota: Option<i32>,
+    pub held: i64,
+}
+
 impl Store {
+    /// Sets (or with `None` clears) a workspace's own quota, with its event.
+    /// `None` back: no such workspace.
+    pub async fn set_workspace_quota(
+        &self,
+        id: Uuid,
+        quota: Option<i32>,
+        actor: &str,
+    ) -> Result<Option<WorkspaceRow>> {
+        let row = sqlx::query_as(
+            "with w as (
+                update workspaces set namespace_quota = $2, updated_at = now() where id = $1
+                returning id, label, description, created_at, updated_at
+            ), e as (
+                insert into events (kind, workspace_id, actor, reason)
+                select 'workspace_quota', id, $3,
+                       case when $2::integer is null then 'no quota of its own'
+                            else 'at most ' || $2::integer || ' namespaces' end
+                from w
+            )
+            select * from w",
+        )
+        .bind(id)
+        .bind(quota)
+        .bind(actor)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        Ok(row)
+    }
+
+    /// Quotas and holdings of many workspaces in one query (the GraphQL loader's batch).
+    pub async fn holdings(&self, workspace_ids: &[Uuid]) -> Result<Vec<HoldingsRow>> {
+        Ok(sqlx::query_as(
+            "select w.id as workspace_id, coalesce(w.namespace_quota, s.workspace_quota) as quota,
+                    (select count(*) from deployments d where d.workspace_id = w.id) as held
+             from workspaces w left join pool_settings s on s.id
+             where w.id = any($1)",
+        )
+        .bind(workspace_ids)
+        .fetch_all(&mut *self.conn().await?)
+        .await?)
+    }
+
     pub async fn create_workspace(
         &self,
         label: &str,

@@ -330,7 +330,7 @@ async fn repeated_fields_cost_their_distinct_work(db: PgPool) {
 async fn lock_waiters(db: &PgPool) -> i64 {
     sqlx::query_scalar(
         "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
-           and query like '%labels_missing from pool_namespaces order by name%'",
+           and query like '%cordon_until from pool_namespaces order by name%'",
     )
     .fetch_one(db)
     .await

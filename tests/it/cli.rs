@@ -500,3 +500,138 @@ async fn a_serve_that_cannot_listen_changes_nothing(db: sqlx::PgPool) {
     assert!(stderr.contains("cannot listen on"), "{stderr}");
     assert_eq!(pool_rows(&app.db).await, before, "the pool is as it was");
 }
+
+/// `nspool pool …` against the database a server uses: the server's
+/// replica sees each change (the notices reach it), tables for people,
+/// JSON for scripts.
+#[sqlx::test]
+async fn the_pool_commands_list_show_cordon_and_mark_clean(db: sqlx::PgPool) {
+    use crate::documents::CREATE_DEPLOYMENT;
+    use crate::support::{POOL_OF_5, TestApp, database_url};
+    use serde_json::{Value, json};
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let url = database_url(&app.db);
+    let run = |args: &[&str]| {
+        let out = nspool()
+            .env("DATABASE_URL", &url)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "cli").await;
+    app.ok(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        json!({"label": "etl", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-a", "releaseName": "cli-etl"}),
+    )
+    .await;
+
+    let (code, out, err) = run(&["pool", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("NAME") && lines[0].contains("STATE"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 6, "{out}");
+    assert!(
+        lines[1].starts_with("pool-a") && lines[1].contains("held") && lines[1].contains("cli-etl"),
+        "{out}"
+    );
+
+    let (code, out, err) = run(&[
+        "pool",
+        "cordon",
+        "pool-b",
+        "--reason",
+        "disk pressure",
+        "--until",
+        "2h",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("namespace/pool-b cordoned"), "{out}");
+    let started = Instant::now();
+    while app.available(&admin).await.contains(&"pool-b".to_owned()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the server never saw the cordon"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let (code, out, err) = run(&["pool", "list", "--state", "cordoned", "--output", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let listed: Value = serde_json::from_str(&out).expect("JSON");
+    let items = listed["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{out}");
+    assert_eq!(items[0]["name"], "pool-b");
+    assert_eq!(items[0]["state"], "cordoned");
+    assert_eq!(items[0]["cordon"]["reason"], "disk pressure");
+    assert!(items[0]["cordon"]["until"].is_string());
+
+    let (code, out, err) = run(&["pool", "show", "pool-b"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("State:") && out.contains("cordoned") && out.contains("disk pressure"),
+        "{out}"
+    );
+    assert!(out.contains("Events:") && out.contains("cordon"), "{out}");
+    let (code, out, _) = run(&["pool", "show", "pool-a", "-o", "json"]);
+    assert_eq!(code, Some(0));
+    let shown: Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(shown["holder"]["releaseName"], "cli-etl");
+    assert_eq!(shown["events"][0]["kind"], "claim");
+
+    // The whole pool, then open again.
+    let (code, _, err) = run(&["pool", "cordon", "--all", "--reason", "upgrade"]);
+    assert_eq!(code, Some(0), "{err}");
+    let started = Instant::now();
+    while !app.available(&admin).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the server never saw the pool cordon"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (code, out, _) = run(&["pool", "uncordon", "--all"]);
+    assert_eq!((code, out.trim()), (Some(0), "pool uncordoned"));
+    let (code, out, _) = run(&["pool", "uncordon", "pool-b"]);
+    assert_eq!(code, Some(0), "{out}");
+
+    // Refusals: a clear message, a non-zero exit, nothing changed.
+    let before = pool_rows(&app.db).await;
+    for (args, says) in [
+        (vec!["pool", "show", "nope"], "not a namespace of the pool"),
+        (vec!["pool", "uncordon", "pool-b"], "not cordoned"),
+        (
+            vec!["pool", "mark-clean", "pool-c", "--reason", "x"],
+            "not a releasing",
+        ),
+        (vec!["pool", "cordon", "pool-c", "--reason", " "], "reason"),
+        (
+            vec![
+                "pool",
+                "cordon",
+                "pool-c",
+                "--reason",
+                "x",
+                "--until",
+                "yesterday",
+            ],
+            "yesterday",
+        ),
+        (vec!["pool", "list", "--state", "sleepy"], "sleepy"),
+        (vec!["pool", "cordon", "--reason", "x"], "<NAME>"),
+    ] {
+        let (code, _, err) = run(&args);
+        assert_ne!(code, Some(0), "{args:?}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(pool_rows(&app.db).await, before);
+}

@@ -19,6 +19,7 @@ mod hostile;
 mod hygiene;
 mod kube;
 mod monitoring;
+mod operations;
 mod races;
 mod reclaim_job;
 mod replicas;

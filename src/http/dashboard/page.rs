@@ -2,7 +2,7 @@
 //! with JavaScript off; one small script reloads it while the tab is visible.
 
 use super::chart::chart;
-use crate::pool::{Dashboard, PoolNamespaceState, PoolNamespaceView};
+use crate::pool::{Dashboard, PoolNamespaceView};
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -86,22 +86,6 @@ pub fn sign_in(problem: Option<&str>) -> Markup {
     )
 }
 
-/// The state a person needs to see: broken is a free namespace that is not offered.
-fn shown_state(view: &PoolNamespaceView) -> &'static str {
-    match view.state {
-        PoolNamespaceState::Free
-            if matches!(view.row.rbac_state.as_str(), "broken" | "missing") =>
-        {
-            "broken"
-        }
-        PoolNamespaceState::Free => "free",
-        PoolNamespaceState::Held => "held",
-        PoolNamespaceState::SoftDeleted => "soft-deleted",
-        PoolNamespaceState::Retired => "retired",
-        PoolNamespaceState::Releasing => "releasing",
-    }
-}
-
 /// The strings of a stored JSON array.
 fn strings(value: Option<&serde_json::Value>) -> Vec<&str> {
     value
@@ -129,7 +113,11 @@ fn details(view: &PoolNamespaceView) -> Markup {
 }
 
 pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
-    let states: Vec<&str> = data.namespaces.iter().map(shown_state).collect();
+    let states: Vec<&str> = data
+        .namespaces
+        .iter()
+        .map(PoolNamespaceView::shown_state)
+        .collect();
     let count = |s: &str| states.iter().filter(|x| **x == s).count();
     page(
         "nspool: pool dashboard",

@@ -1,0 +1,388 @@
+//! `nspool pool`: the pool at a terminal, like kubectl: aligned columns on
+//! stdout, JSON with `--output json` (fields as the GraphQL API names them).
+
+use super::{ConfigArg, with_service};
+use crate::config::Settings;
+use crate::domain::Caller;
+use crate::pool::{PoolNamespaceView, PoolService, SHOWN_STATES};
+use chrono::{DateTime, SecondsFormat, Utc};
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::sync::Arc;
+
+#[derive(Subcommand)]
+pub enum PoolCommand {
+    /// Every pool namespace with its state, holder and cordon.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only namespaces in this state (free, held, soft-deleted, retired,
+        /// releasing, cordoned, broken).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SHOWN_STATES))]
+        state: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// One namespace: its state, holder, cordon and last events.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Keep a namespace (or with --all, every claim) out of the pool.
+    Cordon {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The namespace; leave it out with --all.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Cordon the whole pool: no claims until `nspool pool uncordon --all`.
+        #[arg(long)]
+        all: bool,
+        /// Why: refused claims and the events show it.
+        #[arg(long)]
+        reason: String,
+        /// When it lifts by itself: RFC 3339 (2026-12-24T06:00:00Z) or a
+        /// duration from now (90m, 12h, 2d).
+        #[arg(long, value_parser = parse_until)]
+        until: Option<DateTime<Utc>>,
+    },
+    /// Offer a cordoned namespace again (or with --all, open the pool).
+    Uncordon {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Offer a releasing namespace again at once, whatever its last check found.
+    MarkClean {
+        #[command(flatten)]
+        config: ConfigArg,
+        name: String,
+        /// Why it is clean: the event keeps it.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+impl PoolCommand {
+    pub fn config(&self) -> &ConfigArg {
+        match self {
+            PoolCommand::List { config, .. }
+            | PoolCommand::Show { config, .. }
+            | PoolCommand::Cordon { config, .. }
+            | PoolCommand::Uncordon { config, .. }
+            | PoolCommand::MarkClean { config, .. } => config,
+        }
+    }
+}
+
+/// `2026-12-24T06:00:00Z`, or `90m` / `12h` / `2d` / `30s` from now.
+fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at_checked(split).unwrap_or((text, ""));
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<i64>() {
+        Ok(n) if seconds > 0 && n > 0 => n
+            .checked_mul(seconds)
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|d| Utc::now().checked_add_signed(d))
+            .ok_or_else(|| format!("\"{text}\" is too far ahead")),
+        _ => Err(format!(
+            "\"{text}\" is neither an RFC 3339 time (2026-12-24T06:00:00Z) nor a duration (90m, 12h, 2d)"
+        )),
+    }
+}
+
+pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Result<()> {
+    with_service(settings, move |service| async move {
+        let mut out = std::io::stdout().lock();
+        let text = match command {
+            PoolCommand::List { state, output, .. } => list(&service, state, output).await?,
+            PoolCommand::Show { name, output, .. } => show(&service, &name, output).await?,
+            PoolCommand::Cordon {
+                name: Some(name),
+                reason,
+                until,
+                ..
+            } => {
+                let view = service
+                    .cordon_namespace(&Caller::Operator, &name, &reason, until)
+                    .await?;
+                format!(
+                    "namespace/{} cordoned ({})\n",
+                    view.row.name,
+                    view.shown_state()
+                )
+            }
+            PoolCommand::Cordon { reason, until, .. } => {
+                service
+                    .cordon_pool(&Caller::Operator, &reason, until)
+                    .await?;
+                "pool cordoned: no claims until `nspool pool uncordon --all`\n".to_owned()
+            }
+            PoolCommand::Uncordon {
+                name: Some(name), ..
+            } => {
+                let view = service.uncordon_namespace(&Caller::Operator, &name).await?;
+                format!(
+                    "namespace/{} uncordoned ({})\n",
+                    view.row.name,
+                    view.shown_state()
+                )
+            }
+            PoolCommand::Uncordon { .. } => match service.uncordon_pool(&Caller::Operator).await? {
+                true => "pool uncordoned\n".to_owned(),
+                false => "the pool was not cordoned\n".to_owned(),
+            },
+            PoolCommand::MarkClean { name, reason, .. } => {
+                service
+                    .mark_namespace_clean(&Caller::Operator, &name, &reason)
+                    .await?;
+                format!("namespace/{name} marked clean: offered again\n")
+            }
+        };
+        // A closed pipe (`| head`) is not an error of the command.
+        let _ = out.write_all(text.as_bytes());
+        Ok(())
+    })
+    .await
+}
+
+fn time(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(
+        || "-".into(),
+        |at| at.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
+}
+
+fn cordon_json(view: &PoolNamespaceView) -> Value {
+    match (&view.row.cordon_reason, &view.row.cordoned_by) {
+        (Some(reason), Some(by)) => json!({
+            "reason": reason,
+            "by": by,
+            "at": view.row.cordoned_at,
+            "until": view.row.cordon_until,
+        }),
+        _ => Value::Null,
+    }
+}
+
+fn namespace_json(view: &PoolNamespaceView) -> Value {
+    json!({
+        "name": view.row.name,
+        "state": view.shown_state(),
+        "source": view.row.source,
+        "holder": view.holder.as_ref().map(|d| json!({
+            "id": d.id,
+            "releaseName": d.release_name,
+            "label": d.label,
+            "workspaceId": d.workspace_id,
+            "workspace": d.workspace_label,
+            "deletedAt": d.deleted_at,
+        })),
+        "claimedAt": view.row.holder_deployment_id.and(view.row.claimed_at),
+        "releasingSince": view.row.releasing_since,
+        "retiredAt": view.row.retired_at,
+        "reclaimableAt": view.reclaimable_at,
+        "rbacState": view.row.rbac_state,
+        "kubeError": view.row.kube_error,
+        "cordon": cordon_json(view),
+        "note": view.note,
+    })
+}
+
+/// Elastic columns, as kubectl aligns them.
+fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut writer = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    let _ = writeln!(writer, "{}", header.join("\t"));
+    for row in rows {
+        // A tab or newline inside a value would break the columns.
+        let cells: Vec<String> = row
+            .into_iter()
+            .map(|cell| cell.replace(['\t', '\n', '\r'], " "))
+            .collect();
+        let _ = writeln!(writer, "{}", cells.join("\t"));
+    }
+    writer
+        .into_inner()
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
+}
+
+async fn list(
+    service: &PoolService,
+    state: Option<String>,
+    output: Output,
+) -> Result<String, crate::pool::Error> {
+    let views: Vec<PoolNamespaceView> = service
+        .pool_view(&Caller::Operator)
+        .await?
+        .into_iter()
+        .filter(|v| state.as_deref().is_none_or(|s| v.shown_state() == s))
+        .collect();
+    Ok(match output {
+        Output::Json => {
+            let items: Vec<Value> = views.iter().map(namespace_json).collect();
+            format!("{}\n", json!({ "items": items }))
+        }
+        Output::Table => table(
+            &["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"],
+            views.iter().map(|v| {
+                vec![
+                    v.row.name.clone(),
+                    v.shown_state().to_owned(),
+                    v.holder
+                        .as_ref()
+                        .map_or("-".into(), |d| d.release_name.clone()),
+                    v.holder
+                        .as_ref()
+                        .map_or("-".into(), |d| d.workspace_label.clone()),
+                    time(v.row.holder_deployment_id.and(v.row.claimed_at)),
+                    v.row.cordon_reason.clone().unwrap_or_else(|| "-".into()),
+                ]
+            }),
+        ),
+    })
+}
+
+async fn show(
+    service: &PoolService,
+    name: &str,
+    output: Output,
+) -> Result<String, crate::pool::Error> {
+    let view = service
+        .pool_namespace(&Caller::Operator, name)
+        .await?
+        .ok_or_else(|| {
+            crate::pool::Error::NotFound(format!(
+                "\"{}\" is not a namespace of the pool",
+                crate::domain::text::excerpt(name)
+            ))
+        })?;
+    let events = service.events(&Caller::Operator, Some(name), 10).await?;
+    Ok(match output {
+        Output::Json => {
+            let mut value = namespace_json(&view);
+            value["events"] = events
+                .iter()
+                .map(|e| {
+                    json!({"at": e.at, "kind": e.kind, "actor": e.actor, "reason": e.reason,
+                           "releaseName": e.release_name})
+                })
+                .collect();
+            format!("{value}\n")
+        }
+        Output::Table => {
+            let mut text = String::new();
+            let field = |text: &mut String, key: &str, value: String| {
+                text.push_str(&format!("{:<16}{value}\n", format!("{key}:")));
+            };
+            field(&mut text, "Name", view.row.name.clone());
+            field(&mut text, "State", view.shown_state().to_owned());
+            field(&mut text, "Source", view.row.source.clone());
+            match &view.holder {
+                Some(d) => field(
+                    &mut text,
+                    "Holder",
+                    format!(
+                        "{} (label {}, workspace {}{})",
+                        d.release_name,
+                        d.label,
+                        d.workspace_label,
+                        d.deleted_at.map_or(String::new(), |at| format!(
+                            ", soft-deleted {}",
+                            time(Some(at))
+                        ))
+                    ),
+                ),
+                None => field(&mut text, "Holder", "-".into()),
+            }
+            field(&mut text, "RBAC", view.row.rbac_state.clone());
+            if let Some(reason) = &view.row.cordon_reason {
+                field(
+                    &mut text,
+                    "Cordoned",
+                    format!(
+                        "{reason} (by {} at {}, until {})",
+                        view.row.cordoned_by.as_deref().unwrap_or("-"),
+                        time(view.row.cordoned_at),
+                        view.row
+                            .cordon_until
+                            .map_or("uncordoned".into(), |t| time(Some(t)))
+                    ),
+                );
+            }
+            if let Some(error) = &view.row.kube_error {
+                field(&mut text, "Kubernetes", error.clone());
+            }
+            if let Some(note) = &view.note {
+                field(&mut text, "Note", note.clone());
+            }
+            text.push_str("Events:\n");
+            text.push_str(&table(
+                &["  AT", "KIND", "ACTOR", "REASON"],
+                events.iter().map(|e| {
+                    vec![
+                        format!("  {}", time(Some(e.at))),
+                        e.kind.clone(),
+                        e.actor.clone(),
+                        e.reason.clone().unwrap_or_default(),
+                    ]
+                }),
+            ));
+            text
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_takes_a_time_or_a_duration() {
+        let at = parse_until("2030-01-02T03:04:05Z").unwrap();
+        assert_eq!(at.to_rfc3339(), "2030-01-02T03:04:05+00:00");
+        let soon = parse_until("90m").unwrap() - Utc::now();
+        assert!((89..=90).contains(&soon.num_minutes()), "{soon}");
+        assert!(parse_until("2d").unwrap() > Utc::now() + chrono::Duration::days(1));
+        for bad in ["", "m", "0h", "-3h", "12x", "tomorrow", "99999999999999d"] {
+            assert!(parse_until(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn columns_align_and_values_cannot_break_them() {
+        let text = table(
+            &["NAME", "STATE"],
+            [
+                vec!["a".into(), "free".into()],
+                vec!["longer-name".into(), "held\tx\ny".into()],
+            ],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0].find("STATE"), lines[2].find("held"), "{text}");
+    }
+}

@@ -1,0 +1,202 @@
+//! Cordons: one namespace, or the whole pool, kept out of what is offered.
+//! Each change and its event are one statement; a change of what is offered
+//! comes back with its pool generation, for the writer to read its own write.
+
+use super::pool::{POOL_CORDONED, PoolCordonRow, PoolOffer};
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+
+/// What a cordon or uncordon of one namespace changed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CordonChange {
+    /// The pool generation the change committed as (none when what is
+    /// offered did not change: a held namespace, say).
+    pub generation: Option<i64>,
+}
+
+/// What the expiry sweep lifted.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiredCordons {
+    pub namespaces: Vec<String>,
+    pub pool: bool,
+}
+
+impl Store {
+    /// Cordons `name` (again: the reason, actor and end are replaced).
+    /// `None`: no such namespace in the pool, or it is retired.
+    pub async fn cordon_namespace(
+        &self,
+        name: &str,
+        reason: &str,
+        until: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<Option<CordonChange>> {
+        Ok(sqlx::query_as(
+            "with u as (
+                update pool_namespaces
+                set cordon_reason = $2, cordoned_by = $4, cordoned_at = now(), cordon_until = $3
+                where name = $1 and retired_at is null
+                returning name, nspool_own_generation(generation) as generation
+             ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'cordon', name, $4,
+                       $2 || case when $3::timestamptz is null then ''
+                                  else ' (until ' || to_char($3::timestamptz at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ')' end
+                from u
+             )
+             select generation from u",
+        )
+        .bind(name)
+        .bind(reason)
+        .bind(until)
+        .bind(actor)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// Lifts the cordon of `name`. `None`: not a cordoned pool namespace.
+    pub async fn uncordon_namespace(
+        &self,
+        name: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<CordonChange>> {
+        Ok(sqlx::query_as(
+            "with u as (
+                update pool_namespaces
+                set cordon_reason = null, cordoned_by = null, cordoned_at = null, cordon_until = null
+                where name = $1 and cordoned_at is not null
+                returning name, nspool_own_generation(generation) as generation
+             ), e as (
+                insert into events (kind, namespace, actor, reason) select 'uncordon', name, $2, $3 from u
+             )
+             select generation from u",
+        )
+        .bind(name)
+        .bind(actor)
+        .bind(reason)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// Cordons the whole pool (again: reason, actor and end replaced). The
+    /// generation is the reload every replica makes of its copy.
+    pub async fn cordon_pool(
+        &self,
+        reason: &str,
+        until: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "with c as (
+                insert into pool_cordon (reason, cordoned_by, until) values ($1, $3, $2)
+                on conflict (id) do update
+                    set reason = excluded.reason, cordoned_by = excluded.cordoned_by,
+                        cordoned_at = now(), until = excluded.until
+                returning reason
+             ), e as (
+                insert into events (kind, actor, reason) select 'cordon_pool', $3, reason from c
+             )
+             select nspool_pool_generation()",
+        )
+        .bind(reason)
+        .bind(until)
+        .bind(actor)
+        .fetch_one(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// Lifts the pool cordon. `None`: the pool was not cordoned.
+    pub async fn uncordon_pool(&self, actor: &str, reason: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "with c as (
+                delete from pool_cordon returning id
+             ), e as (
+                insert into events (kind, actor, reason) select 'uncordon_pool', $1, $2 from c
+             )
+             select nspool_pool_generation() from c",
+        )
+        .bind(actor)
+        .bind(reason)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// The pool cordon, while it holds.
+    pub async fn pool_cordon(&self) -> Result<Option<PoolCordonRow>> {
+        Ok(sqlx::query_as(
+            "select reason, cordoned_by, cordoned_at, until from pool_cordon
+             where until is null or until > now()",
+        )
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// The offered names and the pool cordon, read in one statement (one
+    /// snapshot): what the in-memory copy loads.
+    pub async fn pool_offer(&self) -> Result<PoolOffer> {
+        let sql = format!(
+            "select array(select name from pool_namespaces where {} order by name) as names,
+                    c.reason, c.cordoned_by, c.cordoned_at, c.until
+             from (select 1) one
+             left join pool_cordon c on {POOL_CORDONED}",
+            super::pool::OFFERED
+        );
+        let (names, reason, cordoned_by, cordoned_at, until): (
+            Vec<String>,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        ) = sqlx::query_as(&sql)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let cordon = match (reason, cordoned_by, cordoned_at) {
+            (Some(reason), Some(cordoned_by), Some(cordoned_at)) => Some(PoolCordonRow {
+                reason,
+                cordoned_by,
+                cordoned_at,
+                until,
+            }),
+            _ => None,
+        };
+        Ok(PoolOffer { names, cordon })
+    }
+
+    /// Lifts every cordon whose end has passed, each with its event.
+    pub async fn expire_cordons(&self, actor: &str) -> Result<ExpiredCordons> {
+        let mut tx = self.begin().await?;
+        let namespaces: Vec<(String,)> = sqlx::query_as(
+            "with u as (
+                update pool_namespaces
+                set cordon_reason = null, cordoned_by = null, cordoned_at = null, cordon_until = null
+                where cordon_until <= now()
+                returning name
+             ), e as (
+                insert into events (kind, namespace, actor, reason)
+                select 'uncordon', name, $1, 'the cordon''s end (until) passed' from u
+             )
+             select name from u order by name",
+        )
+        .bind(actor)
+        .fetch_all(&mut *tx)
+        .await?;
+        let pool: Option<bool> = sqlx::query_scalar(
+            "with c as (
+                delete from pool_cordon where until <= now() returning id
+             ), e as (
+                insert into events (kind, actor, reason)
+                select 'uncordon_pool', $1, 'the cordon''s end (until) passed' from c
+             )
+             select true from c",
+        )
+        .bind(actor)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ExpiredCordons {
+            namespaces: namespaces.into_iter().map(|(n,)| n).collect(),
+            pool: pool.unwrap_or(false),
+        })
+    }
+}
