@@ -14,6 +14,16 @@ pub struct CordonChange {
     pub generation: Option<i64>,
 }
 
+/// The offer and the pool cordon's columns (null when it does not hold).
+#[derive(sqlx::FromRow)]
+struct OfferRow {
+    names: Vec<String>,
+    reason: Option<String>,
+    cordoned_by: Option<String>,
+    cordoned_at: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
 /// What the expiry sweep lifted.
 #[derive(Debug, Clone, Default)]
 pub struct ExpiredCordons {
@@ -142,24 +152,19 @@ impl Store {
              left join pool_cordon c on {POOL_CORDONED}",
             super::pool::OFFERED
         );
-        let (names, reason, cordoned_by, cordoned_at, until): (
-            Vec<String>,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        ) = sqlx::query_as(&sql)
+        let row: OfferRow = sqlx::query_as(&sql)
             .fetch_one(&mut *self.conn().await?)
             .await?;
-        let cordon = match (reason, cordoned_by, cordoned_at) {
+        let cordon = match (row.reason, row.cordoned_by, row.cordoned_at) {
             (Some(reason), Some(cordoned_by), Some(cordoned_at)) => Some(PoolCordonRow {
                 reason,
                 cordoned_by,
                 cordoned_at,
-                until,
+                until: row.until,
             }),
             _ => None,
         };
+        let names = row.names;
         Ok(PoolOffer { names, cordon })
     }
 
