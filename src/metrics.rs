@@ -54,8 +54,9 @@ pub fn latency_histogram() -> Histogram {
 /// The Kubernetes calls nspool makes, and the outcomes every family starts
 /// with at zero: a counter that appears only at its first increment hides
 /// that increment from `increase()` and `rate()`.
-const KUBE_CALLS: [&str; 6] = [
+const KUBE_CALLS: [&str; 7] = [
     "apply",
+    "post_event",
     "get_namespace",
     "claim_labels",
     "access_review",

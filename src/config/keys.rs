@@ -200,7 +200,7 @@ pub const KEYS: &[Key] = &[
     key(
         "nspool.serviceAccount",
         "`nspool`",
-        "nspool's own ServiceAccount in the platform namespace; in create mode each pool namespace gets a RoleBinding `nspool-leftovers` that lets it list leftovers there",
+        "nspool's own ServiceAccount in the platform namespace; in create mode each pool namespace gets RoleBindings `nspool-leftovers` (list leftovers there) and `nspool-events` (post Events there)",
     ),
     key(
         "nspool.commanderServiceAccount",

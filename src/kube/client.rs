@@ -193,6 +193,19 @@ impl KubeClient {
             )
             .await?;
         }
+        if let Some(writer) = &objects.events_writer {
+            let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
+            let binding = objects::events_binding(namespace, writer);
+            self.call(
+                "apply",
+                bindings.patch(
+                    objects::EVENTS_BINDING_NAME,
+                    &params,
+                    &Patch::Apply(binding),
+                ),
+            )
+            .await?;
+        }
         if let Some(reader) = &objects.leftovers_reader {
             let bindings: Api<RoleBinding> = Api::namespaced(self.client.clone(), namespace);
             let binding = objects::leftovers_binding(namespace, reader);
@@ -207,6 +220,22 @@ impl KubeClient {
             .await?;
         }
         Ok(())
+    }
+
+    /// Posts an Event (events.k8s.io/v1) in its namespace. Its name is made
+    /// from nspool's event, so a second post of the same one is a 409, taken
+    /// as posted.
+    pub async fn post_event(&self, event: &k8s_openapi::api::events::v1::Event) -> Result<()> {
+        let namespace = event.metadata.namespace.as_deref().unwrap_or_default();
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), namespace);
+        match self
+            .call("post_event", events.create(&PostParams::default(), event))
+            .await
+        {
+            Ok(_) | Err(Error::Api { code: 409, .. }) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {

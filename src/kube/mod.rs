@@ -2,6 +2,8 @@
 //! client that applies and verifies them.
 
 pub mod client;
+pub mod event_posts;
+pub mod events;
 pub mod objects;
 pub mod reconcile;
 pub mod rules;

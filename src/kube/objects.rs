@@ -21,6 +21,10 @@ pub const LABEL_DEPLOYMENT: &str = "nspool.astronomer.io/deployment-id";
 /// pool namespace (create mode).
 pub const LEFTOVERS_ROLE: &str = "nspool-leftovers";
 pub const LEFTOVERS_BINDING_NAME: &str = "nspool-leftovers";
+/// The ClusterRole (shipped) that creates Events, and nspool's RoleBinding to
+/// it in each pool namespace (create mode): Events go to pool namespaces only.
+pub const EVENTS_ROLE: &str = "nspool-events";
+pub const EVENTS_BINDING_NAME: &str = "nspool-events";
 
 /// What nspool applies in one pool namespace (create mode).
 #[derive(Debug, Clone, Default)]
@@ -31,18 +35,22 @@ pub struct NamespaceObjects {
     /// nspool's own account, bound to [`LEFTOVERS_ROLE`] here when released
     /// namespaces are checked: (name, namespace).
     pub leftovers_reader: Option<(String, String)>,
+    /// nspool's own account, bound to [`EVENTS_ROLE`] here: (name, namespace).
+    pub events_writer: Option<(String, String)>,
 }
 
 impl NamespaceObjects {
     /// A fingerprint of what is applied besides the Commander rules.
     pub fn fingerprint(&self) -> String {
-        let reader = self
-            .leftovers_reader
-            .as_ref()
-            .map(|(name, ns)| format!("{ns}:{name}"))
-            .unwrap_or_default();
+        let account = |who: &Option<(String, String)>| {
+            who.as_ref()
+                .map(|(name, ns)| format!("{ns}:{name}"))
+                .unwrap_or_default()
+        };
+        let reader = account(&self.leftovers_reader);
+        let writer = account(&self.events_writer);
         format!(
-            "{}/{}/{reader}",
+            "{}/{}/{reader}/events={writer}",
             if self.create_rbac {
                 "rbac"
             } else {
@@ -56,17 +64,32 @@ impl NamespaceObjects {
 /// nspool's RoleBinding to [`LEFTOVERS_ROLE`] in a pool namespace: list only,
 /// there only.
 pub fn leftovers_binding(namespace: &str, reader: &(String, String)) -> RoleBinding {
+    own_binding(LEFTOVERS_BINDING_NAME, LEFTOVERS_ROLE, namespace, reader)
+}
+
+/// nspool's RoleBinding to [`EVENTS_ROLE`] in a pool namespace: it creates
+/// Events about that namespace, there only.
+pub fn events_binding(namespace: &str, writer: &(String, String)) -> RoleBinding {
+    own_binding(EVENTS_BINDING_NAME, EVENTS_ROLE, namespace, writer)
+}
+
+fn own_binding(
+    name: &str,
+    cluster_role: &str,
+    namespace: &str,
+    account: &(String, String),
+) -> RoleBinding {
     RoleBinding {
-        metadata: meta(LEFTOVERS_BINDING_NAME, Some(namespace), true),
+        metadata: meta(name, Some(namespace), true),
         role_ref: RoleRef {
             api_group: "rbac.authorization.k8s.io".into(),
             kind: "ClusterRole".into(),
-            name: LEFTOVERS_ROLE.into(),
+            name: cluster_role.into(),
         },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
-            name: reader.0.clone(),
-            namespace: Some(reader.1.clone()),
+            name: account.0.clone(),
+            namespace: Some(account.1.clone()),
             ..Subject::default()
         }]),
     }

@@ -120,6 +120,10 @@ impl KubeWorker {
                     service.platform_namespace.as_str().to_owned(),
                 )
             }),
+            events_writer: Some((
+                service.service_account.clone(),
+                service.platform_namespace.as_str().to_owned(),
+            )),
         }
     }
 
@@ -193,6 +197,15 @@ impl KubeWorker {
                     while !*stop.borrow() && lock.alive().await {
                         if let Err(error) = self.pass(false).await {
                             tracing::warn!(%error, "Kubernetes pass failed; retrying");
+                        }
+                        if let Err(error) = super::event_posts::post_due(
+                            &self.store,
+                            &self.kube,
+                            &crate::pool::replica_name(),
+                        )
+                        .await
+                        {
+                            tracing::warn!(%error, "could not read the events to post to Kubernetes; retrying");
                         }
                         tokio::select! {
                             () = self.wake.notified() => {},

@@ -6,6 +6,7 @@ mod cordons;
 mod deployments;
 mod events;
 mod history;
+mod kube_events;
 mod kube_work;
 mod pool;
 mod reclaim_runs;
@@ -20,6 +21,7 @@ pub use deployments::{
 };
 pub use events::EventRow;
 pub use history::StateChange;
+pub use kube_events::LoggedEvent;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{
     HealthFigures, NamespaceHolder, PoolCordonRow, PoolNamespaceRow, PoolOffer, PoolStateCounts,

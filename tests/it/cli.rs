@@ -247,7 +247,7 @@ fn shipped_manifests_and_example_config_parse() {
 
 /// nspool's own RBAC manifests parse into k8s-openapi types; none of them
 /// lets nspool delete anything; escalate and bind name the Commander Role,
-/// and bind also nspool's own leftovers ClusterRole (nothing else).
+/// and bind also nspool's own leftovers and events ClusterRoles (nothing else).
 #[test]
 fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
     use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -256,6 +256,7 @@ fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
         include_str!("../../docker/kubernetes/create/rbac-create.yaml"),
         include_str!("../../docker/kubernetes/verify/rbac-verify.yaml"),
         include_str!("../../docker/kubernetes/base/rbac-leftovers.yaml"),
+        include_str!("../../docker/kubernetes/base/rbac-events.yaml"),
     ] {
         for document in serde_yaml::Deserializer::from_str(text) {
             let value = serde_yaml::Value::deserialize(document).unwrap();
@@ -272,7 +273,7 @@ fn shipped_rbac_manifests_never_grant_delete_and_limit_escalate() {
                     let resources = rule.resources.clone().unwrap_or_default();
                     let allowed: &[&str] = if resources == ["clusterroles"] {
                         assert_eq!(rule.verbs, ["bind"], "{rule:?}");
-                        &["nspool-leftovers"]
+                        &["nspool-leftovers", "nspool-events"]
                     } else {
                         assert_eq!(resources, ["roles"], "{rule:?}");
                         &["deployment-commander-role"]

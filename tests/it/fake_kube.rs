@@ -1,6 +1,7 @@
 //! A small Kubernetes API server over real HTTP, for the kinds nspool touches:
 //! Namespaces, Roles, RoleBindings (server-side apply), SubjectAccessReviews,
-//! API discovery, and lists of what a namespace holds (Pods,
+//! Events (events.k8s.io/v1, created and checked as the API server's
+//! validation does), API discovery, and lists of what a namespace holds (Pods,
 //! PersistentVolumeClaims, Services, Secrets, ConfigMaps, ServiceAccounts).
 //! As a real cluster does, a new namespace gets the `default` ServiceAccount
 //! and the `kube-root-ca.crt` ConfigMap. A no-op apply changes nothing (not
@@ -49,6 +50,8 @@ pub struct FakeState {
     pub latency: Duration,
     pub writes: u64,
     pub next_version: u64,
+    /// Events created, in order (events.k8s.io/v1 objects as stored).
+    pub events: Vec<Value>,
 }
 
 #[derive(Clone)]
@@ -82,6 +85,10 @@ impl FakeKube {
             .route(
                 "/apis/authorization.k8s.io/v1/subjectaccessreviews",
                 post(review),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{ns}/events",
+                post(create_event),
             )
             .fallback(unknown)
             .with_state(state.clone());
@@ -196,6 +203,22 @@ impl FakeKube {
             .pass(false)
             .await
             .unwrap()
+    }
+
+    /// The Events created in `namespace`, as (reason, note), in order.
+    pub fn events_in(&self, namespace: &str) -> Vec<(String, String)> {
+        self.with(|s| {
+            s.events
+                .iter()
+                .filter(|e| e["metadata"]["namespace"] == namespace)
+                .map(|e| {
+                    (
+                        e["reason"].as_str().unwrap_or_default().to_owned(),
+                        e["note"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
     }
 
     /// Fails the test if nspool ever sent a DELETE or an ownerReference.
@@ -555,6 +578,123 @@ async fn discovery(
 async fn refuse_delete(State(state): State<Arc<Mutex<FakeState>>>, uri: Uri) -> Response {
     state.lock().unwrap().deletes.push(uri.to_string());
     status(405, "MethodNotAllowed", "nspool must never delete")
+}
+
+/// What the API server's validation of an events.k8s.io/v1 create refuses
+/// (`ValidateEventCreate`): the reasons, empty when the Event is valid.
+fn event_problems(ns: &str, event: &Value) -> Vec<String> {
+    let text = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).unwrap_or("");
+    let mut problems = Vec::new();
+    let name = text("/metadata/name");
+    let dns_subdomain = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        });
+    if !dns_subdomain {
+        problems.push(format!("metadata.name {name:?}: not a DNS subdomain"));
+    }
+    if !matches!(text("/metadata/namespace"), "") && text("/metadata/namespace") != ns {
+        problems.push("metadata.namespace: does not match the request".into());
+    }
+    if text("/eventTime").is_empty() {
+        problems.push("eventTime: Required value".into());
+    }
+    if !matches!(text("/type"), "Normal" | "Warning") {
+        problems.push(format!("type: invalid {:?}", text("/type")));
+    }
+    let controller = text("/reportingController");
+    let qualified = |name: &str| {
+        let last = name.rsplit('/').next().unwrap_or("");
+        !last.is_empty()
+            && last.len() <= 63
+            && last
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && last.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && last.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    if !qualified(controller) || controller.len() > 128 {
+        problems.push(format!(
+            "reportingController {controller:?}: not a qualified name"
+        ));
+    }
+    for (field, limit) in [("reportingInstance", 128), ("action", 128), ("reason", 128)] {
+        let value = text(&format!("/{field}"));
+        if value.is_empty() || value.len() > limit {
+            problems.push(format!("{field}: required, at most {limit} characters"));
+        }
+    }
+    if text("/note").len() > 1024 {
+        problems.push("note: more than 1024 bytes".into());
+    }
+    if event.get("regarding").is_none() {
+        problems.push("regarding: Required value".into());
+    }
+    if text("/regarding/namespace").is_empty() && !matches!(ns, "default" | "kube-system") {
+        problems.push("regarding.namespace: does not match event.namespace".into());
+    }
+    for deprecated in [
+        "deprecatedFirstTimestamp",
+        "deprecatedLastTimestamp",
+        "deprecatedCount",
+    ] {
+        if event.get(deprecated).is_some_and(|v| !v.is_null()) {
+            problems.push(format!("{deprecated}: needs to be unset"));
+        }
+    }
+    problems
+}
+
+async fn create_event(
+    State(state): State<Arc<Mutex<FakeState>>>,
+    method: Method,
+    uri: Uri,
+    Path(ns): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(fault) = gate(&state, &method, &uri).await {
+        return fault;
+    }
+    let Ok(mut event) = serde_json::from_slice::<Value>(&body) else {
+        return status(400, "BadRequest", "not JSON");
+    };
+    let problems = event_problems(&ns, &event);
+    if !problems.is_empty() {
+        return status(
+            422,
+            "Invalid",
+            &format!("Event is invalid: {}", problems.join("; ")),
+        );
+    }
+    let mut s = state.lock().unwrap();
+    let namespace_key = ("Namespace".to_owned(), String::new(), ns.clone());
+    if !s.objects.contains_key(&namespace_key) {
+        return status(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+    }
+    let name = event["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if s.events.iter().any(|e| {
+        e["metadata"]["namespace"] == ns.as_str() && e["metadata"]["name"] == name.as_str()
+    }) {
+        return status(
+            409,
+            "AlreadyExists",
+            &format!("events.events.k8s.io \"{name}\" already exists"),
+        );
+    }
+    s.next_version += 1;
+    event["metadata"]["namespace"] = json!(ns);
+    event["metadata"]["resourceVersion"] = json!(s.next_version.to_string());
+    s.events.push(event.clone());
+    (StatusCode::CREATED, axum::Json(event)).into_response()
 }
 
 async fn unknown(State(state): State<Arc<Mutex<FakeState>>>, method: Method, uri: Uri) -> Response {

@@ -88,7 +88,9 @@ async fn create_mode_applies_every_object_once_with_field_manager_nspool(db: PgP
             .cloned()
             .collect::<Vec<_>>()
     });
-    assert_eq!(patches.len(), 9);
+    // Per namespace: the Namespace, the Commander Role and RoleBinding, and
+    // nspool's own RoleBinding for Events.
+    assert_eq!(patches.len(), 12);
     assert!(
         patches
             .iter()

@@ -18,6 +18,7 @@ mod fuzz;
 mod hostile;
 mod hygiene;
 mod kube;
+mod kube_events;
 mod monitoring;
 mod operations;
 mod races;
