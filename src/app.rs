@@ -156,9 +156,14 @@ pub async fn serve_with(
 /// and the drain (`nspool.http.drainSeconds`).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
-/// Serves until Ctrl-C or SIGTERM, with the reclaim schedule beside the API;
+/// Serves until Ctrl-C or SIGTERM, with the reclaim schedule beside the API
+/// (and, given the config file, reloads on SIGHUP or a change of the file);
 /// then stops taking requests and gives running work [`SHUTDOWN_GRACE`].
-pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> anyhow::Result<()> {
+pub async fn run_until_signal(
+    listener: TcpListener,
+    service: PoolService,
+    config_path: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let listener_task = {
         let service = service.clone();
@@ -170,7 +175,17 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         let stopped = stopped.clone();
         tokio::spawn(async move { service.sweep_cordons(stopped).await })
     };
-    let schedule = ReclaimSchedule::start(service.clone(), stopped.clone()).await?;
+    let schedule: crate::jobs::config_watch::ScheduleSlot = Arc::new(tokio::sync::Mutex::new(
+        ReclaimSchedule::start(service.clone(), stopped.clone()).await?,
+    ));
+    let config_watch = config_path.map(|path| {
+        tokio::spawn(crate::jobs::config_watch::watch(
+            service.clone(),
+            path,
+            schedule.clone(),
+            stopped.clone(),
+        ))
+    });
     let warming = service.clone();
     tokio::spawn(async move { warming.warm_dashboard().await });
     let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
@@ -199,7 +214,10 @@ pub async fn run_until_signal(listener: TcpListener, service: PoolService) -> an
         Ok(Err(error)) => tracing::warn!(%error, "the HTTP server task failed"),
         Err(_) => tracing::warn!("requests were still running after the shutdown grace; exiting"),
     }
-    if let Some(schedule) = schedule {
+    if let Some(watch) = config_watch {
+        let _ = watch.await;
+    }
+    if let Some(schedule) = schedule.lock().await.take() {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         schedule.shutdown(left.max(Duration::from_secs(1))).await;
         tracing::info!("reclaim schedule stopped");

@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -44,6 +45,11 @@ pub struct ServiceMetrics {
     kube_calls: Family<KubeCallLabels, Counter>,
     listener_reconnects: Counter,
     snapshot_reloads: Counter,
+    config_reloads: Family<OutcomeLabels, Counter>,
+    /// Unix seconds of the last reload that applied (0: none since start).
+    config_reload_success: Gauge,
+    /// 1 while the last reload attempt failed (the last good config serves).
+    config_reload_failing: Gauge,
 }
 
 /// Buckets for request and claim latencies: 0.5 ms to ~16 s.
@@ -76,6 +82,9 @@ impl Default for ServiceMetrics {
             kube_calls: Family::default(),
             listener_reconnects: Counter::default(),
             snapshot_reloads: Counter::default(),
+            config_reloads: Family::default(),
+            config_reload_success: Gauge::default(),
+            config_reload_failing: Gauge::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
@@ -94,6 +103,11 @@ impl Default for ServiceMetrics {
         for outcome in ["ok", "stopped", "failed"] {
             let _ = metrics
                 .reclaim_runs
+                .get_or_create(&OutcomeLabels { outcome });
+        }
+        for outcome in ["ok", "failed"] {
+            let _ = metrics
+                .config_reloads
                 .get_or_create(&OutcomeLabels { outcome });
         }
         for call in KUBE_CALLS {
@@ -156,6 +170,21 @@ impl ServiceMetrics {
             self.listener_reconnects.clone(),
         );
         registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP, or the file changed) by outcome: ok (applied), failed (refused; the last good config serves)",
+            self.config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the last config reload was applied (0: none since the start)",
+            self.config_reload_success.clone(),
+        );
+        registry.register(
+            "config_last_reload_failed",
+            "1 while the last config reload was refused (the errors are in the log and on the dashboard)",
+            self.config_reload_failing.clone(),
+        );
+        registry.register(
             "pool_snapshot_reloads",
             "Times this replica reloaded its pool snapshot after a missed or oversized change notice",
             self.snapshot_reloads.clone(),
@@ -199,6 +228,19 @@ impl ServiceMetrics {
 
     pub fn snapshot_reload(&self) {
         self.snapshot_reloads.inc();
+    }
+
+    /// A config reload applied (`ok`) or refused.
+    pub fn config_reload(&self, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        self.config_reloads
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+        self.config_reload_failing.set(i64::from(!ok));
+        if ok {
+            self.config_reload_success
+                .set(chrono::Utc::now().timestamp());
+        }
     }
 
     pub fn kube_call(&self, call: &'static str, outcome: &'static str) {

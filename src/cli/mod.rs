@@ -351,7 +351,7 @@ async fn serve(settings: Arc<Settings>, config_path: Option<PathBuf>) -> anyhow:
             broken = pool.broken,
             "nspool listening on http://{address}/v1 (GraphQL; GET for GraphiQL)"
         );
-        app::run_until_signal(listener, service).await
+        app::run_until_signal(listener, service, config_path).await
     }
     .await;
     database.close().await;

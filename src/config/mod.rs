@@ -103,7 +103,7 @@ pub struct HoustonFlags {
     pub manual_release_names: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CleanupSettings {
     pub enabled: bool,

@@ -89,7 +89,7 @@ impl KubeWorker {
     pub fn new(service: &PoolService, kube: KubeClient) -> Self {
         Self {
             store: service.store().clone(),
-            settings: Arc::new(service.settings().clone()),
+            settings: service.settings(),
             kube: kube.with_metrics(service.metrics()),
             wake: service.kube_wake(),
             progress: Arc::new(crate::pool::Silent),
@@ -186,7 +186,9 @@ impl KubeWorker {
     }
 
     /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    /// Each pass works with the settings in force when it starts (a reload
+    /// changes the next pass).
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
@@ -195,6 +197,8 @@ impl KubeWorker {
                 Ok(Some(mut lock)) => {
                     tracing::info!("this replica does the Kubernetes work");
                     while !*stop.borrow() && lock.alive().await {
+                        self.settings = self.service.settings();
+                        self.checks_released = self.service.checks_released();
                         if let Err(error) = self.pass(false).await {
                             tracing::warn!(%error, "Kubernetes pass failed; retrying");
                         }

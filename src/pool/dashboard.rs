@@ -22,13 +22,17 @@ pub struct HistoryPoint {
     pub soft_deleted: i64,
 }
 
-pub struct Dashboard<'a> {
+pub struct Dashboard {
     pub namespaces: Vec<PoolNamespaceView>,
     pub runs: Vec<ReclaimRunRow>,
     pub events: Vec<EventRow>,
     pub history: Vec<HistoryPoint>,
-    pub cleanup: &'a CleanupSettings,
+    pub cleanup: CleanupSettings,
     pub next_reclaim: Option<DateTime<Utc>>,
+    /// The whole pool's cordon, while it holds.
+    pub pool_cordon: Option<crate::store::PoolCordonRow>,
+    /// The last config reload's outcome (this replica).
+    pub reload: super::reload::ReloadStatus,
 }
 
 /// The pool's history, hour by hour, kept per replica and brought up to date
@@ -101,26 +105,30 @@ impl History {
 }
 
 impl PoolService {
-    pub async fn dashboard(&self, caller: &Caller) -> Result<Dashboard<'_>> {
+    pub async fn dashboard(&self, caller: &Caller) -> Result<Dashboard> {
         caller.authorize(Action::System(Level::Viewer))?;
         let now = Utc::now();
-        let (namespaces, runs, events, history) = tokio::try_join!(
+        let (namespaces, runs, events, history, pool_cordon) = tokio::try_join!(
             self.pool_view(caller),
             async { Ok(self.store.reclaim_runs(10).await?) },
             async { Ok(self.store.events(None, 25).await?) },
             self.history_until(now),
+            async { Ok(self.store.pool_cordon().await?) },
         )?;
-        let cleanup = &self.settings.cleanup;
+        let cleanup = self.settings().cleanup.clone();
+        let next_reclaim = cleanup
+            .enabled
+            .then(|| cleanup.schedule.next_after(now))
+            .flatten();
         Ok(Dashboard {
             namespaces,
             runs,
             events,
             history,
             cleanup,
-            next_reclaim: cleanup
-                .enabled
-                .then(|| cleanup.schedule.next_after(now))
-                .flatten(),
+            next_reclaim,
+            pool_cordon,
+            reload: self.reload_status(),
         })
     }
 

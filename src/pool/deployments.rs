@@ -121,7 +121,7 @@ impl PoolService {
     ) -> Result<DeploymentRow> {
         let started = std::time::Instant::now();
         let result = self.create_deployment_now(caller, request).await;
-        if self.settings.pool.enabled() {
+        if self.settings().pool.enabled() {
             self.metrics
                 .claim(claim_outcome(&result), started.elapsed());
         }
@@ -141,18 +141,19 @@ impl PoolService {
         input.check()?;
         let label = DeploymentLabel::parse(input.label.as_deref().unwrap_or(""))?;
         let executor = input.executor.unwrap_or(Executor::Celery);
-        let houston = &self.settings.houston;
+        let settings = self.settings();
+        let houston = &settings.houston;
         let manual_release = match non_empty(&input.release_name) {
             Some(name) if houston.manual_release_names => Some(ReleaseName::parse(name)?),
             _ => None,
         };
-        let pool_mode = self.settings.pool.enabled();
+        let pool_mode = settings.pool.enabled();
         let requested_namespace = match non_empty(&input.namespace) {
             None => None,
             Some(name) if pool_mode => Some(NamespaceName::parse(name)?),
             Some(name) if houston.namespace_free_form_entry => Some(NamespaceName::parse_for_pool(
                 name,
-                &self.settings.service.platform_namespace,
+                &settings.service.platform_namespace,
             )?),
             Some(_) => {
                 return Err(Error::BadInput(
@@ -227,7 +228,8 @@ impl PoolService {
 
     /// Houston's namespace outside pool mode: `<platform namespace>-<release>`.
     fn houston_namespace(&self, release: &ReleaseName) -> Result<NamespaceName> {
-        let platform = &self.settings.service.platform_namespace;
+        let settings = self.settings();
+        let platform = &settings.service.platform_namespace;
         let name = format!("{platform}-{}", release.as_str().to_ascii_lowercase());
         NamespaceName::parse(&name).map_err(|_| {
             Error::BadInput(format!(
@@ -486,7 +488,7 @@ impl PoolService {
         id: Uuid,
         hard: Option<bool>,
     ) -> Result<DeploymentRow> {
-        let hard_allowed = self.settings.houston.hard_delete_deployment;
+        let hard_allowed = self.settings().houston.hard_delete_deployment;
         let hard_requested = hard == Some(true);
         if hard_requested && hard_allowed {
             // One statement that carries the caller's scope; the row is read

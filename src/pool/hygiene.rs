@@ -16,7 +16,15 @@ impl PoolService {
     /// No cluster here after all (`auto` mode found none): this replica's
     /// releases free at once, as with Kubernetes off.
     pub fn without_kubernetes(&self) {
+        self.no_cluster.store(true, Ordering::Relaxed);
         self.checks_released.store(false, Ordering::Relaxed);
+    }
+
+    /// After a reload: released namespaces are checked when the new config
+    /// says so and this replica has a cluster.
+    pub(crate) fn recheck_released(&self) {
+        let checks = self.settings().checks_released() && !self.no_cluster.load(Ordering::Relaxed);
+        self.checks_released.store(checks, Ordering::Relaxed);
     }
 
     /// Frees a releasing namespace at once (system admins); the event keeps

@@ -10,6 +10,7 @@ mod listener;
 mod progress;
 mod reclaim;
 mod refusals;
+pub mod reload;
 mod sessions;
 pub mod snapshot;
 pub mod token_cache;
@@ -39,7 +40,8 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct PoolService {
     store: Store,
-    settings: Arc<Settings>,
+    /// Swapped whole by a reload (`swap_settings`).
+    settings: Arc<arc_swap::ArcSwap<Settings>>,
     /// Wakes this process's Kubernetes worker after a claim or release.
     kube_wake: Arc<tokio::sync::Notify>,
     metrics: Arc<crate::metrics::ServiceMetrics>,
@@ -52,6 +54,10 @@ pub struct PoolService {
     /// Released namespaces are checked for leftovers: the config says so and
     /// (for `serve` in `auto` mode) this replica found a cluster.
     checks_released: Arc<std::sync::atomic::AtomicBool>,
+    /// `auto` mode found no cluster at start (`without_kubernetes`).
+    no_cluster: Arc<std::sync::atomic::AtomicBool>,
+    /// Config reloads: their outcomes and the last good one's time.
+    reloads: Arc<reload::ReloadState>,
 }
 
 /// How long a write waits for its own pool change to reach this replica's
@@ -70,7 +76,9 @@ impl PoolService {
             checks_released: Arc::new(std::sync::atomic::AtomicBool::new(
                 settings.checks_released(),
             )),
-            settings,
+            settings: Arc::new(arc_swap::ArcSwap::new(settings)),
+            no_cluster: Arc::default(),
+            reloads: Arc::default(),
         }
     }
 
@@ -110,8 +118,15 @@ impl PoolService {
         Ok(rows)
     }
 
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The settings in force now: a reload swaps them whole, so one read
+    /// sees one config (hold the `Arc` for the length of one operation).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.load_full()
+    }
+
+    /// Puts `settings` in force for every operation that starts from now.
+    pub(crate) fn swap_settings(&self, settings: Arc<Settings>) {
+        self.settings.store(settings);
     }
 
     pub fn store(&self) -> &Store {
@@ -120,7 +135,8 @@ impl PoolService {
 
     /// Brings the pool table in line with the config (start-up, config change).
     pub async fn sync_pool(&self) -> Result<PoolSyncReport> {
-        let pool = &self.settings.pool;
+        let settings = self.settings();
+        let pool = &settings.pool;
         // Pool mode off: no names, so every name ever in the pool is retired.
         let entries = if pool.enabled() {
             &pool.namespaces[..]
@@ -146,7 +162,7 @@ impl PoolService {
             )
             .await?;
         // Checks switched off: nothing will ever find the releasing ones clean.
-        if let Some(note) = self.settings.unchecked_release_note() {
+        if let Some(note) = settings.unchecked_release_note() {
             let freed = self
                 .store
                 .free_releasing(&Caller::Operator.actor(), note)
@@ -161,7 +177,8 @@ impl PoolService {
     /// When a soft-deleted Deployment's namespace comes back by itself:
     /// `None` when the reclaim job is off or only dry-runs.
     pub fn reclaimable_at(&self, deleted_at: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-        let cleanup = &self.settings.cleanup;
+        let settings = self.settings();
+        let cleanup = &settings.cleanup;
         if !cleanup.reclaims() {
             return None;
         }
@@ -173,7 +190,8 @@ impl PoolService {
     pub fn urls(&self, row: &DeploymentRow) -> [(&'static str, String); 2] {
         let base = format!(
             "https://deployments.{}/{}",
-            self.settings.service.base_domain, row.release_name
+            self.settings().service.base_domain,
+            row.release_name
         );
         [
             ("airflow", format!("{base}/airflow")),

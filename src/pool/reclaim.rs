@@ -156,7 +156,8 @@ impl PoolService {
         tick: DateTime<Utc>,
         stop: &watch::Receiver<bool>,
     ) -> Result<Option<ReclaimReport>> {
-        let cleanup = &self.settings.cleanup;
+        let settings = self.settings();
+        let cleanup = &settings.cleanup;
         let Some(run_id) = self
             .store
             .claim_scheduled_run(
@@ -275,9 +276,9 @@ impl PoolService {
     }
 
     /// The reclaim job's settings (system viewer or more).
-    pub fn reclaim_job(&self, caller: &Caller) -> Result<&crate::config::CleanupSettings> {
+    pub fn reclaim_job(&self, caller: &Caller) -> Result<crate::config::CleanupSettings> {
         caller.authorize(Action::System(Level::Viewer))?;
-        Ok(&self.settings.cleanup)
+        Ok(self.settings().cleanup.clone())
     }
 
     pub async fn reclaim_runs(&self, caller: &Caller, last: i64) -> Result<Vec<ReclaimRunRow>> {

@@ -139,9 +139,10 @@ impl PoolService {
             .into_iter()
             .map(|d| (d.id, d))
             .collect();
-        let never = self.settings.cleanup.never_reclaims_note();
+        let settings = self.settings();
+        let never = settings.cleanup.never_reclaims_note();
         let unchecked = (!self.checks_released())
-            .then(|| self.settings.unchecked_release_note())
+            .then(|| settings.unchecked_release_note())
             .flatten();
         Ok(rows
             .into_iter()

@@ -19,6 +19,17 @@ const EVENT_COLUMNS: &str =
     "id, at, kind, namespace, deployment_id, release_name, workspace_id, actor, reason";
 
 impl Store {
+    /// One event about nspool itself (a config reload, say).
+    pub async fn log_event(&self, kind: &str, actor: &str, reason: &str) -> Result<()> {
+        sqlx::query("insert into events (kind, actor, reason) values ($1, $2, $3)")
+            .bind(kind)
+            .bind(actor)
+            .bind(reason)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
     /// The newest `last` events of each namespace, newest first, in one query.
     pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
         let sql = format!(

@@ -23,5 +23,6 @@ mod monitoring;
 mod operations;
 mod races;
 mod reclaim_job;
+mod reload;
 mod replicas;
 mod support;

@@ -22,6 +22,11 @@ th { background: #f5f6f9; }
 .cell { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
 .free { background: #2e9e5b; } .held { background: #3b6fd6; } .soft-deleted { background: #e0a21b; }
 .retired { background: #9aa1ad; } .broken { background: #d64545; } .releasing { background: #8e5bd6; }
+.cordoned { background: #c2410c; }
+.banner { border-radius: 6px; padding: 0.6rem 1rem; margin: 0.8rem 0; }
+.banner.warn { background: #fff4e5; border: 1px solid #f0b45b; }
+.banner.error { background: #fdecea; border: 1px solid #e59a94; }
+.banner ul { margin: 0.3rem 0 0; }
 .state { display: inline-block; padding: 0 0.4rem; border-radius: 4px; color: #fff; font-size: 0.8rem; }
 .chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
 .chart .grid { stroke: #dde1e8; stroke-width: 1; }
@@ -112,7 +117,7 @@ fn details(view: &PoolNamespaceView) -> Markup {
     }
 }
 
-pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
+pub fn dashboard(data: &Dashboard, role: &str) -> Markup {
     let states: Vec<&str> = data
         .namespaces
         .iter()
@@ -131,8 +136,21 @@ pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
                     form class="inline" method="post" action="/logout" { button type="submit" { "Sign out" } }
                 }
             }
+            @if let Some(cordon) = &data.pool_cordon {
+                p class="banner warn" id="pool-cordon" {
+                    strong { "The pool is cordoned: no claims. " }
+                    (cordon.reason) " (by " (cordon.cordoned_by) " at " (time(cordon.cordoned_at))
+                    @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
+                }
+            }
+            @if let Some((at, errors)) = &data.reload.failing {
+                div class="banner error" id="reload-failed" {
+                    strong { "The config reload at " (time(*at)) " was refused; the last good config stays in force:" }
+                    ul { @for error in errors { li { code { (error) } } } }
+                }
+            }
             section class="counts" aria-label="namespaces by state" {
-                @for state in ["free", "held", "soft-deleted", "releasing", "retired", "broken"] {
+                @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken"] {
                     div class="count" id=(format!("count-{state}")) {
                         span class=(format!("cell {state}")) {} " " (state) b { (count(state)) }
                     }
@@ -168,6 +186,12 @@ pub fn dashboard(data: &Dashboard<'_>, role: &str) -> Markup {
                             td { (details(view)) }
                         }
                     }
+                }
+            }
+            p class="muted" id="config-reload" {
+                @match data.reload.last_success {
+                    Some(at) => { "Config last reloaded at " (time(at)) " (SIGHUP or a change of the file)." }
+                    None => { "Config as read at start (a SIGHUP or a change of the file reloads it)." }
                 }
             }
             h2 { "The reclaim job" }

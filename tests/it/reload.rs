@@ -1,0 +1,258 @@
+//! Reloading the config without a restart: a good config is applied whole
+//! (pool, Houston flags, quotas, the reclaim job), a bad one changes nothing
+//! and is reported; the service never stops. Through the service, and
+//! through the binary (SIGHUP, and a change of the file alone).
+
+use crate::support::{
+    ChildGuard, TestApp, database_url, drain_lines, listening_address, metric_value, pool_config,
+};
+use nspool::config::Settings;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+fn parse(yaml: &str) -> Result<Settings, nspool::config::ConfigErrors> {
+    Settings::parse(yaml, &|_| None)
+}
+
+const FLAGS: &str = "{ appConfig { manualReleaseNames hardDeleteDeployment } }";
+
+#[sqlx::test]
+async fn a_good_reload_applies_the_pool_flags_and_quota_without_a_restart(db: PgPool) {
+    let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let before = pool_config(&names(&["ns-a", "ns-b"]), "");
+    let app = TestApp::spawn(&before, db).await;
+    let admin = app.admin().await;
+    let flags = app.ok(Some(&admin), FLAGS, Value::Null).await;
+    assert_eq!(flags["appConfig"]["manualReleaseNames"], false);
+
+    let after = pool_config(
+        &names(&["ns-a", "ns-c"]),
+        "astronomer: {houston: {config: {deployments: {manualReleaseNames: true}}, cleanupDeployments: {schedule: '30 2 * * *'}}}\n\
+         nspool: {workspaceQuota: 1, listen: '127.0.0.1:1'}",
+    );
+    let report = app
+        .service
+        .reload(parse(&after))
+        .await
+        .expect("a valid config is applied");
+    assert_eq!(report.sync.added, ["ns-c"]);
+    assert_eq!(report.sync.retired, ["ns-b"]);
+    assert!(report.cleanup_changed);
+    assert_eq!(report.needs_restart, ["nspool.listen"]);
+    assert_ne!(
+        app.service.settings().service.listen.to_string(),
+        "127.0.0.1:1",
+        "what needs a restart keeps its running value"
+    );
+
+    // The writer's replica reads the new pool at once; the flags and quota apply.
+    let started = Instant::now();
+    while app.available(&admin).await != ["ns-a", "ns-c"] {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the new pool is never offered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let flags = app.ok(Some(&admin), FLAGS, Value::Null).await;
+    assert_eq!(flags["appConfig"]["manualReleaseNames"], true);
+    let job = app
+        .ok(Some(&admin), "{ reclaimJob { schedule } }", Value::Null)
+        .await;
+    assert!(
+        job["reclaimJob"]["schedule"]
+            .as_str()
+            .unwrap()
+            .contains("30 2"),
+        "{job}"
+    );
+    let ws = app.create_workspace(&admin, "quota").await;
+    let quota = app
+        .ok(
+            Some(&admin),
+            "query($ws: Uuid!) { workspace(workspaceUuid: $ws) { namespaceQuota } }",
+            json!({"ws": ws}),
+        )
+        .await;
+    assert_eq!(quota["workspace"]["namespaceQuota"], 1);
+
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_reloads_total{outcome=\"ok\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_last_reload_failed"),
+        Some(0.0)
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "nspool_config_last_reload_success_timestamp_seconds"
+        )
+        .unwrap()
+            > 0.0
+    );
+    let logged: i64 =
+        sqlx::query_scalar("select count(*) from events where kind = 'config_reload'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(logged, 1);
+}
+
+#[sqlx::test]
+async fn a_bad_reload_changes_nothing_and_is_reported_until_a_good_one(db: PgPool) {
+    let config = pool_config(&["ns-a".into(), "ns-b".into()], "");
+    let app = TestApp::spawn(&config, db).await;
+    let admin = app.admin().await;
+    let rows = app.snapshot().await;
+    let bad = pool_config(
+        &["ns-a".into(), "Not_A_Name".into()],
+        "astronomer: {houston: {cleanupDeployments: {olderThan: -3}}}",
+    );
+    assert!(app.service.reload(parse(&bad)).await.is_none());
+    assert_eq!(app.snapshot().await, rows, "nothing changed");
+    assert_eq!(app.available(&admin).await, ["ns-a", "ns-b"]);
+    let status = app.service.reload_status();
+    let (_, errors) = status
+        .failing
+        .expect("the failure is kept for the dashboard");
+    assert!(
+        errors.iter().any(|e| e.contains("namespaces.names")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("olderThan")), "{errors:?}");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_reloads_total{outcome=\"failed\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_last_reload_failed"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "nspool_config_last_reload_success_timestamp_seconds"
+        ),
+        Some(0.0)
+    );
+
+    // Still serving; a good config afterwards clears the report.
+    app.ok(Some(&admin), "{ workspaces { id } }", Value::Null)
+        .await;
+    assert!(app.service.reload(parse(&config)).await.is_some());
+    assert!(app.service.reload_status().failing.is_none());
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_last_reload_failed"),
+        Some(0.0)
+    );
+}
+
+/// The binary: SIGHUP reloads, a change of the file alone reloads (as a
+/// mounted ConfigMap changes), a bad file is refused while serving goes on.
+#[sqlx::test]
+async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
+    let url = database_url(&db);
+    let dir = std::env::temp_dir().join(format!(
+        "nspool-it-reload-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    let write = |names: &[&str]| {
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        std::fs::write(&file, pool_config(&names, "")).unwrap();
+    };
+    write(&["ns-a"]);
+    let token = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+        .env("DATABASE_URL", &url)
+        .args(["token", "create", "--role", "SYSTEM_VIEWER"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+        .env("DATABASE_URL", &url)
+        .env("NSPOOL_LISTEN", "127.0.0.1:0")
+        .env("NSPOOL_KUBERNETES_MODE", "off")
+        .env("NO_COLOR", "1")
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = drain_lines(&mut child);
+    let child = ChildGuard(child);
+    let address = listening_address(&lines, |_| {});
+    let client = reqwest::Client::new();
+    let available = || async {
+        let answer: Value = client
+            .post(format!("http://{address}/v1"))
+            .header("authorization", &token)
+            .json(&json!({"query": "{ availableNamespaces { name } }"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["data"]["availableNamespaces"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n["name"].as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let until = |want: Vec<&'static str>, what: &'static str| {
+        let available = &available;
+        async move {
+            let started = Instant::now();
+            while available().await != want {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "{what}: never {want:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    until(vec!["ns-a"], "start").await;
+
+    // SIGHUP. (The poll would see the change too; the signal is at once.)
+    write(&["ns-a", "ns-b"]);
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGHUP) };
+    until(vec!["ns-a", "ns-b"], "after SIGHUP").await;
+
+    // The file alone, replaced as a ConfigMap's is (a new file renamed over it).
+    let next = dir.join("config.yaml.new");
+    std::fs::write(&next, pool_config(&["ns-c".into()], "")).unwrap();
+    std::fs::rename(&next, &file).unwrap();
+    until(vec!["ns-c"], "after the file changed").await;
+
+    // A bad file: refused, logged with its key, served on.
+    std::fs::write(
+        &file,
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [BAD]}}}}\n",
+    )
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the refusal is logged");
+        if line.contains("config reload refused") && line.contains("namespaces.names") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20));
+    }
+    assert_eq!(available().await, ["ns-c"], "the last good config serves");
+    drop(child);
+    let _ = std::fs::remove_dir_all(dir);
+}
