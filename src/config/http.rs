@@ -147,3 +147,42 @@ pub fn read_http(r: &mut Reader, nspool: &At<'_>) -> HttpSettings {
     }
     settings
 }
+
+/// Most proxies a list may name (a real ingress has a handful of ranges).
+pub const MAX_TRUSTED_PROXIES: usize = 64;
+
+/// `nspool.http.trustedProxies`: the peers (CIDRs) whose `X-Forwarded-For`
+/// and `X-Forwarded-Host` are believed. Unset: none (the peer is the client).
+pub fn read_trusted_proxies(r: &mut Reader, nspool: &At<'_>) -> Vec<ipnet::IpNet> {
+    let at = nspool.at("http.trustedProxies");
+    let items = r.list(&at);
+    if items.len() > MAX_TRUSTED_PROXIES {
+        r.error(
+            &at,
+            format!("{} entries; at most {MAX_TRUSTED_PROXIES}", items.len()),
+        );
+        return Vec::new();
+    }
+    let mut nets = Vec::new();
+    for (path, item) in items {
+        let item = At {
+            value: Some(item),
+            path,
+        };
+        let Some(text) = r.string(&item) else {
+            continue;
+        };
+        // A bare address is a /32 (or /128).
+        let parsed = text
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => r.error(
+                &item,
+                format!("\"{text}\" is not an address or a CIDR range (10.0.0.0/8, fd00::/8)"),
+            ),
+        }
+    }
+    nets
+}

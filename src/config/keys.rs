@@ -279,6 +279,11 @@ pub const KEYS: &[Key] = &[
         "database connections one request holds at once; one it cannot get within 3 s gives SERVICE_UNAVAILABLE (1 to 32)",
     ),
     key(
+        "nspool.http.trustedProxies",
+        "`[]`",
+        "addresses or CIDR ranges of the ingress or load balancer in front; only from these peers are `X-Forwarded-For` (the client's address, for the sign-in limit) and `X-Forwarded-Host`/`-Proto` believed (at most 64)",
+    ),
+    key(
         "nspool.http.drainSeconds",
         "`5`",
         "after SIGTERM, open connections are still served this long, each answer with `Connection: close` (0 to 120)",

@@ -196,6 +196,8 @@ pub struct ServiceSettings {
     pub database_max_connections: u32,
     /// Bounds on connections and requests.
     pub http: HttpSettings,
+    /// Peers whose `X-Forwarded-*` headers are believed (`nspool.http.trustedProxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The Commander Role's rules: the seed's, unless `nspool.rbacRules` replaces them.
     #[serde(skip)]
     pub rbac_rules: Vec<Rule>,
@@ -736,6 +738,7 @@ fn read_service(
         },
     };
     let http = http::read_http(r, &n);
+    let trusted_proxies = http::read_trusted_proxies(r, &n);
     let rules_at = n.key("rbacRules");
     let (rbac_rules, rbac_rules_source) = if rules_at.present() {
         (read_rules(r, &rules_at), "nspool.rbacRules")
@@ -776,6 +779,7 @@ fn read_service(
             log_format,
             database_max_connections,
             http,
+            trusted_proxies,
             rbac_rules,
             rbac_rules_source,
         },

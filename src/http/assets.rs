@@ -31,7 +31,33 @@ pub const ASSETS: [(&str, &str, &[u8]); 4] = [
     ),
 ];
 
+/// nspool's own scripts (`web/nspool/`): they change with nspool, so they
+/// are revalidated rather than cached for a year.
+pub const OWN_ASSETS: [(&str, &[u8]); 2] = [
+    (
+        "nspool-dashboard.js",
+        include_bytes!("../../web/nspool/dashboard.js"),
+    ),
+    (
+        "nspool-graphiql.js",
+        include_bytes!("../../web/nspool/graphiql.js"),
+    ),
+];
+
+/// The dashboard's reload script, as its page names it.
+pub const DASHBOARD_SCRIPT: &str = "/v1/assets/nspool-dashboard.js";
+
 pub async fn asset(Path(name): Path<String>) -> Response {
+    if let Some((_, bytes)) = OWN_ASSETS.iter().find(|(n, _)| *n == name) {
+        return (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *bytes,
+        )
+            .into_response();
+    }
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
         Some((_, content_type, bytes)) => (
             [

@@ -1,8 +1,9 @@
 //! The axum router: GraphQL at `/v1`, GraphiQL, the token page, health.
 //! The state is one struct so later layers (metrics, dashboard) slot in.
 
-mod assets;
-pub(crate) mod dashboard;
+pub(crate) mod assets;
+mod client_address;
+pub mod dashboard;
 mod graphql;
 pub mod guard;
 mod health;
@@ -112,9 +113,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1", get(pages::graphiql).post(graphql::execute))
         .route("/v1/token", get(pages::token))
         .route("/v1/assets/{name}", get(assets::asset))
-        .route("/", get(dashboard::show))
-        .route("/login", axum::routing::post(dashboard::sign_in))
-        .route("/logout", axum::routing::post(dashboard::sign_out))
+        .merge(
+            Router::new()
+                .route("/", get(dashboard::show))
+                .route("/login", axum::routing::post(dashboard::sign_in))
+                .route("/logout", axum::routing::post(dashboard::sign_out))
+                .route("/actions", axum::routing::post(dashboard::act))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    dashboard::same_site_posts,
+                )),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::limit,

@@ -264,3 +264,126 @@ async fn the_dashboard_signs_in_shows_every_state_and_signs_out(db: PgPool) {
     browser.close().await.expect("Chromium closes");
     let _ = browser.wait().await;
 }
+
+/// A system admin cordons a namespace from the dashboard, as a person
+/// would: types a reason, clicks Cordon, sees it cordoned; then uncordons
+/// it. No inline script runs (the CSP forbids it; the page's one script is
+/// a file), and the browser logs no CSP violation.
+/// (That the forms are plain POSTs that need no script is shown over HTTP
+/// in `dashboard_actions.rs`.)
+#[sqlx::test]
+async fn an_admin_cordons_a_namespace_from_the_dashboard(db: PgPool) {
+    let (app, _) = crate::dashboard::seeded(db).await;
+    let admin = app.admin().await;
+    let mut browser = launch().await;
+    let page = browser.new_page("about:blank").await.expect("a tab");
+    // What the browser logs about the page's security (a CSP violation is one).
+    page.execute(chromiumoxide::cdp::browser_protocol::log::EnableParams::default())
+        .await
+        .expect("the browser's log");
+    let mut entries = page
+        .event_listener::<chromiumoxide::cdp::browser_protocol::log::EventEntryAdded>()
+        .await
+        .expect("log entries");
+    let security = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = security.clone();
+    tokio::spawn(async move {
+        while let Some(entry) = entries.next().await {
+            let text = entry.entry.text.clone();
+            if text.contains("Content Security Policy") || text.contains("Refused to") {
+                seen.lock().unwrap().push(text);
+            }
+        }
+    });
+    page.goto(app.url("/")).await.expect("dashboard opens");
+    wait_until(
+        &page,
+        "!!document.querySelector('input[name=token]')",
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_with(&page, &admin).await;
+    wait_until(
+        &page,
+        "!!document.querySelector('#cordon-pool-c')",
+        Duration::from_secs(20),
+    )
+    .await;
+    let reason = page
+        .find_element("#cordon-reason-pool-c")
+        .await
+        .expect("the reason field of an admin's form");
+    reason.click().await.expect("focus");
+    reason.type_str("node pool upgrade").await.expect("typed");
+    page.find_element("#cordon-pool-c")
+        .await
+        .expect("the cordon button")
+        .click()
+        .await
+        .expect("cordoned");
+    wait_until(
+        &page,
+        "(document.querySelector('#done')?.textContent || '').includes('Cordoned: pool-c')",
+        Duration::from_secs(20),
+    )
+    .await;
+    let text = |script: &'static str| {
+        let page = page.clone();
+        async move {
+            page.evaluate(script)
+                .await
+                .expect("read the page")
+                .into_value::<String>()
+                .expect("text")
+        }
+    };
+    assert_eq!(
+        text("document.querySelector('#ns-pool-c .state').textContent").await,
+        "cordoned"
+    );
+    assert!(
+        text("document.querySelector('#ns-pool-c').textContent")
+            .await
+            .contains("node pool upgrade")
+    );
+    let reason: Option<String> =
+        sqlx::query_scalar("select cordon_reason from pool_namespaces where name = 'pool-c'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("node pool upgrade"));
+    let logged = security.lock().unwrap().clone();
+    assert!(logged.is_empty(), "the page breaks its own CSP: {logged:?}");
+    // The reload script is a file of this origin, and it loaded.
+    let scripts =
+        text("[...document.scripts].map(s => s.src + ':' + s.textContent.length).join(' ')").await;
+    assert!(
+        scripts.ends_with("/v1/assets/nspool-dashboard.js:0"),
+        "{scripts}"
+    );
+    screenshot(&page, "dashboard-cordoned.png").await;
+
+    page.find_element("#uncordon-pool-c")
+        .await
+        .expect("the uncordon button")
+        .click()
+        .await
+        .expect("uncordoned");
+    wait_until(
+        &page,
+        "(document.querySelector('#done')?.textContent || '').includes('Uncordoned: pool-c')",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        text("document.querySelector('#ns-pool-c .state').textContent").await,
+        "free"
+    );
+    let security = security.lock().unwrap().clone();
+    assert!(
+        security.is_empty(),
+        "the page breaks its own CSP: {security:?}"
+    );
+    browser.close().await.expect("Chromium closes");
+    let _ = browser.wait().await;
+}

@@ -9,6 +9,7 @@ mod cli;
 mod connections;
 mod contract;
 mod dashboard;
+mod dashboard_actions;
 mod docs;
 mod documents;
 mod fake_kube;

@@ -1,11 +1,19 @@
 //! The pool dashboard at `/`, for system roles: sign in with a pasted token
 //! (kept by nobody: the browser gets an HttpOnly, SameSite=Strict session
-//! cookie), a server-rendered page, sign out. Cookies are read here only:
-//! `/v1` takes the Authorization header alone, so it has no CSRF surface.
+//! cookie), a server-rendered page with a search box, system admins' actions
+//! (plain POST forms, each with the session's CSRF token), sign out. Every
+//! POST here must come from this site (`forms::cross_site`). Cookies are read
+//! here only: `/v1` takes the Authorization header alone, so it has no CSRF
+//! surface.
 
+mod action_forms;
+mod actions;
 mod chart;
+pub mod forms;
 mod page;
 pub mod rate_limit;
+
+pub use actions::act;
 
 use super::AppState;
 use crate::domain::Caller;
@@ -69,8 +77,85 @@ fn unavailable(error: &Error) -> Response {
     )
 }
 
+/// The client's address, as the sign-in limit counts it.
+fn client(
+    state: &AppState,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> IpAddr {
+    let peer = connection.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
+    let proxies = state.service.settings().service.trusted_proxies.clone();
+    crate::http::client_address::client_address(peer, headers, &proxies)
+}
+
+/// This site as the browser addressed it: `X-Forwarded-Host` from a trusted
+/// proxy, else the Host header.
+fn site_host(
+    state: &AppState,
+    connection: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(',').next().unwrap_or(v).trim().to_owned())
+    };
+    let peer = connection.map(|c| c.0.0.ip());
+    let trusted = peer.is_some_and(|peer| {
+        crate::http::client_address::from_trusted_proxy(
+            peer,
+            &state.service.settings().service.trusted_proxies,
+        )
+    });
+    trusted
+        .then(|| text("x-forwarded-host"))
+        .flatten()
+        .or_else(|| text(header::HOST.as_str()))
+}
+
+/// Every dashboard POST (`/login`, `/logout`, `/actions`): refused with 403
+/// before it is read when a browser says another site sent it.
+pub async fn same_site_posts(
+    State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() == axum::http::Method::POST {
+        let host = site_host(&state, connection.as_ref(), request.headers());
+        if let Some(why) = forms::cross_site(request.headers(), host.as_deref()) {
+            tracing::info!(path = %request.uri().path(), why, "dashboard: a cross-site form was refused");
+            return html(
+                StatusCode::FORBIDDEN,
+                page::sign_in(Some(&format!(
+                    "Refused: {why}. Use the dashboard itself at its own address."
+                ))),
+            );
+        }
+    }
+    next.run(request).await
+}
+
+/// What `GET /` may carry: a search, and what the last action did.
+#[derive(serde::Deserialize, Default)]
+pub struct Shown {
+    #[serde(default)]
+    pub q: String,
+    #[serde(default)]
+    pub done: String,
+    #[serde(default)]
+    pub ns: String,
+}
+
 /// `GET /`: the dashboard, or the sign-in form.
-pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    // A query it cannot read is ignored, not refused.
+    shown: Result<axum::extract::Query<Shown>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let shown = shown.map(|q| q.0).unwrap_or_default();
     let Some(id) = session_id(&headers) else {
         return html(StatusCode::OK, page::sign_in(None));
     };
@@ -92,8 +177,19 @@ pub async fn show(State(state): State<AppState>, headers: HeaderMap) -> Response
         Caller::Authenticated(identity) => identity.role.as_str(),
         _ => "",
     };
+    let admin = caller
+        .authorize(crate::domain::Action::System(
+            crate::domain::roles::Level::Admin,
+        ))
+        .is_ok();
+    let view = page::View {
+        role,
+        csrf: admin.then(|| forms::csrf_token(&id)),
+        search: shown.q.trim().chars().take(128).collect(),
+        done: action_forms::Done::parse(&shown.done, &shown.ns),
+    };
     match state.service.dashboard(&caller).await {
-        Ok(data) => html(StatusCode::OK, page::dashboard(&data, role)),
+        Ok(data) => html(StatusCode::OK, page::dashboard(&data, &view)),
         Err(Error::Forbidden { .. } | Error::Unauthenticated { .. }) => html(
             StatusCode::FORBIDDEN,
             page::sign_in(Some(
@@ -117,15 +213,23 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
-    let address = connection.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.0.ip());
-    if !state.sign_in_limit.allow(address, Instant::now()) {
-        return html(
+    let address = client(&state, connection, &headers);
+    if state.sign_in_limit.blocked(address, Instant::now()) {
+        state
+            .service
+            .metrics()
+            .refused(crate::budgets::Budget::SignIn);
+        let mut response = html(
             StatusCode::TOO_MANY_REQUESTS,
             page::sign_in(Some(&format!(
-                "Too many sign-in attempts from your address ({} a minute); wait a minute.",
+                "Too many failed sign-ins from your address ({} a minute); wait a minute.",
                 rate_limit::TRIES
             ))),
         );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        return response;
     }
     match state.service.sign_in(&form.token).await {
         Ok(session) => {
@@ -136,10 +240,13 @@ pub async fn sign_in(
             );
             response
         }
-        Err(Error::Unauthenticated { .. }) => html(
-            StatusCode::UNAUTHORIZED,
-            page::sign_in(Some("That is not a valid token.")),
-        ),
+        Err(Error::Unauthenticated { .. }) => {
+            state.sign_in_limit.failed(address, Instant::now());
+            html(
+                StatusCode::UNAUTHORIZED,
+                page::sign_in(Some("That is not a valid token.")),
+            )
+        }
         Err(Error::Forbidden { .. }) => html(
             StatusCode::FORBIDDEN,
             page::sign_in(Some(

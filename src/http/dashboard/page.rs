@@ -1,6 +1,9 @@
 //! The dashboard's HTML (maud templates, escaped by construction): readable
-//! with JavaScript off; one small script reloads it while the tab is visible.
+//! and usable with JavaScript off; one small script (a file nspool serves,
+//! so the page's CSP allows no inline script) reloads it while the tab is
+//! visible and nobody is typing.
 
+use super::action_forms::{self, Done};
 use super::chart::chart;
 use crate::pool::{Dashboard, PoolNamespaceView};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,6 +30,11 @@ th { background: #f5f6f9; }
 .banner.warn { background: #fff4e5; border: 1px solid #f0b45b; }
 .banner.error { background: #fdecea; border: 1px solid #e59a94; }
 .banner ul { margin: 0.3rem 0 0; }
+.banner.ok { background: #e9f7ef; border: 1px solid #8fd1a8; }
+form.action { display: flex; gap: 0.3rem; margin: 0.15rem 0; }
+form.action input { font: inherit; width: 11rem; }
+form.search input { font: inherit; width: 28rem; max-width: 100%; }
+.pool-actions { margin: 0.5rem 0; }
 .state { display: inline-block; padding: 0 0.4rem; border-radius: 4px; color: #fff; font-size: 0.8rem; }
 .chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
 .chart .grid { stroke: #dde1e8; stroke-width: 1; }
@@ -42,9 +50,32 @@ button { font: inherit; padding: 0.2rem 0.8rem; }
 label input { font: inherit; width: 32rem; max-width: 100%; }
 "#;
 
-/// Reloads every 15 s while the tab is visible; the page works without it.
-const REFRESH: &str =
-    "setInterval(() => { if (document.visibilityState === 'visible') location.reload(); }, 15000);";
+/// What the page shows besides the pool: who is signed in, their CSRF token
+/// when they may act (system admins), the search, the last action's result.
+pub struct View<'a> {
+    pub role: &'a str,
+    pub csrf: Option<String>,
+    pub search: String,
+    pub done: Option<Done>,
+}
+
+/// Whether `view` matches the search: its name, holder's release name or
+/// label, or workspace, case-insensitively.
+fn matches(view: &PoolNamespaceView, search: &str) -> bool {
+    if search.is_empty() {
+        return true;
+    }
+    let needle = search.to_lowercase();
+    let mut fields = vec![view.row.name.as_str()];
+    if let Some(d) = &view.holder {
+        fields.extend([
+            d.release_name.as_str(),
+            d.label.as_str(),
+            d.workspace_label.as_str(),
+        ]);
+    }
+    fields.iter().any(|f| f.to_lowercase().contains(&needle))
+}
 
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -62,7 +93,7 @@ fn page(title: &str, body: Markup, refresh: bool) -> Markup {
             }
             body {
                 (body)
-                @if refresh { script { (PreEscaped(REFRESH)) } }
+                @if refresh { script src=(crate::http::assets::DASHBOARD_SCRIPT) {} }
             }
         }
     }
@@ -91,6 +122,19 @@ pub fn sign_in(problem: Option<&str>) -> Markup {
     )
 }
 
+/// A refused action: why, and the way back.
+pub fn refused(message: &str) -> Markup {
+    page(
+        "nspool: refused",
+        html! {
+            header { h1 { "nspool pool dashboard" } }
+            p class="error" role="alert" { (message) }
+            p { a href="/" { "Back to the dashboard" } }
+        },
+        false,
+    )
+}
+
 /// The strings of a stored JSON array.
 fn strings(value: Option<&serde_json::Value>) -> Vec<&str> {
     value
@@ -110,6 +154,11 @@ fn details(view: &PoolNamespaceView) -> Markup {
         @if !labels_missing.is_empty() { div { "labels missing: " (labels_missing.join(", ")) } }
         @if !missing.is_empty() { div { "Commander cannot: " (missing.join(", ")) } }
         @if let Some(at) = view.reclaimable_at { div { "reclaimable after " (time(at)) } }
+        @if let Some(reason) = &view.row.cordon_reason {
+            div class="cordon" { "cordoned: " (reason)
+                " (" (view.row.cordoned_by.as_deref().unwrap_or(""))
+                @if let Some(until) = view.row.cordon_until { ", until " (time(until)) } ")" }
+        }
         @if let Some(error) = &view.row.kube_error {
             div class="error" { "Kubernetes: " (error)
                 @if let Some(next) = view.row.kube_next_attempt_at { " (next try " (time(next)) ")" } }
@@ -117,7 +166,8 @@ fn details(view: &PoolNamespaceView) -> Markup {
     }
 }
 
-pub fn dashboard(data: &Dashboard, role: &str) -> Markup {
+pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
+    let role = shown.role;
     let states: Vec<&str> = data
         .namespaces
         .iter()
@@ -136,12 +186,18 @@ pub fn dashboard(data: &Dashboard, role: &str) -> Markup {
                     form class="inline" method="post" action="/logout" { button type="submit" { "Sign out" } }
                 }
             }
+            @if let Some(done) = &shown.done {
+                p class="banner ok" role="status" id="done" { (done.sentence()) }
+            }
             @if let Some(cordon) = &data.pool_cordon {
                 p class="banner warn" id="pool-cordon" {
                     strong { "The pool is cordoned: no claims. " }
                     (cordon.reason) " (by " (cordon.cordoned_by) " at " (time(cordon.cordoned_at))
                     @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
                 }
+            }
+            @if let Some(csrf) = &shown.csrf {
+                div class="pool-actions" { span class="muted" { "Whole pool: " } (action_forms::pool_actions(data.pool_cordon.as_ref(), csrf)) }
             }
             @if let Some((at, errors)) = &data.reload.failing {
                 div class="banner error" id="reload-failed" {
@@ -159,15 +215,22 @@ pub fn dashboard(data: &Dashboard, role: &str) -> Markup {
             h2 { "The pool over the last 7 days" }
             (chart(&data.history))
             h2 { "Every namespace" }
+            form class="search" method="get" action="/" role="search" {
+                input type="search" name="q" value=(shown.search) maxlength="128"
+                    placeholder="namespace, release, Deployment label or workspace" aria-label="search namespaces";
+                " " button type="submit" { "Search" }
+                @if !shown.search.is_empty() { " " a href="/" { "show all" } }
+            }
             div class="grid-cells" aria-label="one cell per namespace" {
                 @for (view, state) in data.namespaces.iter().zip(&states) {
                     span class=(format!("cell {state}")) title=(format!("{}: {state}", view.row.name)) {}
                 }
             }
             table {
-                thead { tr { th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" } } }
+                thead { tr { th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" }
+                    @if shown.csrf.is_some() { th { "actions" } } } }
                 tbody {
-                    @for (view, state) in data.namespaces.iter().zip(&states) {
+                    @for (view, state) in data.namespaces.iter().zip(&states).filter(|(v, _)| matches(v, &shown.search)) {
                         tr id=(format!("ns-{}", view.row.name)) {
                             td { (view.row.name) }
                             td { span class=(format!("state {state}")) { (state) } }
@@ -184,6 +247,7 @@ pub fn dashboard(data: &Dashboard, role: &str) -> Markup {
                                 }
                             }
                             td { (details(view)) }
+                            @if let Some(csrf) = &shown.csrf { td { (action_forms::namespace_actions(view, csrf)) } }
                         }
                     }
                 }

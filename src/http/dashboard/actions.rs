@@ -1,0 +1,93 @@
+//! `POST /actions`: a system admin's cordon, uncordon and mark-clean from
+//! the dashboard, as plain forms (they work with JavaScript off). The form
+//! carries the session's CSRF token; the pool service decides who may (the
+//! same rules as GraphQL). Done: 303 back to the namespace's row with what
+//! was done; refused: a page that says why, with the right status.
+
+use super::{AppState, forms, html, page, session_id};
+use crate::pool::Error;
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+#[derive(serde::Deserialize)]
+pub struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    reason: String,
+}
+
+fn refused(status: StatusCode, message: &str) -> Response {
+    html(status, page::refused(message))
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    let Some(id) = session_id(&headers) else {
+        return Redirect::to("/").into_response();
+    };
+    let caller = match state.service.session(&id).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => return Redirect::to("/").into_response(),
+        Err(error) => return super::unavailable(&error),
+    };
+    if !forms::csrf_matches(&id, &form.csrf) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This form is not from your session (its CSRF token does not match); reload the dashboard and try again.",
+        );
+    }
+    let service = &state.service;
+    let name = form.name.trim();
+    let outcome = match form.action.as_str() {
+        "cordon" => service
+            .cordon_namespace(&caller, name, &form.reason, None)
+            .await
+            .map(|_| ()),
+        "uncordon" => service.uncordon_namespace(&caller, name).await.map(|_| ()),
+        "mark-clean" => {
+            service
+                .mark_namespace_clean(&caller, name, &form.reason)
+                .await
+        }
+        "cordon-pool" => service.cordon_pool(&caller, &form.reason, None).await,
+        "uncordon-pool" => service.uncordon_pool(&caller).await.map(|_| ()),
+        _ => Err(Error::BadInput(
+            "No such action; use the dashboard's buttons".into(),
+        )),
+    };
+    match outcome {
+        Ok(()) => {
+            let target = super::action_forms::Done::parse(&form.action, name)
+                .map_or_else(|| "/".to_owned(), |done| done.link());
+            Redirect::to(&target).into_response()
+        }
+        Err(error) => {
+            let status = match &error {
+                Error::BadInput(_) => StatusCode::BAD_REQUEST,
+                Error::NotFound(_) => StatusCode::NOT_FOUND,
+                Error::Conflict(_) => StatusCode::CONFLICT,
+                Error::Unauthenticated { .. } | Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+                Error::Unavailable(_) | Error::Internal(_) => {
+                    return super::unavailable(&error);
+                }
+            };
+            let message = match &error {
+                Error::Forbidden { .. } => {
+                    "Only a SYSTEM_ADMIN's session may cordon, uncordon or mark clean.".to_owned()
+                }
+                other => other.to_string(),
+            };
+            refused(status, &message)
+        }
+    }
+}
