@@ -416,7 +416,10 @@ async fn graphiql_loads_only_from_nspool(db: PgPool) {
         .unwrap()
         .to_owned();
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
-    assert!(csp.contains("script-src 'self';"), "no inline script: {csp}");
+    assert!(
+        csp.contains("script-src 'self';"),
+        "no inline script: {csp}"
+    );
     let html = page.text().await.unwrap();
     assert!(html.contains("<meta charset=\"utf-8\">"));
     assert_eq!(
@@ -437,9 +440,8 @@ async fn graphiql_loads_only_from_nspool(db: PgPool) {
     }
     assert_eq!(assets.len(), 5, "{assets:?}");
     // nspool's own boot script: revalidated, and it sets up the playground.
-    let (own, vendored): (Vec<String>, Vec<String>) = assets
-        .into_iter()
-        .partition(|url| url.contains("/nspool-"));
+    let (own, vendored): (Vec<String>, Vec<String>) =
+        assets.into_iter().partition(|url| url.contains("/nspool-"));
     assert_eq!(own, ["/v1/assets/nspool-graphiql.js"]);
     let boot = reqwest::get(app.url(&own[0])).await.unwrap();
     assert_eq!(boot.headers()["cache-control"], "no-cache");
