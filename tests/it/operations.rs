@@ -425,3 +425,72 @@ async fn soft_deleted_deployments_count_and_the_config_default_applies(db: PgPoo
     let data = app.ok(Some(&admin), HOLDINGS, json!({"ws": ws})).await;
     assert_eq!(data["workspace"]["namespacesHeld"], 1);
 }
+
+/// A cordon of the pool racing claims on three replicas: claims that
+/// started before it may win, every claim that starts after it has answered
+/// is refused on every replica, and the holders are exactly the winners.
+#[sqlx::test]
+async fn a_pool_cordon_racing_claims_on_three_replicas_stops_every_later_claim(db: PgPool) {
+    let config = pool_config(&pool_names(60), "");
+    let apps = [
+        TestApp::spawn(&config, db.clone()).await,
+        TestApp::spawn(&config, another_pool(&db).await).await,
+        TestApp::spawn(&config, another_pool(&db).await).await,
+    ];
+    let admin = apps[0].admin().await;
+    let ws = apps[0].create_workspace(&admin, "race").await;
+    let racers = (0..24).map(|i| {
+        let app = &apps[i % 3];
+        let admin = admin.clone();
+        async move {
+            claim(
+                app,
+                &admin,
+                ws,
+                &format!("ns-{i:03}"),
+                &format!("before-{i}"),
+            )
+            .await
+        }
+    });
+    let cordon = apps[1].gql(
+        Some(&admin),
+        CORDON_POOL,
+        json!({"reason": "maintenance window"}),
+    );
+    let (before, cordoned) = tokio::join!(join_all(racers), cordon);
+    assert_eq!(cordoned["data"]["cordonPool"], true, "{cordoned}");
+    let won = before.iter().filter(|r| r.get("errors").is_none()).count();
+    for lost in before.iter().filter(|r| r.get("errors").is_some()) {
+        let message = lost["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("maintenance window"), "{message}");
+    }
+    // After the cordon answered: nothing passes, anywhere.
+    let after = (24..48).map(|i| {
+        let app = &apps[i % 3];
+        let admin = admin.clone();
+        async move {
+            claim(
+                app,
+                &admin,
+                ws,
+                &format!("ns-{i:03}"),
+                &format!("after-{i}"),
+            )
+            .await
+        }
+    });
+    for refused in join_all(after).await {
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "CONFLICT",
+            "{refused}"
+        );
+    }
+    let holders: i64 = sqlx::query_scalar(
+        "select count(*) from pool_namespaces where holder_deployment_id is not null",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(holders as usize, won, "the holders are exactly the winners");
+}

@@ -256,3 +256,52 @@ async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The dashboard tells a signed-in person that the last reload was refused,
+/// with each error's key, until a good one comes.
+#[sqlx::test]
+async fn the_dashboard_shows_a_refused_reload(db: PgPool) {
+    let config = pool_config(&["ns-a".into()], "");
+    let app = TestApp::spawn(&config, db).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(app.url("/login"))
+        .form(&[("token", app.admin().await.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = || async {
+        client
+            .get(app.url("/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(page().await.contains("Config as read at start"));
+    let bad = pool_config(&["ns-a".into()], "nspool: {workspaceQuota: lots}");
+    assert!(app.service.reload(parse(&bad)).await.is_none());
+    let html = page().await;
+    assert!(html.contains("id=\"reload-failed\""), "{html}");
+    assert!(
+        html.contains("nspool.workspaceQuota"),
+        "the error names its key"
+    );
+    assert!(app.service.reload(parse(&config)).await.is_some());
+    let html = page().await;
+    assert!(!html.contains("id=\"reload-failed\""));
+    assert!(html.contains("Config last reloaded at"));
+}
