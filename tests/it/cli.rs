@@ -14,6 +14,20 @@ fn nspool() -> Command {
     command
 }
 
+/// `nspool ARGS` on the database at `url`: exit code, stdout, stderr.
+fn run_on(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = nspool()
+        .env("DATABASE_URL", url)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -340,18 +354,7 @@ async fn only_serve_and_migrate_change_the_pool(db: sqlx::PgPool) {
         "other.yaml",
         "global: {features: {namespacePools: {enabled: true, namespaces: {names: [elsewhere]}}}}\n",
     );
-    let run = |args: &[&str]| {
-        let out = nspool()
-            .env("DATABASE_URL", &url)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_on(&url, args);
     let other = other.to_str().unwrap();
     let before = pool_rows(&app.db).await;
     let (code, token, stderr) = run(&["token", "create", "--role", "SYSTEM_VIEWER"]);
@@ -512,18 +515,7 @@ async fn the_pool_commands_list_show_cordon_and_mark_clean(db: sqlx::PgPool) {
     use serde_json::{Value, json};
     let app = TestApp::spawn(POOL_OF_5, db).await;
     let url = database_url(&app.db);
-    let run = |args: &[&str]| {
-        let out = nspool()
-            .env("DATABASE_URL", &url)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| run_on(&url, args);
     let admin = app.admin().await;
     let ws = app.create_workspace(&admin, "cli").await;
     app.ok(

@@ -16,7 +16,7 @@ fn client() -> reqwest::Client {
 }
 
 /// A session cookie for `token`.
-async fn session(app: &TestApp, token: &str) -> String {
+pub async fn session(app: &TestApp, token: &str) -> String {
     let response = client()
         .post(app.url("/login"))
         .header("sec-fetch-site", "same-origin")

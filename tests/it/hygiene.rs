@@ -71,7 +71,7 @@ async fn namespace(app: &TestApp, token: &str, name: &str) -> Value {
 }
 
 /// Time passes for the next leftover check (or retry) of `name`.
-async fn due(db: &PgPool, name: &str) {
+pub async fn due(db: &PgPool, name: &str) {
     sqlx::query(
         "update pool_namespaces set leftovers_checked_at = leftovers_checked_at - interval '1 hour',
                 kube_next_attempt_at = null where name = $1",

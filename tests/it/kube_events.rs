@@ -6,6 +6,7 @@
 
 use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
 use crate::fake_kube::FakeKube;
+use crate::hygiene::due;
 use crate::support::TestApp;
 use axum::http::Method;
 use nspool::kube::client::KubeClient;
@@ -27,18 +28,6 @@ async fn post(app: &TestApp, fake: &FakeKube) -> usize {
     nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
         .await
         .expect("posting reads the database")
-}
-
-/// Time passes for the next leftover check of `name`.
-async fn due(db: &PgPool, name: &str) {
-    sqlx::query(
-        "update pool_namespaces set leftovers_checked_at = leftovers_checked_at - interval '1 hour',
-                kube_next_attempt_at = null where name = $1",
-    )
-    .bind(name)
-    .execute(db)
-    .await
-    .unwrap();
 }
 
 fn reasons(fake: &FakeKube, ns: &str) -> Vec<String> {

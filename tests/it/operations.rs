@@ -151,50 +151,49 @@ async fn cordons_are_for_system_admins_and_bad_input_writes_nothing(db: PgPool) 
     let admin = app.admin().await;
     let editor = app.token("SYSTEM_EDITOR", None).await;
     let before = app.snapshot().await;
-    app.err(
-        Some(&editor),
-        CORDON,
-        json!({"name": "pool-a", "reason": "mine"}),
-        "FORBIDDEN",
-    )
-    .await;
-    app.err(None, CORDON_POOL, json!({"reason": "x"}), "UNAUTHENTICATED")
-        .await;
-    app.err(
-        Some(&admin),
-        CORDON,
-        json!({"name": "pool-a", "reason": "   "}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        CORDON,
-        json!({"name": "pool-a", "reason": "late", "until": "2020-01-01T00:00:00Z"}),
-        "BAD_USER_INPUT",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        CORDON,
-        json!({"name": "not-in-pool", "reason": "x"}),
-        "NOT_FOUND",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        UNCORDON,
-        json!({"name": "pool-a"}),
-        "CONFLICT",
-    )
-    .await;
-    app.err(
-        Some(&admin),
-        SET_QUOTA,
-        json!({"ws": uuid::Uuid::new_v4(), "max": 2}),
-        "NOT_FOUND",
-    )
-    .await;
+    let refusals = [
+        (
+            Some(&editor),
+            CORDON,
+            json!({"name": "pool-a", "reason": "mine"}),
+            "FORBIDDEN",
+        ),
+        (None, CORDON_POOL, json!({"reason": "x"}), "UNAUTHENTICATED"),
+        (
+            Some(&admin),
+            CORDON,
+            json!({"name": "pool-a", "reason": "   "}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(&admin),
+            CORDON,
+            json!({"name": "pool-a", "reason": "late", "until": "2020-01-01T00:00:00Z"}),
+            "BAD_USER_INPUT",
+        ),
+        (
+            Some(&admin),
+            CORDON,
+            json!({"name": "not-in-pool", "reason": "x"}),
+            "NOT_FOUND",
+        ),
+        (
+            Some(&admin),
+            UNCORDON,
+            json!({"name": "pool-a"}),
+            "CONFLICT",
+        ),
+        (
+            Some(&admin),
+            SET_QUOTA,
+            json!({"ws": uuid::Uuid::new_v4(), "max": 2}),
+            "NOT_FOUND",
+        ),
+    ];
+    for (token, document, variables, code) in refusals {
+        app.err(token.map(String::as_str), document, variables, code)
+            .await;
+    }
     let ws = app.create_workspace(&admin, "q").await;
     let after_ws = app.snapshot().await;
     app.err(
@@ -310,16 +309,21 @@ async fn a_cordoned_pool_offers_nothing_on_any_replica_while_releases_go_on(db: 
     id_of(&claim(&first, &admin, ws, "pool-a", "after").await);
 }
 
+/// Three replicas of one pool of `size` on one database.
+async fn three_replicas(size: usize, db: &PgPool) -> [TestApp; 3] {
+    let config = pool_config(&pool_names(size), "");
+    [
+        TestApp::spawn(&config, db.clone()).await,
+        TestApp::spawn(&config, another_pool(db).await).await,
+        TestApp::spawn(&config, another_pool(db).await).await,
+    ]
+}
+
 /// Quota 2, 24 claims of 24 different namespaces at once across three
 /// replicas: the database lets exactly two through.
 #[sqlx::test]
 async fn racing_claims_across_three_replicas_never_pass_the_quota(db: PgPool) {
-    let config = pool_config(&pool_names(30), "");
-    let apps = [
-        TestApp::spawn(&config, db.clone()).await,
-        TestApp::spawn(&config, another_pool(&db).await).await,
-        TestApp::spawn(&config, another_pool(&db).await).await,
-    ];
+    let apps = three_replicas(30, &db).await;
     let admin = apps[0].admin().await;
     let ws = apps[0].create_workspace(&admin, "quota").await;
     let data = apps[1]
@@ -431,12 +435,7 @@ async fn soft_deleted_deployments_count_and_the_config_default_applies(db: PgPoo
 /// is refused on every replica, and the holders are exactly the winners.
 #[sqlx::test]
 async fn a_pool_cordon_racing_claims_on_three_replicas_stops_every_later_claim(db: PgPool) {
-    let config = pool_config(&pool_names(60), "");
-    let apps = [
-        TestApp::spawn(&config, db.clone()).await,
-        TestApp::spawn(&config, another_pool(&db).await).await,
-        TestApp::spawn(&config, another_pool(&db).await).await,
-    ];
+    let apps = three_replicas(60, &db).await;
     let admin = apps[0].admin().await;
     let ws = apps[0].create_workspace(&admin, "race").await;
     let racers = (0..24).map(|i| {

@@ -267,19 +267,7 @@ async fn the_dashboard_shows_a_refused_reload(db: PgPool) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let signed_in = client
-        .post(app.url("/login"))
-        .form(&[("token", app.admin().await.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = crate::dashboard_actions::session(&app, &app.admin().await).await;
     let page = || async {
         client
             .get(app.url("/"))
