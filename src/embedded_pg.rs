@@ -66,11 +66,42 @@ pub struct EmbeddedPostgres {
     users_lock: Option<File>,
 }
 
+/// A working directory's own name under the base: its last part (for a
+/// person reading `ls`) and a hash of its whole path (so two `main`
+/// checkouts still differ), e.g. `main-3f9c2a1b`.
+fn checkout_key(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let name: String = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into())
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    let hash = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!("{name}-{}", &hex::encode(hash)[..8])
+}
+
 impl EmbeddedPostgres {
-    /// The data directory: `NSPOOL_DATA_DIR`/`nspool.dataDir`, else
-    /// `/var/lib/nspool` as root (home directories are often mode 0700),
-    /// else `$XDG_DATA_HOME/nspool` or `~/.local/share/nspool`.
+    /// The data directory unless `NSPOOL_DATA_DIR`/`nspool.dataDir` names
+    /// one: one per working directory (every command run from one checkout
+    /// shares it; two checkouts never mix), under `/var/lib/nspool` as root
+    /// (home directories are often mode 0700), else `$XDG_DATA_HOME/nspool`
+    /// or `~/.local/share/nspool`.
     pub fn default_data_dir() -> PathBuf {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        Self::default_base().join(checkout_key(&cwd))
+    }
+
+    fn default_base() -> PathBuf {
         if is_root() {
             return PathBuf::from("/var/lib/nspool");
         }
@@ -428,6 +459,25 @@ fn check_reachable(dir: &Path, user: &RunAs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_working_directory_has_its_own_data_directory() {
+        let a = checkout_key(Path::new("/srv/checkouts/one/main"));
+        let b = checkout_key(Path::new("/srv/checkouts/two/main"));
+        assert!(a.starts_with("main-") && b.starts_with("main-"), "{a} {b}");
+        assert_ne!(a, b, "same name, other checkout");
+        assert_eq!(
+            a,
+            checkout_key(Path::new("/srv/checkouts/one/main")),
+            "stable"
+        );
+        assert_eq!(
+            checkout_key(Path::new("/")),
+            format!("root-{}", &checkout_key(Path::new("/"))[5..])
+        );
+        let odd = checkout_key(Path::new("/tmp/we ird:name"));
+        assert!(odd.starts_with("we_ird_name-"), "{odd}");
+    }
 
     #[test]
     fn long_data_dirs_get_a_short_socket_dir() {

@@ -122,10 +122,14 @@ enum ConfigCommand {
 }
 
 fn load(config: &ConfigArg) -> Result<Settings, ExitCode> {
-    Settings::load(config.config.as_deref()).map_err(|ConfigErrors(errors)| {
+    Settings::load(config.config.as_deref()).map_err(|ConfigErrors { errors, warnings }| {
         eprintln!("nspool: the configuration is not valid:");
         for error in errors {
             eprintln!("  {error}");
+        }
+        // A typo'd key is often why a required value seems missing.
+        for warning in warnings {
+            eprintln!("warning: {warning}");
         }
         ExitCode::from(2)
     })
@@ -272,7 +276,12 @@ fn config_check(config: &ConfigArg) -> ExitCode {
     for warning in &settings.warnings {
         eprintln!("warning: {warning}");
     }
-    print!("{}", settings.to_yaml());
+    // The directory the embedded default will use, not "null".
+    let mut shown = settings.clone();
+    if shown.service.database_url.is_none() && shown.service.data_dir.is_none() {
+        shown.service.data_dir = Some(crate::embedded_pg::EmbeddedPostgres::default_data_dir());
+    }
+    print!("{}", shown.to_yaml());
     println!("# {}", settings.nspool_rbac_advice());
     match settings.unchecked_release_note() {
         Some(note) => println!("# {note}"),

@@ -146,8 +146,8 @@ pub const KEYS: &[Key] = &[
     env_key(
         "nspool.dataDir",
         "NSPOOL_DATA_DIR",
-        "`/var/lib/nspool` as root, else `$XDG_DATA_HOME/nspool`",
-        "where the embedded PostgreSQL keeps its data",
+        "one directory per working directory (`<name>-<hash>`) under `/var/lib/nspool` as root, else under `$XDG_DATA_HOME/nspool`",
+        "where the embedded PostgreSQL keeps its data (`nspool config check` prints the one it will use); two checkouts never share one",
     ),
     env_key(
         "nspool.databaseMaxConnections",

@@ -7,6 +7,8 @@ mod bounds;
 mod http;
 pub mod keys;
 mod labels;
+mod platform;
+pub use platform::PlatformSettings;
 mod quota;
 pub use quota::MAX_WORKSPACE_QUOTA;
 mod reader;
@@ -135,14 +137,6 @@ impl CleanupSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlatformSettings {
-    pub manual_namespace_names_enabled: bool,
-    pub cluster_roles: bool,
-    pub commander_manual_namespace_names: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum KubernetesMode {
@@ -255,10 +249,27 @@ impl Settings {
     }
 }
 
-/// Errors of a config that cannot be used, each naming its key.
+/// Errors of a config that cannot be used, each naming its key, and the
+/// warnings found on the way (unknown keys, say: a typo is often the cause).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+#[error("{}", self.errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors {
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<String>,
+}
+
+impl ConfigErrors {
+    /// One error, no warnings (the file could not be read at all).
+    pub fn one(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigErrors {
+            errors: vec![ConfigError {
+                key: key.into(),
+                reason: reason.into(),
+            }],
+            warnings: Vec::new(),
+        }
+    }
+}
 
 /// Entries of `nspool.kubernetes.ignoredLeftovers` at most (each is matched
 /// against every object a leftover check lists).
@@ -286,18 +297,15 @@ impl Settings {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Settings, ConfigErrors> {
         if let Some(error) = bounds::size_error(text.len() as u64) {
-            return Err(ConfigErrors(vec![ConfigError {
-                key: "the file".into(),
-                reason: error,
-            }]));
+            return Err(ConfigErrors::one("the file", error));
         }
         if let Some(line) = bounds::too_deep_at(text) {
-            return Err(ConfigErrors(vec![ConfigError {
-                key: format!("line {line}"),
-                reason: format!(
+            return Err(ConfigErrors::one(
+                format!("line {line}"),
+                format!(
                     "nested more than {MAX_CONFIG_NESTING} collections deep; nspool's keys need 7"
                 ),
-            }]));
+            ));
         }
         let root: Value = if text.trim().is_empty() {
             Value::Null
@@ -307,10 +315,10 @@ impl Settings {
                     .location()
                     .map(|l| format!("line {}, column {}", l.line(), l.column()))
                     .unwrap_or_else(|| "the file".into());
-                ConfigErrors(vec![ConfigError {
-                    key: at,
-                    reason: format!("not valid YAML: {}", first_sentence(&e.to_string())),
-                }])
+                ConfigErrors::one(
+                    at,
+                    format!("not valid YAML: {}", first_sentence(&e.to_string())),
+                )
             })?
         };
         let mut r = Reader::default();
@@ -330,7 +338,7 @@ impl Settings {
         if let Some(note) = cleanup.never_reclaims_note() {
             r.warnings.push(note);
         }
-        let platform = read_platform(&mut r, &root);
+        let platform = platform::read(&mut r, &root, &pool);
         let service = ServiceSettings {
             claim_labels: service.claim_labels.unwrap_or(pool.create_namespaces),
             ..service.settings
@@ -345,7 +353,10 @@ impl Settings {
                 warnings: r.warnings,
             })
         } else {
-            Err(ConfigErrors(r.errors))
+            Err(ConfigErrors {
+                errors: r.errors,
+                warnings: r.warnings,
+            })
         }
     }
 
@@ -353,12 +364,8 @@ impl Settings {
     pub fn load(path: Option<&std::path::Path>) -> Result<Settings, ConfigErrors> {
         let text = match path {
             None => String::new(),
-            Some(path) => read_bounded(path).map_err(|reason| {
-                ConfigErrors(vec![ConfigError {
-                    key: path.display().to_string(),
-                    reason,
-                }])
-            })?,
+            Some(path) => read_bounded(path)
+                .map_err(|reason| ConfigErrors::one(path.display().to_string(), reason))?,
         };
         Settings::parse(&text, &|name| std::env::var(name).ok())
     }
@@ -559,29 +566,6 @@ fn read_cleanup(r: &mut Reader, root: &At<'_>) -> CleanupSettings {
         schedule,
         older_than_days,
         dry_run,
-    }
-}
-
-fn read_platform(r: &mut Reader, root: &At<'_>) -> PlatformSettings {
-    let global = root.key("global");
-    let manual_namespace_names_enabled = r.bool(&global.key("manualNamespaceNamesEnabled"), false);
-    let cluster_roles = r.bool(&global.key("clusterRoles"), true);
-    let mut commander_manual_namespace_names = false;
-    for (key, item) in r.list(&root.at("astronomer.commander.env")) {
-        let item = At {
-            value: Some(item),
-            path: key,
-        };
-        let name = r.string(&item.key("name"));
-        if name.as_deref() == Some("COMMANDER_MANUAL_NAMESPACE_NAMES") {
-            // The seed writes `value: true`; Helm users also write "true".
-            commander_manual_namespace_names = r.bool(&item.key("value"), false);
-        }
-    }
-    PlatformSettings {
-        manual_namespace_names_enabled,
-        cluster_roles,
-        commander_manual_namespace_names,
     }
 }
 

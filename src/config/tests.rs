@@ -7,7 +7,7 @@ fn parse(text: &str) -> Result<Settings, ConfigErrors> {
 fn errors(text: &str) -> Vec<String> {
     parse(text)
         .expect_err("config should be refused")
-        .0
+        .errors
         .iter()
         .map(ToString::to_string)
         .collect()
@@ -83,7 +83,49 @@ fn standard_pool_mode_reports_manual_namespaces_and_hard_delete() {
         s.service.claim_labels,
         "claim labels follow create by default"
     );
-    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // The platform's own settings still give Commander cluster-wide rights.
+    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    assert!(s.warnings[0].starts_with("global.clusterRoles is true"));
+    assert!(s.warnings[1].contains("COMMANDER_MANUAL_NAMESPACE_NAMES"));
+}
+
+#[test]
+fn the_platform_settings_a_pool_needs_warn_only_in_pool_mode() {
+    let pool = "global: {clusterRoles: false, features: {namespacePools: {enabled: true, namespaces: {names: [a]}}}}\n";
+    let set = "astronomer: {commander: {env: [{name: COMMANDER_MANUAL_NAMESPACE_NAMES, value: \"true\"}]}}";
+    assert!(parse(&format!("{pool}{set}")).unwrap().warnings.is_empty());
+    let warned = parse(pool).unwrap().warnings;
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains("COMMANDER_MANUAL_NAMESPACE_NAMES"));
+    // Outside pool mode nothing is asked of them.
+    assert!(
+        parse("global: {clusterRoles: true}")
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    // With pre-created namespaces Fluentd must look in them too.
+    let advanced = parse(
+        "global: {clusterRoles: false}\nastronomer: {commander: {env: [{name: COMMANDER_MANUAL_NAMESPACE_NAMES, value: true}]}, houston: {config: {deployments: {manualNamespaceNames: true, preCreatedNamespaces: [{name: b}]}}}}",
+    )
+    .unwrap();
+    assert_eq!(advanced.warnings.len(), 1, "{:?}", advanced.warnings);
+    assert!(advanced.warnings[0].contains("manualNamespaceNamesEnabled"));
+}
+
+#[test]
+fn unknown_key_warnings_come_with_errors_too() {
+    let refused = parse("global: {features: {namespacePools: {enabled: true, namespaces: {names: [BAD], nmaes: [a]}}}}")
+        .unwrap_err();
+    assert!(!refused.errors.is_empty());
+    assert!(
+        refused
+            .warnings
+            .iter()
+            .any(|w| w.contains("namespaces.nmaes: unknown key")),
+        "{:?}",
+        refused.warnings
+    );
 }
 
 #[test]
@@ -221,7 +263,12 @@ fn unknown_keys_are_ignored_outside_and_warned_inside_pool_subtrees() {
         "global: {somethingElse: 1, features: {namespacePools: {enabled: true, extra: 1, namespaces: {names: [a], typo: 2}}}}\nastronomer: {houston: {config: {other: 1}}}",
     )
     .unwrap();
-    assert_eq!(s.warnings.len(), 2, "{:?}", s.warnings);
+    let unknown: Vec<&String> = s
+        .warnings
+        .iter()
+        .filter(|w| w.contains("unknown key"))
+        .collect();
+    assert_eq!(unknown.len(), 2, "{:?}", s.warnings);
     assert!(s.warnings[0].starts_with("global.features.namespacePools.extra: unknown key"));
     assert!(
         s.warnings[1].starts_with("global.features.namespacePools.namespaces.typo: unknown key")
@@ -266,7 +313,7 @@ fn environment_overrides_the_file_and_is_named_in_errors() {
     assert!(!s.to_yaml().contains("secret"));
 
     let bad = |name: &str| (name == "NSPOOL_HOUSTON_VERSION").then(|| "0.31.9".to_owned());
-    let errs = Settings::parse("", &bad).unwrap_err().0;
+    let errs = Settings::parse("", &bad).unwrap_err().errors;
     assert!(
         errs[0]
             .to_string()

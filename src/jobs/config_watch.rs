@@ -59,12 +59,10 @@ pub async fn watch(
             tokio::task::spawn_blocking(move || Settings::load(Some(&file)))
                 .await
                 .unwrap_or_else(|_| {
-                    Err(crate::config::ConfigErrors(vec![
-                        crate::config::ConfigError {
-                            key: path.display().to_string(),
-                            reason: "reading the file failed".into(),
-                        },
-                    ]))
+                    Err(crate::config::ConfigErrors::one(
+                        path.display().to_string(),
+                        "reading the file failed",
+                    ))
                 })
         };
         let Some(report) = service.reload(read).await else {

@@ -78,8 +78,10 @@ impl PoolService {
     pub async fn reload(&self, read: Result<Settings, ConfigErrors>) -> Option<ReloadReport> {
         let mut new = match read {
             Ok(new) => new,
-            Err(ConfigErrors(errors)) => {
-                self.reload_failed(errors.iter().map(ToString::to_string).collect());
+            Err(ConfigErrors { errors, warnings }) => {
+                let mut reported: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                reported.extend(warnings.into_iter().map(|w| format!("warning: {w}")));
+                self.reload_failed(reported);
                 return None;
             }
         };

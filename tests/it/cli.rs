@@ -63,12 +63,34 @@ fn config_check_prints_settings_or_every_error() {
         stdout.contains("name: a") && stdout.contains("hardDeleteDeployment: true"),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("namespacePools.typo: unknown key"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("namespacePools.typo: unknown key"));
+    // The warnings docs/configuration.md promises in pool mode.
+    assert!(stderr.contains("global.clusterRoles is true"), "{stderr}");
+    assert!(stderr.contains("COMMANDER_MANUAL_NAMESPACE_NAMES"), "{stderr}");
+    // The data directory the embedded default will use, one per working directory.
+    let data_dir = stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dataDir: "))
+        .unwrap_or_else(|| panic!("no dataDir in {stdout}"))
+        .to_owned();
+    assert!(data_dir.starts_with('/') && data_dir != "null", "{data_dir}");
+    let elsewhere = nspool()
+        .current_dir(&dir)
+        .args(["config", "check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let other = String::from_utf8_lossy(&elsewhere.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("dataDir: ").map(str::to_owned))
+        .unwrap();
+    assert_ne!(data_dir, other, "another working directory, another data directory");
 
     let bad = write(
         &dir,
         "bad.yaml",
-        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [kube-system, Bad]}}}}\nnspool: {houstonVersion: 2.0.0}\n",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [kube-system, Bad]}, nmaes: [x]}}}\nnspool: {houstonVersion: 2.0.0}\n",
     );
     let out = nspool()
         .args(["config", "check", "--config"])
@@ -81,6 +103,8 @@ fn config_check_prints_settings_or_every_error() {
         "global.features.namespacePools.namespaces.names[0]: \"kube-system\" is reserved",
         "global.features.namespacePools.namespaces.names[1]: \"Bad\" is not a valid namespace name",
         "nspool.houstonVersion: 2.0.0 is outside",
+        // Unknown keys are told with the errors too: a typo is often the cause.
+        "namespacePools.nmaes: unknown key",
     ] {
         assert!(stderr.contains(expected), "{expected} not in {stderr}");
     }
