@@ -9,7 +9,8 @@
 #      (installed from Debian's packages first if there are none), stopped on exit.
 #      NSPOOL_TEST_PRIVATE_PG=1 skips 1 and 2.
 # Chromium for the browser tests is installed from Debian's packages when
-# missing (screenshots land in target/screenshots/).
+# missing (screenshots land in target/screenshots/), and the GraphQL over
+# HTTP audit's npm packages (scripts/graphql-http-audit, pinned) with npm ci.
 # Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
 # kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
@@ -95,6 +96,17 @@ if [ -z "${NSPOOL_CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   else
     echo "no Chromium: install Debian's chromium package or set NSPOOL_CHROMIUM" >&2
+  fi
+fi
+# The GraphQL over HTTP audit (tests/it/graphql_http.rs) runs graphql-http's
+# serverAudits with Node.js, from the pinned packages of its lock file.
+AUDIT=scripts/graphql-http-audit
+if ! [ -d "$AUDIT/node_modules/graphql-http" ]; then
+  if command -v npm >/dev/null; then
+    echo "installing the GraphQL over HTTP audit (npm ci in $AUDIT)"
+    npm ci --prefix "$AUDIT" --no-audit --no-fund --silent
+  else
+    echo "no npm: the GraphQL over HTTP audit test will fail; install Node.js" >&2
   fi
 fi
 DATABASES_BEFORE=$(sqlx_databases)

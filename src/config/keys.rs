@@ -38,7 +38,7 @@ pub const KEYS: &[Key] = &[
     key(
         "global.baseDomain",
         "`localhost`",
-        "the platform's domain: Deployment URLs, and the `authConfig` login link (`https://houston.<baseDomain>`)",
+        "the platform's domain: Deployment URLs, and the `authConfig` login link (`https://houston.<baseDomain>`; a request to a loopback address or `localhost` gets that host instead)",
     ),
     key(
         "global.features.namespacePools.enabled",

@@ -37,11 +37,81 @@ fn transport_error(status: StatusCode, code: &str, message: String) -> Response 
     (status, axum::Json(body)).into_response()
 }
 
-/// A request refused by a limit, before or after parsing: HTTP 200 like any
-/// GraphQL error (so clients read the message), and counted like one.
-fn refused(state: &AppState, code: &str, message: String) -> Response {
+/// A request refused by a limit, before or after parsing, counted like any
+/// GraphQL error: HTTP 200 for `application/json` clients (the astro CLI
+/// reads the message from any 200), 400 for `application/graphql-response+json`
+/// ones (no `data`: the request was not executed).
+fn refused(state: &AppState, media: Media, code: &str, message: String) -> Response {
     state.metrics.graphql_error(code);
-    transport_error(StatusCode::OK, code, message)
+    let body = json!({"errors": [{"message": message, "extensions": {"code": code}}]});
+    media.answer(StatusCode::BAD_REQUEST, Bytes::from(body.to_string()))
+}
+
+/// The answer's media type, as GraphQL over HTTP says: the newer
+/// `application/graphql-response+json` (whose status codes tell a request
+/// refused before execution from one executed) when the client accepts it,
+/// else `application/json` (always 200 for a well-formed request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    Json,
+    GraphqlResponse,
+}
+
+pub const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+impl Media {
+    pub fn accepted(headers: &HeaderMap) -> Media {
+        let accepts_new = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|item| {
+                let mut parts = item.split(';');
+                let kind = parts.next()?.trim();
+                // `q=0` is "not this one".
+                let refused = parts.any(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q == 0.0)
+                });
+                (!refused).then_some(kind)
+            })
+            .any(|kind| kind.eq_ignore_ascii_case(GRAPHQL_RESPONSE));
+        if accepts_new {
+            Media::GraphqlResponse
+        } else {
+            Media::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Json => "application/json",
+            Media::GraphqlResponse => GRAPHQL_RESPONSE,
+        }
+    }
+
+    /// `bytes` with this media type: 200, or `refused` (a 4xx) for the
+    /// newer media type when the request was not executed.
+    fn answer(self, refused: StatusCode, bytes: Bytes) -> Response {
+        let status = match self {
+            Media::Json => StatusCode::OK,
+            Media::GraphqlResponse => refused,
+        };
+        (status, [(header::CONTENT_TYPE, self.content_type())], bytes).into_response()
+    }
+}
+
+/// A POST body must say it is JSON (GraphQL over HTTP); anything else is
+/// 415 before it is read.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|kind| kind.trim().eq_ignore_ascii_case("application/json"))
 }
 
 pub async fn execute(
@@ -49,6 +119,14 @@ pub async fn execute(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let media = Media::accepted(&headers);
+    if !is_json(&headers) {
+        return transport_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BAD_USER_INPUT,
+            "Send the GraphQL request as JSON with Content-Type: application/json".into(),
+        );
+    }
     let bytes = match body {
         Ok(bytes) => bytes,
         Err(rejection) => {
@@ -85,6 +163,7 @@ pub async fn execute(
         state.service.metrics().refused(Budget::Document);
         return refused(
             &state,
+            media,
             PARSE_FAILED,
             format!("GraphQL document refused: {error}"),
         );
@@ -94,6 +173,7 @@ pub async fn execute(
         Some(Value::Object(map)) if map.len() > MAX_VARIABLES => {
             return refused(
                 &state,
+                media,
                 BAD_USER_INPUT,
                 format!("A request has at most {MAX_VARIABLES} variables"),
             );
@@ -101,6 +181,7 @@ pub async fn execute(
         Some(object @ Value::Object(_)) if json_depth(&object) > MAX_NESTING + 1 => {
             return refused(
                 &state,
+                media,
                 BAD_USER_INPUT,
                 format!("\"variables\" nest deeper than {MAX_NESTING} levels"),
             );
@@ -136,7 +217,7 @@ pub async fn execute(
                     .await
                     .is_ok_and(|caller| caller.authorize(Action::UseToken).is_ok());
                 if allowed {
-                    return json_answer(answer);
+                    return media.answer(StatusCode::OK, answer);
                 }
                 true
             }
@@ -163,7 +244,12 @@ pub async fn execute(
     }
     // Parsed once here (and kept in the request) to tell parse errors apart.
     match request.parsed_query() {
-        Err(error) => return axum::Json(parse_failed(&error)).into_response(),
+        Err(error) => {
+            return media.answer(
+                StatusCode::BAD_REQUEST,
+                Bytes::from(parse_failed(&error).to_string()),
+            );
+        }
         // Measured in linear time before async-graphql's validation expands it.
         Ok(document) => {
             // Identical fields are one (GraphQL's field collection), before
@@ -172,7 +258,7 @@ pub async fn execute(
             merge_fields(&mut merged);
             if let Err(error) = check_shape(&merged) {
                 state.service.metrics().refused(Budget::Document);
-                return refused(&state, VALIDATION_FAILED, error.to_string());
+                return refused(&state, media, VALIDATION_FAILED, error.to_string());
             }
             request.set_parsed_query(merged);
         }
@@ -181,13 +267,22 @@ pub async fn execute(
     // One clear error rather than partial data and an error per list.
     if runs.exceeded() {
         state.service.metrics().refused(Budget::ResolverRuns);
-        return refused(&state, BAD_USER_INPUT, too_many_runs_message());
+        return refused(&state, media, BAD_USER_INPUT, too_many_runs_message());
     }
     if budget.exceeded() {
         state.service.metrics().refused(Budget::AnswerSize);
-        return refused(&state, BAD_USER_INPUT, too_large_message());
+        return refused(&state, media, BAD_USER_INPUT, too_large_message());
     }
     classify(&mut response.errors);
+    // Refused before execution (validation): no `data` to speak of.
+    let executed = !(response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|e| {
+            matches!(
+                e.extensions.as_ref().and_then(|x| x.get("code")),
+                Some(async_graphql::Value::String(c)) if c == VALIDATION_FAILED || c == PARSE_FAILED
+            )
+        }));
     let mut unavailable = false;
     for error in &response.errors {
         if let Some(async_graphql::Value::String(code)) =
@@ -217,19 +312,25 @@ pub async fn execute(
                 return (
                     StatusCode::SERVICE_UNAVAILABLE,
                     [
-                        (header::CONTENT_TYPE, "application/json"),
+                        (header::CONTENT_TYPE, media.content_type()),
                         (header::RETRY_AFTER, "1"),
                     ],
                     bytes,
                 )
                     .into_response();
             }
-            json_answer(bytes)
+            let status = if executed {
+                StatusCode::OK
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            media.answer(status, bytes)
         }
         Ok(bytes) => {
             state.service.metrics().refused(Budget::AnswerSize);
             refused(
                 &state,
+                media,
                 BAD_USER_INPUT,
                 format!(
                     "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
@@ -241,15 +342,12 @@ pub async fn execute(
             tracing::error!(%error, "a GraphQL answer could not be serialized");
             refused(
                 &state,
+                media,
                 INTERNAL,
                 "Internal error in nspool; the service logs have the details".into(),
             )
         }
     }
-}
-
-fn json_answer(bytes: Bytes) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
 /// A syntax error in one line: where, and what was expected.

@@ -101,10 +101,18 @@ impl PoolService {
                         Some(_) => {}
                         None => {
                             let marker = format!("beat-{}", uuid::Uuid::new_v4().simple());
-                            if let Err(error) = self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
-                                return Ended::Lost(error.to_string());
+                            match self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
+                                Ok(()) => awaited = Some((marker, tokio::time::Instant::now())),
+                                // Every pooled connection is busy (requests
+                                // waiting on the database): that says nothing
+                                // of the LISTEN connection, and dropping the
+                                // copy now would send every read to the busy
+                                // database. The next beat tries again.
+                                Err(crate::store::Error::Unavailable(sqlx::Error::PoolTimedOut)) => {
+                                    tracing::debug!("no pooled connection for the heartbeat; skipped");
+                                }
+                                Err(error) => return Ended::Lost(error.to_string()),
                             }
-                            awaited = Some((marker, tokio::time::Instant::now()));
                         }
                     }
                     continue;

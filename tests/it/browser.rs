@@ -172,6 +172,21 @@ async fn graphiql_runs_a_query_from_nspool_alone(db: PgPool) {
     let _ = browser.wait().await;
 }
 
+/// The element `selector` finds, tried again while the page settles (a
+/// node found a moment before a navigation commits is gone after it).
+async fn element(page: &Page, selector: &str) -> chromiumoxide::element::Element {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match page.find_element(selector).await {
+            Ok(found) => return found,
+            Err(error) => {
+                assert!(Instant::now() < deadline, "{selector}: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Fills the sign-in form and submits it, as a person would.
 async fn sign_in_with(page: &Page, token: &str) {
     let field = page
@@ -309,15 +324,11 @@ async fn an_admin_cordons_a_namespace_from_the_dashboard(db: PgPool) {
         Duration::from_secs(20),
     )
     .await;
-    let reason = page
-        .find_element("#cordon-reason-pool-c")
-        .await
-        .expect("the reason field of an admin's form");
+    let reason = element(&page, "#cordon-reason-pool-c").await;
     reason.click().await.expect("focus");
     reason.type_str("node pool upgrade").await.expect("typed");
-    page.find_element("#cordon-pool-c")
+    element(&page, "#cordon-pool-c")
         .await
-        .expect("the cordon button")
         .click()
         .await
         .expect("cordoned");
@@ -363,9 +374,8 @@ async fn an_admin_cordons_a_namespace_from_the_dashboard(db: PgPool) {
     );
     screenshot(&page, "dashboard-cordoned.png").await;
 
-    page.find_element("#uncordon-pool-c")
+    element(&page, "#uncordon-pool-c")
         .await
-        .expect("the uncordon button")
         .click()
         .await
         .expect("uncordoned");

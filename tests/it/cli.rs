@@ -67,14 +67,20 @@ fn config_check_prints_settings_or_every_error() {
     assert!(stderr.contains("namespacePools.typo: unknown key"));
     // The warnings docs/configuration.md promises in pool mode.
     assert!(stderr.contains("global.clusterRoles is true"), "{stderr}");
-    assert!(stderr.contains("COMMANDER_MANUAL_NAMESPACE_NAMES"), "{stderr}");
+    assert!(
+        stderr.contains("COMMANDER_MANUAL_NAMESPACE_NAMES"),
+        "{stderr}"
+    );
     // The data directory the embedded default will use, one per working directory.
     let data_dir = stdout
         .lines()
         .find_map(|l| l.trim().strip_prefix("dataDir: "))
         .unwrap_or_else(|| panic!("no dataDir in {stdout}"))
         .to_owned();
-    assert!(data_dir.starts_with('/') && data_dir != "null", "{data_dir}");
+    assert!(
+        data_dir.starts_with('/') && data_dir != "null",
+        "{data_dir}"
+    );
     let elsewhere = nspool()
         .current_dir(&dir)
         .args(["config", "check", "--config"])
@@ -85,7 +91,10 @@ fn config_check_prints_settings_or_every_error() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("dataDir: ").map(str::to_owned))
         .unwrap();
-    assert_ne!(data_dir, other, "another working directory, another data directory");
+    assert_ne!(
+        data_dir, other,
+        "another working directory, another data directory"
+    );
 
     let bad = write(
         &dir,
@@ -195,6 +204,7 @@ fn embedded_default_serves_shares_and_stops() {
             reqwest::Client::new()
                 .post(format!("http://{address}/v1"))
                 .header("authorization", token)
+                .header("content-type", "application/json")
                 .body(r#"{"query": "{ workspaces { id } }"}"#)
                 .send()
                 .await

@@ -16,6 +16,7 @@ mod fake_kube;
 mod faults;
 mod flow;
 mod fuzz;
+mod graphql_http;
 mod hostile;
 mod hygiene;
 mod kube;

@@ -357,3 +357,39 @@ async fn session_work_uses_the_direct_connection(db: PgPool) {
     assert!(pooled >= 1);
     drop(lock);
 }
+
+/// Every pooled connection busy (requests waiting on the database) says
+/// nothing of the LISTEN connection: the copy keeps serving reads from
+/// memory through missed heartbeats instead of sending them to the busy
+/// database.
+#[sqlx::test]
+async fn a_busy_pool_does_not_knock_the_copy_out(db: PgPool) {
+    let small = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(nspool::store::ACQUIRE_TIMEOUT)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let store = nspool::store::Store::new(small.clone());
+    let app = TestApp::spawn_on(POOL_OF_5, store, db, Default::default(), Default::default()).await;
+    let admin = app.admin().await;
+    loaded(&app).await;
+    assert_eq!(app.available(&admin).await.len(), 5);
+    // Both pooled connections taken and held past two heartbeats and the
+    // time a lost heartbeat is given up on.
+    let mut held = Vec::new();
+    while let Ok(Ok(connection)) =
+        tokio::time::timeout(Duration::from_secs(1), small.acquire()).await
+    {
+        held.push(connection);
+    }
+    assert!(!held.is_empty());
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(
+        app.service.snapshot().version().is_some(),
+        "the copy still serves"
+    );
+    // From the database this would be SERVICE_UNAVAILABLE: no connection.
+    assert_eq!(app.available(&admin).await.len(), 5);
+    drop(held);
+}
