@@ -71,7 +71,10 @@ impl PoolService {
             Ok(listener) => listener,
             Err(error) => return Ended::Lost(error.to_string()),
         };
-        if let Err(error) = listener.listen_all([POOL_CHANNEL, TOKENS_CHANNEL]).await {
+        if let Err(error) = listener
+            .listen_all([POOL_CHANNEL, TOKENS_CHANNEL, crate::store::SYNC_CHANNEL])
+            .await
+        {
             return Ended::Lost(error.to_string());
         }
         // Listening from here on: nothing committed from now is missed.
@@ -138,6 +141,10 @@ impl PoolService {
 
     async fn take_notice(&self, notice: &PgNotification) -> Result<(), String> {
         match notice.channel() {
+            crate::store::SYNC_CHANNEL => {
+                self.log_others_sync(notice.payload());
+                Ok(())
+            }
             TOKENS_CHANNEL => {
                 let mut hash = [0u8; 32];
                 match hex::decode_to_slice(notice.payload(), &mut hash) {
@@ -163,6 +170,28 @@ impl PoolService {
                 Ok(())
             }
         }
+    }
+
+    /// Another replica's pool sync (its start, or a reload): said in this
+    /// replica's log too, so whoever reads one replica's log sees the pool
+    /// change under it.
+    fn log_others_sync(&self, payload: &str) {
+        let Ok(notice) = serde_json::from_str::<crate::store::SyncNotice>(payload) else {
+            return;
+        };
+        if notice.by.ends_with(&format!(" on {}", self.instance)) {
+            return;
+        }
+        let report = &notice.report;
+        tracing::info!(
+            by = %notice.by,
+            added = ?report.added,
+            restored = ?report.restored,
+            retired = ?report.retired,
+            adopted = ?report.adopted,
+            more = notice.more,
+            "another replica synced the pool to its config"
+        );
     }
 
     /// Reads the offered set and the pool cordon, then sends the marker from

@@ -58,6 +58,9 @@ pub struct PoolService {
     no_cluster: Arc<std::sync::atomic::AtomicBool>,
     /// Config reloads: their outcomes and the last good one's time.
     reloads: Arc<reload::ReloadState>,
+    /// This service among the replicas (host, process, and a random part:
+    /// two services in one process are two replicas too).
+    instance: Arc<str>,
 }
 
 /// How long a write waits for its own pool change to reach this replica's
@@ -78,6 +81,12 @@ impl PoolService {
             )),
             settings: Arc::new(arc_swap::ArcSwap::new(settings)),
             no_cluster: Arc::default(),
+            instance: format!(
+                "{}/{}",
+                reclaim::replica_name(),
+                &uuid::Uuid::new_v4().simple().to_string()[..6]
+            )
+            .into(),
             reloads: Arc::default(),
         }
     }
@@ -159,6 +168,7 @@ impl PoolService {
                 pool.workspace_quota
                     .map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
                 &Caller::Operator.actor(),
+                &self.instance,
             )
             .await?;
         // Checks switched off: nothing will ever find the releasing ones clean.

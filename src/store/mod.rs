@@ -25,7 +25,7 @@ pub use kube_events::LoggedEvent;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{
     HealthFigures, NamespaceHolder, PoolCordonRow, PoolNamespaceRow, PoolOffer, PoolStateCounts,
-    PoolSummary, PoolSyncReport,
+    PoolSummary, PoolSyncReport, SYNC_CHANNEL, SyncNotice,
 };
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;

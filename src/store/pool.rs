@@ -70,12 +70,66 @@ pub struct HealthFigures {
 }
 
 /// What a pool sync changed, by namespace name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PoolSyncReport {
     pub added: Vec<String>,
     pub restored: Vec<String>,
     pub retired: Vec<String>,
     pub adopted: Vec<String>,
+}
+
+/// The channel a pool sync tells every replica on.
+pub const SYNC_CHANNEL: &str = "nspool_pool_sync";
+
+/// A NOTIFY payload is at most 8000 bytes; names past this are counted only.
+const NOTICE_BYTES: usize = 7_000;
+
+/// A sync as another replica hears of it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncNotice {
+    /// Who synced (its actor and replica).
+    pub by: String,
+    pub report: PoolSyncReport,
+    /// Names left out to keep the notice small.
+    pub more: usize,
+}
+
+impl PoolSyncReport {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.restored.is_empty()
+            && self.retired.is_empty()
+            && self.adopted.is_empty()
+    }
+
+    /// This report as a notice from `actor` on `replica`, cut to fit a NOTIFY payload.
+    pub fn notice(&self, actor: &str, replica: &str) -> String {
+        let by = format!("{actor} on {replica}");
+        let mut kept = PoolSyncReport::default();
+        let mut more = 0;
+        let mut size = by.len() + 100;
+        for (from, into) in [
+            (&self.added, &mut kept.added),
+            (&self.restored, &mut kept.restored),
+            (&self.retired, &mut kept.retired),
+            (&self.adopted, &mut kept.adopted),
+        ] {
+            for name in from {
+                if size + name.len() + 3 > NOTICE_BYTES {
+                    more += 1;
+                } else {
+                    size += name.len() + 3;
+                    into.push(name.clone());
+                }
+            }
+        }
+        serde_json::to_string(&SyncNotice {
+            by,
+            report: kept,
+            more,
+        })
+        .unwrap_or_default()
+    }
 }
 
 /// The pool's namespaces by state (each active namespace in exactly one).
@@ -158,6 +212,7 @@ impl Store {
         managed: &[bool],
         workspace_quota: Option<i32>,
         actor: &str,
+        replica: &str,
     ) -> Result<PoolSyncReport> {
         let mut tx = self.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
@@ -243,13 +298,22 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
 
-        tx.commit().await?;
-        Ok(PoolSyncReport {
+        let report = PoolSyncReport {
             added: names_only(added),
             restored: names_only(restored),
             retired: names_only(retired),
             adopted: names_only(adopted),
-        })
+        };
+        // Other replicas log what this sync changed (delivered at commit).
+        if !report.is_empty() {
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(SYNC_CHANNEL)
+                .bind(report.notice(actor, replica))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(report)
     }
 
     /// Free, offered namespaces in name order (whatever the pool cordon): a scan of a partial index that

@@ -393,3 +393,35 @@ async fn a_busy_pool_does_not_knock_the_copy_out(db: PgPool) {
     assert_eq!(app.available(&admin).await.len(), 5);
     drop(held);
 }
+
+/// A replica that syncs the pool to another config (its start, a reload)
+/// is heard by the others, which say so in their own logs.
+#[sqlx::test]
+async fn a_replica_logs_the_pool_changes_another_made(db: PgPool) {
+    let (captured, _guard) = crate::dashboard::Captured::start();
+    let first = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    loaded(&first).await;
+    let other = POOL_OF_5.replace("pool-e]", "pool-x]");
+    let _second = TestApp::spawn(&other, another_pool(&db).await).await;
+    let said = "another replica synced the pool to its config";
+    let started = Instant::now();
+    while !captured.text().contains(said) {
+        assert!(
+            started.elapsed() < CONVERGE,
+            "the first replica never said it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let line = captured
+        .text()
+        .lines()
+        .find(|l| l.contains(said))
+        .unwrap()
+        .to_owned();
+    assert!(line.contains("pool-x") && line.contains("pool-e"), "{line}");
+    assert_eq!(
+        captured.text().matches(said).count(),
+        1,
+        "only the other replica says it"
+    );
+}
