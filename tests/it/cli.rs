@@ -252,6 +252,9 @@ fn embedded_default_serves_shares_and_stops() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!pid_file.exists(), "the embedded PostgreSQL stopped");
+    // Every client said goodbye before the server stopped: no broken pipes.
+    let log = std::fs::read_to_string(data.join("postgres.log")).unwrap_or_default();
+    assert!(!log.contains("Broken pipe"), "{log}");
     let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }
 
