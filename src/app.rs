@@ -122,7 +122,11 @@ pub async fn prepare_reporting(
 }
 
 pub fn state(service: PoolService) -> AppState {
-    let guard = crate::http::guard::Guard::new((&service.settings().service.http).into());
+    let settings = service.settings();
+    let mut limits = crate::http::guard::RequestLimits::from(&settings.service.http);
+    limits.credential_checks =
+        crate::budgets::credential_checks(settings.service.database_max_connections);
+    let guard = crate::http::guard::Guard::new(limits);
     AppState {
         schema: graphql::schema(service.clone()),
         metrics: Arc::new(crate::http::metrics::Metrics::new(&service.metrics())),

@@ -74,6 +74,14 @@ impl Budget {
 /// replica verified in the last 30 s needs none); a request that waits
 /// longer than [`CREDENTIAL_CHECK_WAIT`] for one is served as anonymous.
 pub const CREDENTIAL_CHECKS: usize = 16;
+
+/// The lookups at once for a replica with `database_max_connections`: at
+/// most a quarter of its pool, so lookups stuck on a slow database never
+/// take the connections everything else needs.
+pub fn credential_checks(database_max_connections: u32) -> usize {
+    let quarter = usize::try_from(database_max_connections / 4).unwrap_or(usize::MAX);
+    CREDENTIAL_CHECKS.min(quarter.max(1))
+}
 pub const CREDENTIAL_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `/metrics` and `/readyz` wait this long for the database, at most.
@@ -177,7 +185,8 @@ pub fn table() -> Vec<Row> {
         row(
             "token and session checks against the database at once",
             format!(
-                "{CREDENTIAL_CHECKS}, waited for {} s",
+                "{CREDENTIAL_CHECKS}, at most a quarter of `databaseMaxConnections` ({} at its default); waited for {} s",
+                credential_checks(16),
                 CREDENTIAL_CHECK_WAIT.as_secs()
             ),
             "(fixed)",
@@ -316,4 +325,18 @@ pub fn markdown() -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_checks_take_at_most_a_quarter_of_the_pool() {
+        assert_eq!(credential_checks(16), 4);
+        assert_eq!(credential_checks(1), 1);
+        assert_eq!(credential_checks(3), 1);
+        assert_eq!(credential_checks(64), 16);
+        assert_eq!(credential_checks(1000), CREDENTIAL_CHECKS);
+    }
 }

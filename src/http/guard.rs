@@ -45,6 +45,8 @@ pub struct RequestLimits {
     pub body_buffer_bytes: usize,
     /// Database connections one request holds at once.
     pub database_connections: usize,
+    /// Token or session lookups at once (see [`crate::budgets::credential_checks`]).
+    pub credential_checks: usize,
 }
 
 impl From<&crate::config::HttpSettings> for RequestLimits {
@@ -57,6 +59,7 @@ impl From<&crate::config::HttpSettings> for RequestLimits {
             body_read_timeout: Duration::from_secs(u64::from(http.body_read_timeout_seconds)),
             body_buffer_bytes: count(http.body_buffer_mebibytes).saturating_mul(1024 * 1024),
             database_connections: count(http.database_connections_per_request),
+            credential_checks: CREDENTIAL_CHECKS,
         }
     }
 }
@@ -87,7 +90,7 @@ impl Guard {
             body_buffer: Arc::new(Semaphore::new(
                 limits.body_buffer_bytes.min(Semaphore::MAX_PERMITS),
             )),
-            credential_checks: Arc::new(Semaphore::new(CREDENTIAL_CHECKS)),
+            credential_checks: Arc::new(Semaphore::new(limits.credential_checks.max(1))),
         }
     }
 }

@@ -27,6 +27,8 @@ pub struct PoolNamespaceRow {
     pub cordoned_by: Option<String>,
     pub cordoned_at: Option<DateTime<Utc>>,
     pub cordon_until: Option<DateTime<Utc>>,
+    /// When it last started or stopped being offered.
+    pub offered_changed_at: DateTime<Utc>,
 }
 
 /// The whole pool's cordon: while it holds no claim passes.
@@ -178,7 +180,7 @@ pub struct PoolSummary {
 const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
     managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
     kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing,
-    cordon_reason, cordoned_by, cordoned_at, cordon_until";
+    cordon_reason, cordoned_by, cordoned_at, cordon_until, offered_changed_at";
 
 /// Offered: free, not retired, not releasing, not cordoned, and not known to
 /// have broken RBAC (as the database's `nspool_offered`).

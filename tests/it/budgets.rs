@@ -226,7 +226,22 @@ async fn anonymous_requests_never_take_the_token_holders_share(db: PgPool) {
 
 #[sqlx::test]
 async fn token_checks_are_bounded_and_the_rest_are_served_as_anonymous(db: PgPool) {
-    let app = TestApp::spawn(POOL_OF_5, db).await;
+    // A pool with room for the 16 stuck lookups and the rest, as a replica's
+    // is sized (the lookups take at most a quarter of it:
+    // `nspool::budgets::credential_checks`); the test's own pool has 5.
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(64)
+        .connect_with((*db.connect_options()).clone())
+        .await
+        .unwrap();
+    let app = TestApp::spawn_on(
+        POOL_OF_5,
+        Store::new(pool),
+        db,
+        ConnectionLimits::default(),
+        RequestLimits::default(),
+    )
+    .await;
     let admin = app.admin().await;
     assert_eq!(app.available(&admin).await.len(), 5);
     // Token lookups wait on a table another session holds.
@@ -330,7 +345,7 @@ async fn repeated_fields_cost_their_distinct_work(db: PgPool) {
 async fn lock_waiters(db: &PgPool) -> i64 {
     sqlx::query_scalar(
         "select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
-           and query like '%cordon_until from pool_namespaces order by name%'",
+           and query like '%offered_changed_at from pool_namespaces order by name%'",
     )
     .fetch_one(db)
     .await

@@ -293,3 +293,46 @@ async fn the_dashboard_shows_a_refused_reload(db: PgPool) {
     assert!(!html.contains("id=\"reload-failed\""));
     assert!(html.contains("Config last reloaded at"));
 }
+
+/// A namespace listed again after it was retired is free since it came
+/// back, not since it was first added.
+#[sqlx::test]
+async fn a_restored_namespace_is_free_since_it_came_back(db: PgPool) {
+    let both = pool_config(&["ns-a".into(), "ns-b".into()], "");
+    let app = TestApp::spawn(&both, db).await;
+    sqlx::query("update pool_namespaces set added_at = added_at - interval '3 days', offered_changed_at = offered_changed_at - interval '3 days'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let one = pool_config(&["ns-a".into()], "");
+    app.service.reload(parse(&one)).await.expect("retired");
+    let report = app.service.reload(parse(&both)).await.expect("restored");
+    assert_eq!(report.sync.restored, ["ns-b"]);
+    let (added, since): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) =
+        sqlx::query_as(
+            "select added_at, offered_changed_at from pool_namespaces where name = 'ns-b'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(since - added > chrono::Duration::days(2), "{added} {since}");
+    let cookie = crate::dashboard_actions::session(&app, &app.admin().await).await;
+    let html = reqwest::Client::new()
+        .get(app.url("/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = html
+        .split("<tr id=\"ns-ns-b\"")
+        .nth(1)
+        .unwrap()
+        .split("</tr>")
+        .next()
+        .unwrap();
+    let shown = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert!(row.contains(&shown), "since {shown}: {row}");
+}

@@ -39,7 +39,7 @@ form.search input { font: inherit; width: 28rem; max-width: 100%; }
 .chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
 .chart .grid { stroke: #dde1e8; stroke-width: 1; }
 .chart .axis { font-size: 10px; fill: #687083; }
-.chart .line { fill: none; stroke-width: 2; }
+.chart .line { fill: none; stroke-linejoin: round; }
 .chart .line.free { stroke: #2e9e5b; background: none; } .chart .line.held { stroke: #3b6fd6; background: none; }
 .chart .line.soft-deleted { stroke: #e0a21b; background: none; }
 .legend .key { width: 10px; height: 10px; display: inline-block; border-radius: 2px; }
@@ -243,7 +243,8 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                                 @match (view.row.retired_at, view.holder.as_ref()) {
                                     (Some(at), _) => (time(at)),
                                     (None, Some(d)) => (time(d.deleted_at.unwrap_or(view.row.claimed_at.unwrap_or(d.created_at)))),
-                                    (None, None) => (time(view.row.releasing_since.unwrap_or(view.row.added_at))),
+                                    // Since when it is in this state: released, cordoned, or offered.
+                                    (None, None) => (time(view.row.releasing_since.or(view.row.cordoned_at).unwrap_or(view.row.offered_changed_at))),
                                 }
                             }
                             td { (details(view)) }
