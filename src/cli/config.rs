@@ -1,0 +1,27 @@
+//! `nspool config check`.
+
+use super::*;
+
+pub(super) fn config_check(config: &ConfigArg) -> ExitCode {
+    let settings = match require(config, "config check") {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    for warning in &settings.warnings {
+        eprintln!("warning: {warning}");
+    }
+    // The directory the embedded default will use, not "null".
+    let mut shown = settings.clone();
+    if shown.service.database_url.is_none() && shown.service.data_dir.is_none() {
+        shown.service.data_dir = Some(crate::embedded_pg::EmbeddedPostgres::default_data_dir());
+    }
+    print!("{}", shown.to_yaml());
+    println!("# {}", settings.nspool_rbac_advice());
+    match settings.unchecked_release_note() {
+        Some(note) => println!("# {note}"),
+        None => println!(
+            "# released namespaces are checked for leftovers before they are offered again (nspool.kubernetes.checkReleased); in auto mode only where a cluster is found"
+        ),
+    }
+    ExitCode::SUCCESS
+}
