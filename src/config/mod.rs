@@ -15,7 +15,7 @@ mod reader;
 pub mod schedule;
 
 use crate::domain::NamespaceName;
-use crate::kube::rules::{Rule, seed_rules};
+use crate::domain::commander_rules::{Rule, seed_rules};
 pub use bounds::{MAX_CONFIG_BYTES, MAX_CONFIG_NESTING};
 pub use http::HttpSettings;
 pub use reader::ConfigError;

@@ -345,7 +345,10 @@ fn cleanup_settings_are_read() {
 #[test]
 fn rbac_rules_default_to_the_seed_and_can_be_replaced() {
     let s = parse("").unwrap();
-    assert_eq!(s.service.rbac_rules, crate::kube::rules::seed_rules());
+    assert_eq!(
+        s.service.rbac_rules,
+        crate::domain::commander_rules::seed_rules()
+    );
     assert_eq!(s.service.rbac_rules_source, "seed");
     let s = parse(
         "nspool: {rbacRules: [{apiGroups: [''], resources: [configmaps], verbs: [get, list]}]}",

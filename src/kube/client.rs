@@ -3,8 +3,8 @@
 //! a timeout on each call. Never a DELETE, never an ownerReference.
 
 use super::objects::{self, CLAIMS_FIELD_MANAGER, FIELD_MANAGER, RbacTarget};
-use super::rules::Triple;
 use crate::config::KubernetesMode;
+use crate::domain::commander_rules::Triple;
 use crate::domain::hygiene::{IgnoredObject, LeftoverKind, MAX_NAMED_LEFTOVERS, is_leftover};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,

@@ -6,4 +6,3 @@ pub mod event_posts;
 pub mod events;
 pub mod objects;
 pub mod reconcile;
-pub mod rules;

@@ -1,6 +1,6 @@
 //! The objects nspool puts in each pool namespace, built from settings. Pure.
 
-use super::rules::Rule;
+use crate::domain::commander_rules::Rule;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -234,7 +234,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kube::rules::seed_rules;
+    use crate::domain::commander_rules::seed_rules;
     use serde::Deserialize;
 
     fn target() -> RbacTarget {

@@ -6,8 +6,8 @@
 
 use super::client::{self, KubeClient};
 use super::objects::{self, RbacTarget};
-use super::rules::{self, CheckPlan, Triple};
 use crate::config::{NspoolRbac, Settings};
+use crate::domain::commander_rules::{self as rules, CheckPlan, Triple};
 use crate::pool::PoolService;
 use crate::store::{self, KubeWorkRow, Store, WorkFilter};
 use chrono::Utc;

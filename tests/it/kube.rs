@@ -4,10 +4,10 @@
 use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
 use crate::fake_kube::FakeKube;
 use crate::support::TestApp;
+use nspool::domain::commander_rules::seed_rules;
 use nspool::kube::client::KubeClient;
 use nspool::kube::objects::{LABEL_DEPLOYMENT, LABEL_RELEASE, MANAGED_BY_KEY};
 use nspool::kube::reconcile::{KubeWorker, PassReport};
-use nspool::kube::rules::seed_rules;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
@@ -61,11 +61,11 @@ async fn create_mode_applies_every_object_once_with_field_manager_nspool(db: PgP
             .object("Role", ns, "deployment-commander-role")
             .unwrap();
         assert_eq!(role["metadata"]["labels"][MANAGED_BY_KEY], "nspool");
-        let rules: Vec<nspool::kube::rules::Rule> = role["rules"]
+        let rules: Vec<nspool::domain::commander_rules::Rule> = role["rules"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| nspool::kube::rules::Rule {
+            .map(|r| nspool::domain::commander_rules::Rule {
                 api_groups: serde_json::from_value(r["apiGroups"].clone()).unwrap(),
                 resources: serde_json::from_value(r["resources"].clone()).unwrap(),
                 verbs: serde_json::from_value(r["verbs"].clone()).unwrap(),
@@ -272,7 +272,7 @@ async fn verification_marks_broken_and_missing_namespaces_and_writes_nothing(db:
     );
 
     // Deduplicated: one review per namespaced permission per namespace.
-    let plan = nspool::kube::rules::plan(&seed_rules(), &|g| {
+    let plan = nspool::domain::commander_rules::plan(&seed_rules(), &|g| {
         !["extensions", "keda.k8s.io", "kubed.appscode.com"].contains(&g)
     });
     let reviews = fake.with(|s| {
