@@ -11,6 +11,7 @@ pub mod limits;
 mod loaders;
 mod mutation;
 mod operations;
+mod pool_types;
 mod query;
 mod resolver_runs;
 mod response_budget;

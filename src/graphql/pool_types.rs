@@ -1,0 +1,224 @@
+//! nspool's own pool view in GraphQL: each pool namespace with its state,
+//! holder, cordon and events.
+
+use super::loaders::EventLoader;
+use super::scalars::Uuid;
+use super::types::Deployment;
+use crate::pool::{PoolNamespaceState, PoolNamespaceView};
+use crate::store::{DeploymentRow, EventRow};
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
+use chrono::{DateTime, Utc};
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(name = "PoolNamespaceState", rename_items = "PascalCase")]
+pub enum PoolNamespaceStateType {
+    /// Offered by `availableNamespaces`.
+    Free,
+    /// Held by a live Deployment.
+    Held,
+    /// Held by a soft-deleted Deployment until it is reclaimed or hard-deleted.
+    SoftDeleted,
+    /// Removed from the config: never offered again; a holder keeps working.
+    Retired,
+    /// Released; offered again once nspool finds nothing its Deployment left
+    /// in it (see `leftovers`), or when a system admin marks it clean.
+    Releasing,
+    /// Free but cordoned (see `cordon`): not offered until uncordoned.
+    Cordoned,
+}
+
+impl From<PoolNamespaceState> for PoolNamespaceStateType {
+    fn from(state: PoolNamespaceState) -> Self {
+        match state {
+            PoolNamespaceState::Free => Self::Free,
+            PoolNamespaceState::Held => Self::Held,
+            PoolNamespaceState::SoftDeleted => Self::SoftDeleted,
+            PoolNamespaceState::Retired => Self::Retired,
+            PoolNamespaceState::Releasing => Self::Releasing,
+            PoolNamespaceState::Cordoned => Self::Cordoned,
+        }
+    }
+}
+
+/// One namespace of the pool, as nspool sees it.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct PoolNamespace {
+    pub name: String,
+    pub state: PoolNamespaceStateType,
+    /// `standard` (namespacePools.namespaces.names) or `advanced` (preCreatedNamespaces).
+    pub source: String,
+    pub added_at: DateTime<Utc>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When the soft-deleted holder's namespace comes back by itself; null when never.
+    pub reclaimable_at: Option<DateTime<Utc>>,
+    /// How it becomes free again (null when free).
+    pub note: Option<String>,
+    /// Verification: `unknown` (not checked), `ok`, `broken` (a namespaced
+    /// permission is missing: not offered), `missing` (no such namespace: not offered).
+    pub rbac_state: String,
+    /// The Commander permissions a verification found missing.
+    pub rbac_missing: Vec<String>,
+    pub rbac_checked_at: Option<DateTime<Utc>>,
+    /// Whether nspool applies this namespace's objects (namespaces.create).
+    pub managed: bool,
+    /// Whether nspool's current RBAC objects have been applied (when managed).
+    pub rbac_applied: bool,
+    /// Whether the claim labels in the cluster match the holder.
+    pub labels_in_sync: bool,
+    /// The last Kubernetes failure on this namespace, retried with backoff.
+    pub kube_error: Option<String>,
+    pub kube_error_at: Option<DateTime<Utc>>,
+    pub kube_next_attempt_at: Option<DateTime<Utc>>,
+    /// Since when it is releasing (null unless RELEASING).
+    pub releasing_since: Option<DateTime<Utc>>,
+    /// What the last check of a released namespace found that a Deployment
+    /// left, as `Kind/name` (e.g. `PersistentVolumeClaim/data-foo-worker-0`).
+    pub leftovers: Vec<String>,
+    /// When a released namespace was last checked for leftovers.
+    pub leftovers_checked_at: Option<DateTime<Utc>>,
+    /// Pool labels (`platform-release` and the platform's namespaceLabels)
+    /// the last verification found missing or different, as `key=value`.
+    pub labels_missing: Vec<String>,
+    /// Kept out of what is offered (its holder keeps it); null when not cordoned.
+    pub cordon: Option<Cordon>,
+    #[graphql(skip)]
+    pub holder: Option<DeploymentRow>,
+}
+
+/// A cordon: of one namespace, or of the whole pool.
+#[derive(SimpleObject, Clone)]
+pub struct Cordon {
+    pub reason: String,
+    /// Who cordoned (a token's actor name).
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// When it lifts by itself; null: until uncordoned.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl From<crate::store::PoolCordonRow> for Cordon {
+    fn from(row: crate::store::PoolCordonRow) -> Self {
+        Cordon {
+            reason: row.reason,
+            by: row.cordoned_by,
+            at: row.cordoned_at,
+            until: row.until,
+        }
+    }
+}
+
+/// The strings of a stored JSON array (nothing for anything else).
+fn strings(value: Option<&serde_json::Value>) -> Vec<String> {
+    value
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[ComplexObject]
+impl PoolNamespace {
+    /// The Deployment holding it, live or soft-deleted.
+    async fn deployment(&self) -> Option<Deployment> {
+        self.holder.clone().map(Deployment)
+    }
+
+    /// Its newest events, newest first.
+    #[graphql(complexity = "(last.max(0) as usize).saturating_mul(child_complexity)")]
+    async fn events(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 20, validator(minimum = 1, maximum = 500))] last: i32,
+    ) -> async_graphql::Result<Vec<PoolEvent>> {
+        let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
+        let rows = loader
+            .load_one((self.name.clone(), i64::from(last)))
+            .await
+            .map_err(|e| super::errors::to_graphql(&e))?;
+        super::response_budget::charge_nested_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
+        Ok(rows
+            .unwrap_or_default()
+            .into_iter()
+            .map(PoolEvent::from)
+            .collect())
+    }
+}
+
+impl From<PoolNamespaceView> for PoolNamespace {
+    fn from(view: PoolNamespaceView) -> Self {
+        PoolNamespace {
+            name: view.row.name,
+            state: view.state.into(),
+            source: view.row.source,
+            added_at: view.row.added_at,
+            claimed_at: view.row.holder_deployment_id.and(view.row.claimed_at),
+            retired_at: view.row.retired_at,
+            reclaimable_at: view.reclaimable_at,
+            note: view.note,
+            rbac_missing: strings(view.row.rbac_missing.as_ref()),
+            releasing_since: view.row.releasing_since,
+            leftovers: strings(view.row.leftovers.as_ref()),
+            leftovers_checked_at: view.row.leftovers_checked_at,
+            labels_missing: strings(view.row.labels_missing.as_ref()),
+            cordon: match (
+                view.row.cordon_reason,
+                view.row.cordoned_by,
+                view.row.cordoned_at,
+            ) {
+                (Some(reason), Some(by), Some(at)) => Some(Cordon {
+                    reason,
+                    by,
+                    at,
+                    until: view.row.cordon_until,
+                }),
+                _ => None,
+            },
+            rbac_state: view.row.rbac_state,
+            rbac_checked_at: view.row.rbac_checked_at,
+            managed: view.row.managed,
+            rbac_applied: view.row.rbac_applied.is_some(),
+            labels_in_sync: view.row.labels_holder == view.row.holder_deployment_id,
+            kube_error: view.row.kube_error,
+            kube_error_at: view.row.kube_error_at,
+            kube_next_attempt_at: view.row.kube_next_attempt_at,
+            holder: view.holder,
+        }
+    }
+}
+
+/// One entry of the append-only history.
+#[derive(SimpleObject)]
+pub struct PoolEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// claim, update, soft_delete, release (hard delete), reclaim, add, retire, restore, adopt, …
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub deployment_id: Option<Uuid>,
+    pub release_name: Option<String>,
+    pub workspace_id: Option<Uuid>,
+    pub actor: String,
+    pub reason: Option<String>,
+}
+
+impl From<EventRow> for PoolEvent {
+    fn from(row: EventRow) -> Self {
+        PoolEvent {
+            id: row.id.to_string(),
+            at: row.at,
+            kind: row.kind,
+            namespace: row.namespace,
+            deployment_id: row.deployment_id.map(Into::into),
+            release_name: row.release_name,
+            workspace_id: row.workspace_id.map(Into::into),
+            actor: row.actor,
+            reason: row.reason,
+        }
+    }
+}
