@@ -243,7 +243,21 @@ async fn token_checks_are_bounded_and_the_rest_are_served_as_anonymous(db: PgPoo
     )
     .await;
     let admin = app.admin().await;
+    // Tokens are kept in memory only while the listener is connected (so
+    // revokes are heard): wait for it, then let this replica verify the token.
+    let started = std::time::Instant::now();
+    while app.service.snapshot().version().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the listener never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(app.available(&admin).await.len(), 5);
+    assert!(
+        app.service.known_caller(&admin).is_some(),
+        "the token is known from memory now"
+    );
     // Token lookups wait on a table another session holds.
     let mut blocker = app.db.begin().await.unwrap();
     sqlx::query("lock table api_tokens in access exclusive mode")
