@@ -1,0 +1,107 @@
+//! The pool's section: `global.features.namespacePools` and
+//! `astronomer.houston.config.deployments.preCreatedNamespaces`.
+
+use super::*;
+
+pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSettings {
+    let pools = root.at("global.features.namespacePools");
+    r.warn_unknown(&pools, &keys::children("global.features.namespacePools"));
+    let standard = r.bool(&pools.key("enabled"), false);
+    let create_rbac = r.bool(&pools.key("createRbac"), true);
+    let ns = pools.key("namespaces");
+    r.warn_unknown(
+        &ns,
+        &keys::children("global.features.namespacePools.namespaces"),
+    );
+    let create_namespaces = r.bool(&ns.key("create"), false);
+    let names_at = ns.key("names");
+
+    let mut namespaces: Vec<PoolEntry> = Vec::new();
+    // Where each name was first listed: one lookup per name, not a scan.
+    let mut seen: std::collections::HashMap<NamespaceName, PoolSource> =
+        std::collections::HashMap::new();
+    let mut add = |r: &mut Reader, key: String, value: &Value, source: PoolSource| {
+        let Some(text) = value.as_str() else {
+            r.errors.push(ConfigError {
+                key,
+                reason: format!(
+                    "expected a namespace name, found {}",
+                    reader::describe(value)
+                ),
+            });
+            return;
+        };
+        match NamespaceName::parse_for_pool(text, platform) {
+            Err(e) => r.errors.push(ConfigError {
+                key,
+                reason: e.to_string(),
+            }),
+            Ok(name) => {
+                if let Some(first) = seen.get(&name) {
+                    r.errors.push(ConfigError {
+                        key,
+                        reason: format!(
+                            "\"{name}\" is listed twice (first in the {} pool list)",
+                            first.as_str()
+                        ),
+                    });
+                } else {
+                    seen.insert(name.clone(), source);
+                    namespaces.push(PoolEntry { name, source });
+                }
+            }
+        }
+    };
+
+    let standard_names = r.list(&names_at);
+    if standard {
+        if standard_names.is_empty() {
+            r.error(
+                &names_at,
+                "must list at least one namespace when global.features.namespacePools.enabled is true",
+            );
+        }
+        for (key, value) in &standard_names {
+            add(r, key.clone(), value, PoolSource::Standard);
+        }
+    } else if !standard_names.is_empty() {
+        r.warnings.push(format!(
+            "{}: ignored because global.features.namespacePools.enabled is false",
+            names_at.path
+        ));
+    }
+
+    let pre = root.at("astronomer.houston.config.deployments.preCreatedNamespaces");
+    let pre_items = r.list(&pre);
+    for (key, item) in &pre_items {
+        let item_at = At {
+            value: Some(item),
+            path: key.clone(),
+        };
+        r.warn_unknown(
+            &item_at,
+            &keys::children("astronomer.houston.config.deployments.preCreatedNamespaces[]"),
+        );
+        match item_at.key("name").value {
+            Some(value) => add(r, format!("{key}.name"), value, PoolSource::Advanced),
+            None => r.errors.push(ConfigError {
+                key: key.clone(),
+                reason: "each entry needs a name: write `- name: <namespace>`".into(),
+            }),
+        }
+    }
+    let advanced = !pre_items.is_empty();
+    if standard && advanced {
+        r.warnings.push(
+            "both global.features.namespacePools.namespaces.names and astronomer.houston.config.deployments.preCreatedNamespaces are set: the pool is their union, and namespaces.create applies only to namespaces.names (Astronomer recommends using one of the two)".into(),
+        );
+    }
+    PoolSettings {
+        standard,
+        advanced,
+        create_namespaces: create_namespaces && standard,
+        create_rbac,
+        namespaces,
+        workspace_quota: quota::read_workspace_quota(r, root),
+    }
+}
