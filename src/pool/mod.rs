@@ -3,6 +3,7 @@
 
 mod cordons;
 mod dashboard;
+mod deployment_changes;
 mod deployments;
 mod error;
 mod hygiene;
