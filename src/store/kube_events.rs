@@ -46,11 +46,12 @@ impl Store {
         .await?)
     }
 
-    /// What came of posting entry `id`: posted (`error` none) or one more failed try.
+    /// What came of posting entry `id`: posted (`error` none) or one more
+    /// failed try, its text kept to [`super::MAX_ERROR_CHARS`].
     pub async fn record_event_post(&self, id: i64, error: Option<&str>) -> Result<()> {
         sqlx::query(
             "insert into kube_event_posts (event_id, posted_at, error)
-             values ($1, case when $2::text is null then now() end, $2)
+             values ($1, case when $2::text is null then now() end, left($2, 1024))
              on conflict (event_id) do update
                 set attempts = kube_event_posts.attempts + 1, attempted_at = now(),
                     posted_at = excluded.posted_at, error = excluded.error",

@@ -220,9 +220,10 @@ impl Store {
     }
 
     /// Records a Kubernetes failure and when to retry: 1 s, doubling, at most 5 min.
+    /// The text is kept to [`super::MAX_ERROR_CHARS`] (an API server's message is anybody's length).
     pub async fn record_kube_error(&self, name: &str, error: &str) -> Result<()> {
         sqlx::query(
-            "update pool_namespaces set kube_error = $2, kube_error_at = now(),
+            "update pool_namespaces set kube_error = left($2, 1024), kube_error_at = now(),
                     kube_attempts = kube_attempts + 1,
                     kube_next_attempt_at = now() + least(interval '5 minutes',
                         interval '1 second' * power(2, least(kube_attempts, 16)))

@@ -88,6 +88,10 @@ impl From<sqlx::Error> for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Characters of a Kubernetes failure kept in the database (`left(…, 1024)`
+/// in the statements that store one).
+pub const MAX_ERROR_CHARS: usize = 1024;
+
 /// The quota trigger's detail: "<quota> <held>".
 fn quota_detail(error: &sqlx::Error) -> Option<(i64, i64)> {
     let detail = error

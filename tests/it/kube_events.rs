@@ -220,3 +220,23 @@ fn save_for_schema_check(fake: &FakeKube) {
     });
     std::fs::write(dir.join("events.yaml"), text).unwrap();
 }
+
+/// A Kubernetes failure's text is anybody's length: what is stored of it is
+/// bounded, on the namespace and on an Event's try alike.
+#[sqlx::test]
+async fn stored_kubernetes_errors_are_bounded(db: PgPool) {
+    let app = TestApp::spawn(CREATE, db.clone()).await;
+    let store = app.service.store();
+    let huge = "é".repeat(100_000);
+    store.record_kube_error("team-a", &huge).await.unwrap();
+    store.record_event_post(1, Some(&huge)).await.unwrap();
+    let (on_namespace, on_post): (i32, i32) = sqlx::query_as(
+        "select (select char_length(kube_error) from pool_namespaces where name = 'team-a'),
+                (select char_length(error) from kube_event_posts where event_id = 1)",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let max = nspool::store::MAX_ERROR_CHARS as i32;
+    assert_eq!((on_namespace, on_post), (max, max));
+}
