@@ -176,7 +176,7 @@ async fn token(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     pool.close().await;
-    Ok((made.token, made.row.id))
+    Ok((made.token, made.record.id))
 }
 
 /// Reads at one pool size: (PostgreSQL alone, nspool, nspool's peak RSS).

@@ -131,7 +131,7 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                     .await?;
                 format!(
                     "namespace/{} cordoned ({})\n",
-                    view.row.name,
+                    view.name,
                     view.shown_state()
                 )
             }
@@ -147,7 +147,7 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                 let view = service.uncordon_namespace(&Caller::Operator, &name).await?;
                 format!(
                     "namespace/{} uncordoned ({})\n",
-                    view.row.name,
+                    view.name,
                     view.shown_state()
                 )
             }
@@ -177,36 +177,36 @@ fn time(at: Option<DateTime<Utc>>) -> String {
 }
 
 fn cordon_json(view: &PoolNamespaceView) -> Value {
-    match (&view.row.cordon_reason, &view.row.cordoned_by) {
-        (Some(reason), Some(by)) => json!({
-            "reason": reason,
-            "by": by,
-            "at": view.row.cordoned_at,
-            "until": view.row.cordon_until,
+    match &view.cordon {
+        Some(cordon) => json!({
+            "reason": cordon.reason,
+            "by": cordon.by,
+            "at": cordon.at,
+            "until": cordon.until,
         }),
-        _ => Value::Null,
+        None => Value::Null,
     }
 }
 
 fn namespace_json(view: &PoolNamespaceView) -> Value {
     json!({
-        "name": view.row.name,
+        "name": view.name,
         "state": view.shown_state(),
-        "source": view.row.source,
+        "source": view.source,
         "holder": view.holder.as_ref().map(|d| json!({
             "id": d.id,
             "releaseName": d.release_name,
             "label": d.label,
-            "workspaceId": d.workspace_id,
-            "workspace": d.workspace_label,
+            "workspaceId": d.workspace.id,
+            "workspace": d.workspace.label,
             "deletedAt": d.deleted_at,
         })),
-        "claimedAt": view.row.holder_deployment_id.and(view.row.claimed_at),
-        "releasingSince": view.row.releasing_since,
-        "retiredAt": view.row.retired_at,
+        "claimedAt": view.claimed_at,
+        "releasingSince": view.releasing_since,
+        "retiredAt": view.retired_at,
         "reclaimableAt": view.reclaimable_at,
-        "rbacState": view.row.rbac_state,
-        "kubeError": view.row.kube_error,
+        "rbacState": view.rbac_state,
+        "kubeError": view.kube_error,
         "cordon": cordon_json(view),
         "note": view.note,
     })
@@ -250,16 +250,18 @@ async fn list(
             &["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"],
             views.iter().map(|v| {
                 vec![
-                    v.row.name.clone(),
+                    v.name.clone(),
                     v.shown_state().to_owned(),
                     v.holder
                         .as_ref()
                         .map_or("-".into(), |d| d.release_name.clone()),
                     v.holder
                         .as_ref()
-                        .map_or("-".into(), |d| d.workspace_label.clone()),
-                    time(v.row.holder_deployment_id.and(v.row.claimed_at)),
-                    v.row.cordon_reason.clone().unwrap_or_else(|| "-".into()),
+                        .map_or("-".into(), |d| d.workspace.label.clone()),
+                    time(v.claimed_at),
+                    v.cordon
+                        .as_ref()
+                        .map_or_else(|| "-".into(), |c| c.reason.clone()),
                 ]
             }),
         ),
@@ -298,9 +300,9 @@ async fn show(
             let field = |text: &mut String, key: &str, value: String| {
                 text.push_str(&format!("{:<16}{value}\n", format!("{key}:")));
             };
-            field(&mut text, "Name", view.row.name.clone());
+            field(&mut text, "Name", view.name.clone());
             field(&mut text, "State", view.shown_state().to_owned());
-            field(&mut text, "Source", view.row.source.clone());
+            field(&mut text, "Source", view.source.clone());
             match &view.holder {
                 Some(d) => field(
                     &mut text,
@@ -309,7 +311,7 @@ async fn show(
                         "{} (label {}, workspace {}{})",
                         d.release_name,
                         d.label,
-                        d.workspace_label,
+                        d.workspace.label,
                         d.deleted_at.map_or(String::new(), |at| format!(
                             ", soft-deleted {}",
                             time(Some(at))
@@ -318,22 +320,21 @@ async fn show(
                 ),
                 None => field(&mut text, "Holder", "-".into()),
             }
-            field(&mut text, "RBAC", view.row.rbac_state.clone());
-            if let Some(reason) = &view.row.cordon_reason {
+            field(&mut text, "RBAC", view.rbac_state.clone());
+            if let Some(cordon) = &view.cordon {
                 field(
                     &mut text,
                     "Cordoned",
                     format!(
-                        "{reason} (by {} at {}, until {})",
-                        view.row.cordoned_by.as_deref().unwrap_or("-"),
-                        time(view.row.cordoned_at),
-                        view.row
-                            .cordon_until
-                            .map_or("uncordoned".into(), |t| time(Some(t)))
+                        "{} (by {} at {}, until {})",
+                        cordon.reason,
+                        cordon.by,
+                        time(Some(cordon.at)),
+                        cordon.until.map_or("uncordoned".into(), |t| time(Some(t)))
                     ),
                 );
             }
-            if let Some(error) = &view.row.kube_error {
+            if let Some(error) = &view.kube_error {
                 field(&mut text, "Kubernetes", error.clone());
             }
             if let Some(note) = &view.note {

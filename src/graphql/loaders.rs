@@ -1,7 +1,7 @@
 //! Batches for fields that would otherwise cost one query per parent row.
 
 use crate::pool::{self, PoolService};
-use crate::store::{EventRow, HoldingsRow, RoleBindingRow};
+use crate::pool::{Holdings, PoolEvent, WorkspaceToken};
 use async_graphql::dataloader::Loader;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,12 +10,12 @@ use uuid::Uuid;
 pub struct RoleBindingLoader(pub PoolService);
 
 impl Loader<Uuid> for RoleBindingLoader {
-    type Value = Vec<RoleBindingRow>;
+    type Value = Vec<WorkspaceToken>;
     type Error = Arc<pool::Error>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {
         let rows = self.0.role_bindings(keys).await.map_err(Arc::new)?;
-        let mut by_workspace: HashMap<Uuid, Vec<RoleBindingRow>> = HashMap::new();
+        let mut by_workspace: HashMap<Uuid, Vec<WorkspaceToken>> = HashMap::new();
         for row in rows {
             by_workspace.entry(row.workspace_id).or_default().push(row);
         }
@@ -27,7 +27,7 @@ impl Loader<Uuid> for RoleBindingLoader {
 pub struct EventLoader(pub PoolService);
 
 impl Loader<(String, i64)> for EventLoader {
-    type Value = Vec<EventRow>;
+    type Value = Vec<PoolEvent>;
     type Error = Arc<pool::Error>;
 
     async fn load(
@@ -60,7 +60,7 @@ impl Loader<(String, i64)> for EventLoader {
 pub struct HoldingsLoader(pub PoolService);
 
 impl Loader<Uuid> for HoldingsLoader {
-    type Value = HoldingsRow;
+    type Value = Holdings;
     type Error = Arc<pool::Error>;
 
     async fn load(&self, keys: &[Uuid]) -> Result<HashMap<Uuid, Self::Value>, Self::Error> {

@@ -243,10 +243,10 @@ impl PoolMutation {
             .await
             .gql()?;
         Ok(CreatedToken {
-            id: created.row.id.into(),
+            id: created.record.id.into(),
             token: created.token,
-            role: created.row.role,
-            workspace_id: created.row.workspace_id.map(Into::into),
+            role: created.record.role,
+            workspace_id: created.record.workspace_id.map(Into::into),
         })
     }
 

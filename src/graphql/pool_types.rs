@@ -4,8 +4,7 @@
 use super::loaders::EventLoader;
 use super::scalars::Uuid;
 use super::types::Deployment;
-use crate::pool::{PoolNamespaceState, PoolNamespaceView};
-use crate::store::{DeploymentRow, EventRow};
+use crate::pool::{self, PoolNamespaceState, PoolNamespaceView};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -85,7 +84,7 @@ pub struct PoolNamespace {
     /// Kept out of what is offered (its holder keeps it); null when not cordoned.
     pub cordon: Option<Cordon>,
     #[graphql(skip)]
-    pub holder: Option<DeploymentRow>,
+    pub holder: Option<pool::Deployment>,
 }
 
 /// A cordon: of one namespace, or of the whole pool.
@@ -99,27 +98,15 @@ pub struct Cordon {
     pub until: Option<DateTime<Utc>>,
 }
 
-impl From<crate::store::PoolCordonRow> for Cordon {
-    fn from(row: crate::store::PoolCordonRow) -> Self {
+impl From<pool::Cordon> for Cordon {
+    fn from(cordon: pool::Cordon) -> Self {
         Cordon {
-            reason: row.reason,
-            by: row.cordoned_by,
-            at: row.cordoned_at,
-            until: row.until,
+            reason: cordon.reason,
+            by: cordon.by,
+            at: cordon.at,
+            until: cordon.until,
         }
     }
-}
-
-/// The strings of a stored JSON array (nothing for anything else).
-fn strings(value: Option<&serde_json::Value>) -> Vec<String> {
-    value
-        .and_then(|v| v.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[ComplexObject]
@@ -153,40 +140,28 @@ impl PoolNamespace {
 impl From<PoolNamespaceView> for PoolNamespace {
     fn from(view: PoolNamespaceView) -> Self {
         PoolNamespace {
-            name: view.row.name,
+            name: view.name,
             state: view.state.into(),
-            source: view.row.source,
-            added_at: view.row.added_at,
-            claimed_at: view.row.holder_deployment_id.and(view.row.claimed_at),
-            retired_at: view.row.retired_at,
+            source: view.source,
+            added_at: view.added_at,
+            claimed_at: view.claimed_at,
+            retired_at: view.retired_at,
             reclaimable_at: view.reclaimable_at,
             note: view.note,
-            rbac_missing: strings(view.row.rbac_missing.as_ref()),
-            releasing_since: view.row.releasing_since,
-            leftovers: strings(view.row.leftovers.as_ref()),
-            leftovers_checked_at: view.row.leftovers_checked_at,
-            labels_missing: strings(view.row.labels_missing.as_ref()),
-            cordon: match (
-                view.row.cordon_reason,
-                view.row.cordoned_by,
-                view.row.cordoned_at,
-            ) {
-                (Some(reason), Some(by), Some(at)) => Some(Cordon {
-                    reason,
-                    by,
-                    at,
-                    until: view.row.cordon_until,
-                }),
-                _ => None,
-            },
-            rbac_state: view.row.rbac_state,
-            rbac_checked_at: view.row.rbac_checked_at,
-            managed: view.row.managed,
-            rbac_applied: view.row.rbac_applied.is_some(),
-            labels_in_sync: view.row.labels_holder == view.row.holder_deployment_id,
-            kube_error: view.row.kube_error,
-            kube_error_at: view.row.kube_error_at,
-            kube_next_attempt_at: view.row.kube_next_attempt_at,
+            rbac_state: view.rbac_state,
+            rbac_missing: view.rbac_missing,
+            rbac_checked_at: view.rbac_checked_at,
+            managed: view.managed,
+            rbac_applied: view.rbac_applied,
+            labels_in_sync: view.labels_in_sync,
+            kube_error: view.kube_error,
+            kube_error_at: view.kube_error_at,
+            kube_next_attempt_at: view.kube_next_attempt_at,
+            releasing_since: view.releasing_since,
+            leftovers: view.leftovers,
+            leftovers_checked_at: view.leftovers_checked_at,
+            labels_missing: view.labels_missing,
+            cordon: view.cordon.map(Cordon::from),
             holder: view.holder,
         }
     }
@@ -207,8 +182,8 @@ pub struct PoolEvent {
     pub reason: Option<String>,
 }
 
-impl From<EventRow> for PoolEvent {
-    fn from(row: EventRow) -> Self {
+impl From<pool::PoolEvent> for PoolEvent {
+    fn from(row: pool::PoolEvent) -> Self {
         PoolEvent {
             id: row.id.to_string(),
             at: row.at,

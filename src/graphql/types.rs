@@ -4,8 +4,7 @@ use super::loaders::RoleBindingLoader;
 pub use super::pool_types::*;
 use super::scalars::Uuid;
 use crate::domain::Executor;
-use crate::pool::PoolService;
-use crate::store::{DeploymentRow, RoleBindingRow, WorkspaceRow};
+use crate::pool::{self, PoolService};
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
@@ -124,27 +123,24 @@ pub struct RoleBinding {
     pub service_account: Option<ServiceAccount>,
 }
 
-impl From<RoleBindingRow> for RoleBinding {
+impl From<pool::WorkspaceToken> for RoleBinding {
     /// nspool has no users: a workspace's role bindings are its tokens.
-    fn from(row: RoleBindingRow) -> Self {
+    fn from(token: pool::WorkspaceToken) -> Self {
         RoleBinding {
-            role: row.role,
+            role: token.role,
             user: None,
             service_account: Some(ServiceAccount {
-                id: row.token_id.into(),
-                label: row.label,
+                id: token.token_id.into(),
+                label: token.label,
             }),
         }
     }
 }
 
-pub struct Workspace(pub WorkspaceRow);
+pub struct Workspace(pub pool::Workspace);
 
 impl Workspace {
-    async fn holdings(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<crate::store::HoldingsRow>> {
+    async fn holdings(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<pool::Holdings>> {
         let loader = ctx.data_unchecked::<DataLoader<super::loaders::HoldingsLoader>>();
         loader
             .load_one(self.0.id)
@@ -222,7 +218,7 @@ pub struct DagDeploymentConfig {
     pub rev: Option<String>,
 }
 
-pub struct Deployment(pub DeploymentRow);
+pub struct Deployment(pub pool::Deployment);
 
 #[Object]
 impl Deployment {
@@ -269,7 +265,7 @@ impl Deployment {
         None
     }
     async fn executor(&self) -> Option<ExecutorType> {
-        Executor::parse(&self.0.executor).map(Into::into)
+        self.0.executor.map(Into::into)
     }
     /// nspool does not run Airflow, so it cannot know the status.
     async fn status(&self) -> Option<&str> {
@@ -286,14 +282,7 @@ impl Deployment {
             .collect()
     }
     async fn workspace(&self) -> Workspace {
-        let d = &self.0;
-        Workspace(WorkspaceRow {
-            id: d.workspace_id,
-            label: d.workspace_label.clone(),
-            description: d.workspace_description.clone(),
-            created_at: d.workspace_created_at,
-            updated_at: d.workspace_updated_at,
-        })
+        Workspace(self.0.workspace.clone())
     }
     async fn deploy_info(&self) -> DeployInfo {
         DeployInfo {
@@ -370,8 +359,8 @@ pub struct ReclaimRun {
     pub would_reclaim: Option<Json<serde_json::Value>>,
 }
 
-impl From<crate::store::ReclaimRunRow> for ReclaimRun {
-    fn from(row: crate::store::ReclaimRunRow) -> Self {
+impl From<pool::ReclaimRun> for ReclaimRun {
+    fn from(row: pool::ReclaimRun) -> Self {
         ReclaimRun {
             id: row.id.to_string(),
             scheduled_for: row.scheduled_for,

@@ -3,11 +3,11 @@
 //! under races (a cordoned namespace is never claimed, a quota never passed)
 //! are the database's; this checks input and words the answers.
 
+use super::records::{Cordon, Holdings, Workspace, all};
 use super::view::PoolNamespaceView;
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller, text};
-use crate::store::{PoolCordonRow, WorkspaceRow};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -122,9 +122,9 @@ impl PoolService {
 
     /// The pool cordon while it holds (any valid token may ask: the astro
     /// CLI's users see why a create is refused).
-    pub async fn pool_cordon(&self, caller: &Caller) -> Result<Option<PoolCordonRow>> {
+    pub async fn pool_cordon(&self, caller: &Caller) -> Result<Option<Cordon>> {
         caller.authorize(Action::UseToken)?;
-        Ok(self.store.pool_cordon().await?)
+        Ok(self.store.pool_cordon().await?.map(Cordon::from))
     }
 
     /// Lifts cordons whose end passed (each replica, every [`CORDON_SWEEP`]).
@@ -161,7 +161,7 @@ impl PoolService {
         caller: &Caller,
         workspace_id: Uuid,
         quota: Option<i32>,
-    ) -> Result<WorkspaceRow> {
+    ) -> Result<Workspace> {
         caller.authorize(Action::System(Level::Admin))?;
         let max = crate::config::MAX_WORKSPACE_QUOTA;
         if let Some(q) = quota
@@ -174,12 +174,13 @@ impl PoolService {
         self.store
             .set_workspace_quota(workspace_id, quota, &caller.actor())
             .await?
+            .map(Workspace::from)
             .ok_or_else(|| Error::NotFound(format!("Workspace {workspace_id} does not exist")))
     }
 
     /// Quotas and holdings of many workspaces at once (the GraphQL loader's batch).
-    pub async fn holdings(&self, workspace_ids: &[Uuid]) -> Result<Vec<crate::store::HoldingsRow>> {
-        Ok(self.store.holdings(workspace_ids).await?)
+    pub async fn holdings(&self, workspace_ids: &[Uuid]) -> Result<Vec<Holdings>> {
+        Ok(all(self.store.holdings(workspace_ids).await?))
     }
 }
 

@@ -1,12 +1,13 @@
 //! What the pool dashboard shows, gathered for a system viewer in a few
 //! statements; the HTML is `crate::http::dashboard`'s.
 
+use super::records::{Cordon, PoolEvent, ReclaimRun, all};
 use super::view::PoolNamespaceView;
 use super::{PoolService, Result};
 use crate::config::CleanupSettings;
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::{EventRow, ReclaimRunRow, StateChange};
+use crate::store::StateChange;
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use std::collections::HashMap;
 
@@ -24,13 +25,13 @@ pub struct HistoryPoint {
 
 pub struct Dashboard {
     pub namespaces: Vec<PoolNamespaceView>,
-    pub runs: Vec<ReclaimRunRow>,
-    pub events: Vec<EventRow>,
+    pub runs: Vec<ReclaimRun>,
+    pub events: Vec<PoolEvent>,
     pub history: Vec<HistoryPoint>,
     pub cleanup: CleanupSettings,
     pub next_reclaim: Option<DateTime<Utc>>,
     /// The whole pool's cordon, while it holds.
-    pub pool_cordon: Option<crate::store::PoolCordonRow>,
+    pub pool_cordon: Option<Cordon>,
     /// The last config reload's outcome (this replica).
     pub reload: super::reload::ReloadStatus,
 }
@@ -110,10 +111,10 @@ impl PoolService {
         let now = Utc::now();
         let (namespaces, runs, events, history, pool_cordon) = tokio::try_join!(
             self.pool_view(caller),
-            async { Ok(self.store.reclaim_runs(10).await?) },
-            async { Ok(self.store.events(None, 25).await?) },
+            async { Ok(all(self.store.reclaim_runs(10).await?)) },
+            async { Ok(all(self.store.events(None, 25).await?)) },
             self.history_until(now),
-            async { Ok(self.store.pool_cordon().await?) },
+            async { Ok(self.store.pool_cordon().await?.map(Cordon::from)) },
         )?;
         let cleanup = self.settings().cleanup.clone();
         let next_reclaim = cleanup

@@ -4,11 +4,12 @@
 use super::deployments::{
     CreateDeployment, DeploymentInput, UpsertDeployment, label_taken, non_empty,
 };
+use super::records::Deployment;
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
 use crate::domain::text;
 use crate::domain::{Caller, DeploymentLabel, Executor};
-use crate::store::{self, DeploymentRow, DeploymentUpdate};
+use crate::store::{self, DeploymentUpdate};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -19,7 +20,7 @@ impl PoolService {
         id: Uuid,
         payload: Option<&Value>,
         input: DeploymentInput,
-    ) -> Result<DeploymentRow> {
+    ) -> Result<Deployment> {
         if let Some(payload) = payload {
             text::check_stored_json("payload", payload)?;
         }
@@ -68,7 +69,7 @@ impl PoolService {
             .update_deployment(id, &update, &caller.actor())
             .await
         {
-            Ok(Some(row)) => Ok(row),
+            Ok(Some(row)) => Ok(row.into()),
             Ok(None) => Err(Error::NotFound(format!("Deployment {id} not found"))),
             Err(store::Error::LabelTaken) => Err(label_taken(update.label.unwrap_or_default())),
             Err(e) => Err(e.into()),
@@ -79,7 +80,7 @@ impl PoolService {
         &self,
         caller: &Caller,
         request: UpsertDeployment,
-    ) -> Result<DeploymentRow> {
+    ) -> Result<Deployment> {
         match request.deployment_id {
             None => {
                 let workspace_id = request.workspace_id.ok_or_else(|| {
@@ -116,7 +117,7 @@ impl PoolService {
         caller: &Caller,
         id: Uuid,
         hard: Option<bool>,
-    ) -> Result<DeploymentRow> {
+    ) -> Result<Deployment> {
         let hard_allowed = self.settings().houston.hard_delete_deployment;
         let hard_requested = hard == Some(true);
         if hard_requested && hard_allowed {
@@ -140,7 +141,7 @@ impl PoolService {
                 self.metrics.release("hard_delete");
                 self.kube_wake.notify_one();
                 self.read_own_write(released.pool_generation).await;
-                return Ok(released.deployment);
+                return Ok(released.deployment.into());
             }
             self.deployment_for(caller, id, Level::Admin).await?;
             return Err(Error::NotFound(format!("Deployment {id} not found")));
@@ -169,7 +170,9 @@ impl PoolService {
             .soft_delete_deployment(id, &actor, reason)
             .await?;
         self.kube_wake.notify_one();
-        deleted.ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
+        deleted
+            .map(Deployment::from)
+            .ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
     }
 }
 

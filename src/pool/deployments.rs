@@ -1,6 +1,7 @@
 //! Creating Deployments and claiming their namespaces, and reading them
 //! (changes and deletes: `deployment_changes`).
 
+use super::records::{Deployment, all};
 use super::refusals::{self, Kind};
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
@@ -119,14 +120,14 @@ impl PoolService {
         &self,
         caller: &Caller,
         request: CreateDeployment,
-    ) -> Result<DeploymentRow> {
+    ) -> Result<Deployment> {
         let started = std::time::Instant::now();
         let result = self.create_deployment_now(caller, request).await;
         if self.settings().pool.enabled() {
             self.metrics
                 .claim(claim_outcome(&result), started.elapsed());
         }
-        result
+        result.map(Deployment::from)
     }
 
     async fn create_deployment_now(
@@ -330,7 +331,7 @@ impl PoolService {
         Ok(row)
     }
 
-    pub async fn deployment(&self, caller: &Caller, id: &str) -> Result<Option<DeploymentRow>> {
+    pub async fn deployment(&self, caller: &Caller, id: &str) -> Result<Option<Deployment>> {
         let id = Uuid::parse_str(id.trim()).map_err(|_| {
             Error::BadInput(format!(
                 "\"{}\" is not a Deployment id (a UUID)",
@@ -338,7 +339,7 @@ impl PoolService {
             ))
         })?;
         match self.deployment_for(caller, id, Level::Viewer).await {
-            Ok(row) => Ok(Some(row)),
+            Ok(row) => Ok(Some(row.into())),
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -349,7 +350,7 @@ impl PoolService {
         caller: &Caller,
         workspace_id: Uuid,
         release_name: Option<&str>,
-    ) -> Result<Vec<DeploymentRow>> {
+    ) -> Result<Vec<Deployment>> {
         caller.authorize(Action::Workspace(workspace_id, Level::Viewer))?;
         check_opt("releaseName", release_name, max::FILTER)?;
         let filter = ListFilter {
@@ -360,7 +361,7 @@ impl PoolService {
             limit: None,
             offset: 0,
         };
-        Ok(self.store.deployments(&filter).await?)
+        Ok(all(self.store.deployments(&filter).await?))
     }
 
     pub async fn paginated_deployments(
@@ -370,7 +371,7 @@ impl PoolService {
         cursor: Option<Uuid>,
         page_number: Option<i32>,
         name: Option<&str>,
-    ) -> Result<Vec<DeploymentRow>> {
+    ) -> Result<Vec<Deployment>> {
         let workspace_id = caller.workspace_filter()?;
         let (limit, offset) = page(take, page_number)?;
         check_opt("name", name, max::FILTER)?;
@@ -382,7 +383,7 @@ impl PoolService {
             limit,
             offset,
         };
-        Ok(self.store.deployments(&filter).await?)
+        Ok(all(self.store.deployments(&filter).await?))
     }
 }
 

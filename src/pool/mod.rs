@@ -10,6 +10,7 @@ mod hygiene;
 mod listener;
 mod progress;
 mod reclaim;
+mod records;
 mod refusals;
 pub mod reload;
 mod sessions;
@@ -28,13 +29,17 @@ pub use deployments::{
 pub use error::{Error, Result};
 pub use progress::{Progress, Silent};
 pub use reclaim::{ReclaimReport, ReclaimedDeployment, never_stop, replica_name};
+pub use records::{
+    ClusterReport, Cordon, Deployment, Holdings, PoolEvent, ReclaimRun, Token, Workspace,
+    WorkspaceToken,
+};
 pub use sessions::{NewSession, SESSION_HOURS};
 pub use tokens::{Credentials, NewToken};
 pub use view::{PoolNamespaceState, PoolNamespaceView, SHOWN_STATES};
 
 use crate::config::Settings;
 use crate::domain::Caller;
-use crate::store::{DeploymentRow, PoolSyncReport, Store};
+use crate::store::{PoolSyncReport, Store};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 
@@ -198,11 +203,11 @@ impl PoolService {
     }
 
     /// Houston's deployment URLs.
-    pub fn urls(&self, row: &DeploymentRow) -> [(&'static str, String); 2] {
+    pub fn urls(&self, deployment: &Deployment) -> [(&'static str, String); 2] {
         let base = format!(
             "https://deployments.{}/{}",
             self.settings().service.base_domain,
-            row.release_name
+            deployment.release_name
         );
         [
             ("airflow", format!("{base}/airflow")),

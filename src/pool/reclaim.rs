@@ -5,10 +5,11 @@
 //! is reclaimed in its own transaction with its event, so a run stopped
 //! anywhere leaves nothing half-done.
 
+use super::records::{ReclaimRun, all};
 use super::{Error, PoolService, Progress, Result, Silent};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::{DeploymentRow, ReclaimRunRow};
+use crate::store::DeploymentRow;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -281,8 +282,8 @@ impl PoolService {
         Ok(self.settings().cleanup.clone())
     }
 
-    pub async fn reclaim_runs(&self, caller: &Caller, last: i64) -> Result<Vec<ReclaimRunRow>> {
+    pub async fn reclaim_runs(&self, caller: &Caller, last: i64) -> Result<Vec<ReclaimRun>> {
         caller.authorize(Action::System(Level::Viewer))?;
-        Ok(self.store.reclaim_runs(last).await?)
+        Ok(all(self.store.reclaim_runs(last).await?))
     }
 }

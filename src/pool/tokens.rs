@@ -1,3 +1,4 @@
+use super::records::{Token, all};
 use super::{Error, PoolService, Result};
 use crate::domain::roles::{Level, Scope};
 use crate::domain::{Action, Caller, Identity, Role, token};
@@ -49,7 +50,7 @@ pub(super) fn caller_of(row: TokenRow) -> Result<Caller> {
 
 pub struct NewToken {
     pub token: String,
-    pub row: TokenRow,
+    pub record: Token,
 }
 
 impl PoolService {
@@ -109,7 +110,10 @@ impl PoolService {
             .create_token(&hash, role.as_str(), workspace_id, label, &caller.actor())
             .await
         {
-            Ok(row) => Ok(NewToken { token, row }),
+            Ok(row) => Ok(NewToken {
+                token,
+                record: row.into(),
+            }),
             Err(store::Error::WorkspaceNotFound) => Err(Error::NotFound(format!(
                 "Workspace {} does not exist",
                 workspace_id.unwrap_or_default()
@@ -125,12 +129,12 @@ impl PoolService {
         Ok(created.then_some(token))
     }
 
-    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<TokenRow>> {
+    pub async fn tokens(&self, caller: &Caller) -> Result<Vec<Token>> {
         caller.authorize(Action::System(Level::Admin))?;
-        Ok(self.store.tokens().await?)
+        Ok(all(self.store.tokens().await?))
     }
 
-    pub async fn revoke_token(&self, caller: &Caller, id: Uuid) -> Result<TokenRow> {
+    pub async fn revoke_token(&self, caller: &Caller, id: Uuid) -> Result<Token> {
         caller.authorize(Action::System(Level::Admin))?;
         let revoked = self
             .store
@@ -139,6 +143,6 @@ impl PoolService {
             .ok_or_else(|| Error::NotFound(format!("No live token with id {id}")))?;
         // Here at once; other replicas when the notice reaches them.
         self.tokens.evict_id(id);
-        Ok(revoked)
+        Ok(revoked.into())
     }
 }

@@ -1,9 +1,10 @@
 //! nspool's own pool view: every namespace with its state.
 
+use super::records::{ClusterReport, Cordon, Deployment, PoolEvent, all};
 use super::{PoolService, Result};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::{DeploymentRow, EventRow, PoolNamespaceRow};
+use crate::store::{DeploymentRow, PoolNamespaceRow};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
@@ -33,13 +34,48 @@ impl PoolNamespaceState {
     }
 }
 
+/// One namespace of the pool as nspool sees it: its state, holder, cordon,
+/// and what the Kubernetes worker last found.
+#[derive(Debug, Clone)]
 pub struct PoolNamespaceView {
-    pub row: PoolNamespaceRow,
-    pub holder: Option<DeploymentRow>,
+    pub name: String,
+    /// `standard` (namespacePools.namespaces.names) or `advanced` (preCreatedNamespaces).
+    pub source: String,
+    pub added_at: DateTime<Utc>,
+    /// When its holder claimed it (`None` unless held).
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub retired_at: Option<DateTime<Utc>>,
+    /// When it last started or stopped being offered.
+    pub offered_changed_at: DateTime<Utc>,
+    /// The Deployment holding it, live or soft-deleted.
+    pub holder: Option<Deployment>,
     pub state: PoolNamespaceState,
     pub reclaimable_at: Option<DateTime<Utc>>,
     /// How the namespace becomes free again, when it is not.
     pub note: Option<String>,
+    pub cordon: Option<Cordon>,
+    /// Verification: `unknown`, `ok`, `broken` or `missing`.
+    pub rbac_state: String,
+    /// The Commander permissions a verification found missing.
+    pub rbac_missing: Vec<String>,
+    pub rbac_checked_at: Option<DateTime<Utc>>,
+    /// Whether nspool applies this namespace's objects (namespaces.create).
+    pub managed: bool,
+    /// Whether nspool's current RBAC objects have been applied.
+    pub rbac_applied: bool,
+    /// Whether the claim labels in the cluster match the holder.
+    pub labels_in_sync: bool,
+    /// Pool labels the last verification found missing or different, as `key=value`.
+    pub labels_missing: Vec<String>,
+    /// The last Kubernetes failure on it, retried with backoff.
+    pub kube_error: Option<String>,
+    pub kube_error_at: Option<DateTime<Utc>>,
+    pub kube_next_attempt_at: Option<DateTime<Utc>>,
+    /// Since when it is releasing (`None` unless releasing).
+    pub releasing_since: Option<DateTime<Utc>>,
+    /// What the last check of it after a release found, as `Kind/name`.
+    pub leftovers: Vec<String>,
+    pub leftovers_checked_at: Option<DateTime<Utc>>,
 }
 
 impl PoolNamespaceView {
@@ -48,7 +84,7 @@ impl PoolNamespaceView {
     pub fn shown_state(&self) -> &'static str {
         match self.state {
             PoolNamespaceState::Free
-                if matches!(self.row.rbac_state.as_str(), "broken" | "missing") =>
+                if matches!(self.rbac_state.as_str(), "broken" | "missing") =>
             {
                 "broken"
             }
@@ -107,6 +143,65 @@ pub fn comes_back(
     }
 }
 
+/// The strings of a stored JSON array (nothing for anything else).
+fn strings(value: Option<serde_json::Value>) -> Vec<String> {
+    match value {
+        Some(serde_json::Value::Array(items)) => items
+            .into_iter()
+            .filter_map(|v| match v {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn view_of(
+    row: PoolNamespaceRow,
+    holder: Option<DeploymentRow>,
+    state: PoolNamespaceState,
+    reclaimable_at: Option<DateTime<Utc>>,
+    note: Option<String>,
+) -> PoolNamespaceView {
+    // The cordon's columns are set and cleared together (a table constraint).
+    let cordon = match (row.cordon_reason, row.cordoned_by, row.cordoned_at) {
+        (Some(reason), Some(by), Some(at)) => Some(Cordon {
+            reason,
+            by,
+            at,
+            until: row.cordon_until,
+        }),
+        _ => None,
+    };
+    PoolNamespaceView {
+        claimed_at: row.holder_deployment_id.and(row.claimed_at),
+        labels_in_sync: row.labels_holder == row.holder_deployment_id,
+        name: row.name,
+        source: row.source,
+        added_at: row.added_at,
+        retired_at: row.retired_at,
+        offered_changed_at: row.offered_changed_at,
+        holder: holder.map(Deployment::from),
+        state,
+        reclaimable_at,
+        note,
+        cordon,
+        rbac_state: row.rbac_state,
+        rbac_missing: strings(row.rbac_missing),
+        rbac_checked_at: row.rbac_checked_at,
+        managed: row.managed,
+        rbac_applied: row.rbac_applied.is_some(),
+        labels_missing: strings(row.labels_missing),
+        kube_error: row.kube_error,
+        kube_error_at: row.kube_error_at,
+        kube_next_attempt_at: row.kube_next_attempt_at,
+        releasing_since: row.releasing_since,
+        leftovers: strings(row.leftovers),
+        leftovers_checked_at: row.leftovers_checked_at,
+    }
+}
+
 impl PoolService {
     /// Two queries whatever the pool's size: the pool, then all its holders.
     pub async fn pool_view(&self, caller: &Caller) -> Result<Vec<PoolNamespaceView>> {
@@ -152,28 +247,19 @@ impl PoolService {
                 let reclaimable_at =
                     self.reclaimable_at(holder.as_ref().and_then(|d| d.deleted_at));
                 let note = comes_back(state, reclaimable_at, never.as_deref(), unchecked);
-                PoolNamespaceView {
-                    row,
-                    holder,
-                    state,
-                    reclaimable_at,
-                    note,
-                }
+                view_of(row, holder, state, reclaimable_at, note)
             })
             .collect())
     }
 
-    pub async fn rbac_cluster_report(
-        &self,
-        caller: &Caller,
-    ) -> Result<Option<crate::store::ClusterReportRow>> {
+    pub async fn rbac_cluster_report(&self, caller: &Caller) -> Result<Option<ClusterReport>> {
         caller.authorize(Action::System(Level::Viewer))?;
-        Ok(self.store.cluster_report().await?)
+        Ok(self.store.cluster_report().await?.map(ClusterReport::from))
     }
 
     /// The newest events of many namespaces at once (the GraphQL loader's batch).
-    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
-        Ok(self.store.namespace_events(names, last).await?)
+    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<PoolEvent>> {
+        Ok(all(self.store.namespace_events(names, last).await?))
     }
 
     pub async fn events(
@@ -181,9 +267,75 @@ impl PoolService {
         caller: &Caller,
         namespace: Option<&str>,
         last: i64,
-    ) -> Result<Vec<EventRow>> {
+    ) -> Result<Vec<PoolEvent>> {
         caller.authorize(Action::System(Level::Viewer))?;
         crate::domain::text::check_opt("namespace", namespace, crate::domain::text::max::FILTER)?;
-        Ok(self.store.events(namespace, last).await?)
+        Ok(all(self.store.events(namespace, last).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn row(name: &str) -> PoolNamespaceRow {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        PoolNamespaceRow {
+            name: name.into(),
+            source: "standard".into(),
+            holder_deployment_id: None,
+            claimed_at: Some(at),
+            added_at: at,
+            retired_at: None,
+            managed: true,
+            rbac_applied: Some("v1".into()),
+            labels_holder: None,
+            rbac_state: "ok".into(),
+            rbac_missing: Some(json!(["create pods", 7, null])),
+            rbac_checked_at: None,
+            kube_error: None,
+            kube_error_at: None,
+            kube_next_attempt_at: None,
+            releasing_since: None,
+            leftovers: Some(json!({"not": "an array"})),
+            leftovers_checked_at: None,
+            labels_missing: None,
+            cordon_reason: Some("disk".into()),
+            cordoned_by: Some("token:ops".into()),
+            cordoned_at: Some(at),
+            cordon_until: None,
+            offered_changed_at: at,
+        }
+    }
+
+    #[test]
+    fn the_view_speaks_in_the_pools_terms_not_the_columns() {
+        let view = view_of(
+            row("pool-a"),
+            None,
+            PoolNamespaceState::Cordoned,
+            None,
+            None,
+        );
+        // A claim time left from an earlier holder is not shown once free.
+        assert_eq!(view.claimed_at, None);
+        assert_eq!(view.rbac_missing, ["create pods"]);
+        assert!(view.leftovers.is_empty() && view.labels_missing.is_empty());
+        assert!(view.rbac_applied && view.labels_in_sync);
+        let cordon = view.cordon.clone().expect("cordon");
+        assert_eq!(
+            (cordon.reason.as_str(), cordon.by.as_str()),
+            ("disk", "token:ops")
+        );
+        assert_eq!(view.shown_state(), "cordoned");
+
+        let mut held = row("pool-b");
+        held.holder_deployment_id = Some(uuid::Uuid::nil());
+        held.cordon_reason = None;
+        let view = view_of(held, None, PoolNamespaceState::Held, None, None);
+        assert!(view.claimed_at.is_some() && view.cordon.is_none());
+        // The labels in the cluster still name no holder.
+        assert!(!view.labels_in_sync);
     }
 }

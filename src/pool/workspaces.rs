@@ -1,8 +1,8 @@
 use super::deployments::page;
+use super::records::{Workspace, WorkspaceToken, all};
 use super::{Error, PoolService, Result};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::{RoleBindingRow, WorkspaceRow};
 use uuid::Uuid;
 
 use crate::domain::text::{check, check_opt, max};
@@ -13,7 +13,7 @@ impl PoolService {
         caller: &Caller,
         label: &str,
         description: Option<&str>,
-    ) -> Result<WorkspaceRow> {
+    ) -> Result<Workspace> {
         caller.authorize(Action::System(Level::Admin))?;
         let label = label.trim();
         check("label", label, max::LABEL)?;
@@ -27,7 +27,8 @@ impl PoolService {
         Ok(self
             .store
             .create_workspace(label, description, &caller.actor())
-            .await?)
+            .await?
+            .into())
     }
 
     pub async fn workspaces(
@@ -35,21 +36,21 @@ impl PoolService {
         caller: &Caller,
         take: Option<i32>,
         page_number: Option<i32>,
-    ) -> Result<Vec<WorkspaceRow>> {
+    ) -> Result<Vec<Workspace>> {
         let only = caller.workspace_filter()?;
         let (limit, offset) = match (take, page_number) {
             (None, None) => (None, 0),
             _ => page(take, page_number)?,
         };
-        Ok(self.store.workspaces(only, limit, offset).await?)
+        Ok(all(self.store.workspaces(only, limit, offset).await?))
     }
 
-    pub async fn workspace(&self, caller: &Caller, id: Uuid) -> Result<Option<WorkspaceRow>> {
+    pub async fn workspace(&self, caller: &Caller, id: Uuid) -> Result<Option<Workspace>> {
         caller.authorize(Action::Workspace(id, Level::Viewer))?;
-        Ok(self.store.workspace(id).await?)
+        Ok(self.store.workspace(id).await?.map(Workspace::from))
     }
 
-    pub async fn role_bindings(&self, workspace_ids: &[Uuid]) -> Result<Vec<RoleBindingRow>> {
-        Ok(self.store.role_bindings(workspace_ids).await?)
+    pub async fn role_bindings(&self, workspace_ids: &[Uuid]) -> Result<Vec<WorkspaceToken>> {
+        Ok(all(self.store.role_bindings(workspace_ids).await?))
     }
 }

@@ -2,8 +2,8 @@
 //! each with the session's CSRF token) and the line that says what the last
 //! one did. Viewers and editors get none of them.
 
+use crate::pool::Cordon;
 use crate::pool::{PoolNamespaceState, PoolNamespaceView};
-use crate::store::PoolCordonRow;
 use maud::{Markup, html};
 
 /// What an action did, shown once back on the dashboard.
@@ -66,9 +66,9 @@ fn hidden(csrf: &str, action: &str, name: &str) -> Markup {
 
 /// Per namespace: cordon (with a reason) or uncordon; mark clean when releasing.
 pub fn namespace_actions(view: &PoolNamespaceView, csrf: &str) -> Markup {
-    let name = view.row.name.as_str();
+    let name = view.name.as_str();
     html! {
-        @if view.row.cordoned_at.is_some() {
+        @if view.cordon.is_some() {
             form class="action" method="post" action="/actions" {
                 (hidden(csrf, "uncordon", name))
                 button type="submit" id=(format!("uncordon-{name}")) { "Uncordon" }
@@ -93,7 +93,7 @@ pub fn namespace_actions(view: &PoolNamespaceView, csrf: &str) -> Markup {
 }
 
 /// The whole pool: cordon with a reason, or open it again.
-pub fn pool_actions(cordon: Option<&PoolCordonRow>, csrf: &str) -> Markup {
+pub fn pool_actions(cordon: Option<&Cordon>, csrf: &str) -> Markup {
     html! {
         @if cordon.is_some() {
             form class="action" method="post" action="/actions" {

@@ -66,12 +66,12 @@ fn matches(view: &PoolNamespaceView, search: &str) -> bool {
         return true;
     }
     let needle = search.to_lowercase();
-    let mut fields = vec![view.row.name.as_str()];
+    let mut fields = vec![view.name.as_str()];
     if let Some(d) = &view.holder {
         fields.extend([
             d.release_name.as_str(),
             d.label.as_str(),
-            d.workspace_label.as_str(),
+            d.workspace.label.as_str(),
         ]);
     }
     fields.iter().any(|f| f.to_lowercase().contains(&needle))
@@ -135,33 +135,25 @@ pub fn refused(message: &str) -> Markup {
     )
 }
 
-/// The strings of a stored JSON array.
-fn strings(value: Option<&serde_json::Value>) -> Vec<&str> {
-    value
-        .and_then(|m| m.as_array())
-        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
-        .unwrap_or_default()
-}
-
 fn details(view: &PoolNamespaceView) -> Markup {
-    let missing = strings(view.row.rbac_missing.as_ref());
-    let leftovers = strings(view.row.leftovers.as_ref());
-    let labels_missing = strings(view.row.labels_missing.as_ref());
+    let missing = &view.rbac_missing;
+    let leftovers = &view.leftovers;
+    let labels_missing = &view.labels_missing;
     html! {
-        @if view.row.rbac_state == "missing" { div { "the namespace does not exist in the cluster" } }
+        @if view.rbac_state == "missing" { div { "the namespace does not exist in the cluster" } }
         @if !leftovers.is_empty() { div { "left behind: " (leftovers.join(", ")) } }
-        @if let Some(at) = view.row.leftovers_checked_at { @if view.row.releasing_since.is_some() { div { "last checked " (time(at)) } } }
+        @if let Some(at) = view.leftovers_checked_at { @if view.releasing_since.is_some() { div { "last checked " (time(at)) } } }
         @if !labels_missing.is_empty() { div { "labels missing: " (labels_missing.join(", ")) } }
         @if !missing.is_empty() { div { "Commander cannot: " (missing.join(", ")) } }
         @if let Some(at) = view.reclaimable_at { div { "reclaimable after " (time(at)) } }
-        @if let Some(reason) = &view.row.cordon_reason {
-            div class="cordon" { "cordoned: " (reason)
-                " (" (view.row.cordoned_by.as_deref().unwrap_or(""))
-                @if let Some(until) = view.row.cordon_until { ", until " (time(until)) } ")" }
+        @if let Some(cordon) = &view.cordon {
+            div class="cordon" { "cordoned: " (cordon.reason)
+                " (" (cordon.by)
+                @if let Some(until) = cordon.until { ", until " (time(until)) } ")" }
         }
-        @if let Some(error) = &view.row.kube_error {
+        @if let Some(error) = &view.kube_error {
             div class="error" { "Kubernetes: " (error)
-                @if let Some(next) = view.row.kube_next_attempt_at { " (next try " (time(next)) ")" } }
+                @if let Some(next) = view.kube_next_attempt_at { " (next try " (time(next)) ")" } }
         }
     }
 }
@@ -192,7 +184,7 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             @if let Some(cordon) = &data.pool_cordon {
                 p class="banner warn" id="pool-cordon" {
                     strong { "The pool is cordoned: no claims. " }
-                    (cordon.reason) " (by " (cordon.cordoned_by) " at " (time(cordon.cordoned_at))
+                    (cordon.reason) " (by " (cordon.by) " at " (time(cordon.at))
                     @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
                 }
             }
@@ -223,7 +215,7 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             }
             div class="grid-cells" aria-label="one cell per namespace" {
                 @for (view, state) in data.namespaces.iter().zip(&states) {
-                    span class=(format!("cell {state}")) title=(format!("{}: {state}", view.row.name)) {}
+                    span class=(format!("cell {state}")) title=(format!("{}: {state}", view.name)) {}
                 }
             }
             table {
@@ -231,20 +223,20 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                     @if shown.csrf.is_some() { th { "actions" } } } }
                 tbody {
                     @for (view, state) in data.namespaces.iter().zip(&states).filter(|(v, _)| matches(v, &shown.search)) {
-                        tr id=(format!("ns-{}", view.row.name)) {
-                            td { (view.row.name) }
+                        tr id=(format!("ns-{}", view.name)) {
+                            td { (view.name) }
                             td { span class=(format!("state {state}")) { (state) } }
                             td {
                                 @if let Some(d) = &view.holder {
-                                    (d.workspace_label) " / " (d.label) " " span class="muted" { "(" (d.release_name) ")" }
+                                    (d.workspace.label) " / " (d.label) " " span class="muted" { "(" (d.release_name) ")" }
                                 }
                             }
                             td {
-                                @match (view.row.retired_at, view.holder.as_ref()) {
+                                @match (view.retired_at, view.holder.as_ref()) {
                                     (Some(at), _) => (time(at)),
-                                    (None, Some(d)) => (time(d.deleted_at.unwrap_or(view.row.claimed_at.unwrap_or(d.created_at)))),
+                                    (None, Some(d)) => (time(d.deleted_at.unwrap_or(view.claimed_at.unwrap_or(d.created_at)))),
                                     // Since when it is in this state: released, cordoned, or offered.
-                                    (None, None) => (time(view.row.releasing_since.or(view.row.cordoned_at).unwrap_or(view.row.offered_changed_at))),
+                                    (None, None) => (time(view.releasing_since.or(view.cordon.as_ref().map(|c| c.at)).unwrap_or(view.offered_changed_at))),
                                 }
                             }
                             td { (details(view)) }
