@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
+mod host;
+
+use host::{RunAs, check_reachable, find_binaries, is_root, lookup_user};
+
 const DATABASE: &str = "nspool";
 const SUPERUSER: &str = "postgres";
 const PORT: u16 = 5432;
@@ -47,14 +51,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         path: path.to_owned(),
         source,
     }
-}
-
-/// The unprivileged account the server runs as when nspool runs as root.
-#[derive(Debug, Clone)]
-struct RunAs {
-    name: String,
-    uid: u32,
-    gid: u32,
 }
 
 pub struct EmbeddedPostgres {
@@ -356,11 +352,6 @@ impl EmbeddedPostgres {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn set_mode(path: &Path, mode: u32) -> Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io(path))
 }
@@ -376,84 +367,6 @@ fn socket_dir_for(data_dir: &Path) -> PathBuf {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
     PathBuf::from(format!("/tmp/nspool-{}", &hex::encode(digest)[..12]))
-}
-
-fn has_initdb(dir: &Path) -> bool {
-    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
-}
-
-/// `NSPOOL_PG_BIN`, else `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
-fn find_binaries() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("NSPOOL_PG_BIN").map(PathBuf::from) {
-        return if has_initdb(&dir) {
-            Ok(dir)
-        } else {
-            Err(Error::NoBinaries)
-        };
-    }
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
-        && output.status.success()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-        if has_initdb(&dir) {
-            return Ok(dir);
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let version = entry.file_name().to_str()?.parse().ok()?;
-            let bin = entry.path().join("bin");
-            has_initdb(&bin).then_some((version, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or(Error::NoBinaries)
-}
-
-fn lookup_user(name: &str) -> Option<RunAs> {
-    let c_name = std::ffi::CString::new(name).ok()?;
-    let mut passwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and the buffer outlives it.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c_name.as_ptr(),
-            &mut passwd,
-            buffer.as_mut_ptr(),
-            buffer.len(),
-            &mut result,
-        )
-    };
-    (rc == 0 && !result.is_null()).then(|| RunAs {
-        name: name.to_owned(),
-        uid: passwd.pw_uid,
-        gid: passwd.pw_gid,
-    })
-}
-
-/// Every ancestor must let `user` pass: searchable by others, or owned by them.
-fn check_reachable(dir: &Path, user: &RunAs) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let absolute = fs::canonicalize(dir).map_err(io(dir))?;
-    for ancestor in absolute.ancestors().skip(1) {
-        let meta = fs::metadata(ancestor).map_err(io(ancestor))?;
-        let mode = meta.mode();
-        let passes = mode & 0o001 != 0
-            || (meta.uid() == user.uid && mode & 0o100 != 0)
-            || (meta.gid() == user.gid && mode & 0o010 != 0);
-        if !passes {
-            return Err(Error::Unreachable {
-                user: user.name.clone(),
-                dir: ancestor.to_owned(),
-            });
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

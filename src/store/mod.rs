@@ -9,6 +9,7 @@ mod history;
 mod kube_events;
 mod kube_work;
 mod pool;
+mod pool_sync;
 mod reclaim_runs;
 mod sessions;
 mod tokens;
@@ -25,8 +26,9 @@ pub use kube_events::LoggedEvent;
 pub use kube_work::{ClusterReportRow, KubeWorkRow, WorkFilter};
 pub use pool::{
     HealthFigures, NamespaceHolder, PoolCordonRow, PoolNamespaceRow, PoolOffer, PoolStateCounts,
-    PoolSummary, PoolSyncReport, SYNC_CHANNEL, SyncNotice,
+    PoolSummary,
 };
+pub use pool_sync::{PoolSyncReport, SYNC_CHANNEL, SyncNotice};
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};

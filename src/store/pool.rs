@@ -71,69 +71,6 @@ pub struct HealthFigures {
     pub last_reclaim: Option<DateTime<Utc>>,
 }
 
-/// What a pool sync changed, by namespace name.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct PoolSyncReport {
-    pub added: Vec<String>,
-    pub restored: Vec<String>,
-    pub retired: Vec<String>,
-    pub adopted: Vec<String>,
-}
-
-/// The channel a pool sync tells every replica on.
-pub const SYNC_CHANNEL: &str = "nspool_pool_sync";
-
-/// A NOTIFY payload is at most 8000 bytes; names past this are counted only.
-const NOTICE_BYTES: usize = 7_000;
-
-/// A sync as another replica hears of it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct SyncNotice {
-    /// Who synced (its actor and replica).
-    pub by: String,
-    pub report: PoolSyncReport,
-    /// Names left out to keep the notice small.
-    pub more: usize,
-}
-
-impl PoolSyncReport {
-    pub fn is_empty(&self) -> bool {
-        self.added.is_empty()
-            && self.restored.is_empty()
-            && self.retired.is_empty()
-            && self.adopted.is_empty()
-    }
-
-    /// This report as a notice from `actor` on `replica`, cut to fit a NOTIFY payload.
-    pub fn notice(&self, actor: &str, replica: &str) -> String {
-        let by = format!("{actor} on {replica}");
-        let mut kept = PoolSyncReport::default();
-        let mut more = 0;
-        let mut size = by.len() + 100;
-        for (from, into) in [
-            (&self.added, &mut kept.added),
-            (&self.restored, &mut kept.restored),
-            (&self.retired, &mut kept.retired),
-            (&self.adopted, &mut kept.adopted),
-        ] {
-            for name in from {
-                if size + name.len() + 3 > NOTICE_BYTES {
-                    more += 1;
-                } else {
-                    size += name.len() + 3;
-                    into.push(name.clone());
-                }
-            }
-        }
-        serde_json::to_string(&SyncNotice {
-            by,
-            report: kept,
-            more,
-        })
-        .unwrap_or_default()
-    }
-}
-
 /// The pool's namespaces by state (each active namespace in exactly one).
 #[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub struct PoolStateCounts {
@@ -193,7 +130,7 @@ pub(super) const POOL_CORDONED: &str =
 
 /// A statement whose CTE `n` changes pool rows: each changed name gets a
 /// `kind` event (`actor` and `reason` are SQL expressions); the names come back sorted.
-fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
+pub(super) fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
     format!(
         "with n as ({change}), e as (
             insert into events (kind, namespace, actor, reason) select '{kind}', name, {actor}, {reason} from n
@@ -203,121 +140,6 @@ fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
 }
 
 impl Store {
-    /// Makes the pool table match the config: new names added, removed names
-    /// retired (never deleted), returning names restored, and Deployments that
-    /// already sit in a pool namespace recorded as its holder. Replicas starting
-    /// together serialise on a transaction-scoped advisory lock.
-    pub async fn sync_pool(
-        &self,
-        names: &[String],
-        sources: &[&str],
-        managed: &[bool],
-        workspace_quota: Option<i32>,
-        actor: &str,
-        replica: &str,
-    ) -> Result<PoolSyncReport> {
-        let mut tx = self.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
-            .execute(&mut *tx)
-            .await?;
-        // The config's default quota, read by the database's quota check.
-        sqlx::query(
-            "update pool_settings set workspace_quota = $1, updated_at = now()
-             where workspace_quota is distinct from $1",
-        )
-        .bind(workspace_quota)
-        .execute(&mut *tx)
-        .await?;
-        let names_only = |rows: Vec<(String,)>| rows.into_iter().map(|(n,)| n).collect::<Vec<_>>();
-
-        let added = sqlx::query_as(&logged_names(
-            "insert into pool_namespaces (name, source, managed)
-             select * from unnest($1::text[], $2::text[], $4::bool[])
-             on conflict (name) do nothing
-             returning name",
-            "add",
-            "$3",
-            "'listed in the config'",
-        ))
-        .bind(names)
-        .bind(sources)
-        .bind(actor)
-        .bind(managed)
-        .fetch_all(&mut *tx)
-        .await?;
-
-        let restored = sqlx::query_as(&logged_names(
-            "update pool_namespaces set retired_at = null
-             where name = any($1) and retired_at is not null
-             returning name",
-            "restore",
-            "$2",
-            "'listed in the config again'",
-        ))
-        .bind(names)
-        .bind(actor)
-        .fetch_all(&mut *tx)
-        .await?;
-
-        sqlx::query(
-            "update pool_namespaces p set source = s.source, managed = s.managed
-             from unnest($1::text[], $2::text[], $3::bool[]) as s(name, source, managed)
-             where p.name = s.name and (p.source <> s.source or p.managed <> s.managed)",
-        )
-        .bind(names)
-        .bind(sources)
-        .bind(managed)
-        .execute(&mut *tx)
-        .await?;
-
-        let retired = sqlx::query_as(&logged_names(
-            "update pool_namespaces set retired_at = now()
-             where not (name = any($1)) and retired_at is null
-             returning name",
-            "retire",
-            "$2",
-            "'no longer listed in the config; never deleted, not offered again'",
-        ))
-        .bind(names)
-        .bind(actor)
-        .fetch_all(&mut *tx)
-        .await?;
-
-        let adopted = sqlx::query_as(
-            "with n as (
-                update pool_namespaces p set holder_deployment_id = d.id, claimed_at = d.created_at
-                from deployments d
-                where d.namespace = p.name and p.holder_deployment_id is null
-                returning p.name, d.id, d.release_name, d.workspace_id
-            ), e as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-                select 'adopt', name, id, release_name, workspace_id, $1,
-                       'a Deployment already used this namespace when it joined the pool' from n
-            )
-            select name from n order by name",
-        )
-        .bind(actor)
-        .fetch_all(&mut *tx)
-        .await?;
-
-        let report = PoolSyncReport {
-            added: names_only(added),
-            restored: names_only(restored),
-            retired: names_only(retired),
-            adopted: names_only(adopted),
-        };
-        // Other replicas log what this sync changed (delivered at commit).
-        if !report.is_empty() {
-            sqlx::query("select pg_notify($1, $2)")
-                .bind(SYNC_CHANNEL)
-                .bind(report.notice(actor, replica))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(report)
-    }
-
     /// Free, offered namespaces in name order (whatever the pool cordon): a scan of a partial index that
     /// holds only free rows, returned as one array row (one message to send and
     /// decode instead of one per name; `array(...)` keeps the index order where
