@@ -10,7 +10,8 @@
 #      NSPOOL_TEST_PRIVATE_PG=1 skips 1 and 2.
 # Chromium for the browser tests is installed from Debian's packages when
 # missing (screenshots land in target/screenshots/), and the GraphQL over
-# HTTP audit's npm packages (scripts/graphql-http-audit, pinned) with npm ci.
+# HTTP audit's npm packages (scripts/graphql-http-audit, pinned) with npm ci,
+# and the schema fuzzer (schemathesis from PyPI, pinned) into a virtualenv.
 # Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
 # kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
@@ -108,6 +109,20 @@ if ! [ -d "$AUDIT/node_modules/graphql-http" ]; then
   else
     echo "no npm: the GraphQL over HTTP audit test will fail; install Node.js" >&2
   fi
+fi
+# The schema fuzzer (tests/it/schemathesis.rs): schemathesis from PyPI, pinned,
+# in its own virtualenv so that its dependencies meet no other tool's.
+FUZZER_VENV=target/schemathesis-venv
+FUZZER_REQUIREMENTS=scripts/schemathesis/requirements.txt
+if ! [ -x "$FUZZER_VENV/bin/st" ] || ! cmp -s "$FUZZER_REQUIREMENTS" "$FUZZER_VENV/requirements.txt"; then
+  echo "installing the schema fuzzer ($(grep -v '^#' "$FUZZER_REQUIREMENTS" | xargs) into $FUZZER_VENV)"
+  if ! python3 -m venv --clear "$FUZZER_VENV" >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    # Debian keeps venv apart from python3.
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv --clear "$FUZZER_VENV"
+  fi
+  "$FUZZER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$FUZZER_REQUIREMENTS"
+  cp "$FUZZER_REQUIREMENTS" "$FUZZER_VENV/requirements.txt"
 fi
 DATABASES_BEFORE=$(sqlx_databases)
 trap cleanup EXIT

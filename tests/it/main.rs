@@ -27,4 +27,5 @@ mod races;
 mod reclaim_job;
 mod reload;
 mod replicas;
+mod schemathesis;
 mod support;
