@@ -11,6 +11,7 @@ use crate::config::HttpSettings;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Budget {
     HeaderRead,
+    HeaderSize,
     BodyRead,
     BodySize,
     BodyBuffer,
@@ -29,8 +30,9 @@ pub enum Budget {
 }
 
 impl Budget {
-    pub const ALL: [Budget; 16] = [
+    pub const ALL: [Budget; 17] = [
         Budget::HeaderRead,
+        Budget::HeaderSize,
         Budget::BodyRead,
         Budget::BodySize,
         Budget::BodyBuffer,
@@ -51,6 +53,7 @@ impl Budget {
     pub fn name(self) -> &'static str {
         match self {
             Budget::HeaderRead => "header_read",
+            Budget::HeaderSize => "header_size",
             Budget::BodyRead => "body_read",
             Budget::BodySize => "body_size",
             Budget::BodyBuffer => "body_buffer",
@@ -125,6 +128,18 @@ pub fn table() -> Vec<Row> {
             "HTTP 408, close (an idle keep-alive connection: close)",
             refusals(Budget::HeaderRead),
             "connections::slow_clients_are_closed_while_others_are_served",
+        ),
+        row(
+            "connection: the request line and headers (and a chunked body's trailers)",
+            format!(
+                "{} bytes, {} header lines",
+                crate::http::server::MAX_HEADER_BYTES,
+                crate::http::server::MAX_HEADERS
+            ),
+            "(fixed)",
+            "HTTP 431, close (a GET document that long belongs in a POST body)",
+            refusals(Budget::HeaderSize),
+            "connections::oversized_request_heads_are_refused_while_others_are_served",
         ),
         row(
             "connection: body complete after its headers",

@@ -128,6 +128,24 @@ fn body_error(status: StatusCode, message: String) -> Response {
     closing((status, axum::Json(body)).into_response())
 }
 
+/// A chunked body's trailers share the request head's bound
+/// (`server::MAX_HEADER_BYTES`); hyper reports going past it as an
+/// `InvalidData` I/O error about trailers under its body error (pinned by
+/// `connections::oversized_request_heads_are_refused_while_others_are_served`).
+fn trailers_too_large(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(error);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::InvalidData
+            && io.to_string().contains("trailers")
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// A body read whole, and the share of the body buffer it holds.
 struct ReadBody {
     bytes: Bytes,
@@ -177,10 +195,18 @@ async fn read_body(
             }
             Ok(None) => break,
             Ok(Some(Err(error))) => {
-                return Err(body_error(
-                    StatusCode::BAD_REQUEST,
-                    format!("The request body could not be read: {error}"),
-                ));
+                let message = format!("The request body could not be read: {error}");
+                if trailers_too_large(&error) {
+                    metrics.refused(Budget::HeaderSize);
+                    return Err(body_error(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        format!(
+                            "The request's trailers are too large; the limit is {} bytes",
+                            super::server::MAX_HEADER_BYTES
+                        ),
+                    ));
+                }
+                return Err(body_error(StatusCode::BAD_REQUEST, message));
             }
             Ok(Some(Ok(chunk))) => chunk,
         };

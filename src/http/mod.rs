@@ -39,6 +39,15 @@ pub fn limits_markdown() -> String {
             "HTTP 413, BAD_USER_INPUT",
         ),
         row(
+            "request line and headers",
+            format!(
+                "{} bytes, {} header lines",
+                server::MAX_HEADER_BYTES,
+                server::MAX_HEADERS
+            ),
+            "HTTP 431, close",
+        ),
+        row(
             "headers complete after connecting or after the last answer (`nspool.http.headerReadTimeoutSeconds`)",
             format!("{} s", connection.header_read_timeout.as_secs()),
             "HTTP 408 and close (idle connections: close)",

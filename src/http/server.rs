@@ -1,5 +1,6 @@
 //! The HTTP/1 server loop, with the connection bounds `axum::serve` does not
-//! offer, phase by phase: a header-read timeout that answers 408 and closes
+//! offer, phase by phase: a bound on the request head's size and header
+//! count (431 and close), a header-read timeout that answers 408 and closes
 //! (it also closes idle keep-alive connections), a response-write timeout
 //! that closes a client that takes none of its answer, a cap on open
 //! connections below the file limit, and a drain on shutdown: the listener
@@ -107,6 +108,14 @@ pub fn raise_open_file_limit() -> Option<usize> {
     }
     open_file_limit()
 }
+
+/// A request's line and headers together, in bytes (also the bound on a
+/// chunked body's trailers). Far above what the CLI, a browser or a proxy
+/// sends (a token and a session cookie are under 200 bytes); a GET document
+/// longer than this belongs in a POST body, whose own bound is larger.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Header lines in one request.
+pub const MAX_HEADERS: usize = 100;
 
 const TIMED_OUT: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
@@ -217,6 +226,8 @@ async fn serve_connection<S>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
         .keep_alive(true);
     let connection = builder.serve_connection(TokioIo::new(stream.clone()), service);
     let mut connection = std::pin::pin!(connection);
@@ -232,6 +243,11 @@ async fn serve_connection<S>(
     };
     if stream.write_timed_out() {
         metrics.refused(Budget::ResponseWrite);
+    } else if let Err(error) = &result
+        && error.is_parse_too_large()
+    {
+        // hyper answered 431 and closed.
+        metrics.refused(Budget::HeaderSize);
     } else if let Err(error) = result
         && error.is_timeout()
         && stream.mid_request()
