@@ -212,8 +212,8 @@ async fn oversized_request_heads_are_refused_while_others_are_served(db: PgPool)
     ];
     // 50 of each at once.
     let mut clients = Vec::new();
-    for head in heads.iter().cycle().take(200).cloned() {
-        let addr = app.addr;
+    for head in heads.iter().cycle().take(200) {
+        let (addr, head) = (app.addr, head.clone());
         clients.push(tokio::spawn(async move {
             let mut stream = TcpStream::connect(addr).await.unwrap();
             // The server may close before taking all of it.
