@@ -310,12 +310,12 @@ pub fn table() -> Vec<Row> {
             "budgets::shutdown_answers_every_request_it_read",
         ),
         row(
-            "config file size",
+            "config file size (also what a reload and the change poll read, at most)",
             format!("{} MiB", crate::config::MAX_CONFIG_BYTES / (1024 * 1024)),
             "(fixed)",
-            "`config check` and `serve` exit 2, the error names the size",
-            "— (start-up)".into(),
-            "budgets::config_size_and_nesting_are_refused_early",
+            "`config check` and `serve` exit 2; a reload is refused and the running config stays; the error names the size",
+            "`nspool_config_reloads_total{outcome=\"failed\"}` (reloads)".into(),
+            "reload::a_config_grown_past_its_size_bound_is_refused_at_reload",
         ),
         row(
             "config nesting (checked in one linear pass before YAML parsing)",

@@ -4,7 +4,7 @@
 //! result to [`PoolService::reload`]. A changed reclaim job gets a new timer.
 
 use super::reclaim_schedule::ReclaimSchedule;
-use crate::config::Settings;
+use crate::config::{MAX_CONFIG_BYTES, Settings};
 use crate::pool::PoolService;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -20,9 +20,18 @@ const SCHEDULE_HANDOVER: Duration = Duration::from_secs(10);
 /// The reclaim timer, replaced when a reload changes the job.
 pub type ScheduleSlot = Arc<Mutex<Option<ReclaimSchedule>>>;
 
-/// The file's content hash (`None`: unreadable now, e.g. mid-swap).
+/// The file's content hash (`None`: unreadable now, e.g. mid-swap). Only
+/// the first [`MAX_CONFIG_BYTES`] + 1 bytes are read, as a reload would: a
+/// file grown huge (or an endless one) costs one bounded read per poll, and
+/// its reload is refused for its size.
 async fn fingerprint(path: &Path) -> Option<[u8; 32]> {
-    let bytes = tokio::fs::read(path).await.ok()?;
+    use tokio::io::AsyncReadExt as _;
+    let file = tokio::fs::File::open(path).await.ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .ok()?;
     Some(Sha256::digest(&bytes).into())
 }
 
@@ -109,5 +118,46 @@ impl Hangup {
             return;
         }
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    /// An endless file at the config's path (a FIFO fed without end) costs
+    /// one bounded read: the poll returns rather than filling memory.
+    #[tokio::test]
+    async fn an_endless_file_is_read_only_to_the_size_bound() {
+        let dir = std::env::temp_dir().join(format!("nspool-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("config.yaml");
+        let _ = std::fs::remove_file(&fifo);
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo touches nothing else.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let writer_path = fifo.clone();
+        let writer = std::thread::spawn(move || {
+            let mut pipe = std::fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            let chunk = vec![b'a'; 1 << 20];
+            let mut written = 0usize;
+            // Ends when the reader closes its end (EPIPE).
+            while pipe.write_all(&chunk).is_ok() {
+                written += chunk.len();
+            }
+            written
+        });
+        let hash = tokio::time::timeout(Duration::from_secs(30), fingerprint(&fifo))
+            .await
+            .expect("a bounded read");
+        assert!(hash.is_some());
+        let written = writer.join().unwrap();
+        // What the writer got in: the bound plus what the pipe buffered.
+        assert!(written <= MAX_CONFIG_BYTES + (4 << 20), "{written}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -336,3 +336,35 @@ async fn a_restored_namespace_is_free_since_it_came_back(db: PgPool) {
     let shown = since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     assert!(row.contains(&shown), "since {shown}: {row}");
 }
+
+/// A config file grown past the size bound is refused at reload as at start:
+/// read no further than the bound, the running config stays, the error
+/// names the size, and serving goes on.
+#[sqlx::test]
+async fn a_config_grown_past_its_size_bound_is_refused_at_reload(db: PgPool) {
+    let config = pool_config(&["ns-a".into(), "ns-b".into()], "");
+    let app = TestApp::spawn(&config, db).await;
+    let admin = app.admin().await;
+    let dir = std::env::temp_dir().join(format!("nspool-reload-size-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.yaml");
+    let padding =
+        format!("# {}\n", "x".repeat(1000)).repeat(nspool::config::MAX_CONFIG_BYTES / 1000 + 10);
+    std::fs::write(&path, format!("{config}{padding}")).unwrap();
+    let read = Settings::load(Some(&path));
+    assert!(app.service.reload(read).await.is_none());
+    let (_, errors) = app.service.reload_status().failing.expect("reported");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("MiB") || e.contains("bytes")),
+        "{errors:?}"
+    );
+    assert_eq!(app.available(&admin).await, ["ns-a", "ns-b"]);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_reloads_total{outcome=\"failed\"}"),
+        Some(1.0)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
