@@ -135,6 +135,7 @@ pub fn state(service: PoolService) -> AppState {
         sign_in_limit: Default::default(),
         pool_reads: Default::default(),
         shutting_down: Default::default(),
+        probes: Default::default(),
     }
 }
 

@@ -294,6 +294,17 @@ pub fn table() -> Vec<Row> {
             "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
         ),
         row(
+            "database reads for `/readyz` and `/metrics` (no token, outside the request caps)",
+            format!(
+                "1 at a time per probe, its outcome kept {} s",
+                crate::http::probes::FRESH_FOR.as_secs()
+            ),
+            "(fixed)",
+            "probes meanwhile share the read under way or the kept outcome (figures at most 1 s old)",
+            "`nspool_probe_database_reads_total{probe}`".into(),
+            "probes::a_flood_of_probes_costs_the_database_about_one_read_a_second",
+        ),
+        row(
             "`/metrics` and `/readyz` waiting on the database",
             format!("{} s", PROBE_TIMEOUT.as_secs()),
             "(fixed)",

@@ -239,7 +239,14 @@ async fn read_body(
 /// Whether the request comes from a token holder: a token (header) or a
 /// dashboard session (cookie) that is live. Memory first; else one lookup,
 /// at most [`CREDENTIAL_CHECKS`] at once.
-async fn holds_credentials(state: &AppState, headers: &HeaderMap) -> bool {
+///
+/// A dashboard session it looked up is left in the request's extensions
+/// ([`CheckedSession`]), so the page does not look it up again.
+async fn holds_credentials(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &mut axum::http::Extensions,
+) -> bool {
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -266,23 +273,35 @@ async fn holds_credentials(state: &AppState, headers: &HeaderMap) -> bool {
         );
     }
     match session {
-        Some(id) => matches!(
-            state.service.session(&id).await,
-            Ok(Some(Caller::Authenticated(_)))
-        ),
+        Some(id) => match state.service.session(&id).await {
+            Ok(found) => {
+                let live = matches!(found, Some(Caller::Authenticated(_)));
+                extensions.insert(CheckedSession { id, caller: found });
+                live
+            }
+            Err(_) => false,
+        },
         None => false,
     }
 }
 
+/// The dashboard session the guard looked up for this request: its id and
+/// its caller (`None`: ended or unknown).
+#[derive(Clone)]
+pub struct CheckedSession {
+    pub id: String,
+    pub caller: Option<Caller>,
+}
+
 pub async fn limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let body = match read_body(&state, &parts.headers, body).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
     let guard = &state.guard;
     let metrics = state.service.metrics();
-    let anonymous = if holds_credentials(&state, &parts.headers).await {
+    let anonymous = if holds_credentials(&state, &parts.headers, &mut parts.extensions).await {
         None
     } else {
         match guard.anonymous.clone().try_acquire_owned() {

@@ -18,7 +18,27 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             "not ready: shutting down\n".into(),
         );
     }
-    match tokio::time::timeout(PROBE_TIMEOUT, state.service.store().ready()).await {
+    let store = state.service.store().clone();
+    let metrics = state.metrics.clone();
+    state
+        .probes
+        .ready
+        .get(
+            || ready_look(store),
+            || metrics.probe_database_read("readyz"),
+        )
+        .await
+        .unwrap_or_else(|| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database does not answer in time\n".into(),
+            )
+        })
+}
+
+/// The database's side of readiness (shared by the probes that ask at once).
+async fn ready_look(store: crate::store::Store) -> (StatusCode, String) {
+    match tokio::time::timeout(PROBE_TIMEOUT, store.ready()).await {
         Ok(Ok(true)) => (StatusCode::OK, "ready\n".into()),
         Ok(Ok(false)) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -60,6 +60,12 @@ pub struct Metrics {
     kube_errors: Gauge,
     reclaim_enabled: Gauge,
     reclaim_last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
+    probe_database_reads: Family<ProbeLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProbeLabels {
+    probe: &'static str,
 }
 
 impl Metrics {
@@ -149,8 +155,20 @@ impl Default for Metrics {
             "When a reclaim run (any replica, not a dry run) last finished without errors; 0 if never",
             reclaim_last_success.clone(),
         );
+        let probe_database_reads = Family::<ProbeLabels, Counter>::default();
+        registry.register(
+            "probe_database_reads",
+            "Database reads made for /readyz and /metrics (one at a time each, shared by the probes that ask meanwhile, kept 1 s)",
+            probe_database_reads.clone(),
+        );
+        for probe in ["readyz", "metrics"] {
+            probe_database_reads
+                .get_or_create(&ProbeLabels { probe })
+                .get();
+        }
         Self {
             registry,
+            probe_database_reads,
             releasing_oldest,
             requests,
             durations,
@@ -167,6 +185,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn probe_database_read(&self, probe: &'static str) {
+        self.probe_database_reads
+            .get_or_create(&ProbeLabels { probe })
+            .inc();
+    }
+
     pub fn graphql_error(&self, code: &str) {
         self.graphql_errors
             .get_or_create(&CodeLabels {
@@ -223,6 +247,33 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     metrics.reclaim_enabled.set(i64::from(cleanup.reclaims()));
     // Never waits on the database past the probe timeout: the pool gauges
     // keep the last good read, and `database_up` says the read failed.
+    // Scrapes at once share one read; one a second at most.
+    let (figures_metrics, figures_store) = (state.metrics.clone(), store.clone());
+    let counted = state.metrics.clone();
+    let _ = state
+        .probes
+        .figures
+        .get(
+            || read_figures(figures_metrics, figures_store),
+            || counted.probe_database_read("metrics"),
+        )
+        .await;
+    let mut text = String::new();
+    if prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry).is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The pool figures from the database, into the gauges.
+async fn read_figures(metrics: std::sync::Arc<Metrics>, store: crate::store::Store) {
     let timeout = crate::budgets::PROBE_TIMEOUT;
     match tokio::time::timeout(timeout, store.scrape_figures(timeout)).await {
         Ok(Ok((figures, counts))) => {
@@ -258,16 +309,4 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
             );
         }
     }
-    let mut text = String::new();
-    if prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry).is_err() {
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
 }

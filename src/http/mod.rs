@@ -10,6 +10,7 @@ mod health;
 pub mod metrics;
 pub(crate) mod pages;
 pub mod pool_reads;
+pub mod probes;
 mod public_url;
 pub mod server;
 
@@ -94,6 +95,8 @@ pub struct AppState {
     pub pool_reads: std::sync::Arc<pool_reads::PoolReads>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub shutting_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The probes' shared database reads.
+    pub probes: std::sync::Arc<probes::Probes>,
 }
 
 /// On every answer: no content sniffing; on HTML pages, no referrer (a

@@ -23,6 +23,7 @@ mod kube;
 mod kube_events;
 mod monitoring;
 mod operations;
+mod probes;
 mod races;
 mod reclaim_job;
 mod reload;

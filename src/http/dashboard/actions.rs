@@ -30,12 +30,13 @@ fn refused(status: StatusCode, message: &str) -> Response {
 pub async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
+    checked: Option<axum::Extension<crate::http::guard::CheckedSession>>,
     Form(form): Form<ActionForm>,
 ) -> Response {
     let Some(id) = session_id(&headers) else {
         return Redirect::to("/").into_response();
     };
-    let caller = match state.service.session(&id).await {
+    let caller = match super::session_caller(&state, checked, &id).await {
         Ok(Some(caller)) => caller,
         Ok(None) => return Redirect::to("/").into_response(),
         Err(error) => return super::unavailable(&error),

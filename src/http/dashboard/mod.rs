@@ -54,6 +54,19 @@ pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The session's caller: the one the request guard looked up for this very
+/// request, else one lookup (`None`: ended or unknown).
+pub(crate) async fn session_caller(
+    state: &AppState,
+    checked: Option<axum::Extension<crate::http::guard::CheckedSession>>,
+    id: &str,
+) -> crate::pool::Result<Option<crate::domain::Caller>> {
+    match checked {
+        Some(axum::Extension(checked)) if checked.id == id => Ok(checked.caller),
+        _ => state.service.session(id).await,
+    }
+}
+
 /// `Secure` when the client reached nspool over HTTPS (through an ingress).
 fn cookie(headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
     let https = headers
@@ -152,6 +165,7 @@ pub struct Shown {
 pub async fn show(
     State(state): State<AppState>,
     headers: HeaderMap,
+    checked: Option<axum::Extension<crate::http::guard::CheckedSession>>,
     // A query it cannot read is ignored, not refused.
     shown: Result<axum::extract::Query<Shown>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -159,7 +173,7 @@ pub async fn show(
     let Some(id) = session_id(&headers) else {
         return html(StatusCode::OK, page::sign_in(None));
     };
-    let caller = match state.service.session(&id).await {
+    let caller = match session_caller(&state, checked, &id).await {
         Ok(Some(caller)) => caller,
         Ok(None) => {
             let mut response = html(
