@@ -97,7 +97,7 @@ mod tests {
     async fn a_stuck_look_leaves_the_others_answered_in_time() {
         let shared = Arc::new(SharedLook::<u32>::default());
         let stuck = shared.clone();
-        tokio::spawn(async move { stuck.get(|| std::future::pending::<u32>(), || {}).await });
+        tokio::spawn(async move { stuck.get(std::future::pending::<u32>, || {}).await });
         tokio::task::yield_now().await;
         let started = tokio::time::Instant::now();
         assert_eq!(shared.get(|| async { 1 }, || {}).await, None);
