@@ -139,7 +139,7 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
     // Told once: the next round posts nothing, and the log is unchanged.
     assert_eq!(post(&app, &fake).await, 0);
     assert_eq!(fake.with(|s| s.events.len()), 6);
-    save_for_schema_check(&fake);
+    save_for_schema_check(&fake, "lifecycle");
     fake.assert_never_deleted();
 }
 
@@ -199,7 +199,8 @@ async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: P
 
 /// Every Event the fake server took, as a YAML stream of JSON documents for
 /// `kubernetes-validate --strict` (scripts/check-shipping.sh).
-fn save_for_schema_check(fake: &FakeKube) {
+/// Each test its own file, so that tests running at once never mix them.
+fn save_for_schema_check(fake: &FakeKube, test: &str) {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kube-events");
     std::fs::create_dir_all(&dir).unwrap();
     let mut text = String::new();
@@ -218,7 +219,7 @@ fn save_for_schema_check(fake: &FakeKube) {
             text.push('\n');
         }
     });
-    std::fs::write(dir.join("events.yaml"), text).unwrap();
+    std::fs::write(dir.join(format!("{test}.yaml")), text).unwrap();
 }
 
 /// A Kubernetes failure's text is anybody's length: what is stored of it is
@@ -239,4 +240,53 @@ async fn stored_kubernetes_errors_are_bounded(db: PgPool) {
     .unwrap();
     let max = nspool::store::MAX_ERROR_CHARS as i32;
     assert_eq!((on_namespace, on_post), (max, max));
+}
+
+const VERIFY: &str = r#"
+global:
+  features:
+    namespacePools:
+      enabled: true
+      namespaces: {create: false, names: [ns-ok, ns-broken]}
+"#;
+
+/// In verify mode: a namespace whose Commander Role lacks a permission is
+/// told so (a Warning naming it), and told again when it is repaired; a
+/// namespace verified as it was is told once, not at each recheck.
+#[sqlx::test]
+async fn broken_and_repaired_rbac_are_told_in_the_namespace(db: PgPool) {
+    let fake = FakeKube::start().await;
+    fake.create_namespace("ns-ok");
+    fake.create_namespace("ns-broken");
+    fake.deny("ns-broken", "secrets", "get");
+    let app = TestApp::spawn_in_cluster(VERIFY, db.clone()).await;
+    let report = fake.pass(&app.service).await;
+    assert_eq!(report.broken.len(), 1, "{report:?}");
+    assert_eq!(post(&app, &fake).await, 2);
+    assert_eq!(reasons(&fake, "ns-broken"), ["RBACBroken"]);
+    assert_eq!(reasons(&fake, "ns-ok"), ["RBACVerified"]);
+    let broken = fake.events_in("ns-broken");
+    assert!(broken[0].1.contains("get secrets (core)"), "{broken:?}");
+    fake.with(|s| {
+        let warning = s
+            .events
+            .iter()
+            .find(|e| e["reason"] == "RBACBroken")
+            .unwrap();
+        assert_eq!(warning["type"], "Warning");
+    });
+
+    // The Role is fixed; both are checked again.
+    fake.with(|s| s.denied.clear());
+    sqlx::query("update pool_namespaces set rbac_checked_at = rbac_checked_at - interval '1 day'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let report = fake.pass(&app.service).await;
+    assert!(report.broken.is_empty(), "{report:?}");
+    assert_eq!(post(&app, &fake).await, 1, "only the repair is news");
+    assert_eq!(reasons(&fake, "ns-broken"), ["RBACBroken", "RBACRepaired"]);
+    assert_eq!(reasons(&fake, "ns-ok"), ["RBACVerified"]);
+    save_for_schema_check(&fake, "rbac");
+    fake.assert_never_deleted();
 }
