@@ -368,3 +368,52 @@ async fn a_config_grown_past_its_size_bound_is_refused_at_reload(db: PgPool) {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+const LABELLED: &str = r#"
+global:
+  namespaceLabels: {team: data, tier: gold}
+  features:
+    namespacePools:
+      enabled: true
+      namespaces: {create: true, names: [team-a, team-b]}
+"#;
+
+/// What nspool applies follows a reload: the next Kubernetes pass re-applies
+/// every managed namespace with the new labels, and a label the config no
+/// longer lists is removed (server-side apply drops fields nspool stopped
+/// sending), without a restart.
+#[sqlx::test]
+async fn a_reload_reapplies_what_nspool_writes_to_its_namespaces(db: PgPool) {
+    let fake = crate::fake_kube::FakeKube::start().await;
+    let app = TestApp::spawn_in_cluster(LABELLED, db).await;
+    assert_eq!(fake.pass(&app.service).await.applied, 2);
+    let labels = |ns: &str| {
+        fake.object("Namespace", "", ns).expect("namespace").0["metadata"]["labels"].clone()
+    };
+    assert_eq!(labels("team-a")["tier"], "gold");
+
+    let relabelled = LABELLED.replace("{team: data, tier: gold}", "{team: ml}");
+    let report = app
+        .service
+        .reload(parse(&relabelled))
+        .await
+        .expect("a good reload");
+    assert!(
+        report.needs_restart.is_empty(),
+        "{:?}",
+        report.needs_restart
+    );
+    assert_eq!(
+        fake.pass(&app.service).await.applied,
+        2,
+        "both applied again"
+    );
+    for ns in ["team-a", "team-b"] {
+        let now = labels(ns);
+        assert_eq!(now["team"], "ml", "{now}");
+        assert!(now.get("tier").is_none(), "dropped with the config: {now}");
+    }
+    // Nothing changed since: the next pass applies nothing.
+    assert_eq!(fake.pass(&app.service).await.applied, 0);
+    fake.assert_never_deleted();
+}
