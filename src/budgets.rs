@@ -294,6 +294,14 @@ pub fn table() -> Vec<Row> {
             "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
         ),
         row(
+            "live dashboard sessions of one token (kept by the database, concurrent sign-ins included)",
+            crate::pool::MAX_SESSIONS_PER_TOKEN.to_string(),
+            "(fixed)",
+            "a sign-in past it ends that token's oldest session (signing in again always works)",
+            "`nspool_dashboard_sessions`".into(),
+            "dashboard::a_tokens_sessions_are_capped_and_the_oldest_end_first",
+        ),
+        row(
             "database reads for `/readyz` and `/metrics` (no token, outside the request caps)",
             format!(
                 "1 at a time per probe, its outcome kept {} s",

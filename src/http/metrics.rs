@@ -61,6 +61,7 @@ pub struct Metrics {
     reclaim_enabled: Gauge,
     reclaim_last_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     probe_database_reads: Family<ProbeLabels, Counter>,
+    dashboard_sessions: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,8 +167,15 @@ impl Default for Metrics {
                 .get_or_create(&ProbeLabels { probe })
                 .get();
         }
+        let dashboard_sessions = Gauge::default();
+        registry.register(
+            "dashboard_sessions",
+            "Live dashboard sessions (at most 20 per token; read from PostgreSQL)",
+            dashboard_sessions.clone(),
+        );
         Self {
             registry,
+            dashboard_sessions,
             probe_database_reads,
             releasing_oldest,
             requests,
@@ -279,6 +287,7 @@ async fn read_figures(metrics: std::sync::Arc<Metrics>, store: crate::store::Sto
         Ok(Ok((figures, counts))) => {
             metrics.database_up.set(1);
             metrics.kube_errors.set(figures.kube_errors);
+            metrics.dashboard_sessions.set(figures.sessions);
             metrics.reclaim_last_success.set(
                 figures
                     .last_reclaim

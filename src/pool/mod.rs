@@ -33,7 +33,7 @@ pub use records::{
     ClusterReport, Cordon, Deployment, Holdings, PoolEvent, ReclaimRun, Token, Workspace,
     WorkspaceToken,
 };
-pub use sessions::{NewSession, SESSION_HOURS};
+pub use sessions::{MAX_SESSIONS_PER_TOKEN, NewSession, SESSION_HOURS};
 pub use tokens::{Credentials, NewToken};
 pub use view::{PoolNamespaceState, PoolNamespaceView, SHOWN_STATES};
 

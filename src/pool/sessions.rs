@@ -10,6 +10,9 @@ use rand::RngCore;
 
 /// How long a dashboard session lasts (a working day).
 pub const SESSION_HOURS: i64 = 8;
+/// Live dashboard sessions of one token; a sign-in past it ends the oldest
+/// (the database keeps the cap: migration `session_cap`).
+pub const MAX_SESSIONS_PER_TOKEN: usize = 20;
 
 /// A new session: the id for the cookie, and its lifetime in seconds.
 pub struct NewSession {

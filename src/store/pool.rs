@@ -69,6 +69,8 @@ pub struct NamespaceHolder {
 pub struct HealthFigures {
     pub kube_errors: i64,
     pub last_reclaim: Option<DateTime<Utc>>,
+    /// Live dashboard sessions.
+    pub sessions: i64,
 }
 
 /// The pool's namespaces by state (each active namespace in exactly one).
@@ -305,4 +307,5 @@ const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is n
 
 const HEALTH_FIGURES: &str = "select (select count(*) from pool_namespaces where retired_at is null and kube_error is not null) as kube_errors,
                     (select max(finished_at) from reclaim_runs
-                     where finished_at is not null and errors is null and not dry_run) as last_reclaim";
+                     where finished_at is not null and errors is null and not dry_run) as last_reclaim,
+                    (select count(*) from dashboard_sessions where expires_at > now()) as sessions";

@@ -344,3 +344,65 @@ async fn every_answer_says_nosniff_and_pages_send_no_referrer(db: sqlx::PgPool) 
         "a refusal too"
     );
 }
+
+/// A token signing in without end holds at most MAX_SESSIONS_PER_TOKEN live
+/// sessions: each sign-in past the cap ends that token's oldest, the newest
+/// all work, and another token's sessions are untouched. Concurrent
+/// sign-ins keep the cap too (the database holds it).
+#[sqlx::test]
+async fn a_tokens_sessions_are_capped_and_the_oldest_end_first(db: PgPool) {
+    let cap = nspool::pool::MAX_SESSIONS_PER_TOKEN;
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let other = app.token("SYSTEM_VIEWER", None).await;
+    let kept = session_cookie(&sign_in(&app, &other).await);
+    let mut cookies = Vec::new();
+    for _ in 0..cap + 10 {
+        cookies.push(session_cookie(&sign_in(&app, &viewer).await));
+    }
+    // 40 more at once.
+    let racing: Vec<_> = (0..40)
+        .map(|_| {
+            let (app_url, viewer) = (app.url("/login"), viewer.clone());
+            tokio::spawn(async move {
+                client()
+                    .post(app_url)
+                    .form(&[("token", viewer.as_str())])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            })
+        })
+        .collect();
+    for sign_in in racing {
+        assert!(sign_in.await.unwrap().is_redirection());
+    }
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from dashboard_sessions s join api_tokens t on t.id = s.token_id
+         where t.revoked_at is null and s.expires_at > now()",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        live,
+        cap as i64 + 1,
+        "{cap} of the one token, 1 of the other"
+    );
+    // The first ones have ended; the other token's session still works.
+    let (_, first) = page(&app, Some(&cookies[0])).await;
+    assert!(first.contains("Your session has ended"), "{first}");
+    let (_, theirs) = page(&app, Some(&kept)).await;
+    assert!(theirs.contains("Sign out"), "{theirs}");
+    // A person signing in again always can.
+    let again = session_cookie(&sign_in(&app, &viewer).await);
+    let (_, page_now) = page(&app, Some(&again)).await;
+    assert!(page_now.contains("Sign out"), "{page_now}");
+    let metrics = app.metrics().await;
+    assert_eq!(
+        crate::support::metric_value(&metrics, "nspool_dashboard_sessions"),
+        Some(cap as f64 + 1.0),
+        "{metrics}"
+    );
+}
