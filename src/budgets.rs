@@ -337,10 +337,13 @@ pub fn table() -> Vec<Row> {
             "reload::a_config_grown_past_its_size_bound_is_refused_at_reload",
         ),
         row(
-            "config nesting (checked in one linear pass before YAML parsing)",
-            crate::config::MAX_CONFIG_NESTING.to_string(),
+            "config nesting (checked in one linear pass before YAML parsing) and alias expansion",
+            format!(
+                "{} levels; aliases within the YAML reader's repetition limit",
+                crate::config::MAX_CONFIG_NESTING
+            ),
             "(fixed)",
-            "exit 2, the error names the line",
+            "exit 2 (a reload: refused), the error names the line or the repetition limit",
             "— (start-up)".into(),
             "budgets::config_size_and_nesting_are_refused_early",
         ),

@@ -605,6 +605,17 @@ fn config_size_and_nesting_are_refused_early() {
         error.contains("line 1") && error.contains("nested more than"),
         "{error}"
     );
+    // Aliases that expand exponentially (a "billion laughs" of 2 KiB): the
+    // YAML reader's repetition limit refuses them at once, in little memory.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..12 {
+        let items = vec![format!("*a{}", level - 1); 9].join(", ");
+        bomb.push_str(&format!("a{level}: &a{level} [{items}]\n"));
+    }
+    let started = std::time::Instant::now();
+    let error = Settings::parse(&bomb, &env).unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(error.contains("repetition limit"), "{error}");
     // A 100,000-name pool is read (duplicates found by lookup, not by scan).
     let mut names = pool_names(100_000);
     let settings = Settings::parse(&pool_config(&names, ""), &env).unwrap();
