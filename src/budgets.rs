@@ -294,6 +294,17 @@ pub fn table() -> Vec<Row> {
             "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
         ),
         row(
+            "event-log rows the dashboard's chart reads (however fast Deployments come and go)",
+            format!(
+                "each namespace's last change per hour: at most the pool's size × {} hours",
+                crate::pool::HISTORY_HOURS
+            ),
+            "(fixed)",
+            "the rest is condensed away in the database; the chart is the same",
+            "— (bounded by construction)".into(),
+            "history::churn_costs_the_chart_no_more_than_the_pool_per_hour",
+        ),
+        row(
             "live dashboard sessions of one token (kept by the database, concurrent sign-ins included)",
             crate::pool::MAX_SESSIONS_PER_TOKEN.to_string(),
             "(fixed)",

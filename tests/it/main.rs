@@ -17,6 +17,7 @@ mod faults;
 mod flow;
 mod fuzz;
 mod graphql_http;
+mod history;
 mod hostile;
 mod hygiene;
 mod kube;
