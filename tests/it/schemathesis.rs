@@ -1,9 +1,9 @@
 //! An outside fuzzer against the whole schema: schemathesis (pinned in
 //! `scripts/schemathesis`, installed by `scripts/test.sh`) draws queries and
-//! mutations from nspool's own introspection, with and without a token, and
-//! its `nspool_never_fails` check (scripts/schemathesis/hooks.py) fails any
-//! 5xx, any answer that is not JSON, and any error that is uncoded or coded
-//! INTERNAL_SERVER_ERROR. Afterwards the service still answers and the pool
+//! mutations from nspool's own introspection, with an admin's token, a
+//! workspace editor's and none, and its `nspool_never_fails` check
+//! (scripts/schemathesis/hooks.py) fails any 5xx, any answer that is not
+//! JSON, and any error that is uncoded or coded INTERNAL_SERVER_ERROR. Afterwards the service still answers and the pool
 //! still adds up.
 
 use crate::support::{POOL_OF_5, TestApp};
@@ -89,6 +89,9 @@ async fn a_schema_fuzzer_finds_no_failure_with_or_without_a_token(db: PgPool) {
     ];
 
     fuzz(&app, Some(&admin), &known, 60).await;
+    // A workspace editor: the same operations through the workspace checks.
+    let editor = app.token("WORKSPACE_EDITOR", Some(workspace)).await;
+    fuzz(&app, Some(&editor), &known, 20).await;
     fuzz(&app, None, &known, 15).await;
 
     // Still serving, and still whole: every pool namespace is free, held,
