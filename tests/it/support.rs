@@ -147,7 +147,13 @@ impl TestApp {
             addr,
             service,
             db,
-            client: reqwest::Client::new(),
+            // Idle connections are dropped well before the server closes an
+            // idle keep-alive (its header-read timeout, 10 s): a request sent
+            // on one the server is closing that instant fails.
+            client: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("a client"),
             _listening: listening,
             shutdown,
             server: std::sync::Mutex::new(Some(server)),
