@@ -47,7 +47,8 @@ schemathesis.graphql.scalar(
     ),
 )
 
-# Every code nspool answers with; INTERNAL_SERVER_ERROR is nspool's fault.
+# Every code nspool answers with but INTERNAL, which is nspool's own fault
+# (nspool::graphql::CODES; tests/it/schemathesis.rs checks the two agree).
 CODES = {
     "BAD_USER_INPUT",
     "GRAPHQL_PARSE_FAILED",

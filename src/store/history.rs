@@ -11,6 +11,9 @@ const STATE_OF_KIND: &str = "case kind when 'claim' then 'held' when 'adopt' the
 const STATE_KINDS: &str =
     "('claim', 'adopt', 'soft_delete', 'release', 'reclaim', 'add', 'restore', 'retire')";
 
+/// The state-changing events with `$1 <= at < $2`.
+const IN_SPAN: &str = "at >= $1 and at < $2 and namespace is not null and kind in";
+
 /// A namespace's state after an event (or before a moment).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StateChange {
@@ -53,7 +56,7 @@ impl Store {
                  select distinct on (namespace, date_trunc('hour', at at time zone 'UTC'))
                         namespace, at, id, {STATE_OF_KIND} as state
                  from events
-                 where at >= $1 and at < $2 and namespace is not null and kind in {STATE_KINDS}
+                 where {IN_SPAN} {STATE_KINDS}
                  order by namespace, date_trunc('hour', at at time zone 'UTC'), id desc
              ) last_of_each_hour
              order by at, id"
@@ -73,8 +76,7 @@ impl Store {
     ) -> Result<Vec<StateChange>> {
         Ok(sqlx::query_as(&format!(
             "select namespace, at, {STATE_OF_KIND} as state from events
-             where at >= $1 and at < $2 and namespace is not null and kind in {STATE_KINDS}
-             order by id"
+             where {IN_SPAN} {STATE_KINDS} order by id"
         ))
         .bind(from)
         .bind(to)

@@ -3,7 +3,7 @@
 //! mutations from nspool's own introspection, with an admin's token, a
 //! workspace editor's and none, and its `nspool_never_fails` check
 //! (scripts/schemathesis/hooks.py) fails any 5xx, any answer that is not
-//! JSON, and any error that is uncoded or coded INTERNAL_SERVER_ERROR. Afterwards the service still answers and the pool
+//! JSON, and any error that is uncoded or coded INTERNAL. Afterwards the service still answers and the pool
 //! still adds up.
 
 use crate::support::{POOL_OF_5, TestApp};
@@ -52,6 +52,32 @@ async fn fuzz(app: &TestApp, token: Option<&str>, known_ids: &[String], examples
     // Every operation was tried: a schema change cannot quietly shrink the run.
     assert!(report.contains("31 selected / 31 total"), "{report}");
     assert!(!report.contains("Unknown GraphQL Scalar"), "{report}");
+}
+
+/// The codes the check accepts are nspool's own, less INTERNAL: a code
+/// added to nspool cannot go unnoticed by the fuzzer's check, nor INTERNAL
+/// slip into it.
+#[test]
+fn the_fuzzers_check_knows_every_code_but_internal() {
+    let hooks = include_str!("../../scripts/schemathesis/hooks.py");
+    let list = hooks
+        .split_once("CODES = {")
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .expect("a CODES set in hooks.py")
+        .0;
+    let mut accepted: Vec<&str> = list
+        .split(',')
+        .map(|code| code.trim().trim_matches('"'))
+        .filter(|code| !code.is_empty())
+        .collect();
+    accepted.sort_unstable();
+    let mut expected: Vec<&str> = nspool::graphql::CODES
+        .iter()
+        .copied()
+        .filter(|code| *code != nspool::graphql::INTERNAL)
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(accepted, expected);
 }
 
 #[sqlx::test]
