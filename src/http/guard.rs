@@ -195,7 +195,6 @@ async fn read_body(
             }
             Ok(None) => break,
             Ok(Some(Err(error))) => {
-                let message = format!("The request body could not be read: {error}");
                 if trailers_too_large(&error) {
                     metrics.refused(Budget::HeaderSize);
                     return Err(body_error(
@@ -206,7 +205,10 @@ async fn read_body(
                         ),
                     ));
                 }
-                return Err(body_error(StatusCode::BAD_REQUEST, message));
+                return Err(body_error(
+                    StatusCode::BAD_REQUEST,
+                    format!("The request body could not be read: {error}"),
+                ));
             }
             Ok(Some(Ok(chunk))) => chunk,
         };

@@ -4,6 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::atomic::Ordering;
 
+const NOT_IN_TIME: &str = "not ready: the database does not answer in time\n";
+
 /// The process is up (liveness: never asks the database).
 pub async fn healthz() -> &'static str {
     "ok\n"
@@ -28,12 +30,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             || metrics.probe_database_read("readyz"),
         )
         .await
-        .unwrap_or_else(|| {
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the database does not answer in time\n".into(),
-            )
-        })
+        .unwrap_or_else(|| (StatusCode::SERVICE_UNAVAILABLE, NOT_IN_TIME.into()))
 }
 
 /// The database's side of readiness (shared by the probes that ask at once).
@@ -56,10 +53,7 @@ async fn ready_look(store: crate::store::Store) -> (StatusCode, String) {
                 seconds = PROBE_TIMEOUT.as_secs(),
                 "readiness check: the database did not answer in time"
             );
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the database does not answer in time\n".into(),
-            )
+            (StatusCode::SERVICE_UNAVAILABLE, NOT_IN_TIME.into())
         }
     }
 }
