@@ -12,6 +12,11 @@
 # missing (screenshots land in target/screenshots/), and the GraphQL over
 # HTTP audit's npm packages (scripts/graphql-http-audit, pinned) with npm ci,
 # and the schema fuzzer (schemathesis from PyPI, pinned) into a virtualenv.
+# The Kubernetes tests run against a real control plane: etcd, kube-apiserver
+# and the controllers nspool relies on, built from Kubernetes' Go modules
+# (tests/control-plane; needs Go, built once per machine into
+# target/control-plane with Go's own caches) and started once for the whole
+# run, stopped at its end; kubectl from Debian's kubernetes-client.
 # Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
 # kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
@@ -74,6 +79,7 @@ drop_test_databases() {
 }
 
 cleanup() {
+  control_plane_stop || true
   drop_test_databases || true
   if declare -F private_postgres_stop >/dev/null; then private_postgres_stop; fi
   rm -f "$TEST_LOG" "$SHIP_LOG"
@@ -124,6 +130,61 @@ if ! [ -x "$FUZZER_VENV/bin/st" ] || ! cmp -s "$FUZZER_REQUIREMENTS" "$FUZZER_VE
   "$FUZZER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$FUZZER_REQUIREMENTS"
   cp "$FUZZER_REQUIREMENTS" "$FUZZER_VENV/requirements.txt"
 fi
+# The test control plane needs Go to be built; without it the Kubernetes
+# tests cannot run, and the run says so rather than skip them.
+if ! command -v go >/dev/null; then
+  echo "no Go: the Kubernetes tests build their control plane with Go 1.26 or newer; install it (https://go.dev/doc/install) and put it on PATH" >&2
+  exit 1
+fi
+if ! command -v kubectl >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "no kubectl: installing Debian's kubernetes-client package"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+  else
+    echo "no kubectl: install Debian's kubernetes-client package (the Kubernetes tests use kubectl)" >&2
+    exit 1
+  fi
+fi
+CONTROL_PLANE_PID=
+CONTROL_PLANE_DIR=
+# One control plane for every test; its kubeconfig and audit log are named to
+# the tests (tests/it/cluster.rs).
+control_plane_start() {
+  scripts/control-plane --build-only >/dev/null || return 1
+  CONTROL_PLANE_DIR=$(mktemp -d /tmp/nspool-control-plane.XXXXXX)
+  scripts/control-plane --kubeconfig "$CONTROL_PLANE_DIR/kubeconfig" \
+    --audit-log "$CONTROL_PLANE_DIR/audit.log" >"$CONTROL_PLANE_DIR/out.log" 2>&1 &
+  CONTROL_PLANE_PID=$!
+  local waited=0
+  until [ -s "$CONTROL_PLANE_DIR/kubeconfig" ]; do
+    if ! kill -0 "$CONTROL_PLANE_PID" 2>/dev/null || [ "$waited" -ge 1200 ]; then
+      echo "the test control plane did not start; its output:" >&2
+      tail -n 40 "$CONTROL_PLANE_DIR/out.log" >&2
+      return 1
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  cat "$CONTROL_PLANE_DIR/out.log"
+  export NSPOOL_TEST_KUBECONFIG="$CONTROL_PLANE_DIR/kubeconfig"
+  export NSPOOL_TEST_AUDIT_LOG="$CONTROL_PLANE_DIR/audit.log"
+}
+control_plane_stop() {
+  if [ -n "$CONTROL_PLANE_PID" ] && kill -0 "$CONTROL_PLANE_PID" 2>/dev/null; then
+    kill -TERM "$CONTROL_PLANE_PID" 2>/dev/null || true
+    wait "$CONTROL_PLANE_PID" 2>/dev/null || true
+  fi
+  CONTROL_PLANE_PID=
+  if [ -n "$CONTROL_PLANE_DIR" ]; then rm -rf "$CONTROL_PLANE_DIR"; fi
+}
+# Over the whole run, not test by test: no account of nspool's ever sent a
+# DELETE (the API server's audit log, every request at Metadata level).
+never_deleted() {
+  local found
+  found=$(grep -E '"verb":"(delete|deletecollection)"' "$NSPOOL_TEST_AUDIT_LOG" | grep -c 'system:serviceaccount:astronomer:nspool' || true)
+  echo "$(grep -c . "$NSPOOL_TEST_AUDIT_LOG") requests audited; DELETEs by nspool: ${found}"
+  [ "$found" = 0 ]
+}
 DATABASES_BEFORE=$(sqlx_databases)
 trap cleanup EXIT
 echo "tests use ${DATABASE_URL}"
@@ -134,6 +195,9 @@ run_shipping() { scripts/check-shipping.sh 2>&1 | tee "$SHIP_LOG" | grep -Ev '^[
 
 stage "format (cargo fmt --check)" cargo fmt --all -- --check
 stage "lints (cargo clippy -D warnings)" cargo clippy --locked --all-targets -- -D warnings
+stage "test control plane: build when changed, start (scripts/control-plane)" control_plane_start
 stage "unit and integration tests (cargo test)" run_tests
+stage "nspool never deleted anything in the cluster (audit log)" never_deleted
+stage "test control plane: stop" control_plane_stop
 stage "shipped files: Dockerfile, manifests, alert rules (scripts/check-shipping.sh)" run_shipping
 summary

@@ -108,7 +108,9 @@ impl KubeClient {
         Self::from_config(kube::Config::new(uri), max_in_flight)
     }
 
-    fn from_config(config: kube::Config, max_in_flight: usize) -> Result<Self> {
+    /// A client from a kube config of the caller's making (tests: a token of nspool's
+    /// own ServiceAccount on a real API server).
+    pub fn from_config(config: kube::Config, max_in_flight: usize) -> Result<Self> {
         let client = kube::Client::try_from(config).map_err(|e| Error::NoConfig(e.to_string()))?;
         Ok(Self {
             client,

@@ -1,14 +1,15 @@
-//! A small Kubernetes API server over real HTTP, for the kinds nspool touches:
-//! Namespaces, Roles, RoleBindings (server-side apply), SubjectAccessReviews,
-//! Events (events.k8s.io/v1, created and checked as the API server's
-//! validation does), API discovery, and lists of what a namespace holds (Pods,
-//! PersistentVolumeClaims, Services, Secrets, ConfigMaps, ServiceAccounts).
-//! As a real cluster does, a new namespace gets the `default` ServiceAccount
-//! and the `kube-root-ca.crt` ConfigMap. A no-op apply changes nothing (not
-//! even the resourceVersion); each field manager owns what it applied, so one
-//! manager's apply never strips another's labels. Faults (status codes,
-//! latency) are injectable; every DELETE and every ownerReference is recorded
-//! so tests can fail on them.
+//! A hand-written stand-in for the Kubernetes API server, kept ONLY for the
+//! tests that must inject a fault on demand: a status code on one path
+//! (403, a one-off 409 or 500), or latency (a timeout, a pass cut short
+//! mid-flight). Everything else nspool does with Kubernetes is tested against
+//! the real API server (`cluster.rs`, `tests/control-plane`); don't add
+//! behaviour tests here.
+//!
+//! Over real HTTP, for the kinds nspool touches: Namespaces, Roles,
+//! RoleBindings (server-side apply, per field manager), SubjectAccessReviews,
+//! Events (events.k8s.io/v1), API discovery, and lists of what a namespace
+//! holds. Every DELETE and every ownerReference is recorded so tests can
+//! fail on them.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -111,6 +112,7 @@ impl FakeKube {
     }
 
     /// A namespace made by hand (option 2), owned by `kubectl`.
+    #[allow(dead_code)] // benches/release_storm.rs
     pub fn create_namespace(&self, name: &str) {
         self.with(|s| {
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
@@ -121,38 +123,13 @@ impl FakeKube {
 
     /// An object a Deployment (or anyone but nspool) put in a namespace:
     /// `kind` as Kubernetes spells it, `extra` merged into the object (`type` of a Secret).
+    #[allow(dead_code)] // benches/release_storm.rs
     pub fn put(&self, kind: &str, namespace: &str, name: &str, extra: Value) {
         self.with(|s| {
             let mut body = json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}});
             merge(&mut body, &extra);
             let key = (kind.to_owned(), namespace.to_owned(), name.to_owned());
             let _ = store(s, key, "helm", body);
-        });
-    }
-
-    /// Its owner removed it.
-    pub fn remove(&self, kind: &str, namespace: &str, name: &str) {
-        self.with(|s| {
-            s.objects
-                .remove(&(kind.to_owned(), namespace.to_owned(), name.to_owned()))
-        });
-    }
-
-    /// Another field manager (a person with kubectl, say) applies a label to
-    /// a namespace: server-side apply of its own, beside nspool's.
-    pub fn label_namespace_as(&self, manager: &str, namespace: &str, key: &str, value: &str) {
-        self.with(|s| {
-            let body = json!({"apiVersion": "v1", "kind": "Namespace",
-                "metadata": {"name": namespace, "labels": {key: value}}});
-            let key = ("Namespace".to_owned(), String::new(), namespace.to_owned());
-            let _ = store(s, key, manager, body);
-        });
-    }
-
-    pub fn deny(&self, namespace: &str, resource: &str, verb: &str) {
-        self.with(|s| {
-            s.denied
-                .insert((namespace.to_owned(), resource.to_owned(), verb.to_owned()))
         });
     }
 
@@ -171,26 +148,6 @@ impl FakeKube {
                 remaining,
             })
         });
-    }
-
-    /// A kubeconfig file pointing at this server, in a directory of its own
-    /// (remove it when done): for `nspool` commands run as processes.
-    pub fn kubeconfig(&self) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "nspool-fake-kube-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("kubeconfig");
-        std::fs::write(
-            &path,
-            format!(
-                "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: '{}'}}}}]\nusers: [{{name: me, user: {{}}}}]\ncontexts: [{{name: fake, context: {{cluster: fake, user: me}}}}]\ncurrent-context: fake\n",
-                self.url
-            ),
-        )
-        .unwrap();
-        path
     }
 
     /// One Kubernetes pass of `service`'s worker against this server.

@@ -1,40 +1,65 @@
-//! Pool hygiene against the fake API server: a released namespace is offered
-//! again only once nothing its Deployment left is found in it, and every
-//! pool namespace carries the platform's labels.
+//! Pool hygiene against a real API server (`cluster.rs`), nspool as its own
+//! ServiceAccount: a released namespace is offered again only once nothing
+//! its Deployment left is found in it, and every pool namespace carries the
+//! platform's labels. (A pass cut short mid-flight needs an injected delay:
+//! that one test runs against the fake API server.)
 
+use crate::cluster::{Account, Cluster};
 use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
 use crate::fake_kube::FakeKube;
 use crate::support::TestApp;
-use axum::http::Method;
 use nspool::kube::client::KubeClient;
 use nspool::kube::reconcile::{KubeWorker, PassReport};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::time::Duration;
 
-const CREATE: &str = r#"
-global:
-  namespaceLabels: {team: data}
-  features:
-    namespacePools:
-      enabled: true
-      namespaces: {create: true, names: [team-a, team-b]}
-"#;
+/// Create mode over `names`, with the platform's own namespace labels.
+fn create(names: &[&str]) -> String {
+    format!(
+        "global:\n  namespaceLabels: {{team: data}}\n  features:\n    namespacePools:\n      enabled: true\n      namespaces: {{create: true, names: [{}]}}\n",
+        names.join(", ")
+    )
+}
 
 const VIEW: &str = "{ poolNamespaces { name state note leftovers leftoversCheckedAt releasingSince labelsMissing kubeError } }";
 
-/// The fake API server, a replica that checks released namespaces, and its
-/// admin token, after the first pass (the pool namespaces applied).
-async fn cluster(config: &str, db: PgPool) -> (FakeKube, TestApp, String) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(config, db).await;
-    let admin = app.admin().await;
-    pass(&app, &fake).await;
-    (fake, app, admin)
+/// The cluster, two pool namespaces of this test's own, a replica that
+/// checks released namespaces and its admin token, after the first pass
+/// (the pool namespaces applied).
+struct Setup {
+    cluster: Cluster,
+    app: TestApp,
+    admin: String,
+    a: String,
+    b: String,
 }
 
-async fn pass(app: &TestApp, fake: &FakeKube) -> PassReport {
-    fake.pass(&app.service).await
+async fn setup_with(extra: &str, db: PgPool) -> Setup {
+    let cluster = Cluster::connect().await;
+    let (a, b) = (cluster.ns("team-a"), cluster.ns("team-b"));
+    let app = TestApp::spawn_in_cluster(&format!("{}{extra}", create(&[&a, &b])), db).await;
+    let admin = app.admin().await;
+    let setup = Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        b,
+    };
+    let report = setup.pass().await;
+    assert_eq!(report.applied, 2, "{report:?}");
+    setup
+}
+
+async fn setup(db: PgPool) -> Setup {
+    setup_with("", db).await
+}
+
+impl Setup {
+    async fn pass(&self) -> PassReport {
+        self.cluster.pass(&self.app.service, Account::Create).await
+    }
 }
 
 async fn claim(app: &TestApp, token: &str, ns: &str) -> String {
@@ -92,10 +117,17 @@ async fn events(db: &PgPool, name: &str) -> Vec<(String, String, Option<String>)
 
 #[sqlx::test]
 async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        ..
+    } = setup(db.clone()).await;
     // nspool may list leftovers there, and only there: its own RoleBinding.
-    let (binding, _) = fake
-        .object("RoleBinding", "team-a", "nspool-leftovers")
+    let binding = cluster
+        .object("RoleBinding", &a, "nspool-leftovers")
+        .await
         .unwrap();
     assert_eq!(
         binding["roleRef"],
@@ -106,21 +138,18 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
         json!({"kind": "ServiceAccount", "name": "nspool", "namespace": "astronomer"})
     );
     // What the cluster put there is not a leftover.
-    assert!(fake.object("ServiceAccount", "team-a", "default").is_some());
-    assert!(
-        fake.object("ConfigMap", "team-a", "kube-root-ca.crt")
-            .is_some()
-    );
-    let id = claim(&app, &admin, "team-a").await;
+    cluster.wait_for_controller_defaults(&a).await;
+    let id = claim(&app, &admin, &a).await;
     release(&app, &admin, &id).await;
 
-    let ns = namespace(&app, &admin, "team-a").await;
+    let ns = namespace(&app, &admin, &a).await;
     assert_eq!(ns["state"], "Releasing", "{ns}");
     assert!(ns["releasingSince"].is_string());
     // The database itself refuses a holder on a releasing namespace.
     let refused = sqlx::query(
-        "update pool_namespaces set holder_deployment_id = gen_random_uuid() where name = 'team-a'",
+        "update pool_namespaces set holder_deployment_id = gen_random_uuid() where name = $1",
     )
+    .bind(&a)
     .execute(&db)
     .await
     .unwrap_err();
@@ -130,14 +159,14 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
             .contains("pool_namespaces_releasing_check"),
         "{refused}"
     );
-    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
+    assert!(!app.available(&admin).await.contains(&a));
     // A claim of it now is refused cleanly.
     let ws = app.create_workspace(&admin, "early").await;
     let refused = app
         .gql(
             Some(&admin),
             CREATE_DEPLOYMENT,
-            json!({"label": "early", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": "team-a"}),
+            json!({"label": "early", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": a}),
         )
         .await;
     assert_eq!(
@@ -145,65 +174,70 @@ async fn a_clean_release_is_offered_again_after_one_check(db: PgPool) {
         "{refused}"
     );
 
-    let report = pass(&app, &fake).await;
-    assert_eq!(report.cleaned, ["team-a"]);
-    let ns = namespace(&app, &admin, "team-a").await;
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert_eq!(report.cleaned, std::slice::from_ref(&a), "{report:?}");
+    let ns = namespace(&app, &admin, &a).await;
     assert_eq!(ns["state"], "Free");
     assert_eq!(ns["leftovers"], json!([]));
     assert!(ns["leftoversCheckedAt"].is_string());
-    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
-    let kinds: Vec<String> = events(&db, "team-a")
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
+    assert!(app.available(&admin).await.contains(&a));
+    let kinds: Vec<String> = events(&db, &a).await.into_iter().map(|e| e.0).collect();
     assert!(
         kinds.ends_with(&["release".to_owned(), "clean".to_owned()]),
         "{kinds:?}"
     );
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
-    let id = claim(&app, &admin, "team-a").await;
+    let setup = setup(db.clone()).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        b,
+    } = &setup;
+    let id = claim(app, admin, a).await;
     // What uninstalling an Airflow release leaves, and what is not a leftover.
-    fake.put(
+    let claim_spec = json!({"spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}});
+    cluster.put(
         "PersistentVolumeClaim",
-        "team-a",
+        a,
         "data-foo-worker-0",
-        json!({}),
+        claim_spec.clone(),
     );
-    fake.put(
+    cluster.put(
         "Secret",
-        "team-a",
+        a,
         "sh.helm.release.v1.foo.v1",
         json!({"type": "helm.sh/release.v1"}),
     );
-    fake.put(
+    cluster.put(
         "Secret",
-        "team-a",
+        a,
         "default-token-abcde",
-        json!({"type": "kubernetes.io/service-account-token"}),
+        json!({"type": "kubernetes.io/service-account-token",
+               "metadata": {"annotations": {"kubernetes.io/service-account.name": "default"}}}),
     );
-    release(&app, &admin, &id).await;
+    release(app, admin, &id).await;
 
-    let report = pass(&app, &fake).await;
+    let report = setup.pass().await;
     let expected = [
         "PersistentVolumeClaim/data-foo-worker-0",
         "Secret/sh.helm.release.v1.foo.v1",
     ];
     assert_eq!(
         report.leftovers,
-        [("team-a".to_owned(), expected.map(str::to_owned).to_vec())]
+        [(a.clone(), expected.map(str::to_owned).to_vec())]
     );
-    let ns = namespace(&app, &admin, "team-a").await;
+    let ns = namespace(app, admin, a).await;
     assert_eq!(ns["state"], "Releasing");
     assert_eq!(ns["leftovers"], json!(expected));
     assert!(ns["note"].as_str().unwrap().contains("markNamespaceClean"));
-    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
-    let last = events(&db, "team-a").await.pop().unwrap();
+    assert!(!app.available(admin).await.contains(a));
+    let last = events(&db, a).await.pop().unwrap();
     assert_eq!(last.0, "leftovers");
     assert!(
         last.2
@@ -212,54 +246,82 @@ async fn leftovers_hold_a_namespace_back_until_they_are_gone(db: PgPool) {
     );
 
     // Not due yet: the next check waits (2 s, doubling).
-    let report = pass(&app, &fake).await;
+    let report = setup.pass().await;
     assert!(report.leftovers.is_empty() && report.cleaned.is_empty());
 
-    // The owner removes the volume claim: still the Helm secret.
-    fake.remove("PersistentVolumeClaim", "team-a", "data-foo-worker-0");
-    due(&db, "team-a").await;
-    let report = pass(&app, &fake).await;
+    // The owner removes the volume claim: still the Helm secret. (A claim
+    // with the protection finalizer and no controller to lift it stays
+    // terminating, so the finalizer goes first, as the controller would.)
+    crate::cluster::kubectl(
+        &[
+            "-n",
+            a,
+            "patch",
+            "pvc",
+            "data-foo-worker-0",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    cluster.remove("pvc", a, "data-foo-worker-0");
+    due(&db, a).await;
+    let report = setup.pass().await;
     assert_eq!(report.leftovers[0].1, ["Secret/sh.helm.release.v1.foo.v1"]);
-    fake.remove("Secret", "team-a", "sh.helm.release.v1.foo.v1");
-    due(&db, "team-a").await;
-    let report = pass(&app, &fake).await;
-    assert_eq!(report.cleaned, ["team-a"]);
-    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
+    cluster.remove("secret", a, "sh.helm.release.v1.foo.v1");
+    due(&db, a).await;
+    let report = setup.pass().await;
+    assert_eq!(report.cleaned, std::slice::from_ref(a));
+    assert!(app.available(admin).await.contains(a));
 
     // Metrics count releasing namespaces and how long the oldest waits.
-    let id = claim(&app, &admin, "team-b").await;
-    fake.put("Pod", "team-b", "foo-scheduler-0", json!({}));
-    release(&app, &admin, &id).await;
-    pass(&app, &fake).await;
+    let id = claim(app, admin, b).await;
+    cluster.put(
+        "Pod",
+        b,
+        "foo-scheduler-0",
+        json!({"spec": {"containers": [{"name": "s", "image": "airflow"}]}}),
+    );
+    release(app, admin, &id).await;
+    setup.pass().await;
     let metrics = app.metrics().await;
     assert!(
         metrics.contains("nspool_pool_namespaces{state=\"releasing\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("nspool_pool_releasing_oldest_seconds "));
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
-    let id = claim(&app, &admin, "team-a").await;
-    fake.put(
-        "PersistentVolumeClaim",
-        "team-a",
-        "data-foo-worker-0",
-        json!({}),
+    let setup = setup(db.clone()).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        b,
+    } = &setup;
+    let id = claim(app, admin, a).await;
+    cluster.put(
+        "ConfigMap",
+        a,
+        "foo-airflow-config",
+        json!({"data": {"k": "v"}}),
     );
-    release(&app, &admin, &id).await;
-    pass(&app, &fake).await;
+    release(app, admin, &id).await;
+    setup.pass().await;
 
     const MARK: &str = "mutation($name: String!, $reason: String!) { markNamespaceClean(name: $name, reason: $reason) }";
     let editor = app.token("SYSTEM_EDITOR", None).await;
+    let nul = format!("{a}\u{0}");
     for (token, name, reason, code) in [
-        (&editor, "team-a", "x", "FORBIDDEN"),
-        (&admin, "team-a", "  ", "BAD_USER_INPUT"),
-        (&admin, "team-b", "x", "NOT_FOUND"),
-        (&admin, "team-a\u{0}", "x", "BAD_USER_INPUT"),
+        (&editor, a.as_str(), "x", "FORBIDDEN"),
+        (admin, a.as_str(), "  ", "BAD_USER_INPUT"),
+        (admin, b.as_str(), "x", "NOT_FOUND"),
+        (admin, nul.as_str(), "x", "BAD_USER_INPUT"),
     ] {
         app.err(
             Some(token),
@@ -270,62 +332,75 @@ async fn mark_namespace_clean_frees_it_and_keeps_who_and_why(db: PgPool) {
         .await;
     }
 
-    let reason = "the volume holds nothing of the old tenant; its team keeps it";
-    app.ok(
-        Some(&admin),
-        MARK,
-        json!({"name": "team-a", "reason": reason}),
-    )
-    .await;
+    let reason = "the config holds nothing of the old tenant; its team keeps it";
+    app.ok(Some(admin), MARK, json!({"name": a, "reason": reason}))
+        .await;
     // Read your own write: offered at once.
-    assert!(app.available(&admin).await.contains(&"team-a".to_owned()));
-    let (kind, actor, logged) = events(&db, "team-a").await.pop().unwrap();
+    assert!(app.available(admin).await.contains(a));
+    let (kind, actor, logged) = events(&db, a).await.pop().unwrap();
     assert_eq!(kind, "mark_clean");
     assert!(actor.starts_with("token:"), "{actor}");
     assert_eq!(logged.as_deref(), Some(reason));
-    // nspool never removed the volume claim.
+    // nspool never removed what was left.
     assert!(
-        fake.object("PersistentVolumeClaim", "team-a", "data-foo-worker-0")
+        cluster
+            .object("ConfigMap", a, "foo-airflow-config")
+            .await
             .is_some()
     );
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
+/// The platform team removed nspool's `nspool-leftovers` RoleBinding by
+/// mistake: the real API server refuses the lists (403), nspool records it
+/// and retries, never freeing the namespace, until the binding is back.
 #[sqlx::test]
 async fn a_refused_list_is_recorded_and_retried_without_freeing(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
-    let id = claim(&app, &admin, "team-a").await;
-    release(&app, &admin, &id).await;
-    fake.fail(Some(Method::GET), "/namespaces/team-a/secrets", 403, None);
-    let report = pass(&app, &fake).await;
+    let setup = setup(db.clone()).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        ..
+    } = &setup;
+    let id = claim(app, admin, a).await;
+    release(app, admin, &id).await;
+    cluster.remove("rolebinding", a, "nspool-leftovers");
+    let report = setup.pass().await;
     assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
-    let ns = namespace(&app, &admin, "team-a").await;
+    let ns = namespace(app, admin, a).await;
     assert_eq!(ns["state"], "Releasing");
     assert!(ns["kubeError"].as_str().unwrap().contains("403"), "{ns}");
-    assert!(!app.available(&admin).await.contains(&"team-a".to_owned()));
+    assert!(!app.available(admin).await.contains(a));
     // Retried with backoff, still refused, still releasing.
-    due(&db, "team-a").await;
-    pass(&app, &fake).await;
-    assert_eq!(
-        namespace(&app, &admin, "team-a").await["state"],
-        "Releasing"
-    );
-    // Allowed again (RBAC fixed): the next retry finds it clean.
-    fake.with(|s| s.faults.clear());
-    due(&db, "team-a").await;
-    let report = pass(&app, &fake).await;
-    assert_eq!(report.cleaned, ["team-a"]);
-    let ns = namespace(&app, &admin, "team-a").await;
+    due(&db, a).await;
+    setup.pass().await;
+    assert_eq!(namespace(app, admin, a).await["state"], "Releasing");
+    // The binding is back (a forced re-apply, as `resyncPool` asks): the
+    // next retry finds it clean.
+    app.ok(Some(admin), "mutation { resyncPool }", Value::Null)
+        .await;
+    due(&db, a).await;
+    let report = setup.pass().await;
+    assert_eq!(report.cleaned, std::slice::from_ref(a), "{report:?}");
+    let ns = namespace(app, admin, a).await;
     assert_eq!(
         (ns["state"].as_str(), ns["kubeError"].as_str()),
         (Some("Free"), None)
     );
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
+/// A pass cut short while its lists are in flight: the delay must be
+/// injected, so this one runs against the fake API server.
 #[sqlx::test]
 async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
-    let (fake, first, admin) = cluster(CREATE, db.clone()).await;
+    const CREATE: &str = "global: {features: {namespacePools: {enabled: true, namespaces: {create: true, names: [team-a]}}}}\n";
+    let fake = FakeKube::start().await;
+    let first = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let admin = first.admin().await;
+    fake.pass(&first.service).await;
     let id = claim(&first, &admin, "team-a").await;
     release(&first, &admin, &id).await;
     // The first replica dies while its lists are in flight.
@@ -341,7 +416,7 @@ async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
     fake.with(|s| s.latency = Duration::ZERO);
     // Another replica (the state is in PostgreSQL) picks it up.
     let second = TestApp::spawn_in_cluster(CREATE, crate::support::another_pool(&db).await).await;
-    let report = pass(&second, &fake).await;
+    let report = fake.pass(&second.service).await;
     assert_eq!(report.cleaned, ["team-a"]);
     assert!(first.available(&admin).await.contains(&"team-a".to_owned()));
     fake.assert_never_deleted();
@@ -349,9 +424,10 @@ async fn a_check_cut_short_is_resumed_by_another_replica(db: PgPool) {
 
 #[sqlx::test]
 async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
-    let off = format!("{CREATE}nspool: {{kubernetes: {{mode: 'off'}}}}\n");
+    let create = create(&["team-a", "team-b"]);
+    let off = format!("{create}nspool: {{kubernetes: {{mode: 'off'}}}}\n");
     // A namespace left releasing while checks were on is freed when they go off.
-    let before = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let before = TestApp::spawn_in_cluster(&create, db.clone()).await;
     let admin = before.admin().await;
     let id = claim(&before, &admin, "team-b").await;
     release(&before, &admin, &id).await;
@@ -374,52 +450,71 @@ async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
 
 #[sqlx::test]
 async fn pool_labels_in_create_mode_keep_labels_others_own(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db).await;
-    let labels = |fake: &FakeKube| {
-        fake.object("Namespace", "", "team-a").unwrap().0["metadata"]["labels"].clone()
+    let setup = setup(db).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        ..
+    } = &setup;
+    let labels = || async {
+        cluster.object("Namespace", "", a).await.unwrap()["metadata"]["labels"].clone()
     };
-    assert_eq!(labels(&fake)["platform-release"], "astronomer");
-    assert_eq!(labels(&fake)["team"], "data");
+    assert_eq!(labels().await["platform-release"], "astronomer");
+    assert_eq!(labels().await["team"], "data");
     // Someone else labels it; a forced re-apply of nspool's objects keeps theirs.
-    fake.label_namespace_as("kubectl", "team-a", "owner", "data-eng");
-    app.ok(Some(&admin), "mutation { resyncPool }", Value::Null)
+    crate::cluster::kubectl(&["label", "namespace", a, "owner=data-eng"], None);
+    app.ok(Some(admin), "mutation { resyncPool }", Value::Null)
         .await;
-    let report = pass(&app, &fake).await;
+    let report = setup.pass().await;
     assert_eq!(report.applied, 2);
-    assert_eq!(labels(&fake)["owner"], "data-eng");
-    assert_eq!(labels(&fake)["platform-release"], "astronomer");
-    fake.assert_never_deleted();
+    assert_eq!(labels().await["owner"], "data-eng");
+    assert_eq!(labels().await["platform-release"], "astronomer");
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgPool) {
-    let verify = |claim_labels: bool| {
+    let cluster = Cluster::connect().await;
+    let a = cluster.ns("ns-a");
+    let verify = |claim_labels: bool, account: Account| {
         format!(
-            "global:\n  features:\n    namespacePools:\n      enabled: true\n      namespaces: {{create: false, names: [ns-a]}}\nnspool:\n  platformRelease: prod\n  kubernetes: {{claimLabels: {claim_labels}}}\n"
+            "global:\n  features:\n    namespacePools:\n      enabled: true\n      namespaces: {{create: false, names: [{a}]}}\nnspool:\n  serviceAccount: {}\n  platformRelease: prod\n  kubernetes: {{claimLabels: {claim_labels}}}\n",
+            account.service_account()
         )
     };
-    let fake = FakeKube::start().await;
-    fake.create_namespace("ns-a");
+    cluster.create_namespace(&a);
     // Claim labels off: nothing is written; the check reports what is missing.
-    let app = TestApp::spawn_in_cluster(&verify(false), db.clone()).await;
+    let app = TestApp::spawn_in_cluster(&verify(false, Account::Verify), db.clone()).await;
     let admin = app.admin().await;
-    let report = pass(&app, &fake).await;
+    let report = cluster.pass(&app.service, Account::Verify).await;
     assert_eq!(
         report.labels_missing,
-        [("ns-a".to_owned(), vec!["platform-release=prod".to_owned()])]
+        [(a.clone(), vec!["platform-release=prod".to_owned()])]
     );
     assert_eq!(
-        namespace(&app, &admin, "ns-a").await["labelsMissing"],
+        namespace(&app, &admin, &a).await["labelsMissing"],
         json!(["platform-release=prod"])
     );
-    assert!(fake.with(|s| s.requests.iter().all(|(m, _)| m != "PATCH")));
+    let writes: Vec<_> = cluster
+        .audit_of(Account::Verify)
+        .into_iter()
+        .filter(|e| e.writes())
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
 
     // Claim labels on: applied under nspool-claims, kubectl's own labels kept.
-    fake.label_namespace_as("kubectl", "ns-a", "owner", "data-eng");
-    let app =
-        TestApp::spawn_in_cluster(&verify(true), crate::support::another_pool(&db).await).await;
-    pass(&app, &fake).await;
-    let (live, _) = fake.object("Namespace", "", "ns-a").unwrap();
+    crate::cluster::kubectl(&["label", "namespace", &a, "owner=data-eng"], None);
+    let app = TestApp::spawn_in_cluster(
+        &verify(true, Account::VerifyWithClaimLabels),
+        crate::support::another_pool(&db).await,
+    )
+    .await;
+    cluster
+        .pass(&app.service, Account::VerifyWithClaimLabels)
+        .await;
+    let live = cluster.object("Namespace", "", &a).await.unwrap();
     assert_eq!(live["metadata"]["labels"]["platform-release"], "prod");
     assert_eq!(live["metadata"]["labels"]["owner"], "data-eng");
     assert!(
@@ -434,32 +529,35 @@ async fn pool_labels_in_verify_mode_ride_on_claim_labels_or_are_reported(db: PgP
         .execute(&db)
         .await
         .unwrap();
-    let report = pass(&app, &fake).await;
+    let report = cluster
+        .pass(&app.service, Account::VerifyWithClaimLabels)
+        .await;
     assert!(
         report.labels_missing.is_empty(),
         "{:?}",
         report.labels_missing
     );
     assert_eq!(
-        namespace(&app, &admin, "ns-a").await["labelsMissing"],
+        namespace(&app, &admin, &a).await["labelsMissing"],
         json!([])
     );
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn the_worker_offers_a_clean_release_again_within_seconds(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db).await;
+    let cluster = Cluster::connect().await;
+    let a = cluster.ns("team-a");
+    let app = TestApp::spawn_in_cluster(&create(&[&a]), db).await;
     let admin = app.admin().await;
     // The worker as `serve` runs it: woken by releases, else every 2 s.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let kube = KubeClient::for_url(&fake.url, 16).unwrap();
+    let kube = cluster.nspool(Account::Create).await;
     let worker = tokio::spawn(KubeWorker::new(&app.service, kube).run(stopped));
-    let id = claim(&app, &admin, "team-a").await;
+    let id = claim(&app, &admin, &a).await;
     release(&app, &admin, &id).await;
     let released = std::time::Instant::now();
-    while !app.available(&admin).await.contains(&"team-a".to_owned()) {
+    while !app.available(&admin).await.contains(&a) {
         assert!(
             released.elapsed() < Duration::from_secs(15),
             "never offered again"
@@ -472,26 +570,32 @@ async fn the_worker_offers_a_clean_release_again_within_seconds(db: PgPool) {
     );
     let _ = stop.send(true);
     let _ = worker.await;
-    fake.assert_never_deleted();
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn rbac_check_names_what_a_released_namespace_holds(db: PgPool) {
-    let (fake, app, admin) = cluster(CREATE, db.clone()).await;
-    for ns in ["team-a", "team-b"] {
-        let id = claim(&app, &admin, ns).await;
-        release(&app, &admin, &id).await;
+    let setup = setup(db.clone()).await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        b,
+    } = &setup;
+    for ns in [a, b] {
+        let id = claim(app, admin, ns).await;
+        release(app, admin, &id).await;
     }
-    fake.put(
-        "PersistentVolumeClaim",
-        "team-b",
-        "data-foo-worker-0",
-        json!({}),
+    cluster.put(
+        "ConfigMap",
+        b,
+        "foo-airflow-config",
+        json!({"data": {"k": "v"}}),
     );
-    let kubeconfig = fake.kubeconfig();
-    let dir = kubeconfig.parent().unwrap().to_owned();
-    let config = dir.join("config.yaml");
-    std::fs::write(&config, CREATE).unwrap();
+    let kubeconfig = cluster.kubeconfig_as(Account::Create).await;
+    let config = kubeconfig.with_file_name("config-create.yaml");
+    std::fs::write(&config, create(&[a, b])).unwrap();
     let url = crate::support::database_url(&db);
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
@@ -507,47 +611,49 @@ async fn rbac_check_names_what_a_released_namespace_holds(db: PgPool) {
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("CLEAN   team-a: released, nothing left behind"),
+        stdout.contains(&format!("CLEAN   {a}: released, nothing left behind")),
         "{stdout}"
     );
     assert!(
-        stdout.contains("LEFT    team-b: releasing, not offered while left behind: PersistentVolumeClaim/data-foo-worker-0"),
+        stdout.contains(&format!(
+            "LEFT    {b}: releasing, not offered while left behind: ConfigMap/foo-airflow-config"
+        )),
         "{stdout}"
     );
-    assert_eq!(
-        namespace(&app, &admin, "team-b").await["state"],
-        "Releasing"
-    );
-    fake.assert_never_deleted();
-    let _ = std::fs::remove_dir_all(dir);
+    assert_eq!(namespace(app, admin, b).await["state"], "Releasing");
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
 async fn what_the_platform_puts_everywhere_can_be_ignored(db: PgPool) {
-    let config = format!(
-        "{CREATE}nspool: {{kubernetes: {{ignoredLeftovers: [ConfigMap/istio-ca-root-cert, 'Secret/platform-pull-*']}}}}\n"
-    );
-    let (fake, app, admin) = cluster(&config, db).await;
-    let id = claim(&app, &admin, "team-a").await;
-    fake.put("ConfigMap", "team-a", "istio-ca-root-cert", json!({}));
-    fake.put(
+    let setup = setup_with(
+        "nspool: {kubernetes: {ignoredLeftovers: [ConfigMap/istio-ca-root-cert, 'Secret/platform-pull-*']}}\n",
+        db,
+    )
+    .await;
+    let Setup {
+        cluster,
+        app,
+        admin,
+        a,
+        ..
+    } = &setup;
+    let id = claim(app, admin, a).await;
+    cluster.put("ConfigMap", a, "istio-ca-root-cert", json!({}));
+    cluster.put(
         "Secret",
-        "team-a",
+        a,
         "platform-pull-quay",
-        json!({"type": "kubernetes.io/dockerconfigjson"}),
+        json!({"type": "kubernetes.io/dockerconfigjson",
+               "stringData": {".dockerconfigjson": "{\"auths\": {}}"}}),
     );
-    fake.put(
-        "Secret",
-        "team-a",
-        "foo-fernet-key",
-        json!({"type": "Opaque"}),
-    );
-    release(&app, &admin, &id).await;
-    let report = pass(&app, &fake).await;
+    cluster.put("Secret", a, "foo-fernet-key", json!({"type": "Opaque"}));
+    release(app, admin, &id).await;
+    let report = setup.pass().await;
     assert_eq!(report.leftovers[0].1, ["Secret/foo-fernet-key"]);
-    fake.remove("Secret", "team-a", "foo-fernet-key");
-    due(&app.db, "team-a").await;
-    let report = pass(&app, &fake).await;
-    assert_eq!(report.cleaned, ["team-a"]);
-    fake.assert_never_deleted();
+    cluster.remove("secret", a, "foo-fernet-key");
+    due(&app.db, a).await;
+    let report = setup.pass().await;
+    assert_eq!(report.cleaned, std::slice::from_ref(a));
+    cluster.assert_never_deleted();
 }

@@ -1,9 +1,11 @@
-//! Kubernetes Events against the fake API server (which checks each one as
-//! the real server's validation does): what nspool does to a namespace is
-//! told in that namespace, once each, and a failure to post changes nothing
-//! else. The Events posted are written to `target/kube-events/` for
-//! `scripts/check-shipping.sh` to validate against the Kubernetes schema.
+//! Kubernetes Events: what nspool does to a namespace is told in that
+//! namespace, once each, posted as nspool's own ServiceAccount to a real API
+//! server (`cluster.rs`, whose validation checks each one); a failure to post
+//! changes nothing else (refusals injected by the fake API server). The
+//! Events the real server stored are written to `target/kube-events/` for
+//! `scripts/check-shipping.sh` to validate against the Kubernetes schema too.
 
+use crate::cluster::{Account, Cluster};
 use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
 use crate::fake_kube::FakeKube;
 use crate::hygiene::due;
@@ -37,15 +39,43 @@ fn reasons(fake: &FakeKube, ns: &str) -> Vec<String> {
         .collect()
 }
 
+/// Events posted as nspool's own account to the real API server.
+async fn post_to(app: &TestApp, cluster: &Cluster) -> usize {
+    let kube = cluster.nspool(Account::Create).await;
+    nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
+        .await
+        .expect("posting reads the database")
+}
+
+/// (reason, note) of the Events the API server holds in `ns`, oldest first.
+async fn told(cluster: &Cluster, ns: &str) -> Vec<(String, String)> {
+    cluster
+        .events(ns)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or_default().to_owned(),
+                e["note"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[sqlx::test]
 async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
-    let fake = FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
+    let cluster = Cluster::connect().await;
+    let (a, b) = (cluster.ns("team-a"), cluster.ns("team-b"));
+    let config = format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{create: true, names: [{a}, {b}]}}}}}}}}\n"
+    );
+    let app = TestApp::spawn_in_cluster(&config, db.clone()).await;
     let admin = app.admin().await;
-    fake.pass(&app.service).await;
+    cluster.pass(&app.service, Account::Create).await;
     // nspool may create Events there, and only there: its own RoleBinding.
-    let (binding, _) = fake
-        .object("RoleBinding", "team-a", "nspool-events")
+    let binding = cluster
+        .object("RoleBinding", &a, "nspool-events")
+        .await
         .expect("the events binding is applied");
     assert_eq!(binding["roleRef"]["name"], "nspool-events");
     assert_eq!(binding["roleRef"]["kind"], "ClusterRole");
@@ -56,7 +86,7 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
         .ok(
             Some(&admin),
             CREATE_DEPLOYMENT,
-            json!({"label": "etl", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": "team-a", "releaseName": "quasar-etl"}),
+            json!({"label": "etl", "workspaceId": ws, "executor": "CeleryExecutor", "namespace": a, "releaseName": "quasar-etl"}),
         )
         .await;
     let id = created["createDeployment"]["id"]
@@ -66,7 +96,7 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
     app.ok(
         Some(&admin),
         CORDON,
-        json!({"name": "team-a", "reason": "node pool upgrade"}),
+        json!({"name": a, "reason": "node pool upgrade"}),
     )
     .await;
     app.ok(
@@ -75,28 +105,25 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
         json!({"deploymentId": id, "deploymentHardDelete": true}),
     )
     .await;
-    // The Deployment left a claim behind: found, then removed and found clean.
-    fake.put(
-        "PersistentVolumeClaim",
-        "team-a",
-        "data-quasar-etl-worker-0",
-        json!({}),
+    // The Deployment left a config behind: found, then removed and found clean.
+    cluster.put(
+        "ConfigMap",
+        &a,
+        "quasar-etl-airflow-config",
+        json!({"data": {"k": "v"}}),
     );
-    fake.pass(&app.service).await;
-    fake.remove(
-        "PersistentVolumeClaim",
-        "team-a",
-        "data-quasar-etl-worker-0",
-    );
-    due(&db, "team-a").await;
-    fake.pass(&app.service).await;
-    app.ok(Some(&admin), UNCORDON, json!({"name": "team-a"}))
-        .await;
+    cluster.pass(&app.service, Account::Create).await;
+    cluster.remove("configmap", &a, "quasar-etl-airflow-config");
+    due(&db, &a).await;
+    cluster.pass(&app.service, Account::Create).await;
+    app.ok(Some(&admin), UNCORDON, json!({"name": a})).await;
 
-    let posted = post(&app, &fake).await;
-    assert_eq!(posted, 6, "{:?}", fake.events_in("team-a"));
+    let posted = post_to(&app, &cluster).await;
+    let events = told(&cluster, &a).await;
+    assert_eq!(posted, 6, "{events:?}");
+    let reasons: Vec<&str> = events.iter().map(|(r, _)| r.as_str()).collect();
     assert_eq!(
-        reasons(&fake, "team-a"),
+        reasons,
         [
             "Claimed",
             "Cordoned",
@@ -106,41 +133,36 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
             "Uncordoned"
         ]
     );
-    let events = fake.events_in("team-a");
     assert!(
         events[0].1.starts_with("Claimed by Deployment "),
         "{events:?}"
     );
     assert!(events[1].1.contains("node pool upgrade"), "{events:?}");
     assert!(
-        events[3]
-            .1
-            .contains("PersistentVolumeClaim/data-quasar-etl-worker-0"),
+        events[3].1.contains("ConfigMap/quasar-etl-airflow-config"),
         "{events:?}"
     );
-    fake.with(|s| {
-        for event in &s.events {
-            assert_eq!(event["reportingController"], "nspool");
-            assert_eq!(event["regarding"]["kind"], "Namespace");
-            assert_eq!(event["regarding"]["name"], event["metadata"]["namespace"]);
-        }
-        let warning = s
-            .events
-            .iter()
-            .find(|e| e["reason"] == "LeftoversFound")
-            .unwrap();
-        assert_eq!(warning["type"], "Warning");
-    });
+    let stored = cluster.events(&a).await;
+    for event in &stored {
+        assert_eq!(event["reportingController"], "nspool");
+        assert_eq!(event["regarding"]["kind"], "Namespace");
+        assert_eq!(event["regarding"]["name"], event["metadata"]["namespace"]);
+    }
+    let warning = stored
+        .iter()
+        .find(|e| e["reason"] == "LeftoversFound")
+        .unwrap();
+    assert_eq!(warning["type"], "Warning");
     assert!(
-        reasons(&fake, "team-b").is_empty(),
+        told(&cluster, &b).await.is_empty(),
         "nothing happened there"
     );
 
     // Told once: the next round posts nothing, and the log is unchanged.
-    assert_eq!(post(&app, &fake).await, 0);
-    assert_eq!(fake.with(|s| s.events.len()), 6);
-    save_for_schema_check(&fake, "lifecycle");
-    fake.assert_never_deleted();
+    assert_eq!(post_to(&app, &cluster).await, 0);
+    assert_eq!(cluster.events(&a).await.len(), 6);
+    save_for_schema_check(&stored, "lifecycle");
+    cluster.assert_never_deleted();
 }
 
 #[sqlx::test]
@@ -197,28 +219,33 @@ async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: P
     );
 }
 
-/// Every Event the fake server took, as a YAML stream of JSON documents for
-/// `kubernetes-validate --strict` (scripts/check-shipping.sh).
-/// Each test its own file, so that tests running at once never mix them.
-fn save_for_schema_check(fake: &FakeKube, test: &str) {
+/// The Events the API server stored, as a YAML stream of JSON documents
+/// for `kubernetes-validate --strict` (scripts/check-shipping.sh), as a
+/// client would send them (no server-set fields). Each test its own file,
+/// so that tests running at once never mix them.
+fn save_for_schema_check(events: &[Value], test: &str) {
     let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/kube-events");
     std::fs::create_dir_all(&dir).unwrap();
     let mut text = String::new();
-    fake.with(|s| {
-        for event in &s.events {
-            let mut event = event.clone();
-            // What a client sends, as `kubectl get -o yaml` would not show server fields.
-            if let Some(meta) = event["metadata"].as_object_mut() {
-                meta.remove("resourceVersion");
+    for event in events {
+        let mut event = event.clone();
+        if let Some(meta) = event["metadata"].as_object_mut() {
+            for server_field in [
+                "resourceVersion",
+                "uid",
+                "creationTimestamp",
+                "managedFields",
+            ] {
+                meta.remove(server_field);
             }
-            event["apiVersion"] = Value::from("events.k8s.io/v1");
-            event["kind"] = Value::from("Event");
-            // JSON documents: YAML would read the times as timestamps, not strings.
-            text.push_str("---\n");
-            text.push_str(&event.to_string());
-            text.push('\n');
         }
-    });
+        event["apiVersion"] = Value::from("events.k8s.io/v1");
+        event["kind"] = Value::from("Event");
+        // JSON documents: YAML would read the times as timestamps, not strings.
+        text.push_str("---\n");
+        text.push_str(&event.to_string());
+        text.push('\n');
+    }
     std::fs::write(dir.join(format!("{test}.yaml")), text).unwrap();
 }
 
@@ -242,51 +269,113 @@ async fn stored_kubernetes_errors_are_bounded(db: PgPool) {
     assert_eq!((on_namespace, on_post), (max, max));
 }
 
-const VERIFY: &str = r#"
-global:
-  features:
-    namespacePools:
-      enabled: true
-      namespaces: {create: false, names: [ns-ok, ns-broken]}
-"#;
-
 /// In verify mode: a namespace whose Commander Role lacks a permission is
 /// told so (a Warning naming it), and told again when it is repaired; a
 /// namespace verified as it was is told once, not at each recheck.
 #[sqlx::test]
 async fn broken_and_repaired_rbac_are_told_in_the_namespace(db: PgPool) {
-    let fake = FakeKube::start().await;
-    fake.create_namespace("ns-ok");
-    fake.create_namespace("ns-broken");
-    fake.deny("ns-broken", "secrets", "get");
-    let app = TestApp::spawn_in_cluster(VERIFY, db.clone()).await;
-    let report = fake.pass(&app.service).await;
+    let cluster = Cluster::connect().await;
+    let (ok, broken) = (cluster.ns("ns-ok"), cluster.ns("ns-broken"));
+    let config = format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{create: false, names: [{ok}, {broken}]}}}}}}}}\nnspool: {{serviceAccount: {}}}\n",
+        Account::Verify.service_account()
+    );
+    let app = TestApp::spawn_in_cluster(&config, db.clone()).await;
+    // The platform team's objects, as `nspool rbac render` prints them, but
+    // the Commander Role in ns-broken cannot get Secrets.
+    let settings = app.service.settings();
+    let target = nspool::kube::objects::RbacTarget::from_settings(&settings.service);
+    let render = |names: &[&str]| -> Vec<Value> {
+        let yaml =
+            nspool::kube::objects::render(names, &target, &settings.service.pool_labels).unwrap();
+        serde_yaml::Deserializer::from_str(&yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect()
+    };
+    let mut objects = render(&[&ok, &broken]);
+    for object in &mut objects {
+        if object["kind"] == "Role" && object["metadata"]["namespace"] == broken.as_str() {
+            for rule in object["rules"].as_array_mut().unwrap() {
+                if rule["resources"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("secrets"))
+                {
+                    rule["verbs"].as_array_mut().unwrap().retain(|v| v != "get");
+                }
+            }
+        }
+    }
+    cluster.apply(&json!({"apiVersion": "v1", "kind": "List", "items": objects}));
+    for ns in [&ok, &broken] {
+        crate::cluster::kubectl(
+            &[
+                "-n",
+                ns,
+                "create",
+                "rolebinding",
+                "nspool-events",
+                "--clusterrole=nspool-events",
+                &format!(
+                    "--serviceaccount=astronomer:{}",
+                    Account::Verify.service_account()
+                ),
+            ],
+            None,
+        );
+    }
+    let report = cluster.pass(&app.service, Account::Verify).await;
     assert_eq!(report.broken.len(), 1, "{report:?}");
-    assert_eq!(post(&app, &fake).await, 2);
-    assert_eq!(reasons(&fake, "ns-broken"), ["RBACBroken"]);
-    assert_eq!(reasons(&fake, "ns-ok"), ["RBACVerified"]);
-    let broken = fake.events_in("ns-broken");
-    assert!(broken[0].1.contains("get secrets (core)"), "{broken:?}");
-    fake.with(|s| {
-        let warning = s
-            .events
+    let post = || async {
+        let kube = cluster.nspool(Account::Verify).await;
+        nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
+            .await
+            .expect("posting reads the database")
+    };
+    assert_eq!(post().await, 2);
+    let told_broken = told(&cluster, &broken).await;
+    assert_eq!(
+        told_broken
             .iter()
-            .find(|e| e["reason"] == "RBACBroken")
-            .unwrap();
-        assert_eq!(warning["type"], "Warning");
-    });
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>(),
+        ["RBACBroken"]
+    );
+    assert!(
+        told_broken[0].1.contains("get secrets (core)"),
+        "{told_broken:?}"
+    );
+    assert_eq!(
+        told(&cluster, &ok)
+            .await
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>(),
+        ["RBACVerified"]
+    );
+    let warning = cluster.events(&broken).await.remove(0);
+    assert_eq!(warning["type"], "Warning");
 
     // The Role is fixed; both are checked again.
-    fake.with(|s| s.denied.clear());
+    cluster.apply(&json!({"apiVersion": "v1", "kind": "List", "items": render(&[&broken])}));
     sqlx::query("update pool_namespaces set rbac_checked_at = rbac_checked_at - interval '1 day'")
         .execute(&db)
         .await
         .unwrap();
-    let report = fake.pass(&app.service).await;
+    let report = cluster.pass(&app.service, Account::Verify).await;
     assert!(report.broken.is_empty(), "{report:?}");
-    assert_eq!(post(&app, &fake).await, 1, "only the repair is news");
-    assert_eq!(reasons(&fake, "ns-broken"), ["RBACBroken", "RBACRepaired"]);
-    assert_eq!(reasons(&fake, "ns-ok"), ["RBACVerified"]);
-    save_for_schema_check(&fake, "rbac");
-    fake.assert_never_deleted();
+    assert_eq!(post().await, 1, "only the repair is news");
+    assert_eq!(
+        told(&cluster, &broken)
+            .await
+            .iter()
+            .map(|(r, _)| r.as_str())
+            .collect::<Vec<_>>(),
+        ["RBACBroken", "RBACRepaired"]
+    );
+    assert_eq!(told(&cluster, &ok).await.len(), 1);
+    let mut stored = cluster.events(&ok).await;
+    stored.extend(cluster.events(&broken).await);
+    save_for_schema_check(&stored, "rbac");
+    cluster.assert_never_deleted();
 }

@@ -369,30 +369,39 @@ async fn a_config_grown_past_its_size_bound_is_refused_at_reload(db: PgPool) {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-const LABELLED: &str = r#"
-global:
-  namespaceLabels: {team: data, tier: gold}
-  features:
-    namespacePools:
-      enabled: true
-      namespaces: {create: true, names: [team-a, team-b]}
-"#;
+/// Create mode over `a` and `b` with the platform's namespace labels.
+fn labelled(a: &str, b: &str) -> String {
+    format!(
+        "global:\n  namespaceLabels: {{team: data, tier: gold}}\n  features:\n    namespacePools:\n      enabled: true\n      namespaces: {{create: true, names: [{a}, {b}]}}\n"
+    )
+}
 
 /// What nspool applies follows a reload: the next Kubernetes pass re-applies
 /// every managed namespace with the new labels, and a label the config no
-/// longer lists is removed (server-side apply drops fields nspool stopped
-/// sending), without a restart.
+/// longer lists is removed by the API server (server-side apply drops fields
+/// nspool stopped sending), without a restart. Against the real API server.
 #[sqlx::test]
 async fn a_reload_reapplies_what_nspool_writes_to_its_namespaces(db: PgPool) {
-    let fake = crate::fake_kube::FakeKube::start().await;
-    let app = TestApp::spawn_in_cluster(LABELLED, db).await;
-    assert_eq!(fake.pass(&app.service).await.applied, 2);
-    let labels = |ns: &str| {
-        fake.object("Namespace", "", ns).expect("namespace").0["metadata"]["labels"].clone()
+    use crate::cluster::{Account, Cluster};
+    let cluster = Cluster::connect().await;
+    let (a, b) = (cluster.ns("team-a"), cluster.ns("team-b"));
+    let config = labelled(&a, &b);
+    let app = TestApp::spawn_in_cluster(&config, db).await;
+    let pass = || cluster.pass(&app.service, Account::Create);
+    assert_eq!(pass().await.applied, 2);
+    let labels = |ns: String| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .object("Namespace", "", &ns)
+                .await
+                .expect("namespace")["metadata"]["labels"]
+                .clone()
+        }
     };
-    assert_eq!(labels("team-a")["tier"], "gold");
+    assert_eq!(labels(a.clone()).await["tier"], "gold");
 
-    let relabelled = LABELLED.replace("{team: data, tier: gold}", "{team: ml}");
+    let relabelled = config.replace("{team: data, tier: gold}", "{team: ml}");
     let report = app
         .service
         .reload(parse(&relabelled))
@@ -403,17 +412,13 @@ async fn a_reload_reapplies_what_nspool_writes_to_its_namespaces(db: PgPool) {
         "{:?}",
         report.needs_restart
     );
-    assert_eq!(
-        fake.pass(&app.service).await.applied,
-        2,
-        "both applied again"
-    );
-    for ns in ["team-a", "team-b"] {
-        let now = labels(ns);
+    assert_eq!(pass().await.applied, 2, "both applied again");
+    for ns in [&a, &b] {
+        let now = labels(ns.clone()).await;
         assert_eq!(now["team"], "ml", "{now}");
         assert!(now.get("tier").is_none(), "dropped with the config: {now}");
     }
     // Nothing changed since: the next pass applies nothing.
-    assert_eq!(fake.pass(&app.service).await.applied, 0);
-    fake.assert_never_deleted();
+    assert_eq!(pass().await.applied, 0);
+    cluster.assert_never_deleted();
 }
