@@ -240,10 +240,6 @@ impl KubeClient {
         }
     }
 
-    pub async fn namespace_exists(&self, namespace: &str) -> Result<bool> {
-        Ok(self.namespace_labels(namespace).await?.is_some())
-    }
-
     /// The namespace's labels; `None` when there is no such namespace.
     pub async fn namespace_labels(
         &self,
@@ -313,16 +309,28 @@ impl KubeClient {
     }
 
     /// The claim labels under field manager `nspool-claims`: the holder's, or
-    /// none (which removes the ones this manager wrote).
+    /// none (which removes the ones this manager wrote). Only onto the
+    /// namespace that is there now (its uid rides on the apply): a namespace
+    /// that is gone is a 404 here and is never created by a label write.
     pub async fn apply_claim_labels(
         &self,
         namespace: &str,
         holder: Option<(&str, &str)>,
         pool_labels: &BTreeMap<String, String>,
     ) -> Result<()> {
-        let params = PatchParams::apply(CLAIMS_FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        let patch = Patch::Apply(objects::claim_labels(namespace, holder, pool_labels));
+        let live = self
+            .call("get_namespace", namespaces.get_opt(namespace))
+            .await?;
+        let Some(uid) = live.and_then(|ns| ns.metadata.uid) else {
+            return Err(Error::Api {
+                code: 404,
+                reason: "NotFound".into(),
+                message: format!("namespace {namespace} does not exist; claim labels not written"),
+            });
+        };
+        let params = PatchParams::apply(CLAIMS_FIELD_MANAGER).force();
+        let patch = Patch::Apply(objects::claim_labels(namespace, &uid, holder, pool_labels));
         self.call("claim_labels", namespaces.patch(namespace, &params, &patch))
             .await?;
         Ok(())

@@ -181,8 +181,13 @@ pub fn role_binding(namespace: &str, target: &RbacTarget, managed: bool) -> Role
 /// labels, or none (which removes the ones it applied before), and in verify
 /// mode the pool labels (`pool_labels`; empty in create mode, where the
 /// namespace's own apply carries them).
+/// The claim labels of namespace `name`, applied only to the namespace of
+/// `uid`: the API server refuses the apply (409) when no namespace of that
+/// uid exists, so a label write never creates a namespace, nor writes onto
+/// one deleted and made again meanwhile.
 pub fn claim_labels(
     name: &str,
+    uid: &str,
     holder: Option<(&str, &str)>,
     pool_labels: &BTreeMap<String, String>,
 ) -> Namespace {
@@ -194,6 +199,7 @@ pub fn claim_labels(
     Namespace {
         metadata: ObjectMeta {
             name: Some(name.to_owned()),
+            uid: Some(uid.to_owned()),
             labels: Some(labels),
             ..ObjectMeta::default()
         },
@@ -304,20 +310,20 @@ mod tests {
         assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         let rendered = namespace("a", false, &pool).metadata.labels.unwrap();
         assert_eq!(rendered.len(), 1);
-        let claims = claim_labels("a", None, &pool).metadata.labels.unwrap();
+        let claims = claim_labels("a", "uid-a", None, &pool).metadata.labels.unwrap();
         assert_eq!(claims, pool);
     }
 
     #[test]
     fn claim_labels_name_the_holder_or_nothing() {
-        let labels = claim_labels("a", Some(("r-1", "id-1")), &BTreeMap::new())
+        let labels = claim_labels("a", "uid-a", Some(("r-1", "id-1")), &BTreeMap::new())
             .metadata
             .labels
             .unwrap();
         assert_eq!(labels[LABEL_RELEASE], "r-1");
         assert_eq!(labels[LABEL_DEPLOYMENT], "id-1");
         assert!(
-            claim_labels("a", None, &BTreeMap::new())
+            claim_labels("a", "uid-a", None, &BTreeMap::new())
                 .metadata
                 .labels
                 .unwrap()

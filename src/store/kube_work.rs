@@ -98,6 +98,16 @@ impl Store {
         Ok(())
     }
 
+    /// The namespace nspool applied is gone: the next pass applies it (and
+    /// its Commander Role and RoleBindings) again.
+    pub async fn forget_applied(&self, name: &str) -> Result<()> {
+        sqlx::query("update pool_namespaces set rbac_applied = null where name = $1")
+            .bind(name)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
     /// Records labels written for `holder`; a no-op when the holder changed
     /// meanwhile, so the next pass writes the newer labels.
     pub async fn record_labels(&self, name: &str, holder: Option<Uuid>) -> Result<()> {

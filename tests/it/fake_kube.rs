@@ -288,6 +288,9 @@ fn store(s: &mut FakeState, key: (String, String, String), manager: &str, body: 
         object.resource_version = version;
     }
     content["metadata"]["resourceVersion"] = json!(object.resource_version.to_string());
+    // A uid for as long as the object lives (the claim labels carry it; the
+    // stand-in does not check it: the real server's refusal is tested there).
+    content["metadata"]["uid"] = json!(format!("uid-{}-{}-{}", key.0, key.1, key.2));
     content["metadata"]["managedFields"] = Value::Array(managers);
     object.live = content.clone();
     content

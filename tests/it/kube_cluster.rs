@@ -646,3 +646,65 @@ async fn a_check_by_hand_only_reads(db: PgPool) {
     assert!(writes.is_empty(), "{writes:#?}");
     cluster.assert_never_deleted();
 }
+
+/// A namespace deleted behind nspool's back: a label write never creates it
+/// again (server-side apply would: the namespace's uid rides on the apply);
+/// in create mode the next pass applies it again in full, Commander's Role
+/// and RoleBinding with it.
+#[sqlx::test]
+async fn a_namespace_deleted_out_of_band_is_never_made_by_a_label_write(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let names = [cluster.ns("team-a")];
+    let ns = names[0].as_str();
+    let app = TestApp::spawn(&create_config(&names), db.clone()).await;
+    let admin = app.admin().await;
+    cluster.pass(&app.service, Account::Create).await;
+    let deployment = claim(&app, &admin, ns).await;
+    assert_eq!(
+        cluster.pass(&app.service, Account::Create).await.labelled,
+        1
+    );
+    let first_uid = cluster.object("Namespace", "", ns).await.unwrap()["metadata"]["uid"].clone();
+
+    // Someone deletes it (the namespace controller empties and removes it).
+    crate::cluster::kubectl(
+        &["delete", "namespace", ns, "--wait=true", "--timeout=30s"],
+        None,
+    );
+    assert!(cluster.object("Namespace", "", ns).await.is_none());
+    release(&app, &admin, &deployment["id"]).await;
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert!(
+        report
+            .failed
+            .iter()
+            .any(|(name, e)| name == ns && e.contains("does not exist")),
+        "{report:?}"
+    );
+    assert!(
+        cluster.object("Namespace", "", ns).await.is_none(),
+        "a label write made the namespace again"
+    );
+
+    // The next pass (after the retry's backoff) applies it again in full.
+    sqlx::query("update pool_namespaces set kube_next_attempt_at = null")
+        .execute(&db)
+        .await
+        .unwrap();
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert_eq!((report.applied, report.labelled), (1, 1), "{report:?}");
+    let again = cluster
+        .object("Namespace", "", ns)
+        .await
+        .expect("applied again");
+    assert_ne!(again["metadata"]["uid"], first_uid);
+    assert!(again["metadata"]["labels"].get(LABEL_RELEASE).is_none());
+    // (No leftovers binding: this replica does not check released namespaces.)
+    for (kind, name) in &APPLIED[1..4] {
+        assert!(
+            cluster.object(kind, ns, name).await.is_some(),
+            "{kind} {name} applied again"
+        );
+    }
+    cluster.assert_never_deleted();
+}

@@ -30,26 +30,27 @@ impl KubeWorker {
             done.push(Outcome::Applied);
         }
         if row.needs_labels || row.needs_pool_labels {
-            // Never create a namespace by labelling one that is not there.
-            if !row.managed && !self.kube.namespace_exists(&row.name).await? {
-                return Err(client::Error::Api {
-                    code: 404,
-                    reason: "NotFound".into(),
-                    message: format!(
-                        "namespace {} does not exist; claim labels not written",
-                        row.name
-                    ),
-                });
-            }
             let id = row.holder_deployment_id.map(|id| id.to_string());
             let holder = match (&row.holder_release, &id) {
                 (Some(release), Some(id)) => Some((release.as_str(), id.as_str())),
                 _ => None,
             };
             let pool_labels = self.claim_pool_labels();
-            self.kube
+            let written = self
+                .kube
                 .apply_claim_labels(&row.name, holder, pool_labels)
-                .await?;
+                .await;
+            if let Err(client::Error::Api { code: 404, .. }) = &written
+                && row.managed
+            {
+                // Gone behind nspool's back (a label write never creates
+                // it): applied again in full on the next pass.
+                self.store
+                    .forget_applied(&row.name)
+                    .await
+                    .map_err(store_failure)?;
+            }
+            written?;
             self.store
                 .record_labels(&row.name, row.holder_deployment_id)
                 .await
