@@ -310,7 +310,10 @@ mod tests {
         assert_eq!(labels[MANAGED_BY_KEY], MANAGED_BY_VALUE);
         let rendered = namespace("a", false, &pool).metadata.labels.unwrap();
         assert_eq!(rendered.len(), 1);
-        let claims = claim_labels("a", "uid-a", None, &pool).metadata.labels.unwrap();
+        let claims = claim_labels("a", "uid-a", None, &pool)
+            .metadata
+            .labels
+            .unwrap();
         assert_eq!(claims, pool);
     }
 

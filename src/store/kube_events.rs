@@ -5,8 +5,14 @@ use super::{Result, Store};
 use chrono::{DateTime, Utc};
 
 /// Tries per entry before it is given up (a namespace without the
-/// `nspool-events` binding, say: each try is a warning in the log).
-pub const MAX_ATTEMPTS: i32 = 3;
+/// `nspool-events` binding, say: each try is a warning in the log). With
+/// the backoff below they span the hour an entry may be posted in, so an API
+/// server down for minutes loses no Event.
+pub const MAX_ATTEMPTS: i32 = 16;
+/// The wait after a first failed try; it doubles with each try, up to
+/// [`MAX_RETRY_WAIT_SECONDS`].
+pub const FIRST_RETRY_WAIT_SECONDS: i32 = 5;
+pub const MAX_RETRY_WAIT_SECONDS: i32 = 300;
 
 /// One log entry about a pool namespace, with what the namespace's previous
 /// RBAC check said (to tell a repair from a first check).
@@ -23,8 +29,10 @@ pub struct LoggedEvent {
 }
 
 impl Store {
-    /// Up to `limit` entries of `kinds`, younger than an hour, not posted
-    /// and tried fewer than [`MAX_ATTEMPTS`] times, oldest first.
+    /// Up to `limit` entries of `kinds`, younger than an hour, not posted,
+    /// tried fewer than [`MAX_ATTEMPTS`] times and not waiting out their
+    /// backoff (5 s after a first failure, doubling, at most 5 minutes),
+    /// oldest first.
     pub async fn events_to_post(&self, kinds: &[&str], limit: i64) -> Result<Vec<LoggedEvent>> {
         Ok(sqlx::query_as(
             "select e.id, e.at, e.kind, e.namespace, e.release_name, e.actor, e.reason,
@@ -37,11 +45,16 @@ impl Store {
              where e.at > now() - interval '1 hour' and e.namespace is not null
                and e.kind = any($1)
                and t.posted_at is null and coalesce(t.attempts, 0) < $2
+               and (t.event_id is null
+                    or t.attempted_at <= now() - make_interval(secs => least(
+                           $4::float8 * power(2, t.attempts - 1), $5::float8)))
              order by e.id limit $3",
         )
         .bind(kinds)
         .bind(MAX_ATTEMPTS)
         .bind(limit)
+        .bind(f64::from(FIRST_RETRY_WAIT_SECONDS))
+        .bind(f64::from(MAX_RETRY_WAIT_SECONDS))
         .fetch_all(&mut *self.conn().await?)
         .await?)
     }

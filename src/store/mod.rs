@@ -6,7 +6,7 @@ mod cordons;
 mod deployments;
 mod events;
 mod history;
-mod kube_events;
+pub mod kube_events;
 mod kube_work;
 mod pool;
 mod pool_sync;

@@ -165,13 +165,31 @@ async fn what_nspool_does_to_a_namespace_is_told_there_once(db: PgPool) {
     cluster.assert_never_deleted();
 }
 
+/// Time passes for every failed post: `seconds` more since its last try.
+async fn later(db: &PgPool, seconds: i32) {
+    sqlx::query(
+        "update kube_event_posts set attempted_at = attempted_at - make_interval(secs => $1)",
+    )
+    .bind(f64::from(seconds))
+    .execute(db)
+    .await
+    .unwrap();
+}
+
+/// A refused post (the API server restarting, a missing binding) changes
+/// nothing else and is tried again with a backoff (5 s, doubling, at most
+/// 5 minutes) while the entry is younger than an hour: refusals injected by
+/// the fake API server.
 #[sqlx::test]
-async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: PgPool) {
+async fn a_failed_post_changes_nothing_else_and_is_tried_again_with_backoff(db: PgPool) {
+    use nspool::store::kube_events::{
+        FIRST_RETRY_WAIT_SECONDS, MAX_ATTEMPTS, MAX_RETRY_WAIT_SECONDS,
+    };
     let fake = FakeKube::start().await;
     let app = TestApp::spawn_in_cluster(CREATE, db.clone()).await;
     let admin = app.admin().await;
     fake.pass(&app.service).await;
-    // The API server refuses Events (no binding, say): the claim is fine.
+    // The API server refuses Events twice (no binding yet, say): the claim is fine.
     fake.fail(Some(Method::POST), "/events", 403, Some(2));
     let ws = app.create_workspace(&admin, "failing").await;
     app.ok(
@@ -181,20 +199,30 @@ async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: P
     )
     .await;
     assert_eq!(post(&app, &fake).await, 0);
-    let (attempts, error): (i32, Option<String>) =
-        sqlx::query_as("select attempts, error from kube_event_posts")
+    let attempts = || async {
+        sqlx::query_as::<_, (i32, Option<String>)>("select attempts, error from kube_event_posts")
             .fetch_one(&db)
             .await
-            .unwrap();
-    assert_eq!(attempts, 1);
+            .unwrap()
+    };
+    let (tries, error) = attempts().await;
+    assert_eq!(tries, 1);
     assert!(error.is_some_and(|e| e.contains("403")));
+    // Not tried again at once: it waits out its backoff.
+    assert_eq!(post(&app, &fake).await, 0);
+    assert_eq!(attempts().await.0, 1, "no second try within the backoff");
+    later(&db, FIRST_RETRY_WAIT_SECONDS).await;
     assert_eq!(post(&app, &fake).await, 0, "the second try is refused too");
+    assert_eq!(attempts().await.0, 2);
+    later(&db, FIRST_RETRY_WAIT_SECONDS).await;
+    assert_eq!(post(&app, &fake).await, 0, "the wait doubled");
+    later(&db, FIRST_RETRY_WAIT_SECONDS).await;
     // The third try gets through; then nothing is left to try.
     assert_eq!(post(&app, &fake).await, 1);
     assert_eq!(reasons(&fake, "team-b"), ["Claimed"]);
     assert_eq!(post(&app, &fake).await, 0);
 
-    // Refused every time: tried three times, then given up.
+    // Refused every time: tried MAX_ATTEMPTS times over the hour, then given up.
     fake.fail(Some(Method::POST), "/events", 500, None);
     app.ok(
         Some(&admin),
@@ -202,8 +230,9 @@ async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: P
         json!({"name": "team-a", "reason": "never told"}),
     )
     .await;
-    for _ in 0..5 {
+    for _ in 0..(MAX_ATTEMPTS + 5) {
         post(&app, &fake).await;
+        later(&db, MAX_RETRY_WAIT_SECONDS).await;
     }
     let tries: i32 = sqlx::query_scalar(
         "select p.attempts from kube_event_posts p join events e on e.id = p.event_id where e.kind = 'cordon'",
@@ -211,7 +240,12 @@ async fn a_failed_post_changes_nothing_else_and_is_tried_again_a_few_times(db: P
     .fetch_one(&db)
     .await
     .unwrap();
-    assert_eq!(tries, 3);
+    assert_eq!(tries, MAX_ATTEMPTS);
+    // The tries span most of the hour an entry may be posted in.
+    let waits: i32 = (1..MAX_ATTEMPTS)
+        .map(|n| (FIRST_RETRY_WAIT_SECONDS << (n - 1).min(10)).min(MAX_RETRY_WAIT_SECONDS))
+        .sum();
+    assert!((2_400..=3_600).contains(&waits), "{waits} s of retries");
     let available = app.available(&admin).await;
     assert!(
         !available.contains(&"team-a".to_owned()),
