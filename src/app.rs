@@ -199,6 +199,7 @@ pub async fn run_until_signal(
     if kube.is_none() {
         service.without_kubernetes();
     }
+    service.require_readiness().await?;
     let kube_worker =
         kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
     let mut server_stopped = stopped.clone();

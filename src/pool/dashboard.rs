@@ -166,8 +166,8 @@ impl PoolService {
         let counts = self.store.pool_state_counts().await?;
         let live = HistoryPoint {
             hour: now,
-            // Broken and releasing namespaces are free in the event log's terms.
-            free: counts.free + counts.broken + counts.releasing,
+            // Broken, pending and releasing namespaces are free in the event log's terms.
+            free: counts.free + counts.broken + counts.pending + counts.releasing,
             held: counts.held,
             soft_deleted: counts.soft_deleted,
         };

@@ -13,11 +13,28 @@ impl PoolService {
         self.checks_released.load(Ordering::Relaxed)
     }
 
+    /// Whether this replica works with a cluster: Kubernetes not off, and
+    /// (in `auto` mode) one found. With one, a namespace is offered only once
+    /// it has been seen ready there.
+    pub fn kubernetes_on(&self) -> bool {
+        self.settings().service.kubernetes_mode != crate::config::KubernetesMode::Off
+            && !self.no_cluster.load(Ordering::Relaxed)
+    }
+
     /// No cluster here after all (`auto` mode found none): this replica's
     /// releases free at once, as with Kubernetes off.
     pub fn without_kubernetes(&self) {
         self.no_cluster.store(true, Ordering::Relaxed);
         self.checks_released.store(false, Ordering::Relaxed);
+    }
+
+    /// `serve`, once it knows whether it has a cluster: with one, namespaces
+    /// never seen ready there are pending (not offered until applied or
+    /// verified); without, they are offered unchecked.
+    pub async fn require_readiness(&self) -> Result<()> {
+        let generation = self.store.require_readiness(self.kubernetes_on()).await?;
+        self.read_own_write(generation).await;
+        Ok(())
     }
 
     /// After a reload: released namespaces are checked when the new config

@@ -168,13 +168,16 @@ impl PoolService {
         let report = self
             .store
             .sync_pool(
-                &names,
-                &sources,
-                &managed,
+                &crate::store::PoolListing {
+                    names: &names,
+                    sources: &sources,
+                    managed: &managed,
+                },
                 pool.workspace_quota
                     .map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
                 &Caller::Operator.actor(),
                 &self.instance,
+                self.kubernetes_on(),
             )
             .await?;
         // Checks switched off: nothing will ever find the releasing ones clean.

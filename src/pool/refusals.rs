@@ -26,6 +26,12 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
             String::new()
         }
     );
+    if summary.pending > 0 {
+        text.push_str(&format!(
+            " {} free ones are not offered yet: nspool has not yet seen them ready in the cluster (see `nspool pool list --state pending` and their Kubernetes errors).",
+            summary.pending
+        ));
+    }
     if summary.cordoned > 0 {
         text.push_str(&format!(
             " {} free ones are cordoned (see poolNamespaces or `nspool pool list --state cordoned`).",
@@ -173,6 +179,12 @@ pub fn not_claimable(
                 missing_list(holder.rbac_missing.as_ref())
             ),
         ),
+        (None, _, None) if holder.rbac_state == "pending" => (
+            Kind::BadInput,
+            format!(
+                "Namespace \"{name}\" is not offered yet: nspool has not yet seen it ready in the cluster (applied, or verified with `nspool rbac check`); its Kubernetes error, if any, is in poolNamespaces. {alternatives}"
+            ),
+        ),
         (None, _, None) if holder.rbac_state == "missing" => (
             Kind::BadInput,
             format!(
@@ -226,6 +238,7 @@ mod tests {
         PoolSummary {
             active: 2,
             broken: 0,
+            pending: 0,
             cordoned: 0,
             held_live: 2 - held_soft_deleted,
             held_soft_deleted,

@@ -80,7 +80,8 @@ pub struct PoolNamespaceView {
 
 impl PoolNamespaceView {
     /// The state a person reads (the dashboard, `nspool pool list`):
-    /// `broken` is a free namespace that is not offered for its RBAC.
+    /// `broken` is a free namespace that is not offered for its RBAC,
+    /// `pending` one not yet seen ready in the cluster.
     pub fn shown_state(&self) -> &'static str {
         match self.state {
             PoolNamespaceState::Free
@@ -88,6 +89,7 @@ impl PoolNamespaceView {
             {
                 "broken"
             }
+            PoolNamespaceState::Free if self.rbac_state == "pending" => "pending",
             PoolNamespaceState::Free => "free",
             PoolNamespaceState::Held => "held",
             PoolNamespaceState::SoftDeleted => "soft-deleted",
@@ -99,7 +101,7 @@ impl PoolNamespaceView {
 }
 
 /// Every state [`PoolNamespaceView::shown_state`] gives.
-pub const SHOWN_STATES: [&str; 7] = [
+pub const SHOWN_STATES: [&str; 8] = [
     "free",
     "held",
     "soft-deleted",
@@ -107,6 +109,7 @@ pub const SHOWN_STATES: [&str; 7] = [
     "releasing",
     "cordoned",
     "broken",
+    "pending",
 ];
 
 /// How a namespace in `state` comes back; `never_note` is the config's word

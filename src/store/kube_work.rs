@@ -89,13 +89,31 @@ impl Store {
         Ok(rows)
     }
 
-    pub async fn record_applied(&self, name: &str, fingerprint: &str) -> Result<()> {
-        sqlx::query("update pool_namespaces set rbac_applied = $2 where name = $1")
-            .bind(name)
-            .bind(fingerprint)
-            .execute(&mut *self.conn().await?)
-            .await?;
-        Ok(())
+    /// Everything nspool applies in namespace `name` is there as applied
+    /// (the API server answered each apply with the object it stored): the
+    /// namespace is ready, `ok`, and offered when free. The pool generation
+    /// when that changed what is offered.
+    pub async fn record_applied(&self, name: &str, fingerprint: &str) -> Result<Option<i64>> {
+        let generation = sqlx::query_scalar(
+            "update pool_namespaces set rbac_applied = $2, rbac_state = 'ok',
+                    rbac_missing = case when rbac_state = 'ok' then rbac_missing end
+             where name = $1 returning nspool_own_generation(generation)",
+        )
+        .bind(name)
+        .bind(fingerprint)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        Ok(generation.flatten())
+    }
+
+    /// Whether the namespaces must be seen ready in the cluster before they
+    /// are offered: with Kubernetes, every namespace never seen (`unknown`)
+    /// becomes `pending` and is applied or verified anew; without, `pending`
+    /// ones are `unknown` again (offered unchecked, as always without a
+    /// cluster). The pool generation when that changed what is offered.
+    pub async fn require_readiness(&self, kubernetes: bool) -> Result<Option<i64>> {
+        let mut conn = self.conn().await?;
+        Ok(require_readiness(&mut conn, kubernetes).await?)
     }
 
     /// The namespace nspool applied is gone: the next pass applies it (and
@@ -281,4 +299,22 @@ impl Store {
     pub async fn kube_leader_lock(&self) -> Result<Option<HeldLock>> {
         self.try_session_lock(KUBE_LEADER_KEY).await
     }
+}
+
+/// [`Store::require_readiness`] on a connection of the caller's (the pool
+/// sync runs it in its own transaction, so a namespace it adds is never
+/// offered before it is seen).
+pub(super) async fn require_readiness(
+    conn: &mut sqlx::PgConnection,
+    kubernetes: bool,
+) -> sqlx::Result<Option<i64>> {
+    let statement = if kubernetes {
+        "update pool_namespaces set rbac_state = 'pending', rbac_applied = null, rbac_checked_at = null
+         where rbac_state = 'unknown' returning nspool_own_generation(generation)"
+    } else {
+        "update pool_namespaces set rbac_state = 'unknown'
+         where rbac_state = 'pending' returning nspool_own_generation(generation)"
+    };
+    let generations: Vec<Option<i64>> = sqlx::query_scalar(statement).fetch_all(conn).await?;
+    Ok(generations.into_iter().flatten().max())
 }

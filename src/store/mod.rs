@@ -28,7 +28,7 @@ pub use pool::{
     HealthFigures, NamespaceHolder, PoolCordonRow, PoolNamespaceRow, PoolOffer, PoolStateCounts,
     PoolSummary,
 };
-pub use pool_sync::{PoolSyncReport, SYNC_CHANNEL, SyncNotice};
+pub use pool_sync::{PoolListing, PoolSyncReport, SYNC_CHANNEL, SyncNotice};
 pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
 pub use tokens::TokenRow;
 pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};

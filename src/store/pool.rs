@@ -81,6 +81,8 @@ pub struct PoolStateCounts {
     pub soft_deleted: i64,
     pub retired: i64,
     pub broken: i64,
+    /// Free but not yet seen ready in the cluster (applied or verified).
+    pub pending: i64,
     pub releasing: i64,
     /// Free but cordoned: not offered until uncordoned.
     pub cordoned: i64,
@@ -90,13 +92,14 @@ pub struct PoolStateCounts {
 
 impl PoolStateCounts {
     /// As metric labels.
-    pub fn by_state(&self) -> [(&'static str, i64); 7] {
+    pub fn by_state(&self) -> [(&'static str, i64); 8] {
         [
             ("free", self.free),
             ("held", self.held),
             ("soft_deleted", self.soft_deleted),
             ("retired", self.retired),
             ("broken", self.broken),
+            ("pending", self.pending),
             ("releasing", self.releasing),
             ("cordoned", self.cordoned),
         ]
@@ -109,6 +112,8 @@ pub struct PoolSummary {
     pub active: i64,
     /// Free but not offered: verification found their RBAC broken or the namespace missing.
     pub broken: i64,
+    /// Free but not offered: not yet seen ready in the cluster.
+    pub pending: i64,
     /// Free but cordoned.
     pub cordoned: i64,
     pub held_live: i64,
@@ -231,6 +236,8 @@ impl Store {
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.rbac_state in ('broken', 'missing')) as broken,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.rbac_state = 'pending') as pending,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.cordoned_at is not null) as cordoned,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
@@ -297,6 +304,9 @@ const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is n
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is null and p.cordoned_at is null
                                      and p.rbac_state in ('broken', 'missing')) as broken,
+                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                     and p.releasing_since is null and p.cordoned_at is null
+                                     and p.rbac_state = 'pending') as pending,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null

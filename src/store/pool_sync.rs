@@ -68,6 +68,15 @@ impl PoolSyncReport {
     }
 }
 
+/// The pool as the config lists it: each name with its config source and
+/// whether nspool creates it (`namespaces.create`), side by side.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolListing<'a> {
+    pub names: &'a [String],
+    pub sources: &'a [&'a str],
+    pub managed: &'a [bool],
+}
+
 impl Store {
     /// Makes the pool table match the config: new names added, removed names
     /// retired (never deleted), returning names restored, and Deployments that
@@ -75,13 +84,17 @@ impl Store {
     /// together serialise on a transaction-scoped advisory lock.
     pub async fn sync_pool(
         &self,
-        names: &[String],
-        sources: &[&str],
-        managed: &[bool],
+        listing: &PoolListing<'_>,
         workspace_quota: Option<i32>,
         actor: &str,
         replica: &str,
+        kubernetes: bool,
     ) -> Result<PoolSyncReport> {
+        let PoolListing {
+            names,
+            sources,
+            managed,
+        } = *listing;
         let mut tx = self.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
             .execute(&mut *tx)
@@ -165,6 +178,10 @@ impl Store {
         .bind(actor)
         .fetch_all(&mut *tx)
         .await?;
+
+        // In the same transaction: with Kubernetes, a namespace added (or
+        // listed again) is pending, never offered before it is seen ready.
+        super::kube_work::require_readiness(&mut tx, kubernetes).await?;
 
         let report = PoolSyncReport {
             added: names_only(added),

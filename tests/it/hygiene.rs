@@ -429,6 +429,11 @@ async fn with_kubernetes_off_a_release_frees_at_once_and_says_so(db: PgPool) {
     // A namespace left releasing while checks were on is freed when they go off.
     let before = TestApp::spawn_in_cluster(&create, db.clone()).await;
     let admin = before.admin().await;
+    // Seen ready in the cluster (as a pass that applied them records it).
+    sqlx::query("update pool_namespaces set rbac_state = 'ok'")
+        .execute(&db)
+        .await
+        .unwrap();
     let id = claim(&before, &admin, "team-b").await;
     release(&before, &admin, &id).await;
     assert_eq!(
@@ -554,6 +559,12 @@ async fn the_worker_offers_a_clean_release_again_within_seconds(db: PgPool) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let kube = cluster.nspool(Account::Create).await;
     let worker = tokio::spawn(KubeWorker::new(&app.service, kube).run(stopped));
+    // Offered once the worker has applied it.
+    let started = std::time::Instant::now();
+    while !app.available(&admin).await.contains(&a) {
+        assert!(started.elapsed() < Duration::from_secs(15), "never offered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let id = claim(&app, &admin, &a).await;
     release(&app, &admin, &id).await;
     let released = std::time::Instant::now();

@@ -708,3 +708,102 @@ async fn a_namespace_deleted_out_of_band_is_never_made_by_a_label_write(db: PgPo
     }
     cluster.assert_never_deleted();
 }
+
+/// Offer only what is true, create mode: a namespace is offered once nspool
+/// has applied it (the API server answered each apply with what it stored),
+/// never before, and not while its apply is refused.
+#[sqlx::test]
+async fn create_mode_offers_a_namespace_only_once_applied(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let names = [cluster.ns("team-a"), cluster.ns("team-b")];
+    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
+    let admin = app.admin().await;
+    assert!(app.available(&admin).await.is_empty(), "nothing seen yet");
+    let ws = app.create_workspace(&admin, "early").await;
+    let refused = app
+        .err(
+            Some(&admin),
+            CREATE_DEPLOYMENT,
+            json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": names[0]}),
+            "BAD_USER_INPUT",
+        )
+        .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("not offered yet"),
+        "{refused}"
+    );
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("nspool_pool_namespaces{state=\"pending\"} 2"),
+        "{metrics}"
+    );
+
+    // The apply is refused (an account without the create-mode RBAC): still
+    // not offered, the refusal on the namespace.
+    let report = cluster.pass(&app.service, Account::Verify).await;
+    assert_eq!(report.failed.len(), 2, "{report:?}");
+    assert!(
+        report.failed.iter().all(|(_, e)| e.contains("403")),
+        "{report:?}"
+    );
+    assert!(app.available(&admin).await.is_empty());
+    let view = app
+        .ok(
+            Some(&admin),
+            "{ poolNamespaces { name rbacState kubeError } }",
+            Value::Null,
+        )
+        .await;
+    for n in view["poolNamespaces"].as_array().unwrap() {
+        assert_eq!(n["rbacState"], "pending", "{n}");
+        assert!(n["kubeError"].as_str().unwrap().contains("403"), "{n}");
+    }
+
+    // Applied as nspool's own account: offered.
+    sqlx::query("update pool_namespaces set kube_next_attempt_at = null")
+        .execute(&db)
+        .await
+        .unwrap();
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert_eq!(report.applied, 2, "{report:?}");
+    let mut offered = names.to_vec();
+    offered.sort();
+    assert_eq!(app.available(&admin).await, offered);
+    cluster.assert_never_deleted();
+}
+
+/// Offer only what is true, verify mode: a namespace never verified is not
+/// offered while the API server cannot be reached; once verified, it is.
+#[sqlx::test]
+async fn verify_mode_offers_nothing_unverified_during_an_api_outage(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let ok = cluster.ns("ns-ok");
+    let names = [ok.clone()];
+    let app =
+        TestApp::spawn_in_cluster(&verify_config(&names, Account::Verify, ""), db.clone()).await;
+    let admin = app.admin().await;
+    cluster.apply(&json!({"apiVersion": "v1", "kind": "List", "items": rendered(&app, &[&ok])}));
+    own_bindings(&ok, Account::Verify);
+    // The API server is down (nothing listens there).
+    let down = nspool::kube::client::KubeClient::for_url("http://127.0.0.1:9", 4).unwrap();
+    let outage = nspool::kube::reconcile::KubeWorker::new(&app.service, down)
+        .pass(false)
+        .await;
+    assert!(outage.is_err(), "{outage:?}");
+    assert!(
+        app.available(&admin).await.is_empty(),
+        "never verified, not offered"
+    );
+
+    sqlx::query("update pool_namespaces set kube_next_attempt_at = null")
+        .execute(&db)
+        .await
+        .unwrap();
+    let report = cluster.pass(&app.service, Account::Verify).await;
+    assert_eq!(report.checked, 1, "{report:?}");
+    assert_eq!(app.available(&admin).await, names);
+    cluster.assert_never_deleted();
+}

@@ -125,6 +125,10 @@ impl TestApp {
         if !in_cluster {
             service.without_kubernetes();
         }
+        service
+            .require_readiness()
+            .await
+            .expect("readiness recorded");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

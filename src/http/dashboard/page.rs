@@ -25,7 +25,7 @@ th { background: #f5f6f9; }
 .cell { width: 12px; height: 12px; border-radius: 2px; display: inline-block; }
 .free { background: #2e9e5b; } .held { background: #3b6fd6; } .soft-deleted { background: #e0a21b; }
 .retired { background: #9aa1ad; } .broken { background: #d64545; } .releasing { background: #8e5bd6; }
-.cordoned { background: #c2410c; }
+.cordoned { background: #c2410c; } .pending { background: #6b7280; }
 .banner { border-radius: 6px; padding: 0.6rem 1rem; margin: 0.8rem 0; }
 .banner.warn { background: #fff4e5; border: 1px solid #f0b45b; }
 .banner.error { background: #fdecea; border: 1px solid #e59a94; }
@@ -198,7 +198,7 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                 }
             }
             section class="counts" aria-label="namespaces by state" {
-                @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken"] {
+                @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken", "pending"] {
                     div class="count" id=(format!("count-{state}")) {
                         span class=(format!("cell {state}")) {} " " (state) b { (count(state)) }
                     }

@@ -23,10 +23,12 @@ impl KubeWorker {
             self.kube
                 .apply_rbac(&row.name, &self.target(), &self.namespace_objects())
                 .await?;
-            self.store
+            let generation = self
+                .store
                 .record_applied(&row.name, fingerprint)
                 .await
                 .map_err(store_failure)?;
+            self.note(generation);
             done.push(Outcome::Applied);
         }
         if row.needs_labels || row.needs_pool_labels {
