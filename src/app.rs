@@ -76,14 +76,20 @@ impl Database {
     }
 }
 
-/// Migrations only: the pool table stays as the last sync left it (every
-/// command but `serve` and `migrate`).
+/// Every command but `serve` and `migrate`: the database as it is. Only
+/// those two migrate; any other command refuses a database that is not
+/// nspool's or not migrated to this version, and writes nothing to it.
 pub async fn open(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
-    store
-        .migrate()
-        .await
-        .context("could not apply the database migrations")?;
-    Ok(PoolService::new(store, settings))
+    match store.migrated().await {
+        Ok(true) => Ok(PoolService::new(store, settings)),
+        Ok(false) => anyhow::bail!(
+            "the database is not migrated to this nspool version: run `nspool migrate` (or `nspool serve`) first; nothing was written"
+        ),
+        Err(error) if error.is_undefined_table() => anyhow::bail!(
+            "the database has no nspool tables (is DATABASE_URL another application's database?): run `nspool migrate` on the right one first; nothing was written"
+        ),
+        Err(error) => Err(error).context("could not read the database's migrations"),
+    }
 }
 
 /// Migrations, then the pool table brought in line with the config.

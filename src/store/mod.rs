@@ -88,6 +88,20 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+impl Error {
+    /// 42P01 undefined_table: a statement met a database without nspool's
+    /// tables (not migrated, or another application's).
+    pub fn is_undefined_table(&self) -> bool {
+        match self {
+            Error::Database(error) | Error::Unavailable(error) => error
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "42P01"),
+            _ => false,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Characters of a Kubernetes failure kept in the database (`left(…, 1024)`
@@ -200,6 +214,18 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         MIGRATOR.run(&self.pool).await
+    }
+
+    /// Whether every embedded migration is applied (reads only; an error
+    /// when the database has no migrations table at all).
+    pub async fn migrated(&self) -> Result<bool> {
+        let applied: i64 = sqlx::query_scalar(
+            "select count(*) from _sqlx_migrations where success and version = any($1)",
+        )
+        .bind(MIGRATOR.iter().map(|m| m.version).collect::<Vec<i64>>())
+        .fetch_one(&mut *self.conn().await?)
+        .await?;
+        Ok(applied as usize == MIGRATOR.iter().count())
     }
 
     /// Ready: the database answers and every embedded migration is applied

@@ -665,3 +665,65 @@ async fn the_pool_commands_list_show_cordon_and_mark_clean(db: sqlx::PgPool) {
     }
     assert_eq!(pool_rows(&app.db).await, before);
 }
+
+/// Only `serve` and `migrate` migrate: pointed at a database that is not
+/// nspool's (another application's, never migrated), every other command
+/// refuses, says why, and writes nothing there.
+#[sqlx::test(migrations = false)]
+async fn commands_refuse_a_database_that_is_not_nspools_and_write_nothing(db: sqlx::PgPool) {
+    sqlx::query("create table invoices (id int primary key)")
+        .execute(&db)
+        .await
+        .unwrap();
+    let url = crate::support::database_url(&db);
+    let tables = || async {
+        sqlx::query_scalar::<_, String>(
+            "select tablename::text from pg_tables where schemaname = 'public' order by 1",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap()
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    for args in [
+        vec!["token", "list"],
+        vec!["token", "create", "--role", "SYSTEM_VIEWER"],
+        vec!["token", "revoke", id.as_str()],
+        vec!["pool", "list"],
+        vec!["pool", "show", "team-a"],
+    ] {
+        let url = url.clone();
+        let owned: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (code, _, stderr) = tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+            run_on(&url, &args)
+        })
+        .await
+        .unwrap();
+        assert_ne!(code, Some(0), "{args:?} ran on a foreign database");
+        assert!(
+            stderr.contains("no nspool tables") && stderr.contains("nspool migrate"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(tables().await, ["invoices"], "{args:?} wrote to it");
+    }
+    // An nspool database an older version left (migrations missing): the
+    // same, naming `nspool migrate`.
+    sqlx::query(
+        "create table _sqlx_migrations (version bigint primary key, description text not null,
+             installed_on timestamptz not null default now(), success boolean not null,
+             checksum bytea not null, execution_time bigint not null)",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let (code, _, stderr) = tokio::task::spawn_blocking(move || run_on(&url, &["token", "list"]))
+        .await
+        .unwrap();
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("not migrated to this nspool version"),
+        "{stderr}"
+    );
+    assert_eq!(tables().await, ["_sqlx_migrations", "invoices"]);
+}
