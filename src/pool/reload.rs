@@ -87,6 +87,20 @@ impl PoolService {
         };
         let old = self.settings();
         let needs_restart = keep_running(&old, &mut new);
+        // The same config again (a SIGHUP, a file touched): nothing to do,
+        // no sync, no event.
+        if serde_json::to_value(&*old).ok() == serde_json::to_value(&new).ok() {
+            self.metrics.config_reload(true);
+            if let Ok(mut status) = self.reloads.0.lock() {
+                status.last_success = Some(Utc::now());
+                status.failing = None;
+            }
+            tracing::info!("config reloaded: unchanged, nothing to do");
+            return Some(ReloadReport {
+                needs_restart,
+                ..ReloadReport::default()
+            });
+        }
         for warning in &new.warnings {
             tracing::warn!("{warning}");
         }

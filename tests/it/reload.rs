@@ -422,3 +422,44 @@ async fn a_reload_reapplies_what_nspool_writes_to_its_namespaces(db: PgPool) {
     assert_eq!(pass().await.applied, 0);
     cluster.assert_never_deleted();
 }
+
+/// The same config again (each SIGHUP, a file touched) changes nothing: no
+/// sync, no event, nothing offered differently.
+#[sqlx::test]
+async fn an_identical_reload_changes_nothing(db: PgPool) {
+    let names = ["ns-a".to_owned(), "ns-b".to_owned()];
+    let config = pool_config(&names, "");
+    let app = TestApp::spawn(&config, db).await;
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from events")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    let generation = || async {
+        sqlx::query_scalar::<_, i64>("select coalesce(max(generation), 0) from pool_namespaces")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    let (events_before, generation_before) = (events().await, generation().await);
+    for _ in 0..50 {
+        let report = app
+            .service
+            .reload(parse(&config))
+            .await
+            .expect("the same config is fine");
+        assert!(report.sync.is_empty() && !report.cleanup_changed);
+    }
+    assert_eq!(
+        events().await,
+        events_before,
+        "an identical reload logged an event"
+    );
+    assert_eq!(generation().await, generation_before);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_reloads_total{outcome=\"ok\"}"),
+        Some(50.0)
+    );
+}
