@@ -50,6 +50,10 @@ pub struct ServiceMetrics {
     config_reload_success: Gauge,
     /// 1 while the last reload attempt failed (the last good config serves).
     config_reload_failing: Gauge,
+    /// 1 while this replica holds the Kubernetes lease.
+    kube_leader: Gauge,
+    /// Unix seconds of this replica's last Kubernetes pass that finished (0: none).
+    kube_last_pass: Gauge,
 }
 
 /// Buckets for request and claim latencies: 0.5 ms to ~16 s.
@@ -85,6 +89,8 @@ impl Default for ServiceMetrics {
             config_reloads: Family::default(),
             config_reload_success: Gauge::default(),
             config_reload_failing: Gauge::default(),
+            kube_leader: Gauge::default(),
+            kube_last_pass: Gauge::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
@@ -175,6 +181,16 @@ impl ServiceMetrics {
             self.config_reloads.clone(),
         );
         registry.register(
+            "kube_leader",
+            "1 while this replica holds the Kubernetes lease and does the Kubernetes work (exactly one replica with a cluster should)",
+            self.kube_leader.clone(),
+        );
+        registry.register(
+            "kube_last_pass_timestamp_seconds",
+            "When this replica last finished a Kubernetes pass (0: never); the leader's grows every few seconds",
+            self.kube_last_pass.clone(),
+        );
+        registry.register(
             "config_last_reload_success_timestamp_seconds",
             "When the last config reload was applied (0: none since the start)",
             self.config_reload_success.clone(),
@@ -241,6 +257,14 @@ impl ServiceMetrics {
             self.config_reload_success
                 .set(chrono::Utc::now().timestamp());
         }
+    }
+
+    pub fn set_kube_leader(&self, leader: bool) {
+        self.kube_leader.set(i64::from(leader));
+    }
+
+    pub fn kube_pass_done(&self) {
+        self.kube_last_pass.set(chrono::Utc::now().timestamp());
     }
 
     pub fn kube_call(&self, call: &'static str, outcome: &'static str) {

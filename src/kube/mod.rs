@@ -4,5 +4,6 @@
 pub mod client;
 pub mod event_posts;
 pub mod events;
+pub mod lease;
 pub mod objects;
 pub mod reconcile;

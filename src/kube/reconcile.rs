@@ -1,10 +1,11 @@
 //! The Kubernetes side of the pool, driven from Postgres: each pool row says
 //! what is due (apply, labels, check) and records what was done, so any
 //! replica can resume after another dies. One replica at a time does the
-//! work (a session advisory lock); failures are recorded on the namespace
+//! work (the one holding the lease: `kube::lease`); failures are recorded on the namespace
 //! and retried with backoff, and never touch a claim.
 
 use super::client::{self, KubeClient};
+use super::lease::{Leadership, LeaseTiming};
 use super::objects::{self, RbacTarget};
 use crate::config::{NspoolRbac, Settings};
 use crate::domain::commander_rules::{self as rules, CheckPlan, Triple};
@@ -70,6 +71,16 @@ pub struct KubeWorker {
     service: PoolService,
     /// Pool generations this pass's writes committed as.
     changed: std::sync::Mutex<Vec<i64>>,
+    /// This worker's name on the lease (replica and a nonce: two workers in
+    /// one process are two holders).
+    holder: String,
+    timing: LeaseTiming,
+    /// Set by the lease's renewals; a pass of [`Self::run`] stops between
+    /// rounds without it.
+    leadership: Leadership,
+    /// Passes run under the lease (`run`), not by hand (`nspool rbac check`).
+    led: bool,
+    metrics: Arc<crate::metrics::ServiceMetrics>,
 }
 
 /// One namespace's work: what was done, or the failure that stopped it.
@@ -98,7 +109,27 @@ impl KubeWorker {
             checks_released: service.checks_released(),
             service: service.clone(),
             changed: std::sync::Mutex::default(),
+            holder: format!(
+                "{}/{}",
+                crate::pool::replica_name(),
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
+            timing: LeaseTiming::default(),
+            leadership: Leadership::default(),
+            led: false,
+            metrics: service.metrics(),
         }
+    }
+
+    /// Other lease timing (tests: seconds rather than the defaults).
+    pub fn with_lease_timing(mut self, timing: LeaseTiming) -> Self {
+        self.timing = timing;
+        self
+    }
+
+    /// This worker's hold on the lease (to watch it from outside: tests).
+    pub fn leadership(&self) -> Leadership {
+        self.leadership.clone()
     }
 
     pub fn with_progress(mut self, progress: Arc<dyn crate::pool::Progress>) -> Self {
@@ -187,45 +218,72 @@ impl KubeWorker {
         )
     }
 
-    /// Runs passes while this replica holds the Kubernetes lock, until `stop`.
-    /// Each pass works with the settings in force when it starts (a reload
-    /// changes the next pass).
+    /// Runs passes while this replica holds the Kubernetes lease, until
+    /// `stop` (see `kube::lease`). Each pass works with the settings in force
+    /// when it starts (a reload changes the next pass).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
-        loop {
-            if *stop.borrow() {
-                return;
-            }
-            match self.store.kube_leader_lock().await {
-                Ok(Some(mut lock)) => {
-                    tracing::info!("this replica does the Kubernetes work");
-                    while !*stop.borrow() && lock.alive().await {
-                        self.settings = self.service.settings();
-                        self.checks_released = self.service.checks_released();
-                        if let Err(error) = self.pass(false).await {
-                            tracing::warn!(%error, "Kubernetes pass failed; retrying");
-                        }
-                        if let Err(error) = super::event_posts::post_due(
-                            &self.store,
-                            &self.kube,
-                            &crate::pool::replica_name(),
-                        )
-                        .await
-                        {
-                            tracing::warn!(%error, "could not read the events to post to Kubernetes; retrying");
-                        }
-                        tokio::select! {
-                            () = self.wake.notified() => {},
-                            () = tokio::time::sleep(IDLE) => {},
-                            _ = stop.changed() => {},
-                        }
+        self.led = true;
+        let leadership = self.leadership.clone();
+        let renewer = {
+            let (store, holder, timing) = (self.store.clone(), self.holder.clone(), self.timing);
+            let (leadership, metrics) = (leadership.clone(), self.metrics.clone());
+            let mut stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    let held = leadership.try_once(&store, &holder, timing).await;
+                    metrics.set_kube_leader(held);
+                    tokio::select! {
+                        () = tokio::time::sleep(timing.retry) => {},
+                        _ = stop.wait_for(|stop| *stop) => return,
                     }
                 }
-                Ok(None) => {}
-                Err(error) => tracing::warn!(%error, "cannot take the Kubernetes lock"),
+            })
+        };
+        let mut leading = false;
+        while !*stop.borrow() {
+            if !leadership.held() {
+                if leading {
+                    tracing::warn!("this replica lost the Kubernetes lease; another takes over");
+                    leading = false;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(self.timing.retry) => {},
+                    _ = stop.changed() => {},
+                }
+                continue;
+            }
+            if !leading {
+                tracing::info!(holder = %self.holder, "this replica does the Kubernetes work");
+                leading = true;
+            }
+            self.settings = self.service.settings();
+            self.checks_released = self.service.checks_released();
+            match self.pass(false).await {
+                Ok(_) => self.metrics.kube_pass_done(),
+                Err(error) => tracing::warn!(%error, "Kubernetes pass failed; retrying"),
+            }
+            if leadership.held()
+                && let Err(error) = super::event_posts::post_due(
+                    &self.store,
+                    &self.kube,
+                    &crate::pool::replica_name(),
+                )
+                .await
+            {
+                tracing::warn!(%error, "could not read the events to post to Kubernetes; retrying");
             }
             tokio::select! {
-                () = tokio::time::sleep(IDLE * 3) => {},
+                () = self.wake.notified() => {},
+                () = tokio::time::sleep(IDLE) => {},
                 _ = stop.changed() => {},
+            }
+        }
+        let _ = renewer.await;
+        self.metrics.set_kube_leader(false);
+        if leadership.held() {
+            // A clean stop hands the work over at once, not after the lease.
+            if let Err(error) = self.store.release_kube_lease(&self.holder).await {
+                tracing::warn!(%error, "could not give the Kubernetes lease up; it expires by itself");
             }
         }
     }
@@ -257,6 +315,10 @@ impl KubeWorker {
         let mut plan: Option<CheckPlan> = None;
         let mut seen: HashSet<String> = HashSet::new();
         loop {
+            if self.led && !self.leadership.held() {
+                tracing::warn!("the Kubernetes lease ran out mid-pass; the pass stops here");
+                break;
+            }
             let rows: Vec<KubeWorkRow> = self
                 .store
                 .kube_work(&filter, ROUND)

@@ -1,6 +1,5 @@
 //! Kubernetes work as state on the pool rows: what is due, and what was done.
 
-use super::reclaim_runs::HeldLock;
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -51,8 +50,6 @@ pub struct ClusterReportRow {
     pub cluster_scoped: Value,
     pub stale: Value,
 }
-
-const KUBE_LEADER_KEY: i64 = 0x6e73_706f_6f6c_0002;
 
 impl Store {
     /// Namespaces with work due, whose retry time (if any) has come.
@@ -293,11 +290,6 @@ impl Store {
                 .fetch_optional(&mut *self.conn().await?)
                 .await?,
         )
-    }
-
-    /// One replica at a time does the Kubernetes work: `None` when another has it.
-    pub async fn kube_leader_lock(&self) -> Result<Option<HeldLock>> {
-        self.try_session_lock(KUBE_LEADER_KEY).await
     }
 }
 

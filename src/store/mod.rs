@@ -7,6 +7,7 @@ mod deployments;
 mod events;
 mod history;
 pub mod kube_events;
+mod kube_lease;
 mod kube_work;
 mod pool;
 mod pool_sync;

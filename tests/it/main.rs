@@ -24,6 +24,7 @@ mod hygiene;
 mod kube;
 mod kube_cluster;
 mod kube_events;
+mod kube_lease;
 mod kube_rbac;
 mod monitoring;
 mod operations;
