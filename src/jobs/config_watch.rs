@@ -1,7 +1,8 @@
-//! Re-reads the config file on SIGHUP and when its content changes (a
-//! mounted ConfigMap is replaced in place: its symlinks are swapped, so the
-//! file is polled by content rather than watched by inode), and hands the
-//! result to [`PoolService::reload`]. A changed reclaim job gets a new timer.
+//! Re-reads the config file on SIGHUP and when its content changed and then
+//! stayed unchanged for [`SETTLE`] (a mounted ConfigMap is replaced in
+//! place: its symlinks are swapped, so the file is polled by content rather
+//! than watched by inode), and hands the result to [`PoolService::reload`].
+//! A changed reclaim job gets a new timer.
 
 use super::reclaim_schedule::ReclaimSchedule;
 use crate::config::{MAX_CONFIG_BYTES, Settings};
@@ -14,6 +15,10 @@ use tokio::sync::{Mutex, watch};
 
 /// How often the file is read to see whether it changed.
 pub const POLL: Duration = Duration::from_secs(2);
+/// How long a changed file must stay as it is before it is applied: a file
+/// being written (`slow-tool > config.yaml`, an editor saving in parts) is
+/// never applied half-way. SIGHUP applies at once: the operator asked.
+pub const SETTLE: Duration = Duration::from_secs(10);
 /// How long a changed reclaim job waits for a running run before its new timer starts.
 const SCHEDULE_HANDOVER: Duration = Duration::from_secs(10);
 
@@ -40,9 +45,22 @@ pub async fn watch(
     service: PoolService,
     path: PathBuf,
     schedule: ScheduleSlot,
+    stop: watch::Receiver<bool>,
+) {
+    watch_settling(service, path, schedule, stop, SETTLE).await;
+}
+
+/// [`watch`] with another settle time (tests).
+pub async fn watch_settling(
+    service: PoolService,
+    path: PathBuf,
+    schedule: ScheduleSlot,
     mut stop: watch::Receiver<bool>,
+    settle: Duration,
 ) {
     let mut seen = fingerprint(&path).await;
+    // A change not applied yet: its content, and since when it is so.
+    let mut changing: Option<([u8; 32], tokio::time::Instant)> = None;
     let mut hangup = hangup_signal();
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -56,11 +74,25 @@ pub async fn watch(
             "SIGHUP"
         } else {
             let now = fingerprint(&path).await;
-            if now.is_none() || now == seen {
+            let Some(now) = now.filter(|now| Some(*now) != seen) else {
+                changing = None;
                 continue;
+            };
+            match changing {
+                Some((content, since)) if content == now => {
+                    if since.elapsed() < settle {
+                        continue;
+                    }
+                }
+                _ => {
+                    // Changed (again): applied once it stays so.
+                    changing = Some((now, tokio::time::Instant::now()));
+                    continue;
+                }
             }
-            "the config file changed"
+            "the config file changed and stayed so"
         };
+        changing = None;
         seen = fingerprint(&path).await;
         tracing::info!(path = %path.display(), "{cause}: reloading the config");
         let read = {

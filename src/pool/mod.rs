@@ -13,6 +13,7 @@ mod reclaim;
 mod records;
 mod refusals;
 pub mod reload;
+mod reload_guard;
 mod sessions;
 pub mod snapshot;
 pub mod token_cache;

@@ -101,6 +101,10 @@ impl PoolService {
                 ..ReloadReport::default()
             });
         }
+        if let Some(refusal) = self.shrink_refusal(&old, &new).await {
+            self.reload_failed(vec![refusal]);
+            return None;
+        }
         for warning in &new.warnings {
             tracing::warn!("{warning}");
         }

@@ -216,6 +216,18 @@ impl Store {
         Ok(())
     }
 
+    /// Which of `names` a Deployment holds now (in the pool, not retired).
+    pub async fn held_among(&self, names: &[String]) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "select name from pool_namespaces
+             where name = any($1) and holder_deployment_id is not null and retired_at is null
+             order by name",
+        )
+        .bind(names)
+        .fetch_all(&mut *self.conn().await?)
+        .await?)
+    }
+
     pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
             "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,

@@ -188,7 +188,12 @@ async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
     let lines = drain_lines(&mut child);
     let child = ChildGuard(child);
     let address = listening_address(&lines, |_| {});
-    let client = reqwest::Client::new();
+    // Idle connections dropped before the server closes an idle keep-alive
+    // (10 s): the file changes below take the 10 s settle time to apply.
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let available = || async {
         let answer: Value = client
             .post(format!("http://{address}/v1"))
@@ -232,9 +237,13 @@ async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
 
     // The file alone, replaced as a ConfigMap's is (a new file renamed over it).
     let next = dir.join("config.yaml.new");
-    std::fs::write(&next, pool_config(&["ns-c".into()], "")).unwrap();
+    std::fs::write(
+        &next,
+        pool_config(&["ns-a".into(), "ns-b".into(), "ns-c".into()], ""),
+    )
+    .unwrap();
     std::fs::rename(&next, &file).unwrap();
-    until(vec!["ns-c"], "after the file changed").await;
+    until(vec!["ns-a", "ns-b", "ns-c"], "after the file changed").await;
 
     // A bad file: refused, logged with its key, served on.
     std::fs::write(
@@ -252,7 +261,11 @@ async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
         }
         assert!(started.elapsed() < Duration::from_secs(20));
     }
-    assert_eq!(available().await, ["ns-c"], "the last good config serves");
+    assert_eq!(
+        available().await,
+        ["ns-a", "ns-b", "ns-c"],
+        "the last good config serves"
+    );
     drop(child);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -462,4 +475,130 @@ async fn an_identical_reload_changes_nothing(db: PgPool) {
         metric_value(&metrics, "nspool_config_reloads_total{outcome=\"ok\"}"),
         Some(50.0)
     );
+}
+
+/// A reload never empties the pool on its own: turning pool mode off (an
+/// emptied file), dropping a held namespace, or dropping most of the pool is
+/// refused, reported, and changes nothing; a smaller change applies.
+#[sqlx::test]
+async fn a_reload_never_empties_the_pool_on_its_own(db: PgPool) {
+    let all: Vec<String> = ["ns-a", "ns-b", "ns-c", "ns-d", "ns-e"]
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    let app = TestApp::spawn(&pool_config(&all, ""), db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "holder").await;
+    app.ok(
+        Some(&admin),
+        crate::documents::CREATE_DEPLOYMENT,
+        json!({"label": "x", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "ns-a"}),
+    )
+    .await;
+    let rows = || async {
+        sqlx::query_as::<_, (String, bool)>(
+            "select name, retired_at is not null from pool_namespaces order by name",
+        )
+        .fetch_all(&app.db)
+        .await
+        .unwrap()
+    };
+    let before = rows().await;
+    let keep = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    for (config, says) in [
+        (String::new(), "turns pool mode off"),
+        (
+            "global: {features: {namespacePools: {enabled: false}}}\n".to_owned(),
+            "turns pool mode off",
+        ),
+        (
+            pool_config(&keep(&["ns-b", "ns-c", "ns-d", "ns-e"]), ""),
+            "Deployments hold (ns-a)",
+        ),
+        (
+            pool_config(&keep(&["ns-a", "ns-b"]), ""),
+            "drops 3 of the 5 pool namespaces",
+        ),
+    ] {
+        assert!(
+            app.service.reload(parse(&config)).await.is_none(),
+            "applied: {config}"
+        );
+        let status = app.service.reload_status();
+        let (_, errors) = status.failing.expect("reported");
+        assert!(errors[0].contains(says), "{errors:?}");
+        assert!(errors[0].contains("restart nspool"), "{errors:?}");
+        assert_eq!(rows().await, before, "a refused reload changed the pool");
+    }
+    let retired: i64 = sqlx::query_scalar("select count(*) from events where kind = 'retire'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(retired, 0);
+    // Two of five, none held: a reload does that.
+    let report = app
+        .service
+        .reload(parse(&pool_config(&keep(&["ns-a", "ns-b", "ns-c"]), "")))
+        .await
+        .expect("a small change applies");
+    assert_eq!(report.sync.retired, ["ns-d", "ns-e"]);
+    let metrics = app.metrics().await;
+    assert_eq!(
+        metric_value(&metrics, "nspool_config_reloads_total{outcome=\"failed\"}"),
+        Some(4.0)
+    );
+}
+
+/// The file watcher applies a change only once the file has stayed as it
+/// is: a list caught half-written (`nk` of `nkx-prod`) is never applied.
+#[sqlx::test]
+async fn a_file_caught_mid_write_is_never_applied(db: PgPool) {
+    let dir = std::env::temp_dir().join(format!("nspool-settle-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    let block = |names: &[&str]| {
+        format!(
+            "global:\n  features:\n    namespacePools:\n      enabled: true\n      namespaces:\n        names:\n{}",
+            names
+                .iter()
+                .map(|n| format!("          - {n}\n"))
+                .collect::<String>()
+        )
+    };
+    std::fs::write(&file, block(&["ns-a", "ns-b"])).unwrap();
+    let app = TestApp::spawn(&block(&["ns-a", "ns-b"]), db).await;
+    let settle = Duration::from_secs(2);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(nspool::jobs::config_watch::watch_settling(
+        app.service.clone(),
+        file.clone(),
+        std::sync::Arc::new(tokio::sync::Mutex::new(None)),
+        stopped,
+        settle,
+    ));
+    // A slow writer: the list cut after `nk` for a while (shorter than the
+    // settle time, longer than the 2 s poll), then the whole file.
+    std::fs::write(&file, block(&["ns-a", "ns-b", "nk"])).unwrap();
+    tokio::time::sleep(settle - Duration::from_millis(500)).await;
+    std::fs::write(&file, block(&["ns-a", "ns-b", "nkx-prod"])).unwrap();
+    let started = Instant::now();
+    loop {
+        let names: Vec<String> =
+            sqlx::query_scalar("select name from pool_namespaces order by name")
+                .fetch_all(&app.db)
+                .await
+                .unwrap();
+        assert!(
+            !names.contains(&"nk".to_owned()),
+            "the half-written file was applied"
+        );
+        if names.contains(&"nkx-prod".to_owned()) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = stop.send(true);
+    let _ = watcher.await;
+    let _ = std::fs::remove_dir_all(dir);
 }
