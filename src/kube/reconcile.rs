@@ -319,7 +319,7 @@ impl KubeWorker {
                 tracing::warn!("the Kubernetes lease ran out mid-pass; the pass stops here");
                 break;
             }
-            let rows: Vec<KubeWorkRow> = self
+            let mut rows: Vec<KubeWorkRow> = self
                 .store
                 .kube_work(&filter, ROUND)
                 .await?
@@ -330,7 +330,26 @@ impl KubeWorker {
                 break;
             }
             if plan.is_none() && rows.iter().any(|r| r.needs_check) {
-                plan = Some(self.cluster_checks(&mut report).await?);
+                match self.cluster_checks(&mut report).await {
+                    Ok(checks) => plan = Some(checks),
+                    Err(Error::Kube(error)) => {
+                        // Discovery (or a cluster-scoped review) failed: each
+                        // namespace waiting for its check records it, so the
+                        // pool view, nspool_kube_errors and its alert see it;
+                        // retried with backoff like any failure.
+                        tracing::warn!(%error, "Kubernetes discovery failed; the verifications wait");
+                        for row in rows.iter().filter(|r| r.needs_check) {
+                            self.store
+                                .record_kube_error(&row.name, &error.to_string())
+                                .await?;
+                            report.failed.push((row.name.clone(), error.to_string()));
+                            seen.insert(row.name.clone());
+                            self.progress.advance(1);
+                        }
+                        rows.retain(|r| !r.needs_check);
+                    }
+                    Err(other) => return Err(other),
+                }
             }
             let empty = CheckPlan::default();
             let plan_ref = plan.as_ref().unwrap_or(&empty);

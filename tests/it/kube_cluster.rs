@@ -791,11 +791,19 @@ async fn verify_mode_offers_nothing_unverified_during_an_api_outage(db: PgPool) 
     let down = nspool::kube::client::KubeClient::for_url("http://127.0.0.1:9", 4).unwrap();
     let outage = nspool::kube::reconcile::KubeWorker::new(&app.service, down)
         .pass(false)
-        .await;
-    assert!(outage.is_err(), "{outage:?}");
+        .await
+        .expect("the pass reads the database");
+    assert_eq!(outage.failed.len(), 1, "{outage:?}");
     assert!(
         app.available(&admin).await.is_empty(),
         "never verified, not offered"
+    );
+    // The failure is on the namespace, so the metric and its alert see it.
+    let metrics = app.metrics().await;
+    assert_eq!(
+        crate::support::metric_value(&metrics, "nspool_kube_errors"),
+        Some(1.0),
+        "{metrics}"
     );
 
     sqlx::query("update pool_namespaces set kube_next_attempt_at = null")
