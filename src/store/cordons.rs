@@ -91,13 +91,23 @@ impl Store {
 
     /// Cordons the whole pool (again: reason, actor and end replaced). The
     /// generation is the reload every replica makes of its copy.
+    ///
+    /// A barrier: it first takes the pool table in share mode, which waits
+    /// for every transaction writing it (a claim under way, or queued on a
+    /// namespace's row lock) to end, and holds new ones back until the
+    /// cordon is committed; those take their snapshot after the lock, so
+    /// they see the cordon. No claim passes once this has answered.
     pub async fn cordon_pool(
         &self,
         reason: &str,
         until: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        let mut tx = self.begin().await?;
+        sqlx::query("lock table pool_namespaces in share mode")
+            .execute(&mut *tx)
+            .await?;
+        let generation = sqlx::query_scalar(
             "with c as (
                 insert into pool_cordon (reason, cordoned_by, until) values ($1, $3, $2)
                 on conflict (id) do update
@@ -112,8 +122,10 @@ impl Store {
         .bind(reason)
         .bind(until)
         .bind(actor)
-        .fetch_one(&mut *self.conn().await?)
-        .await?)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(generation)
     }
 
     /// Lifts the pool cordon. `None`: the pool was not cordoned.

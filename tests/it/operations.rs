@@ -493,3 +493,78 @@ async fn a_pool_cordon_racing_claims_on_three_replicas_stops_every_later_claim(d
     .unwrap();
     assert_eq!(holders as usize, won, "the holders are exactly the winners");
 }
+
+/// `cordonPool` is a barrier: claims already under way (here queued on
+/// their workspace's row, which the quota check locks, after taking their
+/// namespace) end before it answers, and none passes after.
+#[sqlx::test]
+async fn a_pool_cordon_lets_no_queued_claim_pass_after_it_answers(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "race").await;
+    // Someone holds the workspace's row for a while (a slow transaction).
+    let mut slow = db.begin().await.unwrap();
+    sqlx::query("select 1 from workspaces where id = $1 for update")
+        .bind(ws)
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    // Three claims of that workspace queue on it.
+    let claims: Vec<_> = ["pool-a", "pool-b", "pool-c"]
+        .into_iter()
+        .map(|namespace| {
+            let (token, client, url) = (admin.clone(), reqwest::Client::new(), app.url("/v1"));
+            tokio::spawn(async move {
+                let body = json!({"query": CREATE_DEPLOYMENT, "variables":
+                    {"label": namespace, "workspaceId": ws, "executor": "LocalExecutor", "namespace": namespace}});
+                client
+                    .post(url)
+                    .header("authorization", token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json::<Value>()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        slow.commit().await.unwrap();
+    });
+    let held = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from pool_namespaces where holder_deployment_id is not null",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap()
+    };
+    let data = app
+        .ok(
+            Some(&admin),
+            CORDON_POOL,
+            json!({"reason": "barrier", "until": null}),
+        )
+        .await;
+    assert_eq!(data["cordonPool"], true);
+    let held_at_answer = held().await;
+    releaser.await.unwrap();
+    let answers = join_all(claims).await;
+    assert_eq!(
+        held().await,
+        held_at_answer,
+        "a claim passed after cordonPool answered: {answers:?}"
+    );
+    // A claim after the cordon is refused.
+    app.err(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        json!({"label": "late", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-d"}),
+        "CONFLICT",
+    )
+    .await;
+}
