@@ -45,6 +45,7 @@ pub struct ServiceMetrics {
     kube_calls: Family<KubeCallLabels, Counter>,
     listener_reconnects: Counter,
     snapshot_reloads: Counter,
+    copy_repairs: Counter,
     config_reloads: Family<OutcomeLabels, Counter>,
     /// Unix seconds of the last reload that applied (0: none since start).
     config_reload_success: Gauge,
@@ -86,6 +87,7 @@ impl Default for ServiceMetrics {
             kube_calls: Family::default(),
             listener_reconnects: Counter::default(),
             snapshot_reloads: Counter::default(),
+            copy_repairs: Counter::default(),
             config_reloads: Family::default(),
             config_reload_success: Gauge::default(),
             config_reload_failing: Gauge::default(),
@@ -205,6 +207,11 @@ impl ServiceMetrics {
             "Times this replica reloaded its pool snapshot after a missed or oversized change notice",
             self.snapshot_reloads.clone(),
         );
+        registry.register(
+            "pool_copy_repairs",
+            "Times this replica found its pool copy different from the database (a write that bypassed the change notices: a restore, a trigger off) and loaded it again",
+            self.copy_repairs.clone(),
+        );
     }
 
     /// Something went past `budget` and was refused or cut off.
@@ -240,6 +247,10 @@ impl ServiceMetrics {
 
     pub fn listener_reconnect(&self) {
         self.listener_reconnects.inc();
+    }
+
+    pub fn copy_repaired(&self) {
+        self.copy_repairs.inc();
     }
 
     pub fn snapshot_reload(&self) {

@@ -7,6 +7,7 @@
 
 use super::PoolService;
 use super::snapshot::{Applied, Message};
+use sha2::Digest as _;
 use sqlx::postgres::{PgListener, PgNotification};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -29,6 +30,12 @@ const RETRY: [Duration; 4] = [
 const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Three beats: a busy database is not a lost connection.
 const HEARTBEAT_LOST: Duration = Duration::from_secs(6);
+/// How often the copy is compared with the database, whatever changed it (a
+/// `pg_restore`, a write with triggers off): a difference seen twice,
+/// [`COPY_RECHECK`] apart, loads the copy again. So a copy that differs is
+/// healed within about half a minute.
+pub const COPY_CHECK: Duration = Duration::from_secs(20);
+const COPY_RECHECK: Duration = Duration::from_secs(3);
 
 /// Why one listening session ended.
 enum Ended {
@@ -87,8 +94,38 @@ impl PoolService {
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The heartbeat marker sent and not yet seen back, and when.
         let mut awaited: Option<(String, tokio::time::Instant)> = None;
+        // When a heartbeat was last sent (or the session began).
+        let mut last_sent = tokio::time::Instant::now();
+        let mut check =
+            tokio::time::interval_at(tokio::time::Instant::now() + COPY_CHECK, COPY_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A difference seen once, to be seen again before the copy is reloaded.
+        let mut recheck: Option<tokio::time::Instant> = None;
         loop {
+            let recheck_due = async {
+                match recheck {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let notice = tokio::select! {
+                _ = check.tick() => {
+                    if self.copy_differs().await {
+                        recheck = Some(tokio::time::Instant::now() + COPY_RECHECK);
+                    }
+                    continue;
+                }
+                () = recheck_due => {
+                    recheck = None;
+                    if self.copy_differs().await {
+                        tracing::warn!("this replica's pool copy differs from the database (a write that bypassed the change notices?); loading it again");
+                        self.metrics.copy_repaired();
+                        if let Err(error) = self.load_snapshot().await {
+                            return Ended::Lost(error);
+                        }
+                    }
+                    continue;
+                }
                 notice = listener.try_recv() => notice,
                 () = self.snapshot.reload_requested() => {
                     if let Err(error) = self.load_snapshot().await {
@@ -104,17 +141,21 @@ impl PoolService {
                         Some(_) => {}
                         None => {
                             let marker = format!("beat-{}", uuid::Uuid::new_v4().simple());
-                            match self.store.notify_pool_marker(POOL_CHANNEL, &marker).await {
-                                Ok(()) => awaited = Some((marker, tokio::time::Instant::now())),
-                                // Every pooled connection is busy (requests
-                                // waiting on the database): that says nothing
-                                // of the LISTEN connection, and dropping the
-                                // copy now would send every read to the busy
-                                // database. The next beat tries again.
-                                Err(crate::store::Error::Unavailable(sqlx::Error::PoolTimedOut)) => {
-                                    tracing::debug!("no pooled connection for the heartbeat; skipped");
+                            // On a session connection: busy request
+                            // connections never keep the beat from going out.
+                            match self.store.notify_pool_marker_direct(POOL_CHANNEL, &marker).await {
+                                Ok(()) => {
+                                    awaited = Some((marker, tokio::time::Instant::now()));
+                                    last_sent = tokio::time::Instant::now();
                                 }
-                                Err(error) => return Ended::Lost(error.to_string()),
+                                // Unchecked for longer than a lost beat: the
+                                // copy cannot be trusted, whatever the cause.
+                                Err(_) if last_sent.elapsed() > HEARTBEAT_LOST => {
+                                    return Ended::Lost(format!("no heartbeat sent within {HEARTBEAT_LOST:?}"));
+                                }
+                                Err(error) => {
+                                    tracing::debug!(%error, "the heartbeat could not be sent; the next beat tries again");
+                                }
                             }
                         }
                     }
@@ -192,6 +233,27 @@ impl PoolService {
             more = notice.more,
             "another replica synced the pool to its config"
         );
+    }
+
+    /// Whether the copy, while it serves, differs from what the database
+    /// offers now (a read that fails says nothing: the heartbeat watches the
+    /// connection).
+    async fn copy_differs(&self) -> bool {
+        let Some((_, names)) = self.snapshot.offered() else {
+            return false;
+        };
+        let Ok((count, digest)) = self.store.offered_digest().await else {
+            return false;
+        };
+        let mut hasher = sha2::Sha256::new();
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                hasher.update(b"\n");
+            }
+            hasher.update(name.as_bytes());
+        }
+        let mine = hex::encode(hasher.finalize());
+        names.len() as i64 != count || mine != digest
     }
 
     /// Reads the offered set and the pool cordon, then sends the marker from

@@ -216,6 +216,32 @@ impl Store {
         Ok(())
     }
 
+    /// [`Self::notify_pool_marker`] on a session connection (the direct
+    /// pool), so the listener's heartbeat is sent even while every request
+    /// connection is busy.
+    pub async fn notify_pool_marker_direct(&self, channel: &str, marker: &str) -> Result<()> {
+        sqlx::query("select pg_notify($1, 'sync ' || $2)")
+            .bind(channel)
+            .bind(marker)
+            .execute(&mut *self.direct.acquire().await?)
+            .await?;
+        Ok(())
+    }
+
+    /// What the pool offers clients now, as a count and a SHA-256 of the
+    /// names in name order, one per line (nothing while the pool is
+    /// cordoned): to check a replica's copy against. On a session
+    /// connection, so a busy replica still checks.
+    pub async fn offered_digest(&self) -> Result<(i64, String)> {
+        let sql = format!(
+            "select count(*), encode(sha256(convert_to(coalesce(string_agg(name, E'\\n' order by name), ''), 'UTF8')), 'hex')
+             from pool_namespaces where {OFFERED} and not {POOL_CORDONED}"
+        );
+        Ok(sqlx::query_as(&sql)
+            .fetch_one(&mut *self.direct.acquire().await?)
+            .await?)
+    }
+
     /// Which of `names` a Deployment holds now (in the pool, not retired).
     pub async fn held_among(&self, names: &[String]) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(

@@ -358,19 +358,15 @@ async fn session_work_uses_the_direct_connection(db: PgPool) {
     drop(lock);
 }
 
-/// Every pooled connection busy (requests waiting on the database) says
-/// nothing of the LISTEN connection: the copy keeps serving reads from
-/// memory through missed heartbeats instead of sending them to the busy
-/// database.
+/// Every request connection busy (requests waiting on the database) says
+/// nothing of the LISTEN connection: the heartbeat goes out on a session
+/// connection of its own (as `serve` sets them up), so the copy stays
+/// checked and keeps serving reads from memory instead of sending them to
+/// the busy database.
 #[sqlx::test]
 async fn a_busy_pool_does_not_knock_the_copy_out(db: PgPool) {
-    let small = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(nspool::store::ACQUIRE_TIMEOUT)
-        .connect_with((*db.connect_options()).clone())
-        .await
-        .unwrap();
-    let store = nspool::store::Store::new(small.clone());
+    let store = nspool::store::Store::connect_lazy((*db.connect_options()).clone(), None, 2);
+    let small = store.pool().clone();
     let app = TestApp::spawn_on(POOL_OF_5, store, db, Default::default(), Default::default()).await;
     let admin = app.admin().await;
     loaded(&app).await;
@@ -423,5 +419,50 @@ async fn a_replica_logs_the_pool_changes_another_made(db: PgPool) {
         captured.text().matches(said).count(),
         1,
         "only the other replica says it"
+    );
+}
+
+/// A write that bypasses the change notices (a restore, triggers off) is
+/// found by the periodic check of the copy against the database, and the
+/// copy heals itself: within `COPY_CHECK` and a recheck, well under a minute.
+#[sqlx::test]
+async fn a_copy_that_differs_from_the_database_heals_itself(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    loaded(&app).await;
+    assert!(app.available(&admin).await.contains(&"pool-a".to_owned()));
+    // pool-a retired behind the notices' back.
+    let mut conn = db.acquire().await.unwrap();
+    sqlx::query("set session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("update pool_namespaces set retired_at = now() where name = 'pool-a'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("set session_replication_role = origin")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    assert!(
+        app.available(&admin).await.contains(&"pool-a".to_owned()),
+        "the copy serves the stale offer until it is checked"
+    );
+    let written = Instant::now();
+    while app.available(&admin).await.contains(&"pool-a".to_owned()) {
+        assert!(
+            written.elapsed() < Duration::from_secs(60),
+            "the copy never healed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("the copy healed {:?} after the write", written.elapsed());
+    let metrics = app.metrics().await;
+    assert_eq!(
+        crate::support::metric_value(&metrics, "nspool_pool_copy_repairs_total"),
+        Some(1.0),
+        "{metrics}"
     );
 }
