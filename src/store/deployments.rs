@@ -240,10 +240,13 @@ impl Store {
              order by d.created_at desc, d.id desc
              limit $5 offset $6"
         );
+        // The name is matched as written: LIKE's wildcards (and its escape
+        // character) in it are escaped, so "_" and "%" match only themselves.
+        let pattern = filter.name.map(like_literal);
         let rows = sqlx::query_as(&sql)
             .bind(filter.workspace_id)
             .bind(filter.release_name)
-            .bind(filter.name)
+            .bind(pattern)
             .bind(filter.after)
             .bind(filter.limit)
             .bind(filter.offset)
@@ -406,5 +409,29 @@ impl Store {
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
+    }
+}
+
+/// `text` for a LIKE pattern that matches it literally (a backslash is LIKE's
+/// default escape character in PostgreSQL).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod like_tests {
+    use super::like_literal;
+
+    #[test]
+    fn like_wildcards_match_only_themselves() {
+        assert_eq!(like_literal("a_b%c\\d"), "a\\_b\\%c\\\\d");
+        assert_eq!(like_literal("plain"), "plain");
     }
 }

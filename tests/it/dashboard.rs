@@ -406,3 +406,38 @@ async fn a_tokens_sessions_are_capped_and_the_oldest_end_first(db: PgPool) {
         "{metrics}"
     );
 }
+
+/// The session cookie is `Secure` when a trusted proxy says the client came
+/// over HTTPS; the same header from anyone else says nothing.
+#[sqlx::test]
+async fn only_a_trusted_proxy_makes_the_cookie_secure(db: PgPool) {
+    let sign_in_with = |app: &TestApp, token: String| {
+        let url = app.url("/login");
+        async move {
+            client()
+                .post(url)
+                .header("x-forwarded-proto", "https")
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let untrusted = TestApp::spawn(crate::support::POOL_OF_5, db.clone()).await;
+    let set = sign_in_with(&untrusted, untrusted.admin().await).await;
+    assert!(
+        !set.contains("Secure"),
+        "an untrusted peer set Secure: {set}"
+    );
+    let behind_proxy = format!(
+        "{}nspool: {{http: {{trustedProxies: [127.0.0.1/32, '::1']}}}}\n",
+        crate::support::POOL_OF_5
+    );
+    let trusted = TestApp::spawn(&behind_proxy, crate::support::another_pool(&db).await).await;
+    let set = sign_in_with(&trusted, trusted.admin().await).await;
+    assert!(set.contains("; Secure"), "{set}");
+}

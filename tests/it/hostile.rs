@@ -604,3 +604,49 @@ fn the_readme_documents_every_limit() {
         "README.md's limits table is stale; it should read:\n{table}"
     );
 }
+
+/// A name filter is matched as written: LIKE's wildcards in it (`_`, `%`,
+/// and its escape `\`) match only themselves, never every Deployment.
+#[sqlx::test]
+async fn a_name_filter_matches_wildcards_literally(db: PgPool) {
+    let app = TestApp::spawn(crate::support::POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "filters").await;
+    for (label, namespace) in [
+        ("etl", "pool-a"),
+        ("ml_train", "pool-b"),
+        ("100%", "pool-c"),
+    ] {
+        app.ok(
+            Some(&admin),
+            crate::documents::CREATE_DEPLOYMENT,
+            json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": namespace}),
+        )
+        .await;
+    }
+    let labels = |name: &'static str| {
+        let app = &app;
+        let admin = admin.clone();
+        async move {
+            let data = app
+                .ok(
+                    Some(&admin),
+                    "query($n: String) { paginatedDeployments(name: $n) { label } }",
+                    json!({"n": name}),
+                )
+                .await;
+            let mut labels: Vec<String> = data["paginatedDeployments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["label"].as_str().unwrap().to_owned())
+                .collect();
+            labels.sort();
+            labels
+        }
+    };
+    assert_eq!(labels("_").await, ["ml_train"]);
+    assert_eq!(labels("%").await, ["100%"]);
+    assert!(labels("\\").await.is_empty());
+    assert_eq!(labels("ETL").await, ["etl"], "still a case-blind match");
+}

@@ -67,12 +67,30 @@ pub(crate) async fn session_caller(
     }
 }
 
-/// `Secure` when the client reached nspool over HTTPS (through an ingress).
-fn cookie(headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+/// Whether the client reached nspool over HTTPS: said by a trusted proxy's
+/// `X-Forwarded-Proto` (`nspool.http.trustedProxies`) only; anybody else's
+/// header is theirs to set and says nothing.
+fn over_https(
+    state: &AppState,
+    connection: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> bool {
+    let trusted = connection.is_some_and(|c| {
+        crate::http::client_address::from_trusted_proxy(
+            c.0.0.ip(),
+            &state.service.settings().service.trusted_proxies,
+        )
+    });
+    trusted
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
+}
+
+/// The session cookie; `Secure` when the client came over HTTPS.
+fn cookie(https: bool, value: &str, max_age: i64) -> HeaderValue {
     let text = format!(
         "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
         if https { "; Secure" } else { "" }
@@ -164,6 +182,7 @@ pub struct Shown {
 /// `GET /`: the dashboard, or the sign-in form.
 pub async fn show(
     State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     checked: Option<axum::Extension<crate::http::guard::CheckedSession>>,
     // A query it cannot read is ignored, not refused.
@@ -180,9 +199,10 @@ pub async fn show(
                 StatusCode::OK,
                 page::sign_in(Some("Your session has ended; sign in again.")),
             );
+            let https = over_https(&state, connection.as_ref(), &headers);
             response
                 .headers_mut()
-                .insert(header::SET_COOKIE, cookie(&headers, "", 0));
+                .insert(header::SET_COOKIE, cookie(https, "", 0));
             return response;
         }
         Err(error) => return unavailable(&error),
@@ -227,6 +247,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
+    let https = over_https(&state, connection.as_ref(), &headers);
     let address = client(&state, connection, &headers);
     if state.sign_in_limit.blocked(address, Instant::now()) {
         state
@@ -250,7 +271,7 @@ pub async fn sign_in(
             let mut response = Redirect::to("/").into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                cookie(&headers, &session.id, session.max_age_seconds),
+                cookie(https, &session.id, session.max_age_seconds),
             );
             response
         }
@@ -272,15 +293,20 @@ pub async fn sign_in(
 }
 
 /// `POST /logout`: ends the session here and in the browser.
-pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(id) = session_id(&headers)
         && let Err(error) = state.service.sign_out(&id).await
     {
         return unavailable(&error);
     }
     let mut response = Redirect::to("/").into_response();
+    let https = over_https(&state, connection.as_ref(), &headers);
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, cookie(&headers, "", 0));
+        .insert(header::SET_COOKIE, cookie(https, "", 0));
     response
 }
