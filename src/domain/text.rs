@@ -36,6 +36,14 @@ pub enum TextError {
         max: usize,
         len: usize,
     },
+    /// A bidirectional embedding, override or isolate (U+202A–U+202E,
+    /// U+2066–U+2069): it reorders what a person reads around it on the
+    /// dashboard, in `kubectl events` and in a terminal, so the text shown
+    /// would not be the text stored.
+    #[error(
+        "{field} contains a bidirectional control character (U+{code:04X}), which would make it read differently from what it is"
+    )]
+    BidiControl { field: String, code: u32 },
     #[error("{field} is nested deeper than {max} levels")]
     TooDeep { field: String, max: usize },
     #[error("{field} is larger than {max} bytes as JSON")]
@@ -67,6 +75,12 @@ pub fn check(field: &str, value: &str, max: usize) -> Result<(), TextError> {
             field: field.to_owned(),
         });
     }
+    if let Some(c) = value.chars().find(|c| is_bidi_control(*c)) {
+        return Err(TextError::BidiControl {
+            field: field.to_owned(),
+            code: u32::from(c),
+        });
+    }
     // chars().count() is linear; the body limit bounds it.
     let len = value.chars().count();
     if len > max {
@@ -77,6 +91,12 @@ pub fn check(field: &str, value: &str, max: usize) -> Result<(), TextError> {
         });
     }
     Ok(())
+}
+
+/// The bidirectional embeddings, overrides and isolates (not the plain
+/// left-to-right and right-to-left marks, which reorder nothing).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// An optional text input.

@@ -650,3 +650,53 @@ async fn a_name_filter_matches_wildcards_literally(db: PgPool) {
     assert!(labels("\\").await.is_empty());
     assert_eq!(labels("ETL").await, ["etl"], "still a case-blind match");
 }
+
+/// Text that would read differently from what it is (a bidirectional
+/// override such as U+202E) is refused where it would be shown: a cordon's
+/// reason (on the dashboard, in `kubectl events`), a Deployment's label;
+/// nothing is written.
+#[sqlx::test]
+async fn bidirectional_controls_are_refused_in_shown_text(db: PgPool) {
+    let app = TestApp::spawn(crate::support::POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "bidi").await;
+    for (query, variables) in [
+        (
+            "mutation($r: String!) { cordonNamespace(name: \"pool-a\", reason: $r) { name } }",
+            json!({"r": "upgrade \u{202E}gnp.exe"}),
+        ),
+        (
+            "mutation($r: String!) { cordonPool(reason: $r) }",
+            json!({"r": "\u{2066}isolated\u{2069}"}),
+        ),
+        (
+            crate::documents::CREATE_DEPLOYMENT,
+            json!({"label": "etl\u{202E}", "workspaceId": ws, "executor": "LocalExecutor", "namespace": "pool-b"}),
+        ),
+    ] {
+        let error = app
+            .err(Some(&admin), query, variables, "BAD_USER_INPUT")
+            .await;
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("bidirectional control character"),
+            "{error}"
+        );
+    }
+    let events: i64 = sqlx::query_scalar(
+        "select count(*) from events where kind in ('cordon', 'cordon_pool', 'claim')",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(events, 0, "something was written");
+    // Right-to-left text itself (and its plain marks) is fine.
+    app.ok(
+        Some(&admin),
+        "mutation($r: String!) { cordonNamespace(name: \"pool-c\", reason: $r) { name } }",
+        json!({"r": "تحديث \u{200F}العقد"}),
+    )
+    .await;
+}
