@@ -5,7 +5,7 @@
 //! that one test runs against the fake API server.)
 
 use crate::cluster::{Account, Cluster};
-use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
+use crate::documents::CREATE_DEPLOYMENT;
 use crate::fake_kube::FakeKube;
 use crate::support::TestApp;
 use nspool::kube::client::KubeClient;
@@ -62,26 +62,16 @@ impl Setup {
     }
 }
 
+/// Claims `ns` (a workspace of its own): the Deployment's id.
 async fn claim(app: &TestApp, token: &str, ns: &str) -> String {
-    let ws = app.create_workspace(token, &format!("ws-{ns}")).await;
-    app.ok(
-        Some(token),
-        CREATE_DEPLOYMENT,
-        json!({"label": format!("on-{ns}"), "workspaceId": ws, "executor": "CeleryExecutor", "namespace": ns}),
-    )
-    .await["createDeployment"]["id"]
+    crate::support::claim_in_own_workspace(app, token, ns).await["id"]
         .as_str()
         .unwrap()
         .to_owned()
 }
 
 async fn release(app: &TestApp, token: &str, id: &str) {
-    app.ok(
-        Some(token),
-        DELETE_DEPLOYMENT,
-        json!({"deploymentId": id, "deploymentHardDelete": true}),
-    )
-    .await;
+    crate::support::hard_delete(app, token, &json!(id)).await;
 }
 
 async fn namespace(app: &TestApp, token: &str, name: &str) -> Value {

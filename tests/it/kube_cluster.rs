@@ -7,8 +7,9 @@
 //! shows them, and never a DELETE (the API server's audit log says so).
 
 use crate::cluster::{Account, Cluster, PLATFORM};
-use crate::documents::{CREATE_DEPLOYMENT, DELETE_DEPLOYMENT};
+use crate::documents::CREATE_DEPLOYMENT;
 use crate::support::TestApp;
+use crate::support::{claim_in_own_workspace as claim, hard_delete as release};
 use nspool::domain::commander_rules::{Rule, Triple, seed_rules};
 use nspool::kube::objects::{LABEL_DEPLOYMENT, LABEL_RELEASE, MANAGED_BY_KEY};
 use serde_json::{Value, json};
@@ -31,24 +32,33 @@ fn verify_config(names: &[String], account: Account, extra: &str) -> String {
     )
 }
 
-async fn claim(app: &TestApp, token: &str, ns: &str) -> Value {
-    let ws = app.create_workspace(token, &format!("ws-{ns}")).await;
-    app.ok(
-        Some(token),
-        CREATE_DEPLOYMENT,
-        json!({"label": format!("on-{ns}"), "workspaceId": ws, "executor": "CeleryExecutor", "namespace": ns}),
-    )
-    .await["createDeployment"]
-        .clone()
+/// One create-mode namespace of this test's own: the cluster, a replica
+/// (checking released namespaces when `in_cluster`, as `serve` with a cluster
+/// does), its admin token, after the first pass applied the namespace.
+struct OneNamespace {
+    cluster: Cluster,
+    names: [String; 1],
+    app: TestApp,
+    admin: String,
 }
 
-async fn release(app: &TestApp, token: &str, id: &Value) {
-    app.ok(
-        Some(token),
-        DELETE_DEPLOYMENT,
-        json!({"deploymentId": id, "deploymentHardDelete": true}),
-    )
-    .await;
+async fn one_namespace(db: PgPool, in_cluster: bool) -> OneNamespace {
+    let cluster = Cluster::connect().await;
+    let names = [cluster.ns("team-a")];
+    let config = create_config(&names);
+    let app = if in_cluster {
+        TestApp::spawn_in_cluster(&config, db).await
+    } else {
+        TestApp::spawn(&config, db).await
+    };
+    let admin = app.admin().await;
+    cluster.pass(&app.service, Account::Create).await;
+    OneNamespace {
+        cluster,
+        names,
+        app,
+        admin,
+    }
 }
 
 fn rules_of(role: &Value) -> Vec<Rule> {
@@ -189,12 +199,13 @@ async fn create_mode_applies_every_object_by_server_side_apply_and_a_second_pass
 
 #[sqlx::test]
 async fn claim_labels_have_their_own_manager_and_the_api_server_drops_them_on_release(db: PgPool) {
-    let cluster = Cluster::connect().await;
-    let names = [cluster.ns("team-a")];
+    let OneNamespace {
+        cluster,
+        names,
+        app,
+        admin,
+    } = one_namespace(db.clone(), true).await;
     let ns = names[0].as_str();
-    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
-    let admin = app.admin().await;
-    cluster.pass(&app.service, Account::Create).await;
     // A label a person put there with kubectl is theirs, and stays.
     crate::cluster::kubectl(&["label", "namespace", ns, "team=data"], None);
     let deployment = claim(&app, &admin, ns).await;
@@ -454,12 +465,13 @@ async fn verify_mode_labels_only_namespaces_that_exist(db: PgPool) {
 
 #[sqlx::test]
 async fn leftovers_are_what_a_deployment_left_never_what_the_controllers_made(db: PgPool) {
-    let cluster = Cluster::connect().await;
-    let names = [cluster.ns("team-a")];
+    let OneNamespace {
+        cluster,
+        names,
+        app,
+        admin,
+    } = one_namespace(db.clone(), true).await;
     let ns = names[0].as_str();
-    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
-    let admin = app.admin().await;
-    cluster.pass(&app.service, Account::Create).await;
     // The controllers fill every new namespace; none of it is a leftover.
     cluster.wait_for_controller_defaults(ns).await;
     let deployment = claim(&app, &admin, ns).await;
@@ -517,12 +529,13 @@ async fn leftovers_are_what_a_deployment_left_never_what_the_controllers_made(db
 
 #[sqlx::test]
 async fn events_are_posted_as_nspool_and_read_with_kubectl_events(db: PgPool) {
-    let cluster = Cluster::connect().await;
-    let names = [cluster.ns("team-a")];
+    let OneNamespace {
+        cluster,
+        names,
+        app,
+        admin,
+    } = one_namespace(db, true).await;
     let ns = names[0].as_str();
-    let app = TestApp::spawn_in_cluster(&create_config(&names), db).await;
-    let admin = app.admin().await;
-    cluster.pass(&app.service, Account::Create).await;
     let deployment = claim(&app, &admin, ns).await;
     release(&app, &admin, &deployment["id"]).await;
     cluster.pass(&app.service, Account::Create).await;
@@ -653,12 +666,13 @@ async fn a_check_by_hand_only_reads(db: PgPool) {
 /// and RoleBinding with it.
 #[sqlx::test]
 async fn a_namespace_deleted_out_of_band_is_never_made_by_a_label_write(db: PgPool) {
-    let cluster = Cluster::connect().await;
-    let names = [cluster.ns("team-a")];
+    let OneNamespace {
+        cluster,
+        names,
+        app,
+        admin,
+    } = one_namespace(db.clone(), false).await;
     let ns = names[0].as_str();
-    let app = TestApp::spawn(&create_config(&names), db.clone()).await;
-    let admin = app.admin().await;
-    cluster.pass(&app.service, Account::Create).await;
     let deployment = claim(&app, &admin, ns).await;
     assert_eq!(
         cluster.pass(&app.service, Account::Create).await.labelled,

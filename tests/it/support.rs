@@ -452,3 +452,26 @@ pub fn with(mut base: Value, overrides: Value) -> Value {
     }
     base
 }
+
+/// A Deployment in namespace `ns`, in a workspace of its own
+/// (`ws-<ns>`), labelled `on-<ns>`: the created Deployment.
+pub async fn claim_in_own_workspace(app: &TestApp, token: &str, ns: &str) -> Value {
+    let ws = app.create_workspace(token, &format!("ws-{ns}")).await;
+    app.ok(
+        Some(token),
+        crate::documents::CREATE_DEPLOYMENT,
+        json!({"label": format!("on-{ns}"), "workspaceId": ws, "executor": "CeleryExecutor", "namespace": ns}),
+    )
+    .await["createDeployment"]
+        .clone()
+}
+
+/// Hard-deletes Deployment `id` (its namespace is released at once).
+pub async fn hard_delete(app: &TestApp, token: &str, id: &Value) {
+    app.ok(
+        Some(token),
+        crate::documents::DELETE_DEPLOYMENT,
+        json!({"deploymentId": id, "deploymentHardDelete": true}),
+    )
+    .await;
+}
