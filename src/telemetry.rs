@@ -1,6 +1,7 @@
 //! Logs on stderr (stdout carries command output such as a token):
 //! `RUST_LOG` filters, `nspool.logFormat: json` for JSON lines. Without
-//! `RUST_LOG`, nspool logs at INFO and every other crate at WARN; colours only
+//! `RUST_LOG`, `serve` and `migrate` (and any command with `-v`) log nspool's
+//! INFO and every other crate's WARN; other commands only WARN; colours only
 //! when stderr is a terminal and `NO_COLOR` is unset.
 
 use crate::config::LogFormat;
@@ -9,10 +10,12 @@ use tracing_subscriber::EnvFilter;
 
 /// nspool's own INFO, everything else (sqlx, hyper, the cron scheduler) WARN.
 pub const DEFAULT_FILTER: &str = "warn,nspool=info";
+/// A command at a terminal (not `serve`, not `migrate`, no `-v`): WARN only.
+pub const QUIET_FILTER: &str = "warn";
 
-pub fn init(format: LogFormat) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+pub fn init(format: LogFormat, info: bool) {
+    let default = if info { DEFAULT_FILTER } else { QUIET_FILTER };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let colours = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -29,6 +29,11 @@ use uuid::Uuid;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Say what happens on the way (INFO on stderr: the embedded
+    /// PostgreSQL's start and stop, …); commands other than `serve` and
+    /// `migrate` otherwise speak only of what is wrong.
+    #[arg(long, short = 'v', global = true)]
+    verbose: bool,
 }
 
 #[derive(Args, Clone)]
@@ -200,7 +205,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(settings) => Arc::new(settings),
         Err(code) => return code,
     };
-    telemetry::init(settings.service.log_format);
+    // A service logs what it does; a command at a terminal only what is wrong.
+    let chatty = cli.verbose || matches!(cli.command, Command::Serve(_) | Command::Migrate(_));
+    telemetry::init(settings.service.log_format, chatty);
     warn(&settings);
     let result = match cli.command {
         Command::Serve(c) => serve::serve(settings, c.config).await,

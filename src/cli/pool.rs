@@ -120,40 +120,52 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
         let text = match command {
             PoolCommand::List { state, output, .. } => list(&service, state, output).await?,
             PoolCommand::Show { name, output, .. } => show(&service, &name, output).await?,
+            // As kubectl cordon says it: a second cordon (or uncordon) is
+            // "already …" and succeeds (its reason and end are replaced).
             PoolCommand::Cordon {
                 name: Some(name),
                 reason,
                 until,
                 ..
             } => {
+                let was = cordoned(&service, &name).await?;
                 let view = service
                     .cordon_namespace(&Caller::Operator, &name, &reason, until)
                     .await?;
                 format!(
-                    "namespace/{} cordoned ({})\n",
+                    "namespace/{} {}cordoned ({})\n",
                     view.name,
+                    if was { "already " } else { "" },
                     view.shown_state()
                 )
             }
             PoolCommand::Cordon { reason, until, .. } => {
+                let was = service.pool_cordon(&Caller::Operator).await?.is_some();
                 service
                     .cordon_pool(&Caller::Operator, &reason, until)
                     .await?;
-                "pool cordoned: no claims until `nspool pool uncordon --all`\n".to_owned()
+                format!(
+                    "pool {}cordoned: no claims until `nspool pool uncordon --all`\n",
+                    if was { "already " } else { "" }
+                )
             }
             PoolCommand::Uncordon {
                 name: Some(name), ..
             } => {
-                let view = service.uncordon_namespace(&Caller::Operator, &name).await?;
-                format!(
-                    "namespace/{} uncordoned ({})\n",
-                    view.name,
-                    view.shown_state()
-                )
+                if !cordoned(&service, &name).await? {
+                    format!("namespace/{name} already uncordoned\n")
+                } else {
+                    let view = service.uncordon_namespace(&Caller::Operator, &name).await?;
+                    format!(
+                        "namespace/{} uncordoned ({})\n",
+                        view.name,
+                        view.shown_state()
+                    )
+                }
             }
             PoolCommand::Uncordon { .. } => match service.uncordon_pool(&Caller::Operator).await? {
                 true => "pool uncordoned\n".to_owned(),
-                false => "the pool was not cordoned\n".to_owned(),
+                false => "pool already uncordoned\n".to_owned(),
             },
             PoolCommand::MarkClean { name, reason, .. } => {
                 service
@@ -167,6 +179,32 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
         Ok(())
     })
     .await
+}
+
+/// Whether pool namespace `name` is cordoned now.
+async fn cordoned(service: &PoolService, name: &str) -> Result<bool, crate::pool::Error> {
+    match service.pool_namespace(&Caller::Operator, name).await? {
+        Some(view) => Ok(view.cordon.is_some()),
+        None => Err(crate::pool::Error::NotFound(format!(
+            "\"{}\" is not a namespace of the pool",
+            crate::domain::text::excerpt(name)
+        ))),
+    }
+}
+
+/// How long ago, as kubectl's AGE column says it: 45s, 12m, 5h, 3d, 2y.
+fn age(at: Option<DateTime<Utc>>) -> String {
+    let Some(at) = at else {
+        return "-".into();
+    };
+    let seconds = (Utc::now() - at).num_seconds().max(0);
+    match seconds {
+        s if s < 120 => format!("{s}s"),
+        s if s < 120 * 60 => format!("{}m", s / 60),
+        s if s < 48 * 3_600 => format!("{}h", s / 3_600),
+        s if s < 730 * 86_400 => format!("{}d", s / 86_400),
+        s => format!("{}y", s / (365 * 86_400)),
+    }
 }
 
 fn time(at: Option<DateTime<Utc>>) -> String {
@@ -241,30 +279,53 @@ async fn list(
         .into_iter()
         .filter(|v| state.as_deref().is_none_or(|s| v.shown_state() == s))
         .collect();
+    let pool_cordon = service.pool_cordon(&Caller::Operator).await?;
+    // With the whole pool cordoned nothing is offered: a free namespace
+    // shows it, as kubectl shows SchedulingDisabled.
+    let shown = |v: &PoolNamespaceView| match (&pool_cordon, v.shown_state()) {
+        (Some(_), "free") => "free,PoolCordoned".to_owned(),
+        (_, state) => state.to_owned(),
+    };
     Ok(match output {
         Output::Json => {
             let items: Vec<Value> = views.iter().map(namespace_json).collect();
             format!("{}\n", json!({ "items": items }))
         }
-        Output::Table => table(
-            &["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"],
-            views.iter().map(|v| {
-                vec![
-                    v.name.clone(),
-                    v.shown_state().to_owned(),
-                    v.holder
-                        .as_ref()
-                        .map_or("-".into(), |d| d.release_name.clone()),
-                    v.holder
-                        .as_ref()
-                        .map_or("-".into(), |d| d.workspace.label.clone()),
-                    time(v.claimed_at),
-                    v.cordon
-                        .as_ref()
-                        .map_or_else(|| "-".into(), |c| c.reason.clone()),
-                ]
-            }),
-        ),
+        Output::Table => {
+            let mut text = String::new();
+            if let Some(cordon) = &pool_cordon {
+                text.push_str(&format!(
+                    "The pool is cordoned ({}, by {} at {}, {}): no namespace is offered.\n",
+                    cordon.reason,
+                    cordon.by,
+                    time(Some(cordon.at)),
+                    cordon.until.map_or("until uncordoned".into(), |t| format!(
+                        "until {}",
+                        time(Some(t))
+                    ))
+                ));
+            }
+            text.push_str(&table(
+                &["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"],
+                views.iter().map(|v| {
+                    vec![
+                        v.name.clone(),
+                        shown(v),
+                        v.holder
+                            .as_ref()
+                            .map_or("-".into(), |d| d.release_name.clone()),
+                        v.holder
+                            .as_ref()
+                            .map_or("-".into(), |d| d.workspace.label.clone()),
+                        age(v.claimed_at),
+                        v.cordon
+                            .as_ref()
+                            .map_or_else(|| "-".into(), |c| c.reason.clone()),
+                    ]
+                }),
+            ));
+            text
+        }
     })
 }
 
@@ -283,6 +344,7 @@ async fn show(
             ))
         })?;
     let events = service.events(&Caller::Operator, Some(name), 10).await?;
+    let pool_cordon = service.pool_cordon(&Caller::Operator).await?;
     Ok(match output {
         Output::Json => {
             let mut value = namespace_json(&view);
@@ -301,7 +363,17 @@ async fn show(
                 text.push_str(&format!("{:<16}{value}\n", format!("{key}:")));
             };
             field(&mut text, "Name", view.name.clone());
-            field(&mut text, "State", view.shown_state().to_owned());
+            match (&pool_cordon, view.shown_state()) {
+                (Some(cordon), "free") => field(
+                    &mut text,
+                    "State",
+                    format!(
+                        "free,PoolCordoned (the pool is cordoned by {}: {}; not offered)",
+                        cordon.by, cordon.reason
+                    ),
+                ),
+                (_, state) => field(&mut text, "State", state.to_owned()),
+            }
             field(&mut text, "Source", view.source.clone());
             match &view.holder {
                 Some(d) => field(

@@ -48,7 +48,12 @@ pub(super) async fn serve(
     // state (the pool sync below retires and adds namespaces).
     let listener = tokio::net::TcpListener::bind(settings.service.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", settings.service.listen))?;
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (another program uses it? set NSPOOL_LISTEN or nspool.listen to another address, e.g. NSPOOL_LISTEN=127.0.0.1:8872)",
+                settings.service.listen
+            )
+        })?;
     let database = Database::open(&settings, settings.service.database_max_connections).await?;
     let outcome = async {
         let service = app::prepare(settings.clone(), database.store.clone()).await?;

@@ -21,6 +21,7 @@ pub(super) async fn token_create(
 
 pub(super) async fn token_list(settings: Arc<Settings>) -> anyhow::Result<()> {
     with_service(settings, |service| async move {
+        println!("{:<36}  {:<16} {:<36} LABEL", "ID", "ROLE", "WORKSPACE");
         for t in service.tokens(&Caller::Operator).await? {
             println!(
                 "{}  {:<16} {:<36} {}{}",

@@ -51,10 +51,10 @@ impl PoolService {
             if *stop.borrow() {
                 break;
             }
-            let ended = tokio::select! {
-                ended = self.listening_session(&mut failures) => ended,
-                _ = stop.wait_for(|s| *s) => Ended::Stopped,
-            };
+            // The session itself watches `stop`, so a stop never cuts a
+            // statement short (a connection dropped mid-statement is a
+            // broken pipe in the server's log) and the LISTEN ends cleanly.
+            let ended = self.listening_session(&mut failures, &mut stop).await;
             self.snapshot.drop_all();
             self.tokens.set_live(false);
             match ended {
@@ -73,7 +73,11 @@ impl PoolService {
         }
     }
 
-    async fn listening_session(&self, failures: &mut usize) -> Ended {
+    async fn listening_session(
+        &self,
+        failures: &mut usize,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Ended {
         let mut listener = match PgListener::connect_with(self.store.direct()).await {
             Ok(listener) => listener,
             Err(error) => return Ended::Lost(error.to_string()),
@@ -109,6 +113,11 @@ impl PoolService {
                 }
             };
             let notice = tokio::select! {
+                () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                    // No notification is sent to this connection any more.
+                    let _ = tokio::time::timeout(HEARTBEAT, listener.unlisten_all()).await;
+                    return Ended::Stopped;
+                }
                 _ = check.tick() => {
                     if self.copy_differs().await {
                         recheck = Some(tokio::time::Instant::now() + COPY_RECHECK);

@@ -618,6 +618,11 @@ async fn the_pool_commands_list_show_cordon_and_mark_clean(db: sqlx::PgPool) {
     assert_eq!(shown["holder"]["releaseName"], "cli-etl");
     assert_eq!(shown["events"][0]["kind"], "claim");
 
+    // As kubectl cordon: a second cordon says "already", exit 0.
+    let (code, out, err) = run(&["pool", "cordon", "pool-b", "--reason", "still"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("namespace/pool-b already cordoned"), "{out}");
+
     // The whole pool, then open again.
     let (code, _, err) = run(&["pool", "cordon", "--all", "--reason", "upgrade"]);
     assert_eq!(code, Some(0), "{err}");
@@ -629,16 +634,56 @@ async fn the_pool_commands_list_show_cordon_and_mark_clean(db: sqlx::PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The list says so: a line above the table, and free ones not offered.
+    let (code, out, err) = run(&["pool", "list"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("The pool is cordoned (upgrade"), "{out}");
+    assert!(out.contains("free,PoolCordoned"), "{out}");
+    let (code, out, _) = run(&["pool", "show", "pool-c"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("free,PoolCordoned"), "{out}");
+    let (code, out, _) = run(&["pool", "cordon", "--all", "--reason", "upgrade"]);
+    assert_eq!(
+        (code, out.contains("pool already cordoned")),
+        (Some(0), true),
+        "{out}"
+    );
     let (code, out, _) = run(&["pool", "uncordon", "--all"]);
     assert_eq!((code, out.trim()), (Some(0), "pool uncordoned"));
+    let (code, out, _) = run(&["pool", "uncordon", "--all"]);
+    assert_eq!((code, out.trim()), (Some(0), "pool already uncordoned"));
     let (code, out, _) = run(&["pool", "uncordon", "pool-b"]);
     assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = run(&["pool", "uncordon", "pool-b"]);
+    assert_eq!(
+        (code, out.trim()),
+        (Some(0), "namespace/pool-b already uncordoned")
+    );
+    // Ages where kubectl shows an AGE; no INFO lines unless asked.
+    let (code, out, err) = run(&["pool", "list"]);
+    assert_eq!(code, Some(0));
+    let held = out
+        .lines()
+        .find(|l| l.contains("cli-etl"))
+        .unwrap_or_default();
+    assert!(
+        held.split_whitespace()
+            .any(|w| w.ends_with('s') && w[..w.len() - 1].parse::<u32>().is_ok()),
+        "{out}"
+    );
+    assert!(!err.contains("INFO"), "{err}");
+    let (code, out, _) = run(&["token", "list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("ID "), "a header row first: {out}");
 
     // Refusals: a clear message, a non-zero exit, nothing changed.
     let before = pool_rows(&app.db).await;
     for (args, says) in [
         (vec!["pool", "show", "nope"], "not a namespace of the pool"),
-        (vec!["pool", "uncordon", "pool-b"], "not cordoned"),
+        (
+            vec!["pool", "uncordon", "nope"],
+            "not a namespace of the pool",
+        ),
         (
             vec!["pool", "mark-clean", "pool-c", "--reason", "x"],
             "not a releasing",
@@ -726,4 +771,36 @@ async fn commands_refuse_a_database_that_is_not_nspools_and_write_nothing(db: sq
         "{stderr}"
     );
     assert_eq!(tables().await, ["_sqlx_migrations", "invoices"]);
+}
+
+/// A taken port says what to do about it: NSPOOL_LISTEN (or nspool.listen).
+#[sqlx::test]
+async fn a_taken_port_names_the_setting_that_moves_it(db: sqlx::PgPool) {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let url = crate::support::database_url(&db);
+    let config = write(
+        &temp_dir("taken-port"),
+        "config.yaml",
+        crate::support::POOL_OF_5,
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        nspool()
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("DATABASE_URL", &url)
+            .env("NSPOOL_LISTEN", &address)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot listen on") && stderr.contains("NSPOOL_LISTEN"),
+        "{stderr}"
+    );
+    drop(taken);
 }
