@@ -144,6 +144,11 @@ pub fn table() -> Vec<Limit> {
             "BAD_USER_INPUT",
         ),
         row(
+            "bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069) in any text",
+            "refused (they would make a reason or label read differently on the dashboard, in `kubectl events` and in a terminal; right-to-left text and its plain marks are fine)".into(),
+            "BAD_USER_INPUT",
+        ),
+        row(
             "`take`",
             format!("0..={} or -1", crate::pool::MAX_TAKE),
             "BAD_USER_INPUT",
