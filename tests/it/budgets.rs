@@ -167,7 +167,16 @@ async fn anonymous_requests_never_take_the_token_holders_share(db: PgPool) {
     });
     let app = TestApp::spawn_with(POOL_OF_5, db, ConnectionLimits::default(), requests).await;
     let admin = app.admin().await;
-    // Known to this replica: checked from memory from now on.
+    // The listener is up (tokens are cached only while it is), then the
+    // token is known to this replica: checked from memory from now on.
+    let started = std::time::Instant::now();
+    while app.service.snapshot().version().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the listener never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(app.available(&admin).await.len(), 5);
     // Sign-ins look their token up in a table that another session holds:
     // each anonymous sign-in stays in flight until it is let go.
