@@ -71,6 +71,16 @@ impl PoolSettings {
     pub fn enabled(&self) -> bool {
         self.standard || self.advanced
     }
+
+    /// The namespaces the pool holds: none with pool mode off (every name
+    /// ever in the pool is then retired).
+    pub fn active(&self) -> &[PoolEntry] {
+        if self.enabled() {
+            &self.namespaces
+        } else {
+            &[]
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -153,12 +153,7 @@ impl PoolService {
     pub async fn sync_pool(&self) -> Result<PoolSyncReport> {
         let settings = self.settings();
         let pool = &settings.pool;
-        // Pool mode off: no names, so every name ever in the pool is retired.
-        let entries = if pool.enabled() {
-            &pool.namespaces[..]
-        } else {
-            &[]
-        };
+        let entries = pool.active();
         let names: Vec<String> = entries.iter().map(|e| e.name.as_str().to_owned()).collect();
         let sources: Vec<&str> = entries.iter().map(|e| e.source.as_str()).collect();
         // namespaces.create applies only to namespacePools.namespaces.names.

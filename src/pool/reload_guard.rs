@@ -14,16 +14,12 @@ const NAMES_KEY: &str = "global.features.namespacePools.namespaces";
 const CONFIRM: &str = "restart nspool with this config to apply it (kubectl rollout restart)";
 
 fn listed(settings: &Settings) -> Vec<&str> {
-    if settings.pool.enabled() {
-        settings
-            .pool
-            .namespaces
-            .iter()
-            .map(|e| e.name.as_str())
-            .collect()
-    } else {
-        Vec::new()
-    }
+    settings
+        .pool
+        .active()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect()
 }
 
 impl PoolService {
