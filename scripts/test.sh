@@ -203,7 +203,7 @@ never_deleted() {
   [ "$found" = 0 ]
 }
 # The Kubernetes tests alone (every test that talks to the control plane).
-KUBERNETES_TESTS=(kube_cluster:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
+KUBERNETES_TESTS=(kube_cluster:: kube_drift:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
 run_kubernetes_tests() {
   cargo test --locked --test it -- "${KUBERNETES_TESTS[@]}" 2>&1 | tee -a "$TEST_LOG"
 }

@@ -35,6 +35,14 @@ pub struct BudgetLabels {
     pub budget: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DriftLabels {
+    /// Namespace, Role/deployment-commander-role, RoleBinding/…
+    pub object: &'static str,
+    /// deleted, edited
+    pub change: &'static str,
+}
+
 pub struct ServiceMetrics {
     budget_refusals: Family<BudgetLabels, Counter>,
     claims: Family<OutcomeLabels, Counter>,
@@ -55,6 +63,10 @@ pub struct ServiceMetrics {
     kube_leader: Gauge,
     /// Unix seconds of this replica's last Kubernetes pass that finished (0: none).
     kube_last_pass: Gauge,
+    /// Objects found changed or gone out of band (create mode's drift watch).
+    kube_drift: Family<DriftLabels, Counter>,
+    /// 1 while this replica's drift watch has listed every kind it watches.
+    kube_drift_watch_synced: Gauge,
 }
 
 /// Buckets for request and claim latencies: 0.5 ms to ~16 s.
@@ -93,6 +105,8 @@ impl Default for ServiceMetrics {
             config_reload_failing: Gauge::default(),
             kube_leader: Gauge::default(),
             kube_last_pass: Gauge::default(),
+            kube_drift: Family::default(),
+            kube_drift_watch_synced: Gauge::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
@@ -117,6 +131,13 @@ impl Default for ServiceMetrics {
             let _ = metrics
                 .config_reloads
                 .get_or_create(&OutcomeLabels { outcome });
+        }
+        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
+            for change in ["deleted", "edited"] {
+                let _ = metrics
+                    .kube_drift
+                    .get_or_create(&DriftLabels { object, change });
+            }
         }
         for call in KUBE_CALLS {
             for outcome in ["ok", "forbidden", "timeout", "server_error"] {
@@ -191,6 +212,16 @@ impl ServiceMetrics {
             "kube_last_pass_timestamp_seconds",
             "When this replica last finished a Kubernetes pass (0: never); the leader's grows every few seconds",
             self.kube_last_pass.clone(),
+        );
+        registry.register(
+            "kube_drift",
+            "Objects nspool applied (create mode) found deleted or edited out of band, by object and change; each is applied again",
+            self.kube_drift.clone(),
+        );
+        registry.register(
+            "kube_drift_watch_synced",
+            "1 while this replica's drift watch is listed and watching (the leader in create mode); 0 while it lists again after an error",
+            self.kube_drift_watch_synced.clone(),
         );
         registry.register(
             "config_last_reload_success_timestamp_seconds",
@@ -276,6 +307,16 @@ impl ServiceMetrics {
 
     pub fn kube_pass_done(&self) {
         self.kube_last_pass.set(chrono::Utc::now().timestamp());
+    }
+
+    pub fn kube_drift(&self, object: &'static str, change: &'static str, count: u64) {
+        self.kube_drift
+            .get_or_create(&DriftLabels { object, change })
+            .inc_by(count);
+    }
+
+    pub fn set_drift_watch_synced(&self, synced: bool) {
+        self.kube_drift_watch_synced.set(i64::from(synced));
     }
 
     pub fn kube_call(&self, call: &'static str, outcome: &'static str) {

@@ -39,6 +39,10 @@ pub enum Error {
     Timeout(Duration),
     #[error("no Kubernetes configuration: {0}")]
     NoConfig(String),
+    /// An apply reached a namespace being deleted: it is not ready, and it
+    /// is applied anew once the namespace controller has removed it.
+    #[error("namespace {0} is being deleted; it is applied again once it is gone")]
+    Terminating(String),
 }
 
 /// A call's outcome as a metric label.
@@ -133,6 +137,12 @@ impl KubeClient {
         self
     }
 
+    /// The client itself, for long-running watches (outside the in-flight
+    /// bound and the call timeout, which are for single calls).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.max_in_flight
     }
@@ -170,15 +180,20 @@ impl KubeClient {
         let (create_rbac, pool_labels) = (objects.create_rbac, &objects.pool_labels);
         let params = PatchParams::apply(FIELD_MANAGER).force();
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        self.call(
-            "apply",
-            namespaces.patch(
-                namespace,
-                &params,
-                &Patch::Apply(objects::namespace(namespace, true, pool_labels)),
-            ),
-        )
-        .await?;
+        let stored = self
+            .call(
+                "apply",
+                namespaces.patch(
+                    namespace,
+                    &params,
+                    &Patch::Apply(objects::namespace(namespace, true, pool_labels)),
+                ),
+            )
+            .await?;
+        if stored.metadata.deletion_timestamp.is_some() {
+            // Patches of what is still there would pass: never ready.
+            return Err(Error::Terminating(namespace.to_owned()));
+        }
         if create_rbac {
             let roles: Api<Role> = Api::namespaced(self.client.clone(), namespace);
             let role = objects::role(namespace, target, true);

@@ -16,7 +16,7 @@ const NOTE_BYTES: usize = 1024;
 
 /// The event log's kinds that become Events (the rest are not about a
 /// namespace's story: workspace and token changes, say).
-pub const POSTED_KINDS: [&str; 12] = [
+pub const POSTED_KINDS: [&str; 13] = [
     "claim",
     "adopt",
     "soft_delete",
@@ -29,6 +29,7 @@ pub const POSTED_KINDS: [&str; 12] = [
     "cordon",
     "uncordon",
     "retire",
+    "drift",
 ];
 
 /// One Event's words.
@@ -140,6 +141,16 @@ pub fn story(event: &LoggedEvent) -> Option<Story> {
             "Retire",
             "Removed from the pool config: never offered again, never deleted".into(),
         ),
+        // `why`: what was found, "Role/deployment-commander-role deleted".
+        "drift" => Some(Story {
+            reason: "DriftDetected",
+            action: "ApplyRBAC",
+            warning: true,
+            note: format!(
+                "{} out of band: nspool applies it again (not offered while free until then)",
+                capitalized(why)
+            ),
+        }),
         _ => None,
     }
 }

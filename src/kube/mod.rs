@@ -2,6 +2,8 @@
 //! client that applies and verifies them.
 
 pub mod client;
+pub mod drift;
+pub mod drift_watch;
 pub mod event_posts;
 pub mod events;
 pub mod lease;

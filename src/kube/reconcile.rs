@@ -5,6 +5,8 @@
 //! and retried with backoff, and never touch a claim.
 
 use super::client::{self, KubeClient};
+use super::drift::Desired;
+use super::drift_watch::DriftWatch;
 use super::lease::{Leadership, LeaseTiming};
 use super::objects::{self, RbacTarget};
 use crate::config::{NspoolRbac, Settings};
@@ -81,6 +83,12 @@ pub struct KubeWorker {
     /// Passes run under the lease (`run`), not by hand (`nspool rbac check`).
     led: bool,
     metrics: Arc<crate::metrics::ServiceMetrics>,
+}
+
+/// The running drift watch and the configuration it watches for.
+struct DriftWatchTask {
+    fingerprint: String,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// One namespace's work: what was done, or the failure that stopped it.
@@ -240,8 +248,10 @@ impl KubeWorker {
             })
         };
         let mut leading = false;
+        let mut drift: Option<DriftWatchTask> = None;
         while !*stop.borrow() {
             if !leadership.held() {
+                self.stop_drift_watch(&mut drift);
                 if leading {
                     tracing::warn!("this replica lost the Kubernetes lease; another takes over");
                     leading = false;
@@ -258,6 +268,7 @@ impl KubeWorker {
             }
             self.settings = self.service.settings();
             self.checks_released = self.service.checks_released();
+            self.keep_drift_watch(&mut drift);
             match self.pass(false).await {
                 Ok(_) => self.metrics.kube_pass_done(),
                 Err(error) => tracing::warn!(%error, "Kubernetes pass failed; retrying"),
@@ -278,6 +289,7 @@ impl KubeWorker {
                 _ = stop.changed() => {},
             }
         }
+        self.stop_drift_watch(&mut drift);
         let _ = renewer.await;
         self.metrics.set_kube_leader(false);
         if leadership.held() {
@@ -285,6 +297,40 @@ impl KubeWorker {
             if let Err(error) = self.store.release_kube_lease(&self.holder).await {
                 tracing::warn!(%error, "could not give the Kubernetes lease up; it expires by itself");
             }
+        }
+    }
+
+    /// In create mode the leader watches what it applied (`kube::drift_watch`),
+    /// one watch per configuration: a reload that changes what is applied
+    /// starts it anew.
+    fn keep_drift_watch(&self, drift: &mut Option<DriftWatchTask>) {
+        let want = (self.settings.nspool_rbac() == NspoolRbac::Create).then(|| self.fingerprint());
+        if drift.as_ref().map(|task| &task.fingerprint) == want.as_ref() {
+            return;
+        }
+        self.stop_drift_watch(drift);
+        if let Some(fingerprint) = want {
+            let desired = Desired {
+                target: self.target(),
+                objects: self.namespace_objects(),
+            };
+            let watch = DriftWatch::new(
+                self.kube.client(),
+                &self.service,
+                desired,
+                fingerprint.clone(),
+            );
+            *drift = Some(DriftWatchTask {
+                fingerprint,
+                task: tokio::spawn(watch.run()),
+            });
+        }
+    }
+
+    fn stop_drift_watch(&self, drift: &mut Option<DriftWatchTask>) {
+        if let Some(old) = drift.take() {
+            old.task.abort();
+            self.metrics.set_drift_watch_synced(false);
         }
     }
 

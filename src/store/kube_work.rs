@@ -92,7 +92,7 @@ impl Store {
     /// when that changed what is offered.
     pub async fn record_applied(&self, name: &str, fingerprint: &str) -> Result<Option<i64>> {
         let generation = sqlx::query_scalar(
-            "update pool_namespaces set rbac_applied = $2, rbac_state = 'ok',
+            "update pool_namespaces set rbac_applied = $2, rbac_applied_at = now(), rbac_state = 'ok',
                     rbac_missing = case when rbac_state = 'ok' then rbac_missing end
              where name = $1 returning nspool_own_generation(generation)",
         )

@@ -4,6 +4,7 @@
 mod connections;
 mod cordons;
 mod deployments;
+mod drift;
 mod events;
 mod history;
 pub mod kube_events;
@@ -21,6 +22,7 @@ pub use cordons::{CordonChange, ExpiredCordons};
 pub use deployments::{
     DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange, Release,
 };
+pub use drift::{DriftFound, Drifted};
 pub use events::EventRow;
 pub use history::StateChange;
 pub use kube_events::LoggedEvent;

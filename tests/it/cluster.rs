@@ -527,6 +527,19 @@ impl Cluster {
             .collect()
     }
 
+    /// The request URIs of the cluster-wide watches `account` opened (any
+    /// test's: a watch is cluster-wide; seen at `ResponseStarted`, as a
+    /// watch completes only when it ends).
+    pub fn watches_of(&self, account: Account) -> Vec<String> {
+        let text = std::fs::read_to_string(&control_plane().audit_log).unwrap_or_default();
+        let user = account.user();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|e| e["verb"] == "watch" && e["user"]["username"] == user.as_str())
+            .filter_map(|e| e["requestURI"].as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The audit log's requests by `account` about this test's namespaces.
     pub fn audit_of(&self, account: Account) -> Vec<AuditEntry> {
         let user = account.user();

@@ -23,6 +23,7 @@ mod hostile;
 mod hygiene;
 mod kube;
 mod kube_cluster;
+mod kube_drift;
 mod kube_events;
 mod kube_lease;
 mod kube_rbac;

@@ -1,0 +1,282 @@
+//! The drift watch: in create mode the leader watches what nspool applied
+//! in the pool namespaces (the Namespaces, the Commander Role and
+//! RoleBinding, nspool's own RoleBindings), as controllers do, and a
+//! namespace whose object is deleted or edited out of band is taken off the
+//! offer and applied again by the next pass, with a `drift` event (posted to
+//! the namespace as a Kubernetes Event).
+//!
+//! One watch per kind, cluster-wide: Namespaces by nspool's
+//! `managed-by` label, the RBAC objects by their one name (a
+//! `metadata.name` field selector, so nspool's ClusterRole grants list and
+//! watch by `resourceNames` and sees no other Role). A broken watch lists
+//! again (backoff at most 30 s); what went missing while it did not watch is
+//! found by comparing the fresh list with what the database says was applied.
+
+use super::drift::{Change, Desired, Watched};
+use super::objects::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
+use crate::metrics::ServiceMetrics;
+use crate::pool::PoolService;
+use crate::store::{DriftFound, Store};
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Names per query when a fresh list is compared with the database.
+const UNSEEN_BATCH: i64 = 1000;
+/// Objects per page of a fresh list (the API server's default is unbounded).
+const LIST_PAGE: u32 = 500;
+
+/// What one watch saw, in the terms of drift.
+enum Seen {
+    /// A fresh list of this kind begins.
+    Listing(Watched),
+    /// An object of this kind in namespace `.1`, and how it differs.
+    Object(Watched, String, Option<Change>),
+    /// The fresh list of this kind is complete.
+    Listed(Watched),
+    /// The watch failed; it lists again after a backoff.
+    Failed(Watched, String),
+}
+
+pub struct DriftWatch {
+    client: kube::Client,
+    store: Store,
+    service: PoolService,
+    desired: Arc<Desired>,
+    /// What the worker applies now: only rows applied with it can drift.
+    fingerprint: String,
+    wake: Arc<Notify>,
+    metrics: Arc<ServiceMetrics>,
+}
+
+/// One fresh list in progress: when it began (the database's clock) and
+/// the namespaces it has shown.
+struct Listing {
+    began: Option<DateTime<Utc>>,
+    seen: Vec<String>,
+}
+
+impl DriftWatch {
+    pub fn new(
+        client: kube::Client,
+        service: &PoolService,
+        desired: Desired,
+        fingerprint: String,
+    ) -> Self {
+        Self {
+            client,
+            store: service.store().clone(),
+            service: service.clone(),
+            desired: Arc::new(desired),
+            fingerprint,
+            wake: service.kube_wake(),
+            metrics: service.metrics(),
+        }
+    }
+
+    /// Watches until dropped (the worker aborts it when it loses the lease
+    /// or the config changes what is applied).
+    pub async fn run(self) {
+        let kinds = Watched::applied(&self.desired.objects);
+        let mut all = futures::stream::select_all(kinds.iter().map(|kind| self.stream(*kind)));
+        let mut listings: HashMap<Watched, Listing> = HashMap::new();
+        let mut synced: HashSet<Watched> = HashSet::new();
+        self.metrics.set_drift_watch_synced(false);
+        while let Some(seen) = all.next().await {
+            match seen {
+                Seen::Listing(kind) => {
+                    synced.remove(&kind);
+                    self.metrics.set_drift_watch_synced(false);
+                    let began = self.store.database_now().await.ok();
+                    listings.insert(
+                        kind,
+                        Listing {
+                            began,
+                            seen: Vec::new(),
+                        },
+                    );
+                }
+                Seen::Object(kind, namespace, change) => {
+                    if let Some(listing) = listings.get_mut(&kind) {
+                        listing.seen.push(namespace.clone());
+                    }
+                    if let Some(change) = change {
+                        self.drifted(kind, change, &[namespace], None).await;
+                    }
+                }
+                Seen::Listed(kind) => {
+                    if let Some(listing) = listings.remove(&kind) {
+                        self.unseen(kind, listing).await;
+                    }
+                    synced.insert(kind);
+                    self.metrics
+                        .set_drift_watch_synced(synced.len() == kinds.len());
+                }
+                Seen::Failed(kind, error) => {
+                    tracing::warn!(object = kind.describe(), %error, "the drift watch failed; it lists again");
+                    synced.remove(&kind);
+                    self.metrics.set_drift_watch_synced(false);
+                }
+            }
+        }
+    }
+
+    /// What was applied before the fresh list began and is not in it: gone
+    /// while nobody watched.
+    async fn unseen(&self, kind: Watched, listing: Listing) {
+        let Some(began) = listing.began else {
+            return;
+        };
+        loop {
+            let names = match self
+                .store
+                .applied_but_unseen(&self.fingerprint, began, &listing.seen, UNSEEN_BATCH)
+                .await
+            {
+                Ok(names) => names,
+                Err(error) => {
+                    tracing::warn!(%error, "could not compare the drift watch's list with the pool");
+                    return;
+                }
+            };
+            if names.is_empty() {
+                return;
+            }
+            // Each batch marked leaves the applied rows, so the next query moves on.
+            if self
+                .drifted(kind, Change::Deleted, &names, Some(began))
+                .await
+                == 0
+            {
+                return;
+            }
+        }
+    }
+
+    /// Records the drift; returns how many namespaces it took off the offer.
+    async fn drifted(
+        &self,
+        kind: Watched,
+        change: Change,
+        names: &[String],
+        applied_before: Option<DateTime<Utc>>,
+    ) -> usize {
+        let what = format!("{} {}", kind.describe(), change.as_str());
+        let found = DriftFound {
+            names,
+            fingerprint: &self.fingerprint,
+            applied_before,
+            namespace_gone: kind == Watched::Namespace && change == Change::Deleted,
+            what: &what,
+        };
+        let marked = match self.store.record_drift(&found).await {
+            Ok(marked) => marked,
+            Err(error) => {
+                // The next fresh list (or the next event) finds it again.
+                tracing::warn!(%error, %what, "could not record drift");
+                return 0;
+            }
+        };
+        if marked.is_empty() {
+            return 0;
+        }
+        self.metrics
+            .kube_drift(kind.describe(), change.as_str(), marked.len() as u64);
+        for row in marked.iter().take(10) {
+            tracing::warn!(namespace = %row.name, %what, "drift: changed out of band; applying it again");
+        }
+        if marked.len() > 10 {
+            tracing::warn!(count = marked.len(), %what, "drift in more namespaces");
+        }
+        if let Some(generation) = marked.iter().filter_map(|row| row.generation).max() {
+            self.service.read_own_write(Some(generation)).await;
+        }
+        self.wake.notify_one();
+        marked.len()
+    }
+
+    fn stream(&self, kind: Watched) -> BoxStream<'static, Seen> {
+        let desired = self.desired.clone();
+        let config = watcher::Config::default().page_size(LIST_PAGE);
+        match kind.name() {
+            None => {
+                let api: Api<Namespace> = Api::all(self.client.clone());
+                let config = config.labels(&format!("{MANAGED_BY_KEY}={MANAGED_BY_VALUE}"));
+                seen(
+                    kind,
+                    watcher::watcher(api, config),
+                    move |ns: &Namespace| {
+                        let name = ns.metadata.name.clone().unwrap_or_default();
+                        (name, desired.namespace_object(ns))
+                    },
+                )
+            }
+            Some(name) if kind == Watched::CommanderRole => {
+                let api: Api<Role> = Api::all(self.client.clone());
+                let config = config.fields(&format!("metadata.name={name}"));
+                seen(kind, watcher::watcher(api, config), move |role: &Role| {
+                    let ns = role.metadata.namespace.clone().unwrap_or_default();
+                    let change = desired.role(&ns, role);
+                    (ns, change)
+                })
+            }
+            Some(name) => {
+                let api: Api<RoleBinding> = Api::all(self.client.clone());
+                let config = config.fields(&format!("metadata.name={name}"));
+                seen(
+                    kind,
+                    watcher::watcher(api, config),
+                    move |binding: &RoleBinding| {
+                        let ns = binding.metadata.namespace.clone().unwrap_or_default();
+                        let change = desired.binding(kind, &ns, binding);
+                        (ns, change)
+                    },
+                )
+            }
+        }
+    }
+}
+
+/// One kind's watch events as [`Seen`]; `judge` names an object's namespace
+/// and how it differs from what nspool applies.
+fn seen<K, S>(
+    kind: Watched,
+    events: S,
+    judge: impl Fn(&K) -> (String, Option<Change>) + Send + 'static,
+) -> BoxStream<'static, Seen>
+where
+    K: Send + 'static,
+    S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
+    events
+        .default_backoff()
+        .map(move |event| match event {
+            Ok(Event::Init) => Seen::Listing(kind),
+            Ok(Event::InitDone) => Seen::Listed(kind),
+            Ok(Event::Apply(object) | Event::InitApply(object)) => {
+                let (namespace, change) = judge(&object);
+                Seen::Object(kind, namespace, change)
+            }
+            Ok(Event::Delete(object)) => {
+                // A Namespace that lost nspool's label leaves the watch's
+                // selector as a delete without a deletion timestamp (a
+                // Namespace really deleted always has one: its finalizer).
+                let (namespace, change) = judge(&object);
+                let change = match change {
+                    Some(Change::Deleted) => Change::Deleted,
+                    _ if kind == Watched::Namespace => Change::Edited,
+                    _ => Change::Deleted,
+                };
+                Seen::Object(kind, namespace, Some(change))
+            }
+            Err(error) => Seen::Failed(kind, error.to_string()),
+        })
+        .boxed()
+}

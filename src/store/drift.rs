@@ -1,0 +1,89 @@
+//! Drift found by the Kubernetes drift watch, recorded on the pool rows.
+
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+
+/// A namespace whose objects drifted, taken off the "applied" list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Drifted {
+    pub name: String,
+    /// The pool generation, when this changed what is offered.
+    pub generation: Option<i64>,
+}
+
+/// What the drift watch found about some namespaces' objects.
+pub struct DriftFound<'a> {
+    pub names: &'a [String],
+    /// The fingerprint nspool applies now: only rows applied with it drift
+    /// (a row applied with an older config is due for its apply anyway).
+    pub fingerprint: &'a str,
+    /// Only rows applied before this (a fresh list's start: what was
+    /// applied after it may be missing from the list without being gone).
+    pub applied_before: Option<DateTime<Utc>>,
+    /// The Namespace itself is gone: its claim labels go on again too.
+    pub namespace_gone: bool,
+    /// For the event log: "Role/deployment-commander-role deleted".
+    pub what: &'a str,
+}
+
+impl Store {
+    /// Marks the namespaces as not applied and not ready (not offered while
+    /// free) until the worker applies them again, with a `drift` event each,
+    /// in one statement. Returns the rows it marked.
+    pub async fn record_drift(&self, found: &DriftFound<'_>) -> Result<Vec<Drifted>> {
+        let rows = sqlx::query_as(
+            "with marked as (
+                update pool_namespaces set rbac_applied = null, rbac_state = 'pending',
+                       labels_holder = case when $4 then null else labels_holder end
+                where name = any($1) and managed and retired_at is null and rbac_applied = $2
+                  and ($3::timestamptz is null or rbac_applied_at < $3)
+                returning name, holder_deployment_id, nspool_own_generation(generation) as generation
+             ), logged as (
+                insert into events (kind, namespace, deployment_id, actor, reason)
+                select 'drift', name, holder_deployment_id, 'nspool', $5 from marked
+             )
+             select name, generation from marked",
+        )
+        .bind(found.names)
+        .bind(found.fingerprint)
+        .bind(found.applied_before)
+        .bind(found.namespace_gone)
+        .bind(found.what)
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Namespaces applied with `fingerprint` before `before` that are not in
+    /// `seen` (a fresh list of one kind of object), at most `limit`.
+    pub async fn applied_but_unseen(
+        &self,
+        fingerprint: &str,
+        before: DateTime<Utc>,
+        seen: &[String],
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let names = sqlx::query_scalar(
+            // An anti-join (not `<> all`): a list of 100,000 names stays linear.
+            "select p.name from pool_namespaces p
+             where p.managed and p.retired_at is null and p.rbac_applied = $1
+               and p.rbac_applied_at < $2
+               and not exists (select 1 from unnest($3::text[]) s(name) where s.name = p.name)
+             order by p.name limit $4",
+        )
+        .bind(fingerprint)
+        .bind(before)
+        .bind(seen)
+        .bind(limit)
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        Ok(names)
+    }
+
+    /// The database's clock (what `rbac_applied_at` is written with).
+    pub async fn database_now(&self) -> Result<DateTime<Utc>> {
+        Ok(sqlx::query_scalar("select now()")
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
+    }
+}

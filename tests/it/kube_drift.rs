@@ -1,0 +1,335 @@
+//! Create mode notices drift as controllers do (a watch, not a poll) and
+//! repairs it: against the real API server, nspool as its own
+//! ServiceAccount with the shipped RBAC, the worker running as leader.
+
+use crate::cluster::{Account, Cluster, kubectl};
+use crate::support::TestApp;
+use nspool::kube::objects::MANAGED_BY_KEY;
+use nspool::kube::reconcile::KubeWorker;
+use serde_json::Value;
+use sqlx::PgPool;
+use std::time::{Duration, Instant};
+
+/// How long a repair may take: the bound docs/operations.md states.
+const DRIFT_BOUND: Duration = Duration::from_secs(60);
+
+fn create_config(names: &[String]) -> String {
+    format!(
+        "global: {{features: {{namespacePools: {{enabled: true, namespaces: {{create: true, names: [{}]}}}}}}}}\n",
+        names.join(", ")
+    )
+}
+
+/// Waits up to the bound until `done` holds; returns how long it took.
+async fn within_bound<F, Fut>(what: &str, mut done: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(
+            started.elapsed() < DRIFT_BOUND,
+            "{what}: not within {DRIFT_BOUND:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    started.elapsed()
+}
+
+async fn subjects(cluster: &Cluster, ns: &str) -> Value {
+    cluster
+        .object("RoleBinding", ns, "deployment-commander-rolebinding")
+        .await
+        .map(|b| b["subjects"].clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn verbs(cluster: &Cluster, ns: &str) -> Option<Value> {
+    cluster
+        .object("Role", ns, "deployment-commander-role")
+        .await
+        .map(|r| r["rules"].clone())
+}
+
+/// A Role deleted, a RoleBinding pointed at another account, a managed-by
+/// label removed and a Namespace deleted, all out of band while nspool runs:
+/// each is found by the watch, taken off the offer, applied again within the
+/// bound, and told as a `drift` event.
+#[sqlx::test]
+async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let names: Vec<String> = ["role", "binding", "label", "gone", "quiet"]
+        .iter()
+        .map(|base| cluster.ns(base))
+        .collect();
+    let [role_ns, binding_ns, label_ns, gone_ns, quiet_ns] =
+        [0, 1, 2, 3, 4].map(|i| names[i].clone());
+    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
+    let admin = app.admin().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
+    let run = tokio::spawn(worker.run(stopped));
+    let mut all = names.clone();
+    all.sort();
+    within_bound("first applied", || async {
+        app.available(&admin).await == all
+    })
+    .await;
+    within_bound("the drift watch listed", || async {
+        app.metrics()
+            .await
+            .contains("nspool_kube_drift_watch_synced 1")
+    })
+    .await;
+    let rules = verbs(&cluster, &role_ns).await.expect("applied");
+    let commander = subjects(&cluster, &binding_ns).await;
+    let quiet_role = cluster
+        .object("Role", &quiet_ns, "deployment-commander-role")
+        .await
+        .unwrap();
+
+    // Out of band, all at once.
+    kubectl(
+        &[
+            "-n",
+            &role_ns,
+            "delete",
+            "role",
+            "deployment-commander-role",
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "-n",
+            &binding_ns,
+            "patch",
+            "rolebinding",
+            "deployment-commander-rolebinding",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/subjects/0/name","value":"someone-else"}]"#,
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "label",
+            "namespace",
+            &label_ns,
+            &format!("{MANAGED_BY_KEY}-"),
+        ],
+        None,
+    );
+    // A finalizer of someone else's holds it in Terminating until removed.
+    kubectl(
+        &[
+            "patch",
+            "namespace",
+            &gone_ns,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["nspool.test/hold"]}}"#,
+        ],
+        None,
+    );
+    kubectl(&["delete", "namespace", &gone_ns, "--wait=false"], None);
+    let changed = Instant::now();
+
+    let role_back = within_bound("Role applied again", || async {
+        verbs(&cluster, &role_ns).await.as_ref() == Some(&rules)
+    })
+    .await;
+    let binding_back = within_bound("RoleBinding applied again", || async {
+        subjects(&cluster, &binding_ns).await == commander
+    })
+    .await;
+    let label_back = within_bound("label applied again", || async {
+        cluster
+            .object("Namespace", "", &label_ns)
+            .await
+            .is_some_and(|n| n["metadata"]["labels"][MANAGED_BY_KEY] == "nspool")
+    })
+    .await;
+    // The deleted namespace: not offered while it is being deleted, an
+    // apply there (which would pass: its objects are still there) is no
+    // readiness.
+    within_bound("a namespace being deleted is not offered", || async {
+        !app.available(&admin).await.contains(&gone_ns)
+    })
+    .await;
+    within_bound("its apply refused as being deleted", || async {
+        let error: Option<String> =
+            sqlx::query_scalar("select kube_error from pool_namespaces where name = $1")
+                .bind(&gone_ns)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        error.is_some_and(|e| e.contains("is being deleted"))
+    })
+    .await;
+    assert!(!app.available(&admin).await.contains(&gone_ns));
+    eprintln!(
+        "repaired after: Role {role_back:?}, RoleBinding {binding_back:?}, label {label_back:?} (all changed at {:?})",
+        changed.elapsed()
+    );
+
+    // Each drift is an event on its namespace, and counted.
+    let events: Vec<(String, String)> =
+        sqlx::query_as("select namespace, reason from events where kind = 'drift' order by id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    for (ns, what) in [
+        (&role_ns, "Role/deployment-commander-role deleted"),
+        (
+            &binding_ns,
+            "RoleBinding/deployment-commander-rolebinding edited",
+        ),
+        (&label_ns, "Namespace edited"),
+    ] {
+        assert!(
+            events.iter().any(|(n, w)| n == ns && w == what),
+            "{ns}: {what} in {events:?}"
+        );
+    }
+    // Whichever of its objects the watch saw go first.
+    assert!(
+        events
+            .iter()
+            .any(|(n, w)| n == &gone_ns && w.ends_with("deleted")),
+        "{events:?}"
+    );
+    assert!(!events.iter().any(|(n, _)| n == &quiet_ns), "{events:?}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(
+            "nspool_kube_drift_total{object=\"Role/deployment-commander-role\",change=\"deleted\"} 1"
+        ),
+        "{metrics}"
+    );
+    // The untouched namespace's Role was not written again.
+    let quiet_now = cluster
+        .object("Role", &quiet_ns, "deployment-commander-role")
+        .await
+        .unwrap();
+    assert_eq!(
+        quiet_now["metadata"]["resourceVersion"],
+        quiet_role["metadata"]["resourceVersion"]
+    );
+    // Found by watches (by name for the RBAC objects), never a poll.
+    let watches = cluster.watches_of(Account::Create);
+    for wanted in [
+        "fieldSelector=metadata.name%3Ddeployment-commander-role",
+        "fieldSelector=metadata.name%3Ddeployment-commander-rolebinding",
+        "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dnspool",
+    ] {
+        assert!(
+            watches.iter().any(|uri| uri.contains(wanted)),
+            "no watch with {wanted}: {watches:?}"
+        );
+    }
+
+    // Once the namespace controller removed it, it is made again and offered.
+    let old_uid =
+        cluster.object("Namespace", "", &gone_ns).await.unwrap()["metadata"]["uid"].clone();
+    kubectl(
+        &[
+            "patch",
+            "namespace",
+            &gone_ns,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+        None,
+    );
+    within_bound("the deleted namespace made again", || async {
+        sqlx::query("update pool_namespaces set kube_next_attempt_at = null where name = $1")
+            .bind(&gone_ns)
+            .execute(&db)
+            .await
+            .unwrap();
+        app.service.kube_wake().notify_one();
+        app.available(&admin).await.contains(&gone_ns)
+    })
+    .await;
+    let made = cluster
+        .object("Namespace", "", &gone_ns)
+        .await
+        .expect("made again");
+    assert_ne!(made["metadata"]["uid"], old_uid);
+    assert!(made["metadata"]["deletionTimestamp"].is_null());
+    let _ = stop.send(true);
+    let _ = run.await;
+    cluster.assert_never_deleted();
+}
+
+/// What changed while no replica watched (every replica down, or the watch
+/// broken) is found by the next leader's fresh list: what the database says
+/// was applied and the list does not show is applied again; what is there
+/// is left alone.
+#[sqlx::test]
+async fn drift_while_nobody_watched_is_found_by_the_fresh_list(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let names = [cluster.ns("missed"), cluster.ns("kept")];
+    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
+    let admin = app.admin().await;
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert_eq!(report.applied, 2, "{report:?}");
+    let kept = cluster
+        .object("RoleBinding", &names[1], "deployment-commander-rolebinding")
+        .await
+        .unwrap();
+
+    // Nobody watches: the binding goes.
+    kubectl(
+        &[
+            "-n",
+            &names[0],
+            "delete",
+            "rolebinding",
+            "deployment-commander-rolebinding",
+        ],
+        None,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
+    let run = tokio::spawn(worker.run(stopped));
+    let took = within_bound("the binding applied again", || async {
+        cluster
+            .object("RoleBinding", &names[0], "deployment-commander-rolebinding")
+            .await
+            .is_some()
+    })
+    .await;
+    eprintln!("a binding deleted while nobody watched was back {took:?} after the leader started");
+    let reason: String =
+        sqlx::query_scalar("select reason from events where kind = 'drift' and namespace = $1")
+            .bind(&names[0])
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        reason,
+        "RoleBinding/deployment-commander-rolebinding deleted"
+    );
+    let mut all = names.to_vec();
+    all.sort();
+    within_bound("both offered", || async {
+        app.available(&admin).await == all
+    })
+    .await;
+    let kept_now = cluster
+        .object("RoleBinding", &names[1], "deployment-commander-rolebinding")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept_now["metadata"]["resourceVersion"],
+        kept["metadata"]["resourceVersion"]
+    );
+    let _ = stop.send(true);
+    let _ = run.await;
+    cluster.assert_never_deleted();
+}
