@@ -188,6 +188,10 @@ pub async fn run_until_signal(
         let stopped = stopped.clone();
         tokio::spawn(async move { service.sweep_cordons(stopped).await })
     };
+    let reclaim_takeover = tokio::spawn(crate::jobs::reclaim_takeover::watch(
+        service.clone(),
+        stopped.clone(),
+    ));
     let schedule: crate::jobs::config_watch::ScheduleSlot = Arc::new(tokio::sync::Mutex::new(
         ReclaimSchedule::start(service.clone(), stopped.clone()).await?,
     ));
@@ -238,6 +242,8 @@ pub async fn run_until_signal(
     }
     let _ = listener_task.await;
     let _ = cordon_sweep.await;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), reclaim_takeover).await;
     if let Some(worker) = kube_worker {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -14,6 +14,7 @@ pub mod graphql;
 pub mod http;
 pub mod jobs;
 pub mod kube;
+pub mod lease;
 pub mod metrics;
 pub mod pool;
 pub mod store;

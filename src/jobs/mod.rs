@@ -2,3 +2,4 @@
 
 pub mod config_watch;
 pub mod reclaim_schedule;
+pub mod reclaim_takeover;

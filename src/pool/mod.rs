@@ -10,6 +10,7 @@ mod hygiene;
 mod listener;
 mod progress;
 mod reclaim;
+mod reclaim_lease;
 mod records;
 mod refusals;
 pub mod reload;

@@ -1,15 +1,18 @@
 //! Reclaim: hard-delete Deployments soft-deleted long enough ago, freeing
 //! their namespaces. The body is a plain function; the schedule that calls it
-//! lives in `jobs`. Runs never overlap (an advisory lock), each scheduled tick
-//! runs once across replicas (its row in `reclaim_runs`), and each Deployment
-//! is reclaimed in its own transaction with its event, so a run stopped
-//! anywhere leaves nothing half-done.
+//! lives in `jobs`. Runs never overlap (one unfinished run: a unique index),
+//! each scheduled tick runs once across replicas (its row in `reclaim_runs`),
+//! each run holds a lease on its row (`reclaim_lease`: a run whose replica
+//! died is taken over and finished), and each Deployment is reclaimed in its
+//! own transaction with its event and the run's count, so a run stopped
+//! anywhere leaves nothing half-done and its count true.
 
+use super::reclaim_lease::{self, RUN_LEASE, RunLease};
 use super::records::{ReclaimRun, all};
 use super::{Error, PoolService, Progress, Result, Silent};
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::DeploymentRow;
+use crate::store::{DeploymentRow, NewRun, RunStart};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -54,6 +57,13 @@ const BATCH: usize = 200;
 pub const MANUAL_LOCK_WAIT: StdDuration = StdDuration::from_secs(120);
 /// How long a scheduled run waits for a running one (a manual run, say).
 const SCHEDULED_LOCK_WAIT: StdDuration = StdDuration::from_secs(600);
+
+/// What run to start: a tick's, or one by hand (`tick: None`).
+struct NewRunOf {
+    tick: Option<DateTime<Utc>>,
+    older_than_days: u32,
+    dry_run: bool,
+}
 
 /// A stop signal that never fires, for runs by hand: with its sender gone,
 /// the value stays `false` (runs only ever read it, never wait on it).
@@ -126,29 +136,27 @@ impl PoolService {
         actor: &str,
         progress: &dyn Progress,
     ) -> Result<ReclaimReport> {
-        progress.say("waiting for the reclaim lock");
-        let Some(lock) = self.store.reclaim_lock(MANUAL_LOCK_WAIT).await? else {
+        progress.say("waiting for a running reclaim run");
+        let run = NewRunOf {
+            tick: None,
+            older_than_days,
+            dry_run,
+        };
+        let Some(lease) = self.start_run(&run, MANUAL_LOCK_WAIT).await? else {
             return Err(Error::Conflict(format!(
                 "Another reclaim run kept going for {} s; try again later",
                 MANUAL_LOCK_WAIT.as_secs()
             )));
         };
-        let run_id = self
-            .store
-            .start_manual_run(&replica_name(), older_than_days, dry_run)
-            .await?;
-        let report = self
-            .run_reclaim(
-                run_id,
-                older_than_days,
-                dry_run,
-                actor,
-                &never_stop(),
-                progress,
-            )
-            .await;
-        drop(lock);
-        report
+        self.run_reclaim(
+            &lease,
+            older_than_days,
+            dry_run,
+            actor,
+            &never_stop(),
+            progress,
+        )
+        .await
     }
 
     /// The scheduled run of `tick`; `None` when another replica has that tick.
@@ -159,46 +167,105 @@ impl PoolService {
     ) -> Result<Option<ReclaimReport>> {
         let settings = self.settings();
         let cleanup = &settings.cleanup;
-        let Some(run_id) = self
+        let run = NewRunOf {
+            tick: Some(tick),
+            older_than_days: cleanup.older_than_days,
+            dry_run: cleanup.dry_run,
+        };
+        let Some(lease) = self.start_run(&run, SCHEDULED_LOCK_WAIT).await? else {
+            return Ok(None);
+        };
+        self.run_reclaim(
+            &lease,
+            cleanup.older_than_days,
+            cleanup.dry_run,
+            "reclaim-job",
+            stop,
+            &Silent,
+        )
+        .await
+        .map(Some)
+    }
+
+    /// Takes over a run whose replica died (its lease expired) and finishes
+    /// it; `None` when there is none. Every replica that serves checks
+    /// (`jobs::reclaim_takeover`), so the rest of a killed run is done
+    /// within a minute, not at the next tick.
+    pub async fn resume_dead_reclaim_run(
+        &self,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<Option<ReclaimReport>> {
+        let holder = reclaim_lease::holder();
+        let began = tokio::time::Instant::now();
+        let Some(run) = self
             .store
-            .claim_scheduled_run(
-                tick,
-                &replica_name(),
-                cleanup.older_than_days,
-                cleanup.dry_run,
-            )
+            .take_over_dead_run(&holder, &replica_name(), RUN_LEASE.duration)
             .await?
         else {
             return Ok(None);
         };
-        let Some(lock) = self.store.reclaim_lock(SCHEDULED_LOCK_WAIT).await? else {
-            let why = "skipped: another reclaim run held the lock too long";
-            self.store.finish_run(run_id, 0, Some(why), None).await?;
-            return Ok(None);
+        tracing::warn!(
+            run_id = run.id,
+            reclaimed = run.reclaimed,
+            "a reclaim run's replica stopped renewing its lease; this replica finishes the run"
+        );
+        let lease = RunLease::hold(self.store.clone(), run.id, holder, began);
+        let older_than_days = u32::try_from(run.older_than_days).unwrap_or_default();
+        let actor = if run.trigger == "schedule" {
+            "reclaim-job"
+        } else {
+            "reclaim-takeover"
         };
-        let report = self
-            .run_reclaim(
-                run_id,
-                cleanup.older_than_days,
-                cleanup.dry_run,
-                "reclaim-job",
-                stop,
-                &Silent,
-            )
-            .await;
-        drop(lock);
-        report.map(Some)
+        self.run_reclaim(&lease, older_than_days, run.dry_run, actor, stop, &Silent)
+            .await
+            .map(Some)
+    }
+
+    /// Starts a run holding its lease: waits up to `wait` while another run
+    /// is unfinished (taking over one whose lease expired). `None`: the
+    /// tick is another replica's, or the wait ran out (a tick is then
+    /// recorded as skipped).
+    async fn start_run(&self, run: &NewRunOf, wait: StdDuration) -> Result<Option<RunLease>> {
+        let holder = reclaim_lease::holder();
+        let replica = replica_name();
+        let new = NewRun {
+            tick: run.tick,
+            replica: &replica,
+            older_than_days: run.older_than_days,
+            dry_run: run.dry_run,
+            holder: &holder,
+            lease: RUN_LEASE.duration,
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let began = tokio::time::Instant::now();
+            match self.store.start_run(&new).await? {
+                RunStart::Started(id) => {
+                    return Ok(Some(RunLease::hold(self.store.clone(), id, holder, began)));
+                }
+                RunStart::TickTaken => return Ok(None),
+                RunStart::Busy if tokio::time::Instant::now() >= deadline => {
+                    if run.tick.is_some() {
+                        let why = "skipped: another reclaim run went on too long";
+                        self.store.skip_tick(&new, why).await?;
+                    }
+                    return Ok(None);
+                }
+                RunStart::Busy => tokio::time::sleep(StdDuration::from_millis(200)).await,
+            }
+        }
     }
 
     async fn run_reclaim(
         &self,
-        run_id: i64,
+        lease: &RunLease,
         older_than_days: u32,
         dry_run: bool,
         actor: &str,
         stop: &watch::Receiver<bool>,
         progress: &dyn Progress,
     ) -> Result<ReclaimReport> {
+        let run_id = lease.id;
         progress.say(if dry_run { "listing" } else { "reclaiming" });
         // Bounded by MAX_OLDER_THAN_DAYS at every entry; checked all the same.
         let cutoff = Duration::try_days(i64::from(older_than_days))
@@ -222,7 +289,12 @@ impl PoolService {
                 .map(|d| json!({"releaseName": d.release_name, "namespace": d.namespace}))
                 .collect();
             self.store
-                .finish_run(run_id, 0, None, Some(&serde_json::Value::Array(listed)))
+                .finish_run(
+                    run_id,
+                    &lease.holder,
+                    None,
+                    Some(&serde_json::Value::Array(listed)),
+                )
                 .await?;
             return Ok(report);
         }
@@ -234,9 +306,15 @@ impl PoolService {
                     report.stopped = Some("stopped by shutdown; the next run goes on".into());
                     break 'batches;
                 }
+                if !lease.held() {
+                    // Another replica may take the run over now: stop here.
+                    report.stopped =
+                        Some("stopped: this replica could not renew the run's lease".into());
+                    break 'batches;
+                }
                 match self
                     .store
-                    .reclaim_one(cutoff, actor, &reason, self.checks_released())
+                    .reclaim_one(run_id, cutoff, actor, &reason, self.checks_released())
                     .await
                 {
                     Ok(Some(reclaimed)) => {
@@ -262,16 +340,21 @@ impl PoolService {
         self.read_own_write(last_generation).await;
         let finished = self
             .store
-            .finish_run(run_id, report.count, report.stopped.as_deref(), None)
+            .finish_run(run_id, &lease.holder, report.stopped.as_deref(), None)
             .await;
         let outcome = match (&finished, &report.stopped) {
-            (Err(_), _) => "failed",
-            (Ok(_), Some(_)) => "stopped",
-            (Ok(_), None) => "ok",
+            (Err(_), _) | (Ok(None), _) => "failed",
+            (Ok(Some(_)), Some(_)) => "stopped",
+            (Ok(Some(_)), None) => "ok",
         };
         self.metrics
             .reclaim_run(outcome, u64::try_from(report.count).unwrap_or(u64::MAX));
-        finished?;
+        if finished?.is_none() {
+            tracing::warn!(
+                run_id,
+                "the reclaim run was taken over by another replica (its lease had expired); that replica finishes it"
+            );
+        }
         self.kube_wake.notify_one();
         Ok(report)
     }

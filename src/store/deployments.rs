@@ -360,10 +360,13 @@ impl Store {
     }
 
     /// Reclaims the oldest Deployment soft-deleted before `cutoff`, in its own
-    /// transaction with its event. Rows another reclaimer holds are skipped, so
-    /// concurrent runs never reclaim one Deployment twice. `None`: nothing left.
+    /// transaction with its event, counted on run `run_id` in the same
+    /// statement (so a run that dies mid-way has its real count). Rows
+    /// another reclaimer holds are skipped, so concurrent runs never reclaim
+    /// one Deployment twice. `None`: nothing left.
     pub async fn reclaim_one(
         &self,
+        run_id: i64,
         cutoff: DateTime<Utc>,
         actor: &str,
         reason: &str,
@@ -376,6 +379,9 @@ impl Store {
                     order by deleted_at limit 1 for update skip locked
                 ), d as (
                     delete from deployments where id in (select id from victim) returning *
+                ), counted as (
+                    update reclaim_runs set reclaimed = reclaimed + (select count(*) from d)
+                    where id = $5
                 ), {}",
                 free_held("$4")
             ),
@@ -388,6 +394,7 @@ impl Store {
             .bind(actor)
             .bind(reason)
             .bind(check_released)
+            .bind(run_id)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row)

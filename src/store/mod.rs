@@ -32,7 +32,7 @@ pub use pool::{
     PoolSummary,
 };
 pub use pool_sync::{PoolListing, PoolSyncReport, SYNC_CHANNEL, SyncNotice};
-pub use reclaim_runs::{HeldLock, ReclaimLock, ReclaimRunRow};
+pub use reclaim_runs::{NewRun, ReclaimRunRow, RunStart};
 pub use tokens::TokenRow;
 pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};
 

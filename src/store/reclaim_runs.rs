@@ -1,8 +1,6 @@
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Connection;
-use sqlx::postgres::PgConnection;
 use std::time::Duration;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -18,93 +16,152 @@ pub struct ReclaimRunRow {
     pub reclaimed: i32,
     pub errors: Option<String>,
     pub would_reclaim: Option<Value>,
+    /// How often another replica took the run over (its replica had died).
+    pub taken_over: i32,
 }
 
 const RUN_COLUMNS: &str =
     "id, scheduled_for, trigger, replica, older_than_days, dry_run, started_at,
-    finished_at, reclaimed, errors, would_reclaim";
+    finished_at, reclaimed, errors, would_reclaim, taken_over";
 
-/// A session advisory lock held on a connection of its own. Dropping it
-/// (also while unwinding from a panic) closes that connection, and the server
-/// releases the lock.
-pub struct HeldLock {
-    connection: PgConnection,
+/// Why a run could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    Started(i64),
+    /// Another replica has this scheduled tick.
+    TickTaken,
+    /// Another run is unfinished (and its lease is live, or it is taken over).
+    Busy,
 }
 
-impl HeldLock {
-    /// Whether the lock's connection still answers (the lock is held while it does).
-    pub async fn alive(&mut self) -> bool {
-        self.connection.ping().await.is_ok()
-    }
+/// A run to start, with the lease its replica takes on it.
+pub struct NewRun<'a> {
+    /// The scheduled tick (`None`: a run by hand).
+    pub tick: Option<DateTime<Utc>>,
+    pub replica: &'a str,
+    pub older_than_days: u32,
+    pub dry_run: bool,
+    pub holder: &'a str,
+    pub lease: Duration,
 }
-
-/// Keeps reclaim runs from overlapping.
-pub type ReclaimLock = HeldLock;
-
-/// The advisory lock key of reclaim runs (`hashtext('nspool.reclaim')` would
-/// do, but a constant reads plainly in `pg_locks`).
-const RECLAIM_LOCK_KEY: i64 = 0x6e73_706f_6f6c_0001;
 
 impl Store {
-    /// Claims a scheduled tick; `None` when another replica already has it.
-    pub async fn claim_scheduled_run(
-        &self,
-        tick: DateTime<Utc>,
-        replica: &str,
-        older_than_days: u32,
-        dry_run: bool,
-    ) -> Result<Option<i64>> {
-        let id = sqlx::query_scalar(
-            "insert into reclaim_runs (scheduled_for, trigger, replica, older_than_days, dry_run)
-             values ($1, 'schedule', $2, $3, $4)
-             on conflict (scheduled_for) do nothing
+    /// Starts a run holding its lease, unless another run is unfinished (the
+    /// unique index `reclaim_runs_one_running`) or the tick is taken.
+    pub async fn start_run(&self, run: &NewRun<'_>) -> Result<RunStart> {
+        let mut conn = self.conn().await?;
+        let id: Option<i64> = sqlx::query_scalar(
+            "insert into reclaim_runs (scheduled_for, trigger, replica, older_than_days, dry_run,
+                                       holder, lease_expires_at)
+             values ($1, case when $1 is null then 'manual' else 'schedule' end, $2, $3, $4,
+                     $5, now() + make_interval(secs => $6))
+             on conflict do nothing
              returning id",
         )
-        .bind(tick)
-        .bind(replica)
-        .bind(older_than_days as i32)
-        .bind(dry_run)
+        .bind(run.tick)
+        .bind(run.replica)
+        .bind(run.older_than_days as i32)
+        .bind(run.dry_run)
+        .bind(run.holder)
+        .bind(run.lease.as_secs_f64())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(id) = id {
+            return Ok(RunStart::Started(id));
+        }
+        let taken: bool = sqlx::query_scalar(
+            "select exists (select 1 from reclaim_runs where scheduled_for = $1)",
+        )
+        .bind(run.tick)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(if taken {
+            RunStart::TickTaken
+        } else {
+            RunStart::Busy
+        })
+    }
+
+    /// Records a tick that did not run (another run went on too long), as
+    /// a finished row, so no other replica runs it either; `false` when
+    /// another replica has the tick.
+    pub async fn skip_tick(&self, run: &NewRun<'_>, why: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "insert into reclaim_runs (scheduled_for, trigger, replica, older_than_days, dry_run,
+                                       finished_at, errors)
+             values ($1, 'schedule', $2, $3, $4, now(), $5)
+             on conflict do nothing",
+        )
+        .bind(run.tick)
+        .bind(run.replica)
+        .bind(run.older_than_days as i32)
+        .bind(run.dry_run)
+        .bind(why)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Renews run `id`'s lease for `holder`: `false` when it is not theirs
+    /// any more (taken over, or finished).
+    pub async fn renew_run_lease(&self, id: i64, holder: &str, lease: Duration) -> Result<bool> {
+        let renewed: Option<i64> = sqlx::query_scalar(
+            "update reclaim_runs set lease_expires_at = now() + make_interval(secs => $3)
+             where id = $1 and holder = $2 and finished_at is null returning id",
+        )
+        .bind(id)
+        .bind(holder)
+        .bind(lease.as_secs_f64())
         .fetch_optional(&mut *self.conn().await?)
         .await?;
-        Ok(id)
+        Ok(renewed.is_some())
     }
 
-    pub async fn start_manual_run(
+    /// Takes over the unfinished run whose lease expired (its replica died
+    /// or was cut off), if there is one: `holder` holds it now.
+    pub async fn take_over_dead_run(
         &self,
+        holder: &str,
         replica: &str,
-        older_than_days: u32,
-        dry_run: bool,
-    ) -> Result<i64> {
-        let id = sqlx::query_scalar(
-            "insert into reclaim_runs (trigger, replica, older_than_days, dry_run)
-             values ('manual', $1, $2, $3) returning id",
-        )
-        .bind(replica)
-        .bind(older_than_days as i32)
-        .bind(dry_run)
-        .fetch_one(&mut *self.conn().await?)
-        .await?;
-        Ok(id)
+        lease: Duration,
+    ) -> Result<Option<ReclaimRunRow>> {
+        let sql = format!(
+            "update reclaim_runs
+                set holder = $1, replica = $2, taken_over = taken_over + 1,
+                    lease_expires_at = now() + make_interval(secs => $3)
+              where finished_at is null and (lease_expires_at is null or lease_expires_at < now())
+              returning {RUN_COLUMNS}"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(holder)
+            .bind(replica)
+            .bind(lease.as_secs_f64())
+            .fetch_optional(&mut *self.conn().await?)
+            .await?)
     }
 
+    /// Finishes run `id` if `holder` still holds it; the count is the row's
+    /// own (each reclaim added to it in its statement). `None` when the run
+    /// was not `holder`'s any more.
     pub async fn finish_run(
         &self,
         id: i64,
-        reclaimed: usize,
+        holder: &str,
         errors: Option<&str>,
         would_reclaim: Option<&Value>,
-    ) -> Result<()> {
-        sqlx::query(
-            "update reclaim_runs set finished_at = now(), reclaimed = $2, errors = $3, would_reclaim = $4
-             where id = $1",
+    ) -> Result<Option<i32>> {
+        Ok(sqlx::query_scalar(
+            "update reclaim_runs set finished_at = now(), errors = $3, would_reclaim = $4,
+                    lease_expires_at = null
+             where id = $1 and holder = $2 and finished_at is null
+             returning reclaimed",
         )
         .bind(id)
-        .bind(reclaimed as i32)
+        .bind(holder)
         .bind(errors)
         .bind(would_reclaim)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(())
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
     }
 
     pub async fn reclaim_runs(&self, last: i64) -> Result<Vec<ReclaimRunRow>> {
@@ -115,35 +172,5 @@ impl Store {
             .bind(last)
             .fetch_all(&mut *self.conn().await?)
             .await?)
-    }
-
-    /// Waits up to `wait` for the reclaim lock; `None` when it stayed taken.
-    pub async fn reclaim_lock(&self, wait: Duration) -> Result<Option<ReclaimLock>> {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            if let Some(lock) = self.try_session_lock(RECLAIM_LOCK_KEY).await? {
-                return Ok(Some(lock));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Tries a session advisory lock on a direct connection of its own
-    /// (through PgBouncer in transaction mode it would be lost at once).
-    pub(super) async fn try_session_lock(&self, key: i64) -> Result<Option<HeldLock>> {
-        let mut connection = self.direct.acquire().await?.detach();
-        let got: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut connection)
-            .await?;
-        if got {
-            Ok(Some(HeldLock { connection }))
-        } else {
-            let _ = connection.close().await;
-            Ok(None)
-        }
     }
 }

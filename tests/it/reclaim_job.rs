@@ -391,31 +391,121 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The reclaim lock lives on a connection of its own: held, it keeps another
-/// run out; dropped while a task panics, it is free again at once.
+/// A run killed mid-way (`kill -9` of `nspool reclaim`: no goodbye, its
+/// lease simply stops being renewed) is taken over by a serving replica once
+/// its lease expired and finished: the row counts every Deployment it and
+/// its taker reclaimed, and nothing waits for the next tick.
 #[sqlx::test]
-async fn the_reclaim_lock_is_released_when_its_holder_panics(db: PgPool) {
-    let store = nspool::store::Store::new(db.clone());
-    let other = nspool::store::Store::new(crate::support::another_pool(&db).await);
-    let held = store
-        .reclaim_lock(Duration::ZERO)
-        .await
-        .unwrap()
-        .expect("free at first");
+async fn a_run_killed_mid_way_is_taken_over_and_finished_with_its_real_count(db: PgPool) {
+    let config = pool_config(5, "0 0 1 1 *");
+    let app = TestApp::spawn(&config, db.clone()).await;
+    sqlx::query(
+        "insert into workspaces (id, label) values ('00000000-0000-0000-0000-000000000001', 'w')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
+         select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
+                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
+         from generate_series(1, 20000) as i",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("nspool-kill-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_path = dir.join("config.yaml");
+    std::fs::write(&config_path, &config).unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+        .args(["reclaim", "--older-than", "14", "--config"])
+        .arg(&config_path)
+        .env("DATABASE_URL", crate::support::database_url(&db))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut run = crate::support::ChildGuard(run);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let done: Option<i32> =
+            sqlx::query_scalar("select reclaimed from reclaim_runs where finished_at is null")
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        if done.is_some_and(|n| n >= 100) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never got going"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.0.kill().unwrap();
+    let _ = run.0.wait();
+    let (killed_at, counted): (i32, i64) = sqlx::query_as(
+        "select r.reclaimed, (select count(*) from events where kind = 'reclaim')
+         from reclaim_runs r where r.finished_at is null",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
     assert!(
-        other
-            .reclaim_lock(Duration::from_millis(300))
-            .await
-            .unwrap()
-            .is_none(),
-        "held"
+        killed_at > 0 && i64::from(killed_at) == counted,
+        "{killed_at} vs {counted} events"
     );
-    let panicked = tokio::spawn(async move {
-        let _lock = held;
-        panic!("a run dies holding the lock");
-    })
-    .await;
-    assert!(panicked.is_err());
-    let again = other.reclaim_lock(Duration::from_secs(5)).await.unwrap();
-    assert!(again.is_some(), "released by the panic");
+
+    // No other run starts meanwhile (one unfinished run at a time)…
+    let second = nspool::store::NewRun {
+        tick: None,
+        replica: "test",
+        older_than_days: 14,
+        dry_run: true,
+        holder: "test/second",
+        lease: Duration::from_secs(15),
+    };
+    assert_eq!(
+        app.service.store().start_run(&second).await.unwrap(),
+        nspool::store::RunStart::Busy,
+        "a second run started beside the unfinished one"
+    );
+    // …and a serving replica takes the dead one over once its lease expired.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let taker = tokio::spawn(nspool::jobs::reclaim_takeover::watch(
+        app.service.clone(),
+        stopped,
+    ));
+    let started = std::time::Instant::now();
+    loop {
+        let finished: Option<(i32, i32, Option<String>)> = sqlx::query_as(
+            "select reclaimed, taken_over, errors from reclaim_runs
+             where finished_at is not null and trigger = 'manual' and not dry_run",
+        )
+        .fetch_optional(&db)
+        .await
+        .unwrap();
+        if let Some((reclaimed, taken_over, errors)) = finished {
+            assert_eq!((reclaimed, taken_over, errors), (20_000, 1, None));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the dead run was not finished within a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "killed after {killed_at}; taken over and finished {:?} later",
+        started.elapsed()
+    );
+    let left: i64 = sqlx::query_scalar("select count(*) from deployments")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let _ = stop.send(true);
+    let _ = taker.await;
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -305,7 +305,8 @@ async fn a_revoked_token_stops_working_on_every_replica(db: PgPool) {
 }
 
 /// Behind PgBouncer in transaction mode, session work must not use the
-/// pooled URL: the LISTEN connection and the reclaim lock use the direct one.
+/// pooled URL: the LISTEN connection uses the direct one. Reclaim runs hold
+/// a lease on their row (plain statements), no session lock at all.
 #[sqlx::test]
 async fn session_work_uses_the_direct_connection(db: PgPool) {
     let options = (*db.connect_options()).clone();
@@ -325,11 +326,10 @@ async fn session_work_uses_the_direct_connection(db: PgPool) {
     loaded(&app).await;
     let admin = app.admin().await;
     app.available(&admin).await;
-    let lock = store
-        .reclaim_lock(Duration::from_secs(5))
+    app.service
+        .reclaim(&nspool::domain::Caller::Operator, 14, false)
         .await
-        .unwrap()
-        .expect("the reclaim lock is free");
+        .expect("a reclaim run");
     let sessions: Vec<(String, String)> = sqlx::query_as(
         "select a.application_name, case when a.query like 'LISTEN%' then 'listen' else 'lock' end
          from pg_stat_activity a
@@ -342,10 +342,7 @@ async fn session_work_uses_the_direct_connection(db: PgPool) {
     .unwrap();
     assert_eq!(
         sessions,
-        [
-            ("nspool-direct".to_owned(), "listen".to_owned()),
-            ("nspool-direct".to_owned(), "lock".to_owned())
-        ]
+        [("nspool-direct".to_owned(), "listen".to_owned())]
     );
     // Everything else went through the pooled URL.
     let pooled: i64 = sqlx::query_scalar(
@@ -355,7 +352,6 @@ async fn session_work_uses_the_direct_connection(db: PgPool) {
     .await
     .unwrap();
     assert!(pooled >= 1);
-    drop(lock);
 }
 
 /// Every request connection busy (requests waiting on the database) says
