@@ -107,10 +107,17 @@ pub async fn prepare_reporting(
         .await
         .context("could not apply the database migrations")?;
     let service = PoolService::new(store, settings);
-    let report = service
-        .sync_pool()
-        .await
-        .map_err(|e| anyhow::anyhow!("could not sync the pool with the config: {e}"))?;
+    let report = match service.try_sync_pool().await {
+        Ok(report) => report,
+        Err(error @ crate::store::Error::HeldBack { .. }) => {
+            // Serve all the same: the pool stays as the other replica's
+            // config has it, and the heartbeat tries again.
+            tracing::error!(%error, "this replica's pool config is held back");
+            service.hold_start_sync();
+            crate::store::PoolSyncReport::default()
+        }
+        Err(error) => anyhow::bail!("could not sync the pool with the config: {error}"),
+    };
     for (what, names) in [
         ("added to the pool", &report.added),
         ("back in the pool", &report.restored),
@@ -188,6 +195,7 @@ pub async fn run_until_signal(
         let stopped = stopped.clone();
         tokio::spawn(async move { service.sweep_cordons(stopped).await })
     };
+    let agreement = crate::pool::agreement::spawn_heartbeats(&service, stopped.clone());
     let reclaim_takeover = tokio::spawn(crate::jobs::reclaim_takeover::watch(
         service.clone(),
         stopped.clone(),
@@ -244,6 +252,7 @@ pub async fn run_until_signal(
     let _ = cordon_sweep.await;
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), reclaim_takeover).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), agreement).await;
     if let Some(worker) = kube_worker {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

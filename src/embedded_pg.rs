@@ -177,10 +177,21 @@ impl EmbeddedPostgres {
         drop(users);
         let users = self.lock_file("users.lock")?;
         if users.try_lock().is_ok() && self.running() {
-            self.pg_ctl(
-                &["stop", "-m", "fast", "-w"],
+            // Smart first: a backend still reading its client's goodbye
+            // (sent, not yet read) would otherwise be told to terminate on a
+            // socket its client has closed, and log a broken pipe. Nobody
+            // else uses the server, so this waits only for those; fast if
+            // anything lingers.
+            let smart = self.pg_ctl(
+                &["stop", "-m", "smart", "-w", "-t", "5"],
                 "stopping the embedded PostgreSQL",
-            )?;
+            );
+            if smart.is_err() {
+                self.pg_ctl(
+                    &["stop", "-m", "fast", "-w"],
+                    "stopping the embedded PostgreSQL",
+                )?;
+            }
             return Ok(true);
         }
         Ok(false)

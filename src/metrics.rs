@@ -67,6 +67,11 @@ pub struct ServiceMetrics {
     kube_drift: Family<DriftLabels, Counter>,
     /// 1 while this replica's drift watch has listed every kind it watches.
     kube_drift_watch_synced: Gauge,
+    /// 1 while live replicas ask for different pool configs.
+    config_disagreement: Gauge,
+    /// 1 while this replica's config (a reload, or its start-up sync) is
+    /// held back by another replica's.
+    config_held_back: Gauge,
 }
 
 /// Buckets for request and claim latencies: 0.5 ms to ~16 s.
@@ -107,6 +112,8 @@ impl Default for ServiceMetrics {
             kube_last_pass: Gauge::default(),
             kube_drift: Family::default(),
             kube_drift_watch_synced: Gauge::default(),
+            config_disagreement: Gauge::default(),
+            config_held_back: Gauge::default(),
         };
         for outcome in ["ok", "conflict", "bad_input", "error"] {
             let _ = metrics.claims.get_or_create(&OutcomeLabels { outcome });
@@ -224,6 +231,16 @@ impl ServiceMetrics {
             self.kube_drift_watch_synced.clone(),
         );
         registry.register(
+            "config_replicas_disagree",
+            "1 while live replicas ask for different pool configs (the dashboard says which asks for what); a sync that would flip the pool is held back meanwhile",
+            self.config_disagreement.clone(),
+        );
+        registry.register(
+            "config_held_back",
+            "1 while this replica's config (a reload, or its start-up sync) is held back because another live replica still asks for the pool config in force",
+            self.config_held_back.clone(),
+        );
+        registry.register(
             "config_last_reload_success_timestamp_seconds",
             "When the last config reload was applied (0: none since the start)",
             self.config_reload_success.clone(),
@@ -317,6 +334,14 @@ impl ServiceMetrics {
 
     pub fn set_drift_watch_synced(&self, synced: bool) {
         self.kube_drift_watch_synced.set(i64::from(synced));
+    }
+
+    pub fn set_config_disagreement(&self, disagree: bool) {
+        self.config_disagreement.set(i64::from(disagree));
+    }
+
+    pub fn set_config_held_back(&self, held: bool) {
+        self.config_held_back.set(i64::from(held));
     }
 
     pub fn kube_call(&self, call: &'static str, outcome: &'static str) {

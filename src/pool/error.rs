@@ -69,7 +69,8 @@ impl From<store::Error> for Error {
             store::Error::QuotaReached { quota, held } => Error::Conflict(quota_text(quota, held)),
             other @ (store::Error::ReleaseNameTaken
             | store::Error::LabelTaken
-            | store::Error::NamespaceTaken) => Error::Conflict(other.to_string()),
+            | store::Error::NamespaceTaken
+            | store::Error::HeldBack { .. }) => Error::Conflict(other.to_string()),
             other @ store::Error::Unavailable(_) => Error::Unavailable(other),
             other @ store::Error::Database(_) => Error::Internal(other),
         }

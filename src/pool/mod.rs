@@ -1,6 +1,7 @@
 //! The pool service: the only place where nspool's rules meet I/O. Resolvers
 //! and commands call it; it calls the store.
 
+pub mod agreement;
 mod cordons;
 mod dashboard;
 mod deployment_changes;
@@ -69,6 +70,8 @@ pub struct PoolService {
     /// This service among the replicas (host, process, and a random part:
     /// two services in one process are two replicas too).
     instance: Arc<str>,
+    /// This replica's pool config against the other replicas' (`agreement`).
+    agreement: Arc<agreement::Agreement>,
 }
 
 /// How long a write waits for its own pool change to reach this replica's
@@ -96,6 +99,7 @@ impl PoolService {
             )
             .into(),
             reloads: Arc::default(),
+            agreement: Arc::default(),
         }
     }
 
@@ -152,31 +156,33 @@ impl PoolService {
 
     /// Brings the pool table in line with the config (start-up, config change).
     pub async fn sync_pool(&self) -> Result<PoolSyncReport> {
+        Ok(self.try_sync_pool().await?)
+    }
+
+    /// [`Self::sync_pool`] with the store's error (a sync held back is
+    /// `store::Error::HeldBack`: see `agreement`).
+    pub(crate) async fn try_sync_pool(&self) -> Result<PoolSyncReport, crate::store::Error> {
         let settings = self.settings();
-        let pool = &settings.pool;
-        let entries = pool.active();
-        let names: Vec<String> = entries.iter().map(|e| e.name.as_str().to_owned()).collect();
-        let sources: Vec<&str> = entries.iter().map(|e| e.source.as_str()).collect();
-        // namespaces.create applies only to namespacePools.namespaces.names.
-        let managed: Vec<bool> = entries
-            .iter()
-            .map(|e| pool.create_namespaces && e.source == crate::config::PoolSource::Standard)
-            .collect();
+        let listing = agreement::Listing::of(&settings);
         let report = self
             .store
             .sync_pool(
                 &crate::store::PoolListing {
-                    names: &names,
-                    sources: &sources,
-                    managed: &managed,
+                    names: &listing.names,
+                    sources: &listing.sources,
+                    managed: &listing.managed,
+                    fingerprint: &listing.fingerprint,
                 },
-                pool.workspace_quota
+                settings
+                    .pool
+                    .workspace_quota
                     .map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
                 &Caller::Operator.actor(),
                 &self.instance,
                 self.kubernetes_on(),
             )
             .await?;
+        self.agreement.synced();
         // Checks switched off: nothing will ever find the releasing ones clean.
         if let Some(note) = settings.unchecked_release_note() {
             let freed = self

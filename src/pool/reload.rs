@@ -19,6 +19,9 @@ pub struct ReloadStatus {
     /// The last refused reload while no good one came after it: when, and
     /// each error with its key.
     pub failing: Option<(DateTime<Utc>, Vec<String>)>,
+    /// Live replicas asking for different pool configs, each said as
+    /// "replica asks for pool config …" (empty while they agree).
+    pub disagreeing: Vec<String>,
 }
 
 #[derive(Default)]
@@ -60,7 +63,9 @@ fn keep_running(old: &Settings, new: &mut Settings) -> Vec<&'static str> {
 impl PoolService {
     /// The last reload's outcome.
     pub fn reload_status(&self) -> ReloadStatus {
-        self.reloads.0.lock().map(|s| s.clone()).unwrap_or_default()
+        let mut status = self.reloads.0.lock().map(|s| s.clone()).unwrap_or_default();
+        status.disagreeing = super::agreement::describe(&self.agreement.disagreeing());
+        status
     }
 
     fn reload_failed(&self, errors: Vec<String>) {
@@ -95,6 +100,8 @@ impl PoolService {
                 status.last_success = Some(Utc::now());
                 status.failing = None;
             }
+            // The file asks for what runs: a reload held back is moot.
+            self.agreement.clear_pending();
             tracing::info!("config reloaded: unchanged, nothing to do");
             return Some(ReloadReport {
                 needs_restart,
@@ -109,20 +116,27 @@ impl PoolService {
             tracing::warn!("{warning}");
         }
         let cleanup_changed = old.cleanup != new.cleanup;
+        let held = new.clone();
         self.swap_settings(Arc::new(new));
         self.recheck_released();
-        let sync = match self.sync_pool().await {
+        let sync = match self.try_sync_pool().await {
             Ok(sync) => sync,
             Err(error) => {
                 // Nothing half-applied: the old config is back in force.
                 self.swap_settings(old);
                 self.recheck_released();
+                if let crate::store::Error::HeldBack { .. } = error {
+                    // Tried again every heartbeat (`agreement`).
+                    self.agreement.hold(held);
+                    self.metrics.set_config_held_back(true);
+                }
                 self.reload_failed(vec![format!(
                     "the pool could not be synced to the new config ({error})"
                 )]);
                 return None;
             }
         };
+        self.agreement.clear_pending();
         self.metrics.config_reload(true);
         if let Ok(mut status) = self.reloads.0.lock() {
             status.last_success = Some(Utc::now());

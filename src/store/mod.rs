@@ -13,6 +13,7 @@ mod kube_work;
 mod pool;
 mod pool_sync;
 mod reclaim_runs;
+mod replica_configs;
 mod sessions;
 mod tokens;
 mod workspaces;
@@ -33,6 +34,7 @@ pub use pool::{
 };
 pub use pool_sync::{PoolListing, PoolSyncReport, SYNC_CHANNEL, SyncNotice};
 pub use reclaim_runs::{NewRun, ReclaimRunRow, RunStart};
+pub use replica_configs::{LIVE_SECONDS, ReplicaConfig};
 pub use tokens::TokenRow;
 pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};
 
@@ -62,6 +64,12 @@ pub enum Error {
     Unavailable(sqlx::Error),
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// A pool sync held back: another live replica still asks for the pool
+    /// config in force, and this one's differs.
+    #[error(
+        "replica {replica} runs the pool config in force and this replica's pool config differs; not applied while it does (replicas must agree: docs/operations.md, \"Replicas with different configs\")"
+    )]
+    HeldBack { replica: String },
 }
 
 impl From<sqlx::Error> for Error {

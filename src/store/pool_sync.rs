@@ -69,12 +69,14 @@ impl PoolSyncReport {
 }
 
 /// The pool as the config lists it: each name with its config source and
-/// whether nspool creates it (`namespaces.create`), side by side.
+/// whether nspool creates it (`namespaces.create`), side by side, and the
+/// fingerprint of all of it (with the workspace quota).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolListing<'a> {
     pub names: &'a [String],
     pub sources: &'a [&'a str],
     pub managed: &'a [bool],
+    pub fingerprint: &'a str,
 }
 
 impl Store {
@@ -94,11 +96,19 @@ impl Store {
             names,
             sources,
             managed,
+            fingerprint,
         } = *listing;
         let mut tx = self.begin().await?;
         sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_sync'))")
             .execute(&mut *tx)
             .await?;
+        // Another live replica asks for the listing in force: this one's
+        // would flip the pool under it (and its next sync flip it back).
+        if let Some(replica) =
+            super::replica_configs::holding_back(&mut tx, fingerprint, replica).await?
+        {
+            return Err(super::Error::HeldBack { replica });
+        }
         // The config's default quota, read by the database's quota check.
         sqlx::query(
             "update pool_settings set workspace_quota = $1, updated_at = now()
@@ -189,6 +199,7 @@ impl Store {
             retired: names_only(retired),
             adopted: names_only(adopted),
         };
+        super::replica_configs::record_in_force(&mut tx, fingerprint, replica).await?;
         // Other replicas log what this sync changed (delivered at commit).
         if !report.is_empty() {
             sqlx::query("select pg_notify($1, $2)")

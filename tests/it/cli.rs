@@ -252,9 +252,15 @@ fn embedded_default_serves_shares_and_stops() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!pid_file.exists(), "the embedded PostgreSQL stopped");
-    // Every client said goodbye before the server stopped: no broken pipes.
+    // Every client said goodbye before the server stopped: none was still
+    // connected to be told to terminate (onto a socket it had closed).
+    // (A command's own connection may still log "connection to client lost"
+    // now and then while the command exits: known, see the README.)
     let log = std::fs::read_to_string(data.join("postgres.log")).unwrap_or_default();
-    assert!(!log.contains("Broken pipe"), "{log}");
+    assert!(
+        !log.contains("terminating connection due to administrator command"),
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(data.parent().unwrap());
 }
 

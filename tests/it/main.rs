@@ -2,6 +2,7 @@
 //! contract, flows, races, bad input and reclaim, each against a real server
 //! over HTTP and a per-test PostgreSQL database (`#[sqlx::test]`).
 
+mod agreement;
 mod bad_input;
 mod browser;
 mod budgets;

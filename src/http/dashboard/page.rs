@@ -197,6 +197,12 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                     ul { @for error in errors { li { code { (error) } } } }
                 }
             }
+            @if !data.reload.disagreeing.is_empty() {
+                div class="banner error" id="replicas-disagree" {
+                    strong { "Replicas ask for different pool configs: the one in force stays until they agree (docs/operations.md, Replicas with different configs)." }
+                    ul { @for replica in &data.reload.disagreeing { li { code { (replica) } } } }
+                }
+            }
             section class="counts" aria-label="namespaces by state" {
                 @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken", "pending"] {
                     div class="count" id=(format!("count-{state}")) {
