@@ -462,3 +462,101 @@ async fn a_copy_that_differs_from_the_database_heals_itself(db: PgPool) {
         "{metrics}"
     );
 }
+
+/// The documented restore (`pg_restore --clean --if-exists`) under three
+/// running replicas: the restored pool has namespaces free that every
+/// replica's copy still holds as claimed, and no change notice tells them.
+/// Each replica's check of its copy finds the difference and heals it: all
+/// three offer the restored pool within the documented bound (a minute).
+#[sqlx::test]
+async fn a_restore_under_three_replicas_heals_every_copy(db: PgPool) {
+    let replicas = [
+        TestApp::spawn(POOL_OF_5, db.clone()).await,
+        TestApp::spawn(POOL_OF_5, another_pool(&db).await).await,
+        TestApp::spawn(POOL_OF_5, another_pool(&db).await).await,
+    ];
+    for app in &replicas {
+        loaded(app).await;
+    }
+    let admin = replicas[0].admin().await;
+    let dir =
+        std::env::temp_dir().join(format!("nspool-restore-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("nspool.dump");
+    let url = crate::support::database_url(&db);
+    // The backup, as docs/operations.md takes it: every namespace free.
+    let dumped = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(&url)
+        .output()
+        .expect("pg_dump (apt-get install postgresql-client)");
+    assert!(
+        dumped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let all: Vec<String> = ["pool-a", "pool-b", "pool-c", "pool-d", "pool-e"]
+        .map(String::from)
+        .to_vec();
+    for app in &replicas {
+        assert_eq!(app.available(&admin).await, all);
+    }
+    // Two claims after the backup: every copy hides them.
+    for ns in ["pool-a", "pool-b"] {
+        crate::support::claim_in_own_workspace(&replicas[0], &admin, ns).await;
+    }
+    for app in &replicas {
+        let started = Instant::now();
+        while app.available(&admin).await.len() != 3 {
+            assert!(
+                started.elapsed() < CONVERGE,
+                "a replica never saw the claims"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // The restore, with the replicas running (admin tokens come back too).
+    let restored = std::process::Command::new("pg_restore")
+        .args(["--clean", "--if-exists", "--dbname"])
+        .arg(&url)
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    let held: i64 = sqlx::query_scalar(
+        "select count(*) from pool_namespaces where holder_deployment_id is not null",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(held, 0, "the backup's pool: all free");
+    let written = Instant::now();
+    for (i, app) in replicas.iter().enumerate() {
+        while app.available(&admin).await != all {
+            assert!(
+                written.elapsed() < Duration::from_secs(60),
+                "replica {i} still hides free namespaces a minute after the restore"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        eprintln!(
+            "replica {i} offers the restored pool {:?} after the restore",
+            written.elapsed()
+        );
+    }
+    for app in &replicas {
+        let metrics = app.metrics().await;
+        assert!(
+            crate::support::metric_value(&metrics, "nspool_pool_copy_repairs_total")
+                .is_some_and(|n| n >= 1.0),
+            "{metrics}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
