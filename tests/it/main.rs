@@ -3,6 +3,7 @@
 //! over HTTP and a per-test PostgreSQL database (`#[sqlx::test]`).
 
 mod bad_input;
+mod bare_machine;
 mod browser;
 mod budgets;
 mod cli;
