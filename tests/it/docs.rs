@@ -310,3 +310,26 @@ fn the_budgets_table_is_the_code_table_and_each_row_is_tested() {
         "the README links the budgets table"
     );
 }
+
+/// Issue 25: the token page named only `DATABASE_URL`, which the embedded
+/// default does not use. It gives the README's command for the embedded
+/// default and the `DATABASE_URL` one for an external database.
+#[sqlx::test]
+async fn the_token_page_gives_the_command_for_either_database(db: PgPool) {
+    let app = TestApp::spawn(include_str!("../../examples/config.yaml"), db).await;
+    let page = reqwest::get(app.url("/v1/token"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let embedded = "cargo run --release -- token create --config examples/config.yaml";
+    assert!(page.contains(embedded), "{page}");
+    assert!(
+        include_str!("../../README.md").contains(embedded),
+        "the README gives the same command"
+    );
+    assert!(page.contains("no <code>DATABASE_URL</code> set"), "{page}");
+    assert!(page.contains("DATABASE_URL='postgres://"), "{page}");
+    assert!(page.contains("oAuth Token:"), "{page}");
+}
