@@ -62,7 +62,7 @@ pub(super) fn plan(machine: &Machine) -> Plan {
 /// a page of dpkg's.
 pub(super) fn install(apt_get: &Path) -> Result<()> {
     eprintln!(
-        "nspool: no PostgreSQL server binaries on this machine: installing Debian's postgresql package (apt-get install -y postgresql; a minute or two, once)"
+        "nspool: no PostgreSQL server binaries on this machine: installing Debian's postgresql package (apt-get install -y postgresql; once, later runs find it)"
     );
     // Another process may hold the dpkg lock (a second nspool starting at
     // the same time, unattended upgrades): wait for it rather than fail.
