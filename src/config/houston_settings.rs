@@ -59,6 +59,7 @@ pub const HOUSTON_DEPLOYMENT_SETTINGS: &[&str] = &[
     "pgBouncerResourceCalculationStrategy",
     "preDeploymentValidationHook",
     "preDeploymentValidationHookTimeout",
+    "privateCaCertSecretNames",
     "resourceProvisioningStrategy",
     "runtimeEnvOverideSemverCheck",
     "serviceAccountAnnotationKey",
@@ -68,3 +69,22 @@ pub const HOUSTON_DEPLOYMENT_SETTINGS: &[&str] = &[
     "upsertDeploymentEnabled",
     "upsertExtraIniAllowed",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_setting_is_one_nspool_reads_and_the_list_is_sorted() {
+        let read = crate::config::keys::children("astronomer.houston.config.deployments");
+        for name in HOUSTON_DEPLOYMENT_SETTINGS {
+            assert!(!read.contains(name), "{name} is read by nspool");
+        }
+        let mut sorted = HOUSTON_DEPLOYMENT_SETTINGS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted, HOUSTON_DEPLOYMENT_SETTINGS,
+            "kept sorted, so a reader finds a name"
+        );
+    }
+}
