@@ -12,8 +12,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 mod host;
+mod install;
 
-use host::{RunAs, check_reachable, find_binaries, is_root, lookup_user};
+use host::{RunAs, Search, check_reachable, find_binaries, is_root, lookup_user};
+use install::{Machine, Plan};
 
 const DATABASE: &str = "nspool";
 const SUPERUSER: &str = "postgres";
@@ -22,9 +24,13 @@ const PORT: u16 = 5432;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "no PostgreSQL server binaries found (looked at NSPOOL_PG_BIN, `pg_config --bindir` and /usr/lib/postgresql/*/bin). Install them (Debian/Ubuntu: apt-get install postgresql) or set DATABASE_URL to an existing database"
+        "no PostgreSQL server binaries found (looked at `pg_config --bindir` and /usr/lib/postgresql/*/bin): {advice}; or set DATABASE_URL to an existing database"
     )]
-    NoBinaries,
+    NoBinaries { advice: String },
+    #[error(
+        "NSPOOL_PG_BIN is {0}, which has no initdb and pg_ctl: point it at PostgreSQL's server binaries (pg_config --bindir), or unset it"
+    )]
+    BadPgBin(PathBuf),
     #[error(
         "running as root, the embedded PostgreSQL needs an unprivileged user to run as, and there is no `postgres` user; create one (apt-get install postgresql does) or set DATABASE_URL"
     )]
@@ -50,6 +56,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io {
         path: path.to_owned(),
         source,
+    }
+}
+
+/// The server binaries; on a bare machine installed first where nspool may
+/// (root with apt-get), else an error saying what to install.
+fn server_binaries() -> Result<PathBuf> {
+    let search = Search::from_env();
+    if let Some(dir) = find_binaries(&search)? {
+        return Ok(dir);
+    }
+    match install::plan(&Machine::detect(is_root(), search.path.as_ref())) {
+        Plan::Install(apt_get) => {
+            install::install(&apt_get)?;
+            find_binaries(&search)?.ok_or_else(|| Error::NoBinaries {
+                advice: "apt-get installed postgresql, yet no initdb was found under /usr/lib/postgresql/*/bin; point NSPOOL_PG_BIN at it".into(),
+            })
+        }
+        Plan::Advise(advice) => Err(Error::NoBinaries { advice }),
     }
 }
 
@@ -111,7 +135,7 @@ impl EmbeddedPostgres {
     /// Starts the server if no other nspool process has, and joins it.
     pub async fn start(data_dir: Option<PathBuf>) -> Result<Self> {
         let data_dir = data_dir.unwrap_or_else(Self::default_data_dir);
-        let bin_dir = find_binaries()?;
+        let bin_dir = server_binaries()?;
         let run_as = if is_root() {
             Some(lookup_user(SUPERUSER).ok_or(Error::NoUser)?)
         } else {

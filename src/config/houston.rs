@@ -5,6 +5,14 @@ use super::*;
 
 pub(super) fn read_houston(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> HoustonFlags {
     let d = root.at("astronomer.houston.config.deployments");
+    // `namespaceManagement` (the 2.x layout) is refused with its own message.
+    let mut accepted = houston_settings::HOUSTON_DEPLOYMENT_SETTINGS.to_vec();
+    accepted.push("namespaceManagement");
+    r.refuse_unknown(
+        &d,
+        &keys::children("astronomer.houston.config.deployments"),
+        &accepted,
+    );
     let manual_namespace_names = r.bool(&d.key("manualNamespaceNames"), false);
     let hard_delete_deployment = r.bool(&d.key("hardDeleteDeployment"), false);
     let namespace_free_form_entry = r.bool(&d.key("namespaceFreeFormEntry"), false);

@@ -1,6 +1,7 @@
 //! Every key nspool reads, in one table: the readers take their lists of
-//! known keys (for unknown-key warnings) from it, and `docs/configuration.md`
-//! is generated from it (`nspool config keys`; a test keeps them equal).
+//! known keys (for unknown-key errors and warnings, and their "did you
+//! mean") from it, and `docs/configuration.md` is generated from it
+//! (`nspool config keys`; a test keeps them equal).
 
 /// One key: its path (`[]` marks the items of a list), the environment
 /// variable that overrides it, its default, and what it does.
@@ -301,7 +302,7 @@ pub const KEYS: &[Key] = &[
     ),
 ];
 
-/// The names directly under `parent` (for a reader's unknown-key warnings).
+/// The names directly under `parent` (for a reader's unknown-key checks).
 pub fn children(parent: &str) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
     for key in KEYS {

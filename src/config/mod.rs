@@ -5,6 +5,7 @@
 
 mod bounds;
 mod houston;
+mod houston_settings;
 mod http;
 pub mod keys;
 mod labels;
@@ -15,6 +16,7 @@ mod quota;
 pub use quota::MAX_WORKSPACE_QUOTA;
 mod reader;
 mod service;
+mod suggest;
 pub use service::check_houston_version;
 pub mod schedule;
 

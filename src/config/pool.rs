@@ -4,14 +4,29 @@
 use super::*;
 
 pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSettings {
+    // `global.features` holds only `namespacePools` in the platform chart, so
+    // anything else there is a near miss (`namespacePool`) that would leave
+    // pool mode off: refused too.
+    r.refuse_unknown(
+        &root.at("global.features"),
+        &keys::children("global.features"),
+        &[],
+    );
+    // Every key under namespacePools is nspool's: an unknown one is a typo
+    // that would turn the pool off or change it (`enabeld: true`), so refused.
     let pools = root.at("global.features.namespacePools");
-    r.warn_unknown(&pools, &keys::children("global.features.namespacePools"));
+    r.refuse_unknown(
+        &pools,
+        &keys::children("global.features.namespacePools"),
+        &[],
+    );
     let standard = r.bool(&pools.key("enabled"), false);
     let create_rbac = r.bool(&pools.key("createRbac"), true);
     let ns = pools.key("namespaces");
-    r.warn_unknown(
+    r.refuse_unknown(
         &ns,
         &keys::children("global.features.namespacePools.namespaces"),
+        &[],
     );
     let create_namespaces = r.bool(&ns.key("create"), false);
     let names_at = ns.key("names");
@@ -78,9 +93,10 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
             value: Some(item),
             path: key.clone(),
         };
-        r.warn_unknown(
+        r.refuse_unknown(
             &item_at,
             &keys::children("astronomer.houston.config.deployments.preCreatedNamespaces[]"),
+            &[],
         );
         match item_at.key("name").value {
             Some(value) => add(r, format!("{key}.name"), value, PoolSource::Advanced),

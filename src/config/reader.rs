@@ -150,24 +150,55 @@ impl Reader {
         }
     }
 
-    /// Warns about keys of a mapping that nspool does not know.
+    /// Warns about keys of a mapping that nspool does not know (each with a
+    /// "did you mean" when one known key is close).
     pub fn warn_unknown(&mut self, at: &At<'_>, known: &[&str]) {
+        for name in self.unknown_names(at, known, &[]) {
+            let hint = super::suggest::hint(&name, known);
+            self.warnings.push(format!(
+                "{}.{name}: unknown key, ignored{hint} (known here: {})",
+                at.path,
+                known.join(", ")
+            ));
+        }
+    }
+
+    /// Refuses keys of a mapping that are neither read (`known`) nor left
+    /// alone on purpose (`accepted`: another component's settings): where a
+    /// misspelt key would silently change the pool, a typo must stop the
+    /// file, not be skipped. The "did you mean" looks at both lists.
+    pub fn refuse_unknown(&mut self, at: &At<'_>, known: &[&str], accepted: &[&str]) {
+        let candidates: Vec<&str> = known.iter().chain(accepted).copied().collect();
+        for name in self.unknown_names(at, known, accepted) {
+            let hint = super::suggest::hint(&name, &candidates);
+            let also = if accepted.is_empty() {
+                String::new()
+            } else {
+                "; the platform's other settings here are accepted as they are".into()
+            };
+            self.errors.push(ConfigError {
+                key: format!("{}.{name}", at.path),
+                reason: format!(
+                    "unknown key{hint} (nspool reads {} here{also})",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+
+    /// The keys of the mapping at `at` in neither list (an error if `at` is
+    /// not a mapping at all).
+    fn unknown_names(&mut self, at: &At<'_>, known: &[&str], accepted: &[&str]) -> Vec<String> {
         let Some(Value::Mapping(map)) = at.value else {
             if let Some(other) = at.value {
                 self.error(at, format!("expected a mapping, found {}", describe(other)));
             }
-            return;
+            return Vec::new();
         };
-        let path = &at.path;
-        for key in map.keys() {
-            let name = key.as_str().unwrap_or("<non-string key>");
-            if !known.contains(&name) {
-                self.warnings.push(format!(
-                    "{path}.{name}: unknown key, ignored (known here: {})",
-                    known.join(", ")
-                ));
-            }
-        }
+        map.keys()
+            .map(|key| key.as_str().unwrap_or("<non-string key>").to_owned())
+            .filter(|name| !known.contains(&name.as_str()) && !accepted.contains(&name.as_str()))
+            .collect()
     }
 }
 

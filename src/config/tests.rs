@@ -115,14 +115,14 @@ fn the_platform_settings_a_pool_needs_warn_only_in_pool_mode() {
 
 #[test]
 fn unknown_key_warnings_come_with_errors_too() {
-    let refused = parse("global: {features: {namespacePools: {enabled: true, namespaces: {names: [BAD], nmaes: [a]}}}}")
-        .unwrap_err();
+    let refused = parse("nspool: {kubernetes: {mdoe: off}, houstonVersion: 2.0.0}").unwrap_err();
     assert!(!refused.errors.is_empty());
     assert!(
         refused
             .warnings
             .iter()
-            .any(|w| w.contains("namespaces.nmaes: unknown key")),
+            .any(|w| w
+                .starts_with("nspool.kubernetes.mdoe: unknown key, ignored; did you mean `mode`?")),
         "{:?}",
         refused.warnings
     );
@@ -258,20 +258,108 @@ fn pre_created_without_manual_names_warns() {
 }
 
 #[test]
-fn unknown_keys_are_ignored_outside_and_warned_inside_pool_subtrees() {
-    let s = parse(
+fn unknown_keys_are_ignored_outside_and_refused_inside_pool_subtrees() {
+    let refused = parse(
         "global: {somethingElse: 1, features: {namespacePools: {enabled: true, extra: 1, namespaces: {names: [a], typo: 2}}}}\nastronomer: {houston: {config: {other: 1}}}",
     )
-    .unwrap();
-    let unknown: Vec<&String> = s
-        .warnings
-        .iter()
-        .filter(|w| w.contains("unknown key"))
-        .collect();
-    assert_eq!(unknown.len(), 2, "{:?}", s.warnings);
-    assert!(s.warnings[0].starts_with("global.features.namespacePools.extra: unknown key"));
+    .unwrap_err();
+    let errs: Vec<String> = refused.errors.iter().map(ToString::to_string).collect();
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    assert_eq!(
+        errs[0],
+        "global.features.namespacePools.extra: unknown key (nspool reads enabled, createRbac, namespaces here)"
+    );
+    assert_eq!(
+        errs[1],
+        "global.features.namespacePools.namespaces.typo: unknown key (nspool reads create, names here)"
+    );
+    // Outside nspool's subtrees nothing is said.
     assert!(
-        s.warnings[1].starts_with("global.features.namespacePools.namespaces.typo: unknown key")
+        refused.warnings.iter().all(|w| !w.contains("unknown key")),
+        "{:?}",
+        refused.warnings
+    );
+}
+
+/// Issue 25: `enabeld: true` once ran with pool mode off and only a warning.
+#[test]
+fn a_misspelt_pool_key_is_refused_with_its_fix() {
+    let errs =
+        errors("global: {features: {namespacePools: {enabeld: true, namespaces: {names: [a]}}}}");
+    assert_eq!(
+        errs,
+        [
+            "global.features.namespacePools.enabeld: unknown key; did you mean `enabled`? (nspool reads enabled, createRbac, namespaces here)"
+        ]
+    );
+    let errs = errors(
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a], Create: true}}}}",
+    );
+    assert!(
+        errs[0].starts_with(
+            "global.features.namespacePools.namespaces.Create: unknown key; did you mean `create`?"
+        ),
+        "{errs:?}"
+    );
+    let errs = errors(
+        "astronomer: {houston: {config: {deployments: {preCreatedNamespaces: [{name: a, nmae: b}]}}}}",
+    );
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "astronomer.houston.config.deployments.preCreatedNamespaces[0].nmae: unknown key; did you mean `name`?"
+        )),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn houstons_deployment_keys_are_read_accepted_or_refused() {
+    // A misspelt key nspool reads: refused, with its fix.
+    let errs = errors(
+        "astronomer: {houston: {config: {deployments: {preCreatedNamespace: [{name: a}]}}}}",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "astronomer.houston.config.deployments.preCreatedNamespace: unknown key; did you mean `preCreatedNamespaces`? (nspool reads "
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs[0].contains("the platform's other settings here are accepted"),
+        "{errs:?}"
+    );
+    // A misspelt Houston setting is a typo too, and named.
+    let errs =
+        errors("astronomer: {houston: {config: {deployments: {configureDagDeploymnt: true}}}}");
+    assert!(
+        errs[0].contains("did you mean `configureDagDeployment`?"),
+        "{errs:?}"
+    );
+    // Houston's own settings, as a platform file has them: accepted silently.
+    let s = parse(
+        "astronomer: {houston: {config: {deployments: {manualReleaseNames: true, configureDagDeployment: true, helm: {webserver: {}}, astroUnit: {price: 10}, chart: {version: 1.11.4}, logHelmValues: true}}}}",
+    )
+    .unwrap();
+    assert!(s.houston.manual_release_names);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    // Nothing close: refused without a guess.
+    let errs = errors("astronomer: {houston: {config: {deployments: {zzz: 1}}}}");
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("astronomer.houston.config.deployments.zzz: unknown key (nspool reads"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_near_miss_of_namespace_pools_is_refused_with_its_fix() {
+    let errs = errors("global: {features: {namespacePool: {enabled: true}}}");
+    assert_eq!(
+        errs,
+        [
+            "global.features.namespacePool: unknown key; did you mean `namespacePools`? (nspool reads namespacePools here)"
+        ]
     );
 }
 

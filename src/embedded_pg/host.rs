@@ -3,7 +3,9 @@
 //! root, since initdb refuses root), and whether that account can reach the
 //! data directory.
 
+use super::install::on_path;
 use super::{Error, Result, io};
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,25 +27,61 @@ fn has_initdb(dir: &Path) -> bool {
     dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
 }
 
+/// Where to look for the server binaries and for a package manager.
+#[derive(Debug, Clone)]
+pub(super) struct Search {
+    /// `NSPOOL_PG_BIN`: the one directory to use, never installed into.
+    pub(super) pg_bin: Option<PathBuf>,
+    /// PATH, for `pg_config` and the package managers.
+    pub(super) path: Option<OsString>,
+    /// Debian's versioned server directories (`<lib_dir>/<version>/bin`).
+    pub(super) lib_dir: PathBuf,
+}
+
+impl Search {
+    /// The process's environment. In debug builds (the ones the tests run),
+    /// `NSPOOL_TEST_BARE_MACHINE=DIR` makes DIR stand for `/`: PATH is
+    /// `DIR/usr/bin` alone and the server directories are under
+    /// `DIR/usr/lib/postgresql`, so a test sees a bare machine (and a fake
+    /// apt-get) without removing the real PostgreSQL. Release builds never
+    /// read it.
+    pub(super) fn from_env() -> Search {
+        #[cfg(debug_assertions)]
+        if let Some(bare) = std::env::var_os("NSPOOL_TEST_BARE_MACHINE").map(PathBuf::from) {
+            return Search {
+                pg_bin: None,
+                path: Some(bare.join("usr/bin").into_os_string()),
+                lib_dir: bare.join("usr/lib/postgresql"),
+            };
+        }
+        Search {
+            pg_bin: std::env::var_os("NSPOOL_PG_BIN").map(PathBuf::from),
+            path: std::env::var_os("PATH"),
+            lib_dir: PathBuf::from("/usr/lib/postgresql"),
+        }
+    }
+}
+
 /// `NSPOOL_PG_BIN`, else `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
-pub(super) fn find_binaries() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("NSPOOL_PG_BIN").map(PathBuf::from) {
-        return if has_initdb(&dir) {
-            Ok(dir)
+/// `/usr/lib/postgresql/*/bin`; `None` when none has initdb and pg_ctl.
+pub(super) fn find_binaries(search: &Search) -> Result<Option<PathBuf>> {
+    if let Some(dir) = &search.pg_bin {
+        return if has_initdb(dir) {
+            Ok(Some(dir.clone()))
         } else {
-            Err(Error::NoBinaries)
+            Err(Error::BadPgBin(dir.clone()))
         };
     }
-    if let Ok(output) = Command::new("pg_config").arg("--bindir").output()
+    if let Some(pg_config) = on_path("pg_config", search.path.as_ref())
+        && let Ok(output) = Command::new(pg_config).arg("--bindir").output()
         && output.status.success()
     {
         let dir = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
         if has_initdb(&dir) {
-            return Ok(dir);
+            return Ok(Some(dir));
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(&search.lib_dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -54,7 +92,7 @@ pub(super) fn find_binaries() -> Result<PathBuf> {
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or(Error::NoBinaries)
+    Ok(versions.pop().map(|(_, bin)| bin))
 }
 
 pub(super) fn lookup_user(name: &str) -> Option<RunAs> {

@@ -40,6 +40,13 @@ const SELECT_DEPLOYMENT: &str =
     w.label as workspace_label, w.description as workspace_description,
     w.created_at as workspace_created_at, w.updated_at as workspace_updated_at";
 
+/// The columns of a hard-deleted row as `SELECT_DEPLOYMENT` and the event
+/// read them from `d`, `deleted_at` being the deletion's time when it was live.
+const HARD_DELETED: &str = "id, workspace_id, label, description, release_name, namespace, type,
+    executor, airflow_version, runtime_version, cloud_role, config, dag_deployment,
+    triggerer_replicas, cluster_id, created_at, updated_at,
+    coalesce(deleted_at, now()) as deleted_at";
+
 /// A Deployment written together with a change to what the pool offers:
 /// `pool_generation` is the pool generation that change committed as (none
 /// when the offered set did not change), for the writer to read its own write.
@@ -329,6 +336,8 @@ impl Store {
     /// Deletes the row; the pool namespace it held is free in the same statement.
     /// `kind` is the event: `release` or `reclaim`. `workspace`: only a
     /// Deployment of this workspace (the caller's scope), `None`: any.
+    /// The row comes back with `deleted_at` set: the time of this delete, or
+    /// of its earlier soft delete (a deleted Deployment never answers null).
     pub async fn hard_delete_deployment(
         &self,
         id: Uuid,
@@ -339,7 +348,7 @@ impl Store {
             &format!(
                 "d as (
                     delete from deployments where id = $1 and ($5::uuid is null or workspace_id = $5)
-                    returning *
+                    returning {HARD_DELETED}
                 ), {}",
                 free_held("$6")
             ),

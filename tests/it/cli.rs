@@ -50,7 +50,7 @@ fn config_check_prints_settings_or_every_error() {
     let good = write(
         &dir,
         "good.yaml",
-        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a, b]}, typo: 1}}}\n",
+        "global: {features: {namespacePools: {enabled: true, namespaces: {names: [a, b]}}}}\nnspool: {kubernetes: {mdoe: off}}\n",
     );
     let out = nspool()
         .args(["config", "check", "--config"])
@@ -64,7 +64,11 @@ fn config_check_prints_settings_or_every_error() {
         "{stdout}"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("namespacePools.typo: unknown key"));
+    // Outside the pool's subtrees an unknown key is a warning, with its fix.
+    assert!(
+        stderr.contains("nspool.kubernetes.mdoe: unknown key, ignored; did you mean `mode`?"),
+        "{stderr}"
+    );
     // The warnings docs/configuration.md promises in pool mode.
     assert!(stderr.contains("global.clusterRoles is true"), "{stderr}");
     assert!(
@@ -112,8 +116,8 @@ fn config_check_prints_settings_or_every_error() {
         "global.features.namespacePools.namespaces.names[0]: \"kube-system\" is reserved",
         "global.features.namespacePools.namespaces.names[1]: \"Bad\" is not a valid namespace name",
         "nspool.houstonVersion: 2.0.0 is outside",
-        // Unknown keys are told with the errors too: a typo is often the cause.
-        "namespacePools.nmaes: unknown key",
+        // In the pool's subtree an unknown key is an error too.
+        "global.features.namespacePools.nmaes: unknown key (nspool reads enabled, createRbac, namespaces here)",
     ] {
         assert!(stderr.contains(expected), "{expected} not in {stderr}");
     }
@@ -124,6 +128,39 @@ fn config_check_prints_settings_or_every_error() {
         .output()
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 25: `enabeld: true` once passed `config check` (exit 0, a warning)
+/// and ran with pool mode off. A typo in the pool's keys stops the file.
+#[test]
+fn config_check_refuses_a_misspelt_pool_key_naming_its_fix() {
+    let dir = temp_dir("typo");
+    let typo = write(
+        &dir,
+        "typo.yaml",
+        "global:\n  features:\n    namespacePools:\n      enabeld: true\n      namespaces:\n        names: [team-a]\nastronomer:\n  houston:\n    config:\n      deployments:\n        hardDeleteDeploymnet: true\n        configureDagDeployment: true\n",
+    );
+    let out = nspool()
+        .args(["config", "check", "--config"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "global.features.namespacePools.enabeld: unknown key; did you mean `enabled`?",
+        "astronomer.houston.config.deployments.hardDeleteDeploymnet: unknown key; did you mean `hardDeleteDeployment`?",
+    ] {
+        assert!(stderr.contains(expected), "{expected} not in {stderr}");
+    }
+    // Houston's own settings are not errors.
+    assert!(!stderr.contains("configureDagDeployment:"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "no settings printed for a refused file"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -408,3 +408,52 @@ async fn roles_limit_what_a_token_may_do(db: PgPool) {
     )
     .await;
 }
+
+const DELETE_ANSWERING_DELETED_AT: &str = "mutation ($id: Uuid!, $hard: Boolean) { deleteDeployment(deploymentUuid: $id, deploymentHardDelete: $hard) { id deletedAt } }";
+
+/// Issue 25: a hard delete answered `deletedAt: null`. It answers the time of
+/// the deletion; a Deployment soft-deleted before keeps that time.
+#[sqlx::test]
+async fn a_hard_delete_answers_when_it_deleted(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "team").await;
+    let live = id_of(&create(&app, &admin, ws, "live", Some("pool-a")).await);
+    let before = chrono::Utc::now();
+    let deleted = app
+        .ok(
+            Some(&admin),
+            DELETE_ANSWERING_DELETED_AT,
+            json!({"id": live, "hard": true}),
+        )
+        .await;
+    let after = chrono::Utc::now();
+    let at = deleted["deleteDeployment"]["deletedAt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("deletedAt is set: {deleted}"));
+    let at = chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time");
+    // The database's clock and this one agree to well within a second here.
+    assert!(
+        at >= before - chrono::Duration::seconds(1) && at <= after + chrono::Duration::seconds(1),
+        "{at} not between {before} and {after}"
+    );
+
+    let soft = id_of(&create(&app, &admin, ws, "soft", Some("pool-b")).await);
+    let soft_deleted = app
+        .ok(
+            Some(&admin),
+            DELETE_ANSWERING_DELETED_AT,
+            json!({"id": soft, "hard": false}),
+        )
+        .await;
+    let soft_at = soft_deleted["deleteDeployment"]["deletedAt"].clone();
+    assert!(soft_at.is_string(), "{soft_deleted}");
+    let hard = app
+        .ok(
+            Some(&admin),
+            DELETE_ANSWERING_DELETED_AT,
+            json!({"id": soft, "hard": true}),
+        )
+        .await;
+    assert_eq!(hard["deleteDeployment"]["deletedAt"], soft_at, "{hard}");
+}

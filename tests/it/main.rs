@@ -4,6 +4,7 @@
 
 mod agreement;
 mod bad_input;
+mod bare_machine;
 mod browser;
 mod budgets;
 mod cli;

@@ -153,6 +153,32 @@ async fn a_bad_reload_changes_nothing_and_is_reported_until_a_good_one(db: PgPoo
     );
 }
 
+/// Issue 25: a misspelt pool key (`enabeld`) in a reloaded file is refused
+/// whole, like any bad config: the pool is not turned off, nothing else of
+/// the file (here a new name and a quota) is half-applied.
+#[sqlx::test]
+async fn a_reload_with_a_misspelt_pool_key_is_refused_whole(db: PgPool) {
+    let config = pool_config(&["ns-a".into(), "ns-b".into()], "");
+    let app = TestApp::spawn(&config, db).await;
+    let admin = app.admin().await;
+    let rows = app.snapshot().await;
+    let typo = "global: {features: {namespacePools: {enabeld: true, namespaces: {names: [ns-a, ns-b, ns-c]}}}}\nnspool: {workspaceQuota: 1}\n";
+    assert!(app.service.reload(parse(typo)).await.is_none());
+    assert_eq!(app.snapshot().await, rows, "nothing changed");
+    assert_eq!(app.available(&admin).await, ["ns-a", "ns-b"]);
+    let (_, errors) = app
+        .service
+        .reload_status()
+        .failing
+        .expect("the refusal is kept for the dashboard");
+    assert!(
+        errors.iter().any(|e| e.contains(
+            "global.features.namespacePools.enabeld: unknown key; did you mean `enabled`?"
+        )),
+        "{errors:?}"
+    );
+}
+
 /// The binary: SIGHUP reloads, a change of the file alone reloads (as a
 /// mounted ConfigMap changes), a bad file is refused while serving goes on.
 #[sqlx::test]
