@@ -142,7 +142,7 @@ pub const KEYS: &[Key] = &[
         "nspool.databaseDirectUrl",
         "DATABASE_DIRECT_URL",
         "unset: `databaseUrl`",
-        "PostgreSQL without a pooler in between, for LISTEN and the reclaim lock (set it when `databaseUrl` is PgBouncer in transaction mode)",
+        "PostgreSQL without a pooler in between, for LISTEN and the pool-copy heartbeat (set it when `databaseUrl` is PgBouncer in transaction mode)",
     ),
     env_key(
         "nspool.dataDir",

@@ -176,7 +176,7 @@ pub struct ServiceSettings {
     #[serde(serialize_with = "redacted_url")]
     pub database_url: Option<String>,
     /// A connection straight to PostgreSQL for session features (LISTEN, the
-    /// reclaim lock) when `database_url` goes through PgBouncer in transaction
+    /// pool-copy heartbeat) when `database_url` goes through PgBouncer in transaction
     /// mode; `None`: `database_url` itself.
     #[serde(serialize_with = "redacted_url")]
     pub database_direct_url: Option<String>,

@@ -163,7 +163,7 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 /// `application_name` of nspool's connections, so that a DBA can tell its
 /// backends apart in `pg_stat_activity` (a URL that names one keeps its own).
 pub const APPLICATION_NAME: &str = "nspool";
-/// The same for the session connections (LISTEN, the reclaim lock).
+/// The same for the session connections (LISTEN, the pool-copy heartbeat).
 pub const SESSION_APPLICATION_NAME: &str = "nspool-session";
 
 fn named(options: PgConnectOptions, name: &str) -> PgConnectOptions {

@@ -116,7 +116,8 @@ pub fn sign_in(problem: Option<&str>) -> Markup {
             }
             p class="muted" { "No token yet? On the machine that runs nspool: "
                 code { "nspool token create --config config.yaml --role SYSTEM_VIEWER --label dashboard" }
-                " (with the same DATABASE_URL as the server)." }
+                " (with the server's config file: the embedded database it names, or the same "
+                code { "DATABASE_URL" } " as the server)." }
         },
         false,
     )
