@@ -43,6 +43,9 @@ pub enum Error {
     /// is applied anew once the namespace controller has removed it.
     #[error("namespace {0} is being deleted; it is applied again once it is gone")]
     Terminating(String),
+    /// Not sent: this replica lost the Kubernetes lease before the call.
+    #[error("this replica no longer holds the Kubernetes lease")]
+    LeaseLost,
 }
 
 /// A call's outcome as a metric label.

@@ -404,6 +404,11 @@ impl KubeWorker {
             for row in rows {
                 let name = row.name.clone();
                 work.push(Box::pin(async move {
+                    // A lease lost mid-round: not one more namespace (the
+                    // next leader does the rest; nothing is recorded here).
+                    if self.led && !self.leadership.held() {
+                        return (name, Err(client::Error::LeaseLost));
+                    }
                     (name, self.work_on(row, plan_ref, fingerprint).await)
                 }));
             }
@@ -447,6 +452,7 @@ impl KubeWorker {
                             }
                         }
                     }
+                    Err(client::Error::LeaseLost) => {}
                     Err(error) => {
                         tracing::warn!(namespace = %name, %error, "Kubernetes work failed; will retry");
                         self.store
