@@ -93,6 +93,25 @@ pub fn check(field: &str, value: &str, max: usize) -> Result<(), TextError> {
     Ok(())
 }
 
+/// `text` with each bidirectional control shown as `<U+202E>`: stored text
+/// from before the check (or an event's copy of it, which is append-only)
+/// reads as what it is wherever nspool shows it to a person (the dashboard,
+/// Kubernetes Event notes).
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_bidi_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_bidi_control(c) {
+            out.push_str(&format!("<U+{:04X}>", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The bidirectional embeddings, overrides and isolates (not the plain
 /// left-to-right and right-to-left marks, which reorder nothing).
 pub fn is_bidi_control(c: char) -> bool {
@@ -151,16 +170,78 @@ pub fn check_stored_json(field: &str, value: &Value) -> Result<(), TextError> {
             field: field.to_owned(),
         });
     }
-    let mut counter = ByteCounter(0);
-    // Writing to a counter cannot fail; the depth is bounded above.
-    let _ = serde_json::to_writer(&mut counter, value);
-    if counter.0 > MAX_STORED_JSON_BYTES {
+    if stored_json_bytes(value) > MAX_STORED_JSON_BYTES {
         return Err(TextError::TooLarge {
             field: field.to_owned(),
             max: MAX_STORED_JSON_BYTES,
         });
     }
     Ok(())
+}
+
+/// The bytes of `value` as PostgreSQL writes the stored jsonb out
+/// (`config::text`, what the database's check measures): ", " and ": "
+/// between items, and a number with an exponent written out in full (jsonb
+/// keeps numbers as `numeric`: `1e300` is 301 digits). The service and the
+/// database so bound exactly the same thing.
+pub fn stored_json_bytes(value: &Value) -> usize {
+    let mut counter = ByteCounter(0);
+    let mut serializer = serde_json::Serializer::with_formatter(&mut counter, PostgresJson);
+    // Writing to a counter cannot fail; the depth is bounded by the caller.
+    let _ = serde::Serialize::serialize(value, &mut serializer);
+    counter.0
+}
+
+/// serde_json's compact form with jsonb's separators and numbers.
+struct PostgresJson;
+
+impl serde_json::ser::Formatter for PostgresJson {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+
+    fn write_f64<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        value: f64,
+    ) -> std::io::Result<()> {
+        let sent = serde_json::Number::from_f64(value)
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        if sent.contains(['e', 'E']) {
+            // Display writes every digit, as numeric's output does.
+            write!(writer, "{value}")
+        } else {
+            writer.write_all(sent.as_bytes())
+        }
+    }
 }
 
 struct ByteCounter(usize);
@@ -172,6 +253,31 @@ impl std::io::Write for ByteCounter {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod stored_json_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bidi_controls_are_shown_as_what_they_are() {
+        assert_eq!(visible("plain"), "plain");
+        assert_eq!(visible("ab\u{202E}cd"), "ab<U+202E>cd");
+        assert_eq!(visible("\u{2066}x\u{2069}"), "<U+2066>x<U+2069>");
+    }
+
+    #[test]
+    fn stored_json_is_measured_as_postgres_writes_it_out() {
+        // What `select '<json>'::jsonb::text` answers, byte for byte.
+        assert_eq!(
+            stored_json_bytes(&json!({"a": 1, "b": [1, 2]})),
+            r#"{"a": 1, "b": [1, 2]}"#.len()
+        );
+        assert_eq!(stored_json_bytes(&json!(1.5)), 3);
+        assert_eq!(stored_json_bytes(&json!(1e300)), 301);
+        assert_eq!(stored_json_bytes(&json!("é\u{1}")), "\"é\\u0001\"".len());
     }
 }
 

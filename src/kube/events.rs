@@ -163,8 +163,10 @@ fn capitalized(text: &str) -> String {
     }
 }
 
-/// Cut on a character boundary to what Kubernetes keeps.
+/// Cut on a character boundary to what Kubernetes keeps; bidirectional
+/// controls (in text stored before nspool refused them) shown as `<U+202E>`.
 fn note(text: &str) -> String {
+    let text = &*crate::domain::text::visible(text);
     if text.len() <= NOTE_BYTES {
         return text.to_owned();
     }
@@ -233,6 +235,17 @@ mod tests {
             reason: reason.map(Into::into),
             previous_reason: previous.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_note_shows_bidi_controls_as_what_they_are() {
+        let told = story(&logged("cordon", Some("ok\u{202E}gnp.exe"), None)).unwrap();
+        let note = note(&told.note);
+        assert!(
+            !note.chars().any(crate::domain::text::is_bidi_control),
+            "{note}"
+        );
+        assert!(note.contains("ok<U+202E>gnp.exe"), "{note}");
     }
 
     #[test]

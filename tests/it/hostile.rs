@@ -700,3 +700,56 @@ async fn bidirectional_controls_are_refused_in_shown_text(db: PgPool) {
     )
     .await;
 }
+
+/// Stored JSON is bounded exactly where the docs say, and the service and
+/// the database measure the same bytes (as PostgreSQL writes jsonb out): a
+/// config of exactly 65,536 bytes is stored, one byte more is refused by
+/// the service with the field's name (never by the database's check). A
+/// number written with an exponent counts as stored: every digit.
+#[sqlx::test]
+async fn stored_json_is_bounded_at_the_documented_byte_exactly(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "team").await;
+    // {"k": "xxx…"} is 9 bytes around the string as jsonb text writes it.
+    let at_limit = json!({"k": "x".repeat(65_536 - 9)});
+    let over = json!({"k": "x".repeat(65_536 - 8)});
+    let vars = |config: &Value, ns: &str, label: &str| json!({"label": label, "workspaceId": ws, "executor": "LocalExecutor", "namespace": ns, "config": config});
+    let error = app
+        .err(
+            Some(&admin),
+            CREATE_DEPLOYMENT,
+            vars(&over, "pool-a", "over"),
+            "BAD_USER_INPUT",
+        )
+        .await;
+    assert!(
+        error["message"].as_str().unwrap().starts_with("config"),
+        "{error}"
+    );
+    app.ok(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        vars(&at_limit, "pool-a", "at"),
+    )
+    .await;
+    let stored: i32 = sqlx::query_scalar("select max(octet_length(config::text)) from deployments")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 65_536);
+    // 300 numbers of 1e300: 3 KiB as sent, 90 KiB as stored.
+    let wide = json!({"n": vec![json!(1e300); 300]});
+    let error = app
+        .err(
+            Some(&admin),
+            CREATE_DEPLOYMENT,
+            vars(&wide, "pool-b", "wide"),
+            "BAD_USER_INPUT",
+        )
+        .await;
+    assert!(
+        error["message"].as_str().unwrap().starts_with("config"),
+        "{error}"
+    );
+}
