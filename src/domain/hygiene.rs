@@ -10,6 +10,9 @@ pub const MAX_NAMED_LEFTOVERS: usize = 100;
 /// What a real cluster puts into every new namespace; never a leftover.
 pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
 pub const SERVICE_ACCOUNT_TOKEN: &str = "kubernetes.io/service-account-token";
+/// The annotation every service-account token Secret carries (the API
+/// server requires it for that type): how a metadata-only list tells one.
+pub const SERVICE_ACCOUNT_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
 
 /// The kinds a Deployment can leave behind, in the order they are listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,10 @@
 use super::objects::{self, CLAIMS_FIELD_MANAGER, FIELD_MANAGER, RbacTarget};
 use crate::config::KubernetesMode;
 use crate::domain::commander_rules::Triple;
-use crate::domain::hygiene::{IgnoredObject, LeftoverKind, MAX_NAMED_LEFTOVERS, is_leftover};
+use crate::domain::hygiene::{
+    IgnoredObject, LeftoverKind, MAX_NAMED_LEFTOVERS, SERVICE_ACCOUNT_NAME_ANNOTATION,
+    SERVICE_ACCOUNT_TOKEN, is_leftover,
+};
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
 };
@@ -272,7 +275,8 @@ impl KubeClient {
 
     /// What is left in a released namespace that a Deployment could have left
     /// (`Kind/name`, at most [`MAX_NAMED_LEFTOVERS`]), but for `ignored`: one
-    /// `list` per kind, the kinds side by side. Reads only.
+    /// `list` per kind, the kinds side by side, of metadata only (nspool
+    /// never receives a Secret's data, nor any object's spec). Reads only.
     pub async fn leftovers(
         &self,
         namespace: &str,
@@ -280,30 +284,26 @@ impl KubeClient {
     ) -> Result<Vec<String>> {
         let ns = namespace;
         let (pods, claims, services, secrets, config_maps) = futures::try_join!(
-            self.names::<Pod>(ns, LeftoverKind::Pod, ignored, |_| None),
-            self.names::<PersistentVolumeClaim>(
-                ns,
-                LeftoverKind::PersistentVolumeClaim,
-                ignored,
-                |_| None
-            ),
-            self.names::<Service>(ns, LeftoverKind::Service, ignored, |_| None),
-            self.names::<Secret>(ns, LeftoverKind::Secret, ignored, |s| s.type_.clone()),
-            self.names::<ConfigMap>(ns, LeftoverKind::ConfigMap, ignored, |_| None),
+            self.names::<Pod>(ns, LeftoverKind::Pod, ignored),
+            self.names::<PersistentVolumeClaim>(ns, LeftoverKind::PersistentVolumeClaim, ignored),
+            self.names::<Service>(ns, LeftoverKind::Service, ignored),
+            self.names::<Secret>(ns, LeftoverKind::Secret, ignored),
+            self.names::<ConfigMap>(ns, LeftoverKind::ConfigMap, ignored),
         )?;
         let mut found: Vec<String> = [pods, claims, services, secrets, config_maps].concat();
         found.truncate(MAX_NAMED_LEFTOVERS);
         Ok(found)
     }
 
-    /// The leftovers of one kind; `secret_type` tells a service-account
-    /// token Secret apart.
+    /// The leftovers of one kind, from a metadata-only list. A
+    /// service-account token Secret (the cluster's, never a leftover) is
+    /// told apart by the annotation every such Secret carries (its type is
+    /// not in the metadata).
     async fn names<K>(
         &self,
         namespace: &str,
         kind: LeftoverKind,
         ignored: &[IgnoredObject],
-        secret_type: impl Fn(&K) -> Option<String>,
     ) -> Result<Vec<String>>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -314,14 +314,21 @@ impl KubeClient {
     {
         let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
         let params = ListParams::default().limit(MAX_NAMED_LEFTOVERS as u32 + 1);
-        let list = self.call("list_leftovers", api.list(&params)).await?;
+        let list = self
+            .call("list_leftovers", api.list_metadata(&params))
+            .await?;
         Ok(list
             .items
             .iter()
             .filter_map(|item| {
-                let name = item.meta().name.clone().unwrap_or_default();
-                is_leftover(kind, &name, secret_type(item).as_deref(), ignored)
-                    .then(|| kind.describe(&name))
+                let meta = &item.metadata;
+                let name = meta.name.clone().unwrap_or_default();
+                let token = meta
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(SERVICE_ACCOUNT_NAME_ANNOTATION));
+                let secret_type = token.then_some(SERVICE_ACCOUNT_TOKEN);
+                is_leftover(kind, &name, secret_type, ignored).then(|| kind.describe(&name))
             })
             .collect())
     }
