@@ -57,15 +57,15 @@ pub fn schema(service: PoolService) -> NspoolSchema {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .data(DataLoader::new(
             loaders::RoleBindingLoader(service.clone()),
-            crate::store::spawn_in_budget,
+            crate::pool::request_budget::spawn_in_request,
         ))
         .data(DataLoader::new(
             loaders::EventLoader(service.clone()),
-            crate::store::spawn_in_budget,
+            crate::pool::request_budget::spawn_in_request,
         ))
         .data(DataLoader::new(
             loaders::HoldingsLoader(service.clone()),
-            crate::store::spawn_in_budget,
+            crate::pool::request_budget::spawn_in_request,
         ))
         .data(service)
         .extension(resolver_runs::ResolverRunLimit)

@@ -10,7 +10,7 @@
 //! 3. it takes an in-flight permit; anonymous requests also take one of their
 //!    own smaller share, so token holders always find the rest free;
 //! 4. it runs with a deadline (the work is cancelled) and a budget of
-//!    database connections (`crate::store::with_connection_budget`).
+//!    database connections (`crate::pool::request_budget`).
 //!
 //! Health and metrics stay outside, so probes answer under load.
 
@@ -325,8 +325,10 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         ));
     };
     let request = Request::from_parts(parts, Body::from(body.bytes.clone()));
-    let work =
-        crate::store::with_connection_budget(guard.limits.database_connections, next.run(request));
+    let work = crate::pool::request_budget::with_request_budget(
+        guard.limits.database_connections,
+        next.run(request),
+    );
     let response = match tokio::time::timeout(guard.limits.timeout, work).await {
         Ok(response) => response,
         Err(_) => {

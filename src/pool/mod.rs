@@ -16,6 +16,7 @@ mod records;
 mod refusals;
 pub mod reload;
 mod reload_guard;
+pub mod request_budget;
 mod sessions;
 pub mod snapshot;
 pub mod token_cache;
