@@ -753,3 +753,45 @@ async fn stored_json_is_bounded_at_the_documented_byte_exactly(db: PgPool) {
         "{error}"
     );
 }
+
+/// Text stored before nspool refused bidirectional controls (written here
+/// behind the service's back, as an older version could have) is shown on
+/// the dashboard as what it is: `<U+202E>`, never the control itself.
+#[sqlx::test]
+async fn stored_bidirectional_controls_are_shown_as_what_they_are(db: PgPool) {
+    let app = TestApp::spawn(crate::support::POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    sqlx::query(
+        "update pool_namespaces set cordon_reason = 'upgrade ' || chr(8238) || 'gnp.exe',
+                cordoned_by = 'operator', cordoned_at = now() where name = 'pool-a'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(app.url("/login"))
+        .form(&[("token", admin.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let page = client
+        .get(app.url("/?q=pool-a"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("upgrade &lt;U+202E&gt;gnp.exe"), "{page}");
+    assert!(!page.chars().any(nspool::domain::text::is_bidi_control));
+}
