@@ -140,6 +140,7 @@ pub fn state(service: PoolService) -> AppState {
         guard,
         sign_in_limit: Default::default(),
         pool_reads: Default::default(),
+        large_answers: Default::default(),
         shutting_down: Default::default(),
         probes: Default::default(),
     }

@@ -81,7 +81,7 @@ impl HoustonQuery {
         let _ = cluster_id;
         let caller = caller(ctx).await?;
         let names = service(ctx).available_namespaces(caller).await.gql()?;
-        charge_items(ctx, names.len())?;
+        charge_items(ctx, names.len()).await?;
         Ok(names
             .iter()
             .map(|name| Namespace { name: name.clone() })
@@ -91,7 +91,7 @@ impl HoustonQuery {
     async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx).workspaces(caller, None, None).await.gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -106,7 +106,7 @@ impl HoustonQuery {
             .workspaces(caller, Some(take.unwrap_or(-1)), page_number)
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -134,7 +134,7 @@ impl HoustonQuery {
             .workspace_deployments(caller, workspace_uuid.0, release_name.as_deref())
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -157,7 +157,7 @@ impl HoustonQuery {
             )
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -189,8 +189,19 @@ impl PoolQuery {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Vec<PoolNamespace>> {
         let caller = caller(ctx).await?;
+        caller
+            .authorize(crate::domain::Action::System(
+                crate::domain::roles::Level::Viewer,
+            ))
+            .map_err(crate::pool::Error::from)
+            .gql()?;
+        // Charged at the configured pool's size before the rows are read
+        // (retired namespaces beyond it once they are), so an answer over
+        // budget, or one waiting for a large-answer permit, holds no rows.
+        let expected = service(ctx).settings().pool.namespaces.len();
+        charge_items(ctx, expected).await?;
         let views = service(ctx).pool_view(caller).await.gql()?;
-        charge_items(ctx, views.len())?;
+        charge_items(ctx, views.len().saturating_sub(expected)).await?;
         Ok(views.into_iter().map(PoolNamespace::from).collect())
     }
 
@@ -221,7 +232,7 @@ impl PoolQuery {
             .events(caller, namespace.as_deref(), i64::from(last))
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(PoolEvent::from).collect())
     }
 }
@@ -240,7 +251,7 @@ impl ReclaimQuery {
             .reclaim_runs(caller, i64::from(last))
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(ReclaimRun::from).collect())
     }
 

@@ -183,7 +183,7 @@ impl Workspace {
             .load_one(self.0.id)
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
-        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
+        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len)).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()

@@ -7,11 +7,11 @@ use super::public_url::public_url;
 use crate::budgets::Budget;
 use crate::domain::Action;
 use crate::domain::text::json_depth;
-use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
+use crate::graphql::limits::{MAX_NESTING, MAX_VARIABLES, PoolBudgets};
 use crate::graphql::{
-    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResolverRuns, ResponseBudget,
-    SERVICE_UNAVAILABLE, VALIDATION_FAILED, cap_errors, check_shape, classify, merge_fields, scan,
-    too_large_message, too_many_runs_message,
+    BAD_USER_INPUT, INTERNAL, LargeAnswer, PARSE_FAILED, PublicUrl, ResolverRuns, ResponseBudget,
+    SERVICE_UNAVAILABLE, VALIDATION_FAILED, busy_message, cap_errors, check_shape, classify,
+    merge_fields, scan, too_large_message, too_many_runs_message,
 };
 use crate::pool::Credentials;
 use axum::body::Bytes;
@@ -223,8 +223,12 @@ pub async fn execute(
             }
         };
 
-    let budget = ResponseBudget::for_pool(state.service.settings().pool.namespaces.len());
-    let runs = ResolverRuns::default();
+    // Every budget that a whole-pool read meets grows with the pool alike.
+    let pool_size = state.service.settings().pool.namespaces.len();
+    let large = LargeAnswer::new(state.large_answers.clone());
+    let budget = ResponseBudget::for_pool(pool_size, large.clone());
+    let runs = ResolverRuns::for_pool(pool_size, large.clone());
+    let max_bytes = PoolBudgets::for_pool(pool_size).response_bytes;
     let query_text = if pure_read {
         query.clone()
     } else {
@@ -267,11 +271,35 @@ pub async fn execute(
     // One clear error rather than partial data and an error per list.
     if runs.exceeded() {
         state.service.metrics().refused(Budget::ResolverRuns);
-        return refused(&state, media, BAD_USER_INPUT, too_many_runs_message());
+        return refused(
+            &state,
+            media,
+            BAD_USER_INPUT,
+            too_many_runs_message(runs.limit()),
+        );
     }
     if budget.exceeded() {
         state.service.metrics().refused(Budget::AnswerSize);
-        return refused(&state, media, BAD_USER_INPUT, too_large_message());
+        return refused(
+            &state,
+            media,
+            BAD_USER_INPUT,
+            too_large_message(budget.limit()),
+        );
+    }
+    if large.busy() {
+        state.service.metrics().refused(Budget::LargeAnswers);
+        state.metrics.graphql_error(SERVICE_UNAVAILABLE);
+        let body = json!({"errors": [{"message": busy_message(), "extensions": {"code": SERVICE_UNAVAILABLE}}]});
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, media.content_type()),
+                (header::RETRY_AFTER, "1"),
+            ],
+            body.to_string(),
+        )
+            .into_response();
     }
     classify(&mut response.errors);
     // Refused before execution (validation): no `data` to speak of.
@@ -296,15 +324,19 @@ pub async fn execute(
         state.service.metrics().refused(Budget::Errors);
     }
     match serde_json::to_vec(&response) {
-        Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => {
+        Ok(bytes) if bytes.len() <= max_bytes => {
             let bytes = Bytes::from(bytes);
             // Kept only when the whole answer was read from one version.
             if let Some(at) = version.filter(|_| pure_read && response.errors.is_empty())
                 && state.service.snapshot().version() == Some(at)
             {
-                state
-                    .pool_reads
-                    .keep(&query_text, operation.as_deref(), at, bytes.clone());
+                state.pool_reads.keep(
+                    &query_text,
+                    operation.as_deref(),
+                    at,
+                    bytes.clone(),
+                    super::pool_reads::answer_bytes_for_pool(pool_size),
+                );
             }
             if unavailable {
                 // The database is away: a status that proxies, clients and
@@ -333,7 +365,7 @@ pub async fn execute(
                 media,
                 BAD_USER_INPUT,
                 format!(
-                    "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
+                    "The answer is {} bytes, more than the limit of {max_bytes}; ask for fewer fields or fewer items",
                     bytes.len()
                 ),
             )

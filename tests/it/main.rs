@@ -33,5 +33,6 @@ mod races;
 mod reclaim_job;
 mod reload;
 mod replicas;
+mod scale;
 mod schemathesis;
 mod support;

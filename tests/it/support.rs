@@ -53,6 +53,8 @@ pub struct TestApp {
     /// `send(true)` starts the server's shutdown (as SIGTERM does).
     pub shutdown: tokio::sync::watch::Sender<bool>,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
+    /// The server's large-answer permits (a test holds them to fill the budget).
+    pub large_answers: nspool::graphql::LargeAnswers,
 }
 
 pub fn settings(yaml: &str) -> Arc<Settings> {
@@ -138,6 +140,7 @@ impl TestApp {
         tokio::spawn(async move { listener_service.listen(stop).await });
         let mut state = nspool::app::state(service.clone());
         state.guard = Guard::new(requests);
+        let large_answers = state.large_answers.clone();
         let (shutdown, mut stopping) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(nspool::app::serve_with(
             listener,
@@ -161,6 +164,7 @@ impl TestApp {
             _listening: listening,
             shutdown,
             server: std::sync::Mutex::new(Some(server)),
+            large_answers,
         }
     }
 
