@@ -141,6 +141,7 @@ pub fn state(service: PoolService) -> AppState {
         sign_in_limit: Default::default(),
         pool_reads: Default::default(),
         large_answers: Default::default(),
+        dashboard_renders: Default::default(),
         shutting_down: Default::default(),
         probes: Default::default(),
     }

@@ -27,12 +27,13 @@ pub enum Budget {
     AnswerSize,
     LargeAnswers,
     DashboardRenders,
+    DashboardPage,
     Errors,
     SignIn,
 }
 
 impl Budget {
-    pub const ALL: [Budget; 19] = [
+    pub const ALL: [Budget; 20] = [
         Budget::HeaderRead,
         Budget::HeaderSize,
         Budget::BodyRead,
@@ -50,6 +51,7 @@ impl Budget {
         Budget::AnswerSize,
         Budget::LargeAnswers,
         Budget::DashboardRenders,
+        Budget::DashboardPage,
         Budget::Errors,
         Budget::SignIn,
     ];
@@ -73,6 +75,7 @@ impl Budget {
             Budget::AnswerSize => "answer_size",
             Budget::LargeAnswers => "large_answers",
             Budget::DashboardRenders => "dashboard_renders",
+            Budget::DashboardPage => "dashboard_page",
             Budget::Errors => "errors",
             Budget::SignIn => "sign_in",
         }
@@ -331,6 +334,26 @@ pub fn table() -> Vec<Row> {
             "the rest is condensed away in the database; the chart is the same",
             "— (bounded by construction)".into(),
             "history::churn_costs_the_chart_no_more_than_the_pool_per_hour",
+        ),
+        row(
+            "namespaces on one dashboard page and cells in its grid (a search's matches too; the whole pool is counted by state)",
+            crate::pool::DASHBOARD_PAGE_SIZE.to_string(),
+            "(fixed)",
+            "the rest on further pages (`?page=N`, plain links that work without JavaScript); counted when a page leaves some out",
+            refusals(Budget::DashboardPage),
+            "dashboard::pages_and_searches_are_bounded_and_the_rest_is_counted",
+        ),
+        row(
+            "dashboard pages rendered at once (a page read, its counts and its HTML)",
+            format!(
+                "{}, waited for {} s",
+                crate::http::dashboard::renders::DASHBOARD_RENDERS,
+                crate::http::dashboard::renders::DASHBOARD_RENDER_WAIT.as_secs()
+            ),
+            "(fixed)",
+            "HTTP 503, Retry-After: 1, a short page (the page's reload tries again)",
+            refusals(Budget::DashboardRenders),
+            "dashboard::dashboard_renders_are_bounded_while_others_are_served",
         ),
         row(
             "live dashboard sessions of one token (kept by the database, concurrent sign-ins included)",

@@ -228,7 +228,10 @@ impl PoolService {
         Ok(self.views_of(vec![row]).await?.pop())
     }
 
-    async fn views_of(&self, rows: Vec<PoolNamespaceRow>) -> Result<Vec<PoolNamespaceView>> {
+    pub(super) async fn views_of(
+        &self,
+        rows: Vec<PoolNamespaceRow>,
+    ) -> Result<Vec<PoolNamespaceView>> {
         let ids: Vec<_> = rows.iter().filter_map(|r| r.holder_deployment_id).collect();
         let mut holders: HashMap<_, _> = self
             .store

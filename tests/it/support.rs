@@ -55,6 +55,8 @@ pub struct TestApp {
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
     /// The server's large-answer permits (a test holds them to fill the budget).
     pub large_answers: nspool::graphql::LargeAnswers,
+    /// The server's dashboard render permits.
+    pub dashboard_renders: nspool::http::dashboard::renders::Renders,
 }
 
 pub fn settings(yaml: &str) -> Arc<Settings> {
@@ -141,6 +143,7 @@ impl TestApp {
         let mut state = nspool::app::state(service.clone());
         state.guard = Guard::new(requests);
         let large_answers = state.large_answers.clone();
+        let dashboard_renders = state.dashboard_renders.clone();
         let (shutdown, mut stopping) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(nspool::app::serve_with(
             listener,
@@ -165,6 +168,7 @@ impl TestApp {
             shutdown,
             server: std::sync::Mutex::new(Some(server)),
             large_answers,
+            dashboard_renders,
         }
     }
 
