@@ -2,6 +2,7 @@
 //! pool view, merged from thin resolver objects.
 
 mod allowance;
+mod chunked_list;
 mod document_merge;
 mod document_scan;
 mod document_shape;

@@ -1,10 +1,12 @@
 //! Queries: thin calls into the pool service.
 
+use super::chunked_list::Chunked;
 use super::errors::GqlResult;
 use super::response_budget::charge_items;
 use super::scalars::Uuid;
 use super::types::*;
 use crate::pool::Credentials;
+use crate::pool::PoolNamespaceView;
 use async_graphql::{Context, Json, Object};
 use serde_json::json;
 
@@ -77,15 +79,12 @@ impl HoustonQuery {
         &self,
         ctx: &Context<'_>,
         cluster_id: Option<Uuid>,
-    ) -> async_graphql::Result<Vec<Namespace>> {
+    ) -> async_graphql::Result<Chunked<Namespace, String>> {
         let _ = cluster_id;
         let caller = caller(ctx).await?;
         let names = service(ctx).available_namespaces(caller).await.gql()?;
         charge_items(ctx, names.len()).await?;
-        Ok(names
-            .iter()
-            .map(|name| Namespace { name: name.clone() })
-            .collect())
+        Ok(Chunked::shared(names))
     }
 
     async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {
@@ -187,7 +186,7 @@ impl PoolQuery {
     async fn pool_namespaces(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<PoolNamespace>> {
+    ) -> async_graphql::Result<Chunked<PoolNamespace, PoolNamespaceView>> {
         let caller = caller(ctx).await?;
         caller
             .authorize(crate::domain::Action::System(
@@ -202,7 +201,7 @@ impl PoolQuery {
         charge_items(ctx, expected).await?;
         let views = service(ctx).pool_view(caller).await.gql()?;
         charge_items(ctx, views.len().saturating_sub(expected)).await?;
-        Ok(views.into_iter().map(PoolNamespace::from).collect())
+        Ok(Chunked::owned(views))
     }
 
     /// The cluster-wide part of the last RBAC verification (system viewer or more).

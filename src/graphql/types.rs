@@ -104,6 +104,12 @@ pub struct Namespace {
     pub name: String,
 }
 
+impl From<String> for Namespace {
+    fn from(name: String) -> Self {
+        Namespace { name }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct User {
     pub id: Uuid,
