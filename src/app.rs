@@ -202,7 +202,11 @@ pub async fn run_until_signal(
         ))
     });
     let warming = service.clone();
-    tokio::spawn(async move { warming.warm_dashboard().await });
+    tokio::spawn(async move {
+        warming.warm_dashboard().await;
+        // Reading the config and the pool freed much more than is kept.
+        crate::heap::give_back();
+    });
     let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
     if kube.is_none() {
         service.without_kubernetes();

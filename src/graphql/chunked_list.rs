@@ -6,7 +6,8 @@
 //! (item paths, errors and the extensions' resolver counts included), with
 //! at most [`CHUNK`] item futures alive at once. The list keeps its source
 //! rows (shared, as the pool copy's names, or owned) and makes each chunk's
-//! GraphQL objects from them as it goes, so the rows are never held twice.
+//! GraphQL objects from them as it goes; owned rows are given up as they
+//! are answered, so a whole pool's rows and its answer are never both held.
 
 use async_graphql::extensions::ResolveInfo;
 use async_graphql::parser::types::Field;
@@ -14,7 +15,7 @@ use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
 use std::borrow::Cow;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Items resolved at once: enough to overlap their data loaders' batches.
 pub const CHUNK: usize = 256;
@@ -27,14 +28,16 @@ pub struct Chunked<T, S = T> {
 }
 
 enum Rows<S> {
-    Owned(Vec<S>),
+    /// Last row first: chunks are taken from the end.
+    Owned(Mutex<Vec<S>>),
     Shared(Arc<[S]>),
 }
 
 impl<T, S> Chunked<T, S> {
-    pub fn owned(rows: Vec<S>) -> Self {
+    pub fn owned(mut rows: Vec<S>) -> Self {
+        rows.reverse();
         Self {
-            rows: Rows::Owned(rows),
+            rows: Rows::Owned(Mutex::new(rows)),
             item: PhantomData,
         }
     }
@@ -46,10 +49,33 @@ impl<T, S> Chunked<T, S> {
         }
     }
 
-    fn rows(&self) -> &[S] {
+    fn len(&self) -> usize {
         match &self.rows {
-            Rows::Owned(rows) => rows,
-            Rows::Shared(rows) => rows,
+            Rows::Owned(rows) => rows.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            Rows::Shared(rows) => rows.len(),
+        }
+    }
+}
+
+impl<T, S: Clone> Chunked<T, S> {
+    /// The `index`-th chunk of rows: copied when shared, taken when owned
+    /// (the buffer shrinks as it empties). Empty past the last.
+    fn chunk(&self, index: usize) -> Vec<S> {
+        match &self.rows {
+            Rows::Owned(rows) => {
+                let mut rows = rows.lock().unwrap_or_else(|e| e.into_inner());
+                let from = rows.len().saturating_sub(CHUNK);
+                let chunk: Vec<S> = rows.drain(from..).rev().collect();
+                if rows.capacity() > 2 * rows.len() + CHUNK {
+                    rows.shrink_to_fit();
+                }
+                chunk
+            }
+            Rows::Shared(rows) => rows
+                .chunks(CHUNK)
+                .nth(index)
+                .map(<[S]>::to_vec)
+                .unwrap_or_default(),
         }
     }
 }
@@ -78,10 +104,13 @@ where
     ) -> ServerResult<Value> {
         let parent_type = Vec::<T>::type_name();
         let return_type = T::qualified_type_name();
-        let rows = self.rows();
-        let mut values = Vec::with_capacity(rows.len());
-        for (chunk_index, chunk) in rows.chunks(CHUNK).enumerate() {
-            let items: Vec<T> = chunk.iter().cloned().map(T::from).collect();
+        let mut values = Vec::with_capacity(self.len());
+        for chunk_index in 0.. {
+            let chunk = self.chunk(chunk_index);
+            if chunk.is_empty() {
+                break;
+            }
+            let items: Vec<T> = chunk.into_iter().map(T::from).collect();
             let futures = items.iter().enumerate().map(|(offset, item)| {
                 let ctx = ctx.clone();
                 let (parent_type, return_type) = (&parent_type, &return_type);

@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// Answers larger than the fixed budget built at once (each at most one
-/// whole-pool read: the README's memory figures measure this many).
-pub const LARGE_ANSWERS: usize = 2;
+/// Answers larger than the fixed budget built at once. One whole
+/// `poolNamespaces` of 100,000 namespaces takes ~160 MiB while it is built
+/// (its rows, their views and the answer), so one at a time keeps the
+/// largest pool inside the Deployment's memory limit (the README's figures).
+pub const LARGE_ANSWERS: usize = 1;
 /// How long a large answer waits for a permit before it is refused with
 /// SERVICE_UNAVAILABLE and Retry-After (well inside the request timeout).
 pub const LARGE_ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -53,13 +55,25 @@ impl LargeAnswers {
     }
 }
 
+/// A held permit; when the answer is done with it, what the answer freed
+/// goes back to the system (`crate::heap`), then the next may start.
+struct Admitted {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        crate::heap::give_back();
+    }
+}
+
 /// One request's claim on a permit, shared by its answer budget and its
 /// resolver runs: taken once, when either passes its fixed budget, and held
 /// until the last clone is dropped (the transport's, after serializing).
 #[derive(Clone)]
 pub struct LargeAnswer {
     gate: LargeAnswers,
-    permit: Arc<tokio::sync::Mutex<Option<OwnedSemaphorePermit>>>,
+    permit: Arc<tokio::sync::Mutex<Option<Admitted>>>,
     admitted: Arc<AtomicBool>,
     busy: Arc<AtomicBool>,
 }
@@ -84,7 +98,11 @@ impl LargeAnswer {
         }
         let mut permit = self.permit.lock().await;
         if permit.is_none() && !self.busy.load(Ordering::Acquire) {
-            *permit = self.gate.admit(LARGE_ANSWER_WAIT).await;
+            *permit = self
+                .gate
+                .admit(LARGE_ANSWER_WAIT)
+                .await
+                .map(|permit| Admitted { _permit: permit });
             self.admitted.store(permit.is_some(), Ordering::Release);
             self.busy.store(permit.is_none(), Ordering::Release);
         }

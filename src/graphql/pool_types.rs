@@ -162,7 +162,7 @@ impl From<PoolNamespaceView> for PoolNamespace {
             leftovers_checked_at: view.leftovers_checked_at,
             labels_missing: view.labels_missing,
             cordon: view.cordon.map(Cordon::from),
-            holder: view.holder,
+            holder: view.holder.map(|holder| *holder),
         }
     }
 }

@@ -213,3 +213,280 @@ async fn large_answers_wait_for_a_permit_while_others_are_served(db: PgPool) {
         .await;
     assert_eq!(listed(&data, "poolNamespaces"), MAX_POOL_NAMESPACES);
 }
+
+/// Peak resident memory of process `pid` since start or the last
+/// [`reset_peak`], in MiB (`VmHWM`).
+fn peak_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resident memory of `pid` now, in MiB (`VmRSS`).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Starts a new peak for `pid` (Linux: `5` into `clear_refs`); `false` when
+/// refused, and then the next peak includes the earlier ones.
+fn reset_peak(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
+/// The shipped Deployment's memory limit, in MiB, as its manifest says.
+fn limit_mib() -> f64 {
+    let manifest = include_str!("../../docker/kubernetes/base/deployment.yaml");
+    manifest
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("limits: {cpu: \"1\", memory: "))
+        .and_then(|rest| rest.strip_suffix("Mi}"))
+        .and_then(|mib| mib.parse().ok())
+        .expect("the manifest's memory limit, in Mi")
+}
+
+/// "Well under" the limit: what the test allows of it.
+const ALLOWED_SHARE: f64 = 0.75;
+/// A dashboard page's HTML at most, whatever the pool (200 rows with an
+/// admin's forms, 63-character names).
+const MAX_PAGE_BYTES: usize = 512 * 1024;
+
+/// `nspool serve` at the largest pool as its own process, measured as the
+/// README reports it: idle after start, then several dashboard sessions
+/// (admins and viewers, pages, a search that matches nothing), then the
+/// largest GraphQL answers at once. Each peak stays well under the limit,
+/// and every dashboard page is small. `NSPOOL_SCALE_BINARY` measures another
+/// build (the README's figures are of the release binary).
+#[sqlx::test]
+async fn serve_at_the_largest_pool_stays_well_under_its_memory_limit(db: PgPool) {
+    use crate::support::{ChildGuard, database_url, drain_lines, listening_address};
+    let binary = std::env::var("NSPOOL_SCALE_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_nspool").to_owned());
+    let url = database_url(&db);
+    let dir =
+        std::env::temp_dir().join(format!("nspool-it-scale-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, pool_config(&longest_names(MAX_POOL_NAMESPACES), "")).unwrap();
+    let token = |role: &str| {
+        let out = std::process::Command::new(&binary)
+            .env("DATABASE_URL", &url)
+            .args(["token", "create", "--role", role])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let (admin, viewer) = (token("SYSTEM_ADMIN"), token("SYSTEM_VIEWER"));
+    let mut child = std::process::Command::new(&binary)
+        .env("DATABASE_URL", &url)
+        .env("NSPOOL_LISTEN", "127.0.0.1:0")
+        .env("NSPOOL_KUBERNETES_MODE", "off")
+        .env("NO_COLOR", "1")
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = drain_lines(&mut child);
+    let child = ChildGuard(child);
+    let pid = child.0.id();
+    let address = listening_address(&lines, |_| {});
+    let base = format!("http://{address}");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let post = |token: String, query: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/v1"))
+                .header("authorization", token)
+                .json(&json!({ "query": query }))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().len())
+        }
+    };
+    // Started: the pool is synced and the pool copy loaded (readiness);
+    // the start's peak is the config's and the pool's first read.
+    let loaded = std::time::Instant::now();
+    while client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            loaded.elapsed() < std::time::Duration::from_secs(300),
+            "never ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let started = peak_mib(pid);
+    let idle = rss_mib(pid);
+    // The astro CLI's read, whole (built once, then kept).
+    reset_peak(pid);
+    loop {
+        let (status, bytes) = post(viewer.clone(), "{ availableNamespaces { name } }".into()).await;
+        if status == 200 && bytes > MAX_POOL_NAMESPACES * 63 {
+            break;
+        }
+        assert!(
+            loaded.elapsed() < std::time::Duration::from_secs(300),
+            "never offered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let cli = peak_mib(pid);
+
+    // Dashboard sessions: 4 admins and 4 viewers, each loading five pages.
+    let separate = reset_peak(pid);
+    let sign_in = |token: String| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let response = client
+                .post(format!("{base}/login"))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 303);
+            let set = response.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            set.split(';').next().unwrap().to_owned()
+        }
+    };
+    let mut sessions = Vec::new();
+    for i in 0..8 {
+        sessions.push(
+            sign_in(if i % 2 == 0 {
+                admin.clone()
+            } else {
+                viewer.clone()
+            })
+            .await,
+        );
+    }
+    let pages = [
+        "/",
+        "/?page=250",
+        "/?q=no-such-namespace",
+        "/?page=500",
+        "/?q=ns-0000",
+    ];
+    let loads = sessions.into_iter().map(|cookie| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let mut seen = Vec::new();
+            for page in pages {
+                let response = client
+                    .get(format!("{base}{page}"))
+                    .header("cookie", &cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let html = response.text().await.unwrap();
+                seen.push((page, status, html));
+            }
+            seen
+        }
+    });
+    let mut largest_page = 0;
+    let mut served = 0;
+    for (page, status, html) in futures::future::join_all(loads).await.into_iter().flatten() {
+        assert!(status == 200 || status == 503, "{page}: {status}");
+        assert!(html.len() <= MAX_PAGE_BYTES, "{page}: {} bytes", html.len());
+        if status == 200 {
+            served += 1;
+            largest_page = largest_page.max(html.len());
+            assert!(
+                html.contains(&format!("free<b>{MAX_POOL_NAMESPACES}</b>")),
+                "{page}"
+            );
+        }
+    }
+    assert!(served >= 8, "most pages are served ({served} of 40)");
+    let dashboard = peak_mib(pid);
+
+    // The largest answers at once: whole-pool reads of the widest kind
+    // (never kept in memory) and the deepest introspection, 4 clients.
+    reset_peak(pid);
+    let reads = (0..4).map(|i| {
+        let query = match i % 2 {
+            0 => "{ poolNamespaces { name state source } }".to_owned(),
+            _ => deep_introspection(),
+        };
+        let admin = admin.clone();
+        async move {
+            let mut statuses = Vec::new();
+            for _ in 0..2 {
+                statuses.push(post(admin.clone(), query.clone()).await);
+            }
+            statuses
+        }
+    });
+    let answers: Vec<_> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        answers
+            .iter()
+            .all(|(status, _)| *status == 200 || *status == 503),
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().any(|(status, _)| *status == 200),
+        "{answers:?}"
+    );
+    let largest_answer = answers.iter().map(|(_, bytes)| *bytes).max().unwrap_or(0);
+    let graphql = peak_mib(pid);
+
+    let limit = limit_mib();
+    eprintln!(
+        "at {MAX_POOL_NAMESPACES} namespaces (63-character names), memory limit {limit} MiB{}: \
+         start peak {started:.1} MiB, idle {idle:.1} MiB; the CLI's availableNamespaces peak {cli:.1} MiB; \
+         8 dashboard sessions x 5 pages peak {dashboard:.1} MiB (largest page {largest_page} bytes, {served} of 40 served); \
+         4 clients x 2 whole reads and deep introspection peak {graphql:.1} MiB (largest answer {largest_answer} bytes); idle after {:.1} MiB",
+        if separate {
+            ""
+        } else {
+            " (cumulative peaks: clear_refs refused)"
+        },
+        rss_mib(pid)
+    );
+    for (what, peak) in [
+        ("start", started),
+        ("CLI read", cli),
+        ("dashboard", dashboard),
+        ("GraphQL", graphql),
+    ] {
+        assert!(
+            peak > 0.0 && peak < limit * ALLOWED_SHARE,
+            "{what}: {peak:.1} MiB of {limit} MiB"
+        );
+    }
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
