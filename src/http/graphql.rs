@@ -202,26 +202,43 @@ pub async fn execute(
 
     // A pure pool read whose answer this generation already has: only the
     // caller's own token is checked. Any refusal takes the usual path below.
-    let version = state.service.snapshot().version();
-    let pure_read = matches!(&variables, Value::Object(map) if map.is_empty())
-        && match state
-            .pool_reads
-            .lookup(&query, operation.as_deref(), version)
-        {
-            Lookup::Other => false,
-            Lookup::Pure(None) => true,
-            Lookup::Pure(Some(answer)) => {
-                let allowed = state
-                    .service
-                    .authenticate(authorization.as_deref())
-                    .await
-                    .is_ok_and(|caller| caller.authorize(Action::UseToken).is_ok());
-                if allowed {
-                    return media.answer(StatusCode::OK, answer);
-                }
-                true
+    let mut version = state.service.snapshot().version();
+    let pure = matches!(&variables, Value::Object(map) if map.is_empty());
+    let lookup = |version| {
+        if pure {
+            state
+                .pool_reads
+                .lookup(&query, operation.as_deref(), version)
+        } else {
+            Lookup::Other
+        }
+    };
+    // Held while this request builds its pure read's answer: requests for
+    // the same answer wait and then take the kept one instead of building
+    // it again (each build of a whole pool is a large answer).
+    let mut _building = None;
+    let pure_read = match lookup(version) {
+        Lookup::Other => false,
+        Lookup::Pure(None) => {
+            _building = state
+                .pool_reads
+                .build_turn(&query, operation.as_deref())
+                .await;
+            version = state.service.snapshot().version();
+            if let Lookup::Pure(Some(answer)) = lookup(version)
+                && may_read_pool(&state, authorization.as_deref()).await
+            {
+                return media.answer(StatusCode::OK, answer);
             }
-        };
+            true
+        }
+        Lookup::Pure(Some(answer)) => {
+            if may_read_pool(&state, authorization.as_deref()).await {
+                return media.answer(StatusCode::OK, answer);
+            }
+            true
+        }
+    };
 
     // Every budget that a whole-pool read meets grows with the pool alike.
     let pool_size = state.service.settings().pool.namespaces.len();
@@ -380,6 +397,15 @@ pub async fn execute(
             )
         }
     }
+}
+
+/// Whether the caller's token may read the offered names (any valid token).
+async fn may_read_pool(state: &AppState, authorization: Option<&str>) -> bool {
+    state
+        .service
+        .authenticate(authorization)
+        .await
+        .is_ok_and(|caller| caller.authorize(Action::UseToken).is_ok())
 }
 
 /// A syntax error in one line: where, and what was expected.

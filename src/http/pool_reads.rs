@@ -20,7 +20,7 @@ use async_graphql::parser::types::{
 };
 use axum::body::Bytes;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Documents longer than this are not looked at (the CLI's is ~60 bytes).
 const MAX_DOCUMENT: usize = 1024;
@@ -58,6 +58,8 @@ struct Memory {
 #[derive(Default)]
 pub struct PoolReads {
     memory: Mutex<Memory>,
+    /// One build at a time per shape (see [`PoolReads::build_turn`]).
+    builds: Mutex<HashMap<Shape, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// What the cache knows about one request.
@@ -130,6 +132,26 @@ impl PoolReads {
         }
         memory.answer_bytes += bytes.len();
         memory.answers.insert(shape, (version, bytes));
+    }
+
+    /// This pure read's turn to build its answer: one request at a time per
+    /// shape, so that those arriving while one builds take its kept answer
+    /// (they look again once it is their turn). `None` when not pure.
+    pub async fn build_turn(
+        &self,
+        query: &str,
+        operation: Option<&str>,
+    ) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let key = (query.to_owned(), operation.map(str::to_owned));
+        let shape = self.lock().pure.get(&key).cloned().flatten()?;
+        let turn = {
+            let mut builds = self.builds.lock().unwrap_or_else(|e| e.into_inner());
+            if builds.len() >= MAX_DOCUMENTS {
+                builds.retain(|_, turn| Arc::strong_count(turn) > 1);
+            }
+            builds.entry(shape).or_default().clone()
+        };
+        Some(turn.lock_owned().await)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
@@ -243,6 +265,29 @@ mod tests {
         ] {
             assert!(!pure(query), "{query}");
         }
+    }
+
+    #[tokio::test]
+    async fn one_build_at_a_time_per_shape() {
+        let reads = PoolReads::default();
+        let (q, named) = (
+            "{ availableNamespaces { name } }",
+            "query availableNamespaces { availableNamespaces { name } }",
+        );
+        assert!(reads.build_turn(q, None).await.is_none(), "looked up first");
+        let _ = reads.lookup(q, None, Some(1));
+        let _ = reads.lookup(named, None, Some(1));
+        let turn = reads.build_turn(q, None).await;
+        assert!(turn.is_some());
+        // The other era of the same shape waits for this one's turn.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            reads.build_turn(named, None),
+        )
+        .await;
+        assert!(waiting.is_err());
+        drop(turn);
+        assert!(reads.build_turn(named, None).await.is_some());
     }
 
     #[test]
