@@ -147,6 +147,8 @@ pub fn state(service: PoolService) -> AppState {
         guard,
         sign_in_limit: Default::default(),
         pool_reads: Default::default(),
+        large_answers: Default::default(),
+        dashboard_renders: Default::default(),
         shutting_down: Default::default(),
         probes: Default::default(),
     }
@@ -212,7 +214,11 @@ pub async fn run_until_signal(
         ))
     });
     let warming = service.clone();
-    tokio::spawn(async move { warming.warm_dashboard().await });
+    tokio::spawn(async move {
+        warming.warm_dashboard().await;
+        // Reading the config and the pool freed much more than is kept.
+        crate::heap::give_back();
+    });
     let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
     if kube.is_none() {
         service.without_kubernetes();

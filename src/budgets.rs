@@ -25,12 +25,15 @@ pub enum Budget {
     ResolverRuns,
     DatabaseConnections,
     AnswerSize,
+    LargeAnswers,
+    DashboardRenders,
+    DashboardPage,
     Errors,
     SignIn,
 }
 
 impl Budget {
-    pub const ALL: [Budget; 17] = [
+    pub const ALL: [Budget; 20] = [
         Budget::HeaderRead,
         Budget::HeaderSize,
         Budget::BodyRead,
@@ -46,6 +49,9 @@ impl Budget {
         Budget::ResolverRuns,
         Budget::DatabaseConnections,
         Budget::AnswerSize,
+        Budget::LargeAnswers,
+        Budget::DashboardRenders,
+        Budget::DashboardPage,
         Budget::Errors,
         Budget::SignIn,
     ];
@@ -67,6 +73,9 @@ impl Budget {
             Budget::ResolverRuns => "resolver_runs",
             Budget::DatabaseConnections => "database_connections",
             Budget::AnswerSize => "answer_size",
+            Budget::LargeAnswers => "large_answers",
+            Budget::DashboardRenders => "dashboard_renders",
+            Budget::DashboardPage => "dashboard_page",
             Budget::Errors => "errors",
             Budget::SignIn => "sign_in",
         }
@@ -232,8 +241,14 @@ pub fn table() -> Vec<Row> {
         ),
         row(
             "resolver runs per request (identical fields are merged first, as GraphQL's field collection says)",
-            gl::MAX_RESOLVER_RUNS.to_string(),
-            "(fixed)",
+            format!(
+                "{}; on a larger pool one whole read more ({} per namespace, up to {} namespaces: {})",
+                gl::MAX_RESOLVER_RUNS,
+                gl::WHOLE_POOL_READ_VALUES,
+                gl::MAX_POOL_NAMESPACES,
+                gl::PoolBudgets::for_pool(gl::MAX_POOL_NAMESPACES).resolver_runs
+            ),
+            "(fixed; grows with the configured pool)",
             "HTTP 200, BAD_USER_INPUT, one error, no partial data",
             refusals(Budget::ResolverRuns),
             "budgets::repeated_fields_cost_their_distinct_work",
@@ -253,14 +268,30 @@ pub fn table() -> Vec<Row> {
         row(
             "values in an answer / its serialized size",
             format!(
-                "{} values / {} bytes",
+                "{} values / {} bytes; on a larger pool one whole read of {} fields a namespace more (at {} namespaces: {} values / {} bytes)",
                 gl::MAX_RESPONSE_VALUES,
-                gl::MAX_RESPONSE_BYTES
+                gl::MAX_RESPONSE_BYTES,
+                gl::WHOLE_POOL_READ_FIELDS,
+                gl::MAX_POOL_NAMESPACES,
+                gl::PoolBudgets::for_pool(gl::MAX_POOL_NAMESPACES).response_values,
+                gl::PoolBudgets::for_pool(gl::MAX_POOL_NAMESPACES).response_bytes
             ),
-            "(fixed; more values when the pool is larger, so one read of the whole pool fits)",
+            "(fixed; grows with the configured pool, so one read of the whole pool fits)",
             "HTTP 200, BAD_USER_INPUT, one error",
             refusals(Budget::AnswerSize),
             "hostile::list_sizes_count_and_big_answers_are_refused_before_they_are_built",
+        ),
+        row(
+            "answers past the fixed values or runs budget built at once (whole-pool reads; answers kept in memory need none)",
+            format!(
+                "{}, waited for {} s",
+                crate::graphql::LARGE_ANSWERS,
+                crate::graphql::LARGE_ANSWER_WAIT.as_secs()
+            ),
+            "(fixed)",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1",
+            refusals(Budget::LargeAnswers),
+            "scale::large_answers_wait_for_a_permit_while_others_are_served",
         ),
         row(
             "errors in one answer; bytes of a refusal",
@@ -303,6 +334,26 @@ pub fn table() -> Vec<Row> {
             "the rest is condensed away in the database; the chart is the same",
             "— (bounded by construction)".into(),
             "history::churn_costs_the_chart_no_more_than_the_pool_per_hour",
+        ),
+        row(
+            "namespaces on one dashboard page and cells in its grid (a search's matches too; the whole pool is counted by state)",
+            crate::pool::DASHBOARD_PAGE_SIZE.to_string(),
+            "(fixed)",
+            "the rest on further pages (`?page=N`, plain links that work without JavaScript); counted when a page leaves some out",
+            refusals(Budget::DashboardPage),
+            "dashboard::pages_and_searches_are_bounded_and_the_rest_is_counted",
+        ),
+        row(
+            "dashboard pages rendered at once (a page read, its counts and its HTML)",
+            format!(
+                "{}, waited for {} s",
+                crate::http::dashboard::renders::DASHBOARD_RENDERS,
+                crate::http::dashboard::renders::DASHBOARD_RENDER_WAIT.as_secs()
+            ),
+            "(fixed)",
+            "HTTP 503, Retry-After: 1, a short page (the page's reload tries again)",
+            refusals(Budget::DashboardRenders),
+            "dashboard::dashboard_renders_are_bounded_while_others_are_served",
         ),
         row(
             "live dashboard sessions of one token (kept by the database, concurrent sign-ins included)",

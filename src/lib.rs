@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod embedded_pg;
 pub mod graphql;
+pub mod heap;
 pub mod http;
 pub mod jobs;
 pub mod kube;

@@ -36,6 +36,11 @@ impl Allowance {
         taken
     }
 
+    /// What is left to take.
+    pub fn left(&self) -> usize {
+        self.0.left.load(Ordering::Relaxed)
+    }
+
     /// Whether some take of this request did not fit.
     pub fn exceeded(&self) -> bool {
         self.0.exceeded.load(Ordering::Relaxed)

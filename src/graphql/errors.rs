@@ -62,17 +62,30 @@ pub fn to_graphql(error: &pool::Error) -> async_graphql::Error {
     })
 }
 
-/// The answer to a request whose lists did not fit the response budget.
-pub fn too_large_message() -> String {
+/// The answer to a request whose lists did not fit its response budget of
+/// `limit` values (more on a larger pool: `limits::PoolBudgets`).
+pub fn too_large_message(limit: usize) -> String {
     format!(
-        "The answer would hold more than {} values (about 4 MiB of JSON); ask for fewer fields or fewer items (take and pageNumber, last)",
-        super::limits::MAX_RESPONSE_VALUES
+        "The answer would hold more than {limit} values; ask for fewer fields or fewer items (take and pageNumber, last)"
     )
 }
 
 /// A list that does not fit the response budget.
-pub fn too_large() -> async_graphql::Error {
-    async_graphql::Error::new(too_large_message()).extend_with(|_, e| e.set("code", BAD_USER_INPUT))
+pub fn too_large(limit: usize) -> async_graphql::Error {
+    async_graphql::Error::new(too_large_message(limit))
+        .extend_with(|_, e| e.set("code", BAD_USER_INPUT))
+}
+
+/// The answer to a request whose large answer found no permit in time
+/// (`large_answers`): the client tries again, as after any 503.
+pub fn busy_message() -> String {
+    "nspool is building its largest answers for other requests right now; try again in a moment"
+        .into()
+}
+
+/// A large answer that found no permit in time.
+pub fn busy() -> async_graphql::Error {
+    async_graphql::Error::new(busy_message()).extend_with(|_, e| e.set("code", SERVICE_UNAVAILABLE))
 }
 
 /// `.gql()?` in resolvers: the one conversion from a pool result.

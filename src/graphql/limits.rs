@@ -27,7 +27,57 @@ pub const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// Field resolutions one request may run, counted as they run (identical
 /// fields are merged before; this bounds what lists multiply). GraphiQL's
 /// introspection query fits well inside (`contract::introspection_passes_the_limits`).
+/// More on a larger pool: [`PoolBudgets`].
 pub const MAX_RESOLVER_RUNS: usize = 50_000;
+
+/// The largest pool nspool is documented, measured and sized for (the
+/// README's benchmarks and memory figures). The budgets that grow with the
+/// pool stop growing here, so no config makes a hostile document cheap.
+pub const MAX_POOL_NAMESPACES: usize = 100_000;
+/// Fields one read of the whole pool may select of each namespace and still
+/// fit every budget: `availableNamespaces { name __typename }` (the astro
+/// CLI's and the UI's), `poolNamespaces { name state source }`.
+pub const WHOLE_POOL_READ_FIELDS: usize = 3;
+/// Answer values (and field resolutions) of one namespace in such a read:
+/// its object (a list item) and its fields.
+pub const WHOLE_POOL_READ_VALUES: usize = 1 + WHOLE_POOL_READ_FIELDS;
+/// Serialized bytes of one namespace in such a read, at the longest name
+/// (63 characters): `{"name":"…","state":"SOFT_DELETED","__typename":"PoolNamespace"},`.
+pub const WHOLE_POOL_READ_BYTES: usize = 128;
+/// Room beside the whole-pool read in the same request (`__typename`,
+/// `appConfig`, an error), in namespaces' worth.
+const WHOLE_POOL_READ_SLACK: usize = 1_000;
+
+/// A budget that grows with the pool: `base`, or one read of the whole pool
+/// of `pool_size` namespaces at `per_namespace` each (with a little room),
+/// whichever is more; counted up to [`MAX_POOL_NAMESPACES`]. The operator sets
+/// the pool's size, never the client; a document that multiplies lists still
+/// meets a bound linear in the pool.
+pub fn for_pool(base: usize, per_namespace: usize, pool_size: usize) -> usize {
+    let one_read = pool_size
+        .min(MAX_POOL_NAMESPACES)
+        .saturating_add(WHOLE_POOL_READ_SLACK)
+        .saturating_mul(per_namespace);
+    base.max(one_read)
+}
+
+/// The budgets of one request on a pool of `pool_size` namespaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolBudgets {
+    pub resolver_runs: usize,
+    pub response_values: usize,
+    pub response_bytes: usize,
+}
+
+impl PoolBudgets {
+    pub fn for_pool(pool_size: usize) -> Self {
+        Self {
+            resolver_runs: for_pool(MAX_RESOLVER_RUNS, WHOLE_POOL_READ_VALUES, pool_size),
+            response_values: for_pool(MAX_RESPONSE_VALUES, WHOLE_POOL_READ_VALUES, pool_size),
+            response_bytes: for_pool(MAX_RESPONSE_BYTES, WHOLE_POOL_READ_BYTES, pool_size),
+        }
+    }
+}
 /// Errors in one answer; the last of them says how many more were left out.
 pub const MAX_ERRORS: usize = 100;
 /// One error's message, cut at a character boundary past this.
@@ -105,13 +155,27 @@ pub fn table() -> Vec<Limit> {
             "GRAPHQL_VALIDATION_FAILED",
         ),
         row(
-            "values in an answer (real row counts, checked before it is built); more when the pool is larger, so that one read of the whole pool always fits",
-            MAX_RESPONSE_VALUES.to_string(),
+            "values in an answer (real row counts, checked before it is built)",
+            format!(
+                "{MAX_RESPONSE_VALUES}; at {MAX_POOL_NAMESPACES} namespaces {}",
+                PoolBudgets::for_pool(MAX_POOL_NAMESPACES).response_values
+            ),
+            "BAD_USER_INPUT",
+        ),
+        row(
+            "field resolutions of one request (counted as they run)",
+            format!(
+                "{MAX_RESOLVER_RUNS}; at {MAX_POOL_NAMESPACES} namespaces {}",
+                PoolBudgets::for_pool(MAX_POOL_NAMESPACES).resolver_runs
+            ),
             "BAD_USER_INPUT",
         ),
         row(
             "serialized answer",
-            format!("{MAX_RESPONSE_BYTES} bytes"),
+            format!(
+                "{MAX_RESPONSE_BYTES} bytes; at {MAX_POOL_NAMESPACES} namespaces {} bytes",
+                PoolBudgets::for_pool(MAX_POOL_NAMESPACES).response_bytes
+            ),
             "BAD_USER_INPUT",
         ),
         row(

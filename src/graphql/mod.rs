@@ -2,11 +2,13 @@
 //! pool view, merged from thin resolver objects.
 
 mod allowance;
+mod chunked_list;
 mod document_merge;
 mod document_scan;
 mod document_shape;
 mod error_cap;
 mod errors;
+mod large_answers;
 pub mod limits;
 mod loaders;
 mod mutation;
@@ -24,8 +26,9 @@ pub use document_shape::{ShapeError, check as check_shape};
 pub use error_cap::cap as cap_errors;
 pub use errors::{
     BAD_USER_INPUT, CODES, INTERNAL, PARSE_FAILED, SERVICE_UNAVAILABLE, VALIDATION_FAILED,
-    classify, too_large_message,
+    busy_message, classify, too_large_message,
 };
+pub use large_answers::{LARGE_ANSWER_WAIT, LARGE_ANSWERS, LargeAnswer, LargeAnswers};
 pub use query::PublicUrl;
 pub use resolver_runs::{ResolverRuns, too_many_runs_message};
 pub use response_budget::ResponseBudget;

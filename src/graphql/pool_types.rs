@@ -128,7 +128,7 @@ impl PoolNamespace {
             .load_one((self.name.clone(), i64::from(last)))
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
-        super::response_budget::charge_nested_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
+        super::response_budget::charge_nested_items(ctx, rows.as_ref().map_or(0, Vec::len)).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()
@@ -162,7 +162,7 @@ impl From<PoolNamespaceView> for PoolNamespace {
             leftovers_checked_at: view.leftovers_checked_at,
             labels_missing: view.labels_missing,
             cordon: view.cordon.map(Cordon::from),
-            holder: view.holder,
+            holder: view.holder.map(|holder| *holder),
         }
     }
 }

@@ -1,10 +1,12 @@
 //! Queries: thin calls into the pool service.
 
+use super::chunked_list::Chunked;
 use super::errors::GqlResult;
 use super::response_budget::charge_items;
 use super::scalars::Uuid;
 use super::types::*;
 use crate::pool::Credentials;
+use crate::pool::PoolNamespaceView;
 use async_graphql::{Context, Json, Object};
 use serde_json::json;
 
@@ -77,21 +79,18 @@ impl HoustonQuery {
         &self,
         ctx: &Context<'_>,
         cluster_id: Option<Uuid>,
-    ) -> async_graphql::Result<Vec<Namespace>> {
+    ) -> async_graphql::Result<Chunked<Namespace, String>> {
         let _ = cluster_id;
         let caller = caller(ctx).await?;
         let names = service(ctx).available_namespaces(caller).await.gql()?;
-        charge_items(ctx, names.len())?;
-        Ok(names
-            .iter()
-            .map(|name| Namespace { name: name.clone() })
-            .collect())
+        charge_items(ctx, names.len()).await?;
+        Ok(Chunked::shared(names))
     }
 
     async fn workspaces(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Workspace>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx).workspaces(caller, None, None).await.gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -106,7 +105,7 @@ impl HoustonQuery {
             .workspaces(caller, Some(take.unwrap_or(-1)), page_number)
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Workspace).collect())
     }
 
@@ -134,7 +133,7 @@ impl HoustonQuery {
             .workspace_deployments(caller, workspace_uuid.0, release_name.as_deref())
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -157,7 +156,7 @@ impl HoustonQuery {
             )
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(Deployment).collect())
     }
 
@@ -187,11 +186,22 @@ impl PoolQuery {
     async fn pool_namespaces(
         &self,
         ctx: &Context<'_>,
-    ) -> async_graphql::Result<Vec<PoolNamespace>> {
+    ) -> async_graphql::Result<Chunked<PoolNamespace, PoolNamespaceView>> {
         let caller = caller(ctx).await?;
+        caller
+            .authorize(crate::domain::Action::System(
+                crate::domain::roles::Level::Viewer,
+            ))
+            .map_err(crate::pool::Error::from)
+            .gql()?;
+        // Charged at the configured pool's size before the rows are read
+        // (retired namespaces beyond it once they are), so an answer over
+        // budget, or one waiting for a large-answer permit, holds no rows.
+        let expected = service(ctx).settings().pool.namespaces.len();
+        charge_items(ctx, expected).await?;
         let views = service(ctx).pool_view(caller).await.gql()?;
-        charge_items(ctx, views.len())?;
-        Ok(views.into_iter().map(PoolNamespace::from).collect())
+        charge_items(ctx, views.len().saturating_sub(expected)).await?;
+        Ok(Chunked::owned(views))
     }
 
     /// The cluster-wide part of the last RBAC verification (system viewer or more).
@@ -221,7 +231,7 @@ impl PoolQuery {
             .events(caller, namespace.as_deref(), i64::from(last))
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(PoolEvent::from).collect())
     }
 }
@@ -240,7 +250,7 @@ impl ReclaimQuery {
             .reclaim_runs(caller, i64::from(last))
             .await
             .gql()?;
-        charge_items(ctx, rows.len())?;
+        charge_items(ctx, rows.len()).await?;
         Ok(rows.into_iter().map(ReclaimRun::from).collect())
     }
 

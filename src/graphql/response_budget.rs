@@ -5,13 +5,19 @@
 //! answers the whole request with one clear error instead of partial data.
 
 use super::allowance::Allowance;
-use super::errors::too_large;
-use super::limits::MAX_RESPONSE_VALUES;
+use super::errors::{busy, too_large};
+use super::large_answers::LargeAnswer;
+use super::limits::{MAX_RESPONSE_VALUES, PoolBudgets};
 use async_graphql::{Context, SelectionField};
 
 /// Values left for one request's answer; clones share it.
 #[derive(Clone)]
-pub struct ResponseBudget(Allowance);
+pub struct ResponseBudget {
+    allowance: Allowance,
+    limit: usize,
+    /// Taken once the answer grows past the fixed budget.
+    large: Option<LargeAnswer>,
+}
 
 impl Default for ResponseBudget {
     fn default() -> Self {
@@ -21,25 +27,46 @@ impl Default for ResponseBudget {
 
 impl ResponseBudget {
     pub fn new(values: usize) -> Self {
-        Self(Allowance::new(values))
+        Self {
+            allowance: Allowance::new(values),
+            limit: values,
+            large: None,
+        }
     }
 
-    /// The budget of one request on a pool of `pool_size` namespaces: the
-    /// usual bound, or one read of the whole pool (the operator sets its size,
-    /// not the client) with room to spare, whichever is more.
-    pub fn for_pool(pool_size: usize) -> Self {
-        let one_read = pool_size.saturating_mul(2).saturating_add(1_000);
-        Self::new(MAX_RESPONSE_VALUES.max(one_read))
+    /// The budget of one request on a pool of `pool_size` namespaces (the
+    /// operator sets its size, not the client): one read of the whole pool
+    /// fits ([`PoolBudgets`]); past the fixed budget the answer waits for
+    /// a large-answer permit.
+    pub fn for_pool(pool_size: usize, large: LargeAnswer) -> Self {
+        let mut budget = Self::new(PoolBudgets::for_pool(pool_size).response_values);
+        budget.large = Some(large);
+        budget
+    }
+
+    /// Values this request may hold in its answer.
+    pub fn limit(&self) -> usize {
+        self.limit
     }
 
     /// Takes `values` from the budget, or fails, takes nothing and remembers.
     fn take(&self, values: usize) -> bool {
-        self.0.take(values)
+        self.allowance.take(values)
     }
 
     /// Whether some list of this request did not fit.
     pub fn exceeded(&self) -> bool {
-        self.0.exceeded()
+        self.allowance.exceeded()
+    }
+
+    /// Past the fixed budget: the request's large-answer permit.
+    async fn admit_large(&self) -> bool {
+        match &self.large {
+            Some(large) if self.limit - self.allowance.left() > MAX_RESPONSE_VALUES => {
+                large.admit().await
+            }
+            _ => true,
+        }
     }
 }
 
@@ -67,40 +94,55 @@ fn values_per_item(field: SelectionField<'_>) -> usize {
 }
 
 /// Charges `items` rows of the current list field.
-pub fn charge_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()> {
+pub async fn charge_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()> {
     let values = items.saturating_mul(values_per_item(ctx.field()));
-    charge(ctx, values)
+    charge(ctx, values).await
 }
 
 /// Charges the rows of a list nested in another list, unless the outer list
 /// already counted it at its requested size.
-pub fn charge_nested_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()> {
+pub async fn charge_nested_items(ctx: &Context<'_>, items: usize) -> async_graphql::Result<()> {
     if requested_size(&ctx.field()).is_some() {
         return Ok(());
     }
-    charge_items(ctx, items)
+    charge_items(ctx, items).await
 }
 
 /// Charges `values` to the request's budget.
-fn charge(ctx: &Context<'_>, values: usize) -> async_graphql::Result<()> {
-    match ctx.data_opt::<ResponseBudget>() {
-        Some(budget) if !budget.take(values) => Err(too_large()),
-        _ => Ok(()),
+async fn charge(ctx: &Context<'_>, values: usize) -> async_graphql::Result<()> {
+    let Some(budget) = ctx.data_opt::<ResponseBudget>() else {
+        return Ok(());
+    };
+    if !budget.take(values) {
+        return Err(too_large(budget.limit()));
     }
+    if !budget.admit_large().await {
+        return Err(busy());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::graphql::limits::{MAX_POOL_NAMESPACES, WHOLE_POOL_READ_VALUES};
+
     #[test]
-    fn a_large_pool_fits_one_whole_read_but_not_two() {
-        assert!(ResponseBudget::for_pool(10).take(MAX_RESPONSE_VALUES));
-        let budget = ResponseBudget::for_pool(100_000);
+    fn a_large_pool_fits_one_whole_read_of_its_widest_kind_but_not_more() {
+        let large = LargeAnswer::new(crate::graphql::LargeAnswers::default());
+        assert!(ResponseBudget::for_pool(10, large.clone()).take(MAX_RESPONSE_VALUES));
+        assert!(!ResponseBudget::for_pool(10, large.clone()).take(MAX_RESPONSE_VALUES + 1));
+        let budget = ResponseBudget::for_pool(100_000, large.clone());
         assert!(
-            budget.take(200_000),
-            "one availableNamespaces of 100,000 names"
+            budget.take(100_000 * WHOLE_POOL_READ_VALUES),
+            "poolNamespaces {{ name state source }} of 100,000 namespaces"
         );
-        assert!(!budget.take(200_000), "a second one (an alias) is refused");
+        assert!(!budget.take(100_000), "a read of one more field is refused");
+        // Past the documented maximum the budget stops growing.
+        assert_eq!(
+            ResponseBudget::for_pool(10 * MAX_POOL_NAMESPACES, large.clone()).limit(),
+            ResponseBudget::for_pool(MAX_POOL_NAMESPACES, large).limit()
+        );
     }
 }

@@ -104,6 +104,12 @@ pub struct Namespace {
     pub name: String,
 }
 
+impl From<String> for Namespace {
+    fn from(name: String) -> Self {
+        Namespace { name }
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct User {
     pub id: Uuid,
@@ -183,7 +189,7 @@ impl Workspace {
             .load_one(self.0.id)
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
-        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len))?;
+        super::response_budget::charge_items(ctx, rows.as_ref().map_or(0, Vec::len)).await?;
         Ok(rows
             .unwrap_or_default()
             .into_iter()

@@ -7,11 +7,11 @@ use super::public_url::public_url;
 use crate::budgets::Budget;
 use crate::domain::Action;
 use crate::domain::text::json_depth;
-use crate::graphql::limits::{MAX_NESTING, MAX_RESPONSE_BYTES, MAX_VARIABLES};
+use crate::graphql::limits::{MAX_NESTING, MAX_VARIABLES, PoolBudgets};
 use crate::graphql::{
-    BAD_USER_INPUT, INTERNAL, PARSE_FAILED, PublicUrl, ResolverRuns, ResponseBudget,
-    SERVICE_UNAVAILABLE, VALIDATION_FAILED, cap_errors, check_shape, classify, merge_fields, scan,
-    too_large_message, too_many_runs_message,
+    BAD_USER_INPUT, INTERNAL, LargeAnswer, PARSE_FAILED, PublicUrl, ResolverRuns, ResponseBudget,
+    SERVICE_UNAVAILABLE, VALIDATION_FAILED, busy_message, cap_errors, check_shape, classify,
+    merge_fields, scan, too_large_message, too_many_runs_message,
 };
 use crate::pool::Credentials;
 use axum::body::Bytes;
@@ -202,29 +202,50 @@ pub async fn execute(
 
     // A pure pool read whose answer this generation already has: only the
     // caller's own token is checked. Any refusal takes the usual path below.
-    let version = state.service.snapshot().version();
-    let pure_read = matches!(&variables, Value::Object(map) if map.is_empty())
-        && match state
-            .pool_reads
-            .lookup(&query, operation.as_deref(), version)
-        {
-            Lookup::Other => false,
-            Lookup::Pure(None) => true,
-            Lookup::Pure(Some(answer)) => {
-                let allowed = state
-                    .service
-                    .authenticate(authorization.as_deref())
-                    .await
-                    .is_ok_and(|caller| caller.authorize(Action::UseToken).is_ok());
-                if allowed {
-                    return media.answer(StatusCode::OK, answer);
-                }
-                true
+    let mut version = state.service.snapshot().version();
+    let pure = matches!(&variables, Value::Object(map) if map.is_empty());
+    let lookup = |version| {
+        if pure {
+            state
+                .pool_reads
+                .lookup(&query, operation.as_deref(), version)
+        } else {
+            Lookup::Other
+        }
+    };
+    // Held while this request builds its pure read's answer: requests for
+    // the same answer wait and then take the kept one instead of building
+    // it again (each build of a whole pool is a large answer).
+    let mut _building = None;
+    let pure_read = match lookup(version) {
+        Lookup::Other => false,
+        Lookup::Pure(None) => {
+            _building = state
+                .pool_reads
+                .build_turn(&query, operation.as_deref())
+                .await;
+            version = state.service.snapshot().version();
+            if let Lookup::Pure(Some(answer)) = lookup(version)
+                && may_read_pool(&state, authorization.as_deref()).await
+            {
+                return media.answer(StatusCode::OK, answer);
             }
-        };
+            true
+        }
+        Lookup::Pure(Some(answer)) => {
+            if may_read_pool(&state, authorization.as_deref()).await {
+                return media.answer(StatusCode::OK, answer);
+            }
+            true
+        }
+    };
 
-    let budget = ResponseBudget::for_pool(state.service.settings().pool.namespaces.len());
-    let runs = ResolverRuns::default();
+    // Every budget that a whole-pool read meets grows with the pool alike.
+    let pool_size = state.service.settings().pool.namespaces.len();
+    let large = LargeAnswer::new(state.large_answers.clone());
+    let budget = ResponseBudget::for_pool(pool_size, large.clone());
+    let runs = ResolverRuns::for_pool(pool_size, large.clone());
+    let max_bytes = PoolBudgets::for_pool(pool_size).response_bytes;
     let query_text = if pure_read {
         query.clone()
     } else {
@@ -267,11 +288,35 @@ pub async fn execute(
     // One clear error rather than partial data and an error per list.
     if runs.exceeded() {
         state.service.metrics().refused(Budget::ResolverRuns);
-        return refused(&state, media, BAD_USER_INPUT, too_many_runs_message());
+        return refused(
+            &state,
+            media,
+            BAD_USER_INPUT,
+            too_many_runs_message(runs.limit()),
+        );
     }
     if budget.exceeded() {
         state.service.metrics().refused(Budget::AnswerSize);
-        return refused(&state, media, BAD_USER_INPUT, too_large_message());
+        return refused(
+            &state,
+            media,
+            BAD_USER_INPUT,
+            too_large_message(budget.limit()),
+        );
+    }
+    if large.busy() {
+        state.service.metrics().refused(Budget::LargeAnswers);
+        state.metrics.graphql_error(SERVICE_UNAVAILABLE);
+        let body = json!({"errors": [{"message": busy_message(), "extensions": {"code": SERVICE_UNAVAILABLE}}]});
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [
+                (header::CONTENT_TYPE, media.content_type()),
+                (header::RETRY_AFTER, "1"),
+            ],
+            body.to_string(),
+        )
+            .into_response();
     }
     classify(&mut response.errors);
     // Refused before execution (validation): no `data` to speak of.
@@ -296,15 +341,19 @@ pub async fn execute(
         state.service.metrics().refused(Budget::Errors);
     }
     match serde_json::to_vec(&response) {
-        Ok(bytes) if bytes.len() <= MAX_RESPONSE_BYTES => {
+        Ok(bytes) if bytes.len() <= max_bytes => {
             let bytes = Bytes::from(bytes);
             // Kept only when the whole answer was read from one version.
             if let Some(at) = version.filter(|_| pure_read && response.errors.is_empty())
                 && state.service.snapshot().version() == Some(at)
             {
-                state
-                    .pool_reads
-                    .keep(&query_text, operation.as_deref(), at, bytes.clone());
+                state.pool_reads.keep(
+                    &query_text,
+                    operation.as_deref(),
+                    at,
+                    bytes.clone(),
+                    super::pool_reads::answer_bytes_for_pool(pool_size),
+                );
             }
             if unavailable {
                 // The database is away: a status that proxies, clients and
@@ -333,7 +382,7 @@ pub async fn execute(
                 media,
                 BAD_USER_INPUT,
                 format!(
-                    "The answer is {} bytes, more than the limit of {MAX_RESPONSE_BYTES}; ask for fewer fields or fewer items",
+                    "The answer is {} bytes, more than the limit of {max_bytes}; ask for fewer fields or fewer items",
                     bytes.len()
                 ),
             )
@@ -348,6 +397,15 @@ pub async fn execute(
             )
         }
     }
+}
+
+/// Whether the caller's token may read the offered names (any valid token).
+async fn may_read_pool(state: &AppState, authorization: Option<&str>) -> bool {
+    state
+        .service
+        .authenticate(authorization)
+        .await
+        .is_ok_and(|caller| caller.authorize(Action::UseToken).is_ok())
 }
 
 /// A syntax error in one line: where, and what was expected.

@@ -93,6 +93,10 @@ pub struct AppState {
     pub sign_in_limit: std::sync::Arc<dashboard::rate_limit::SignInLimit>,
     /// Pool reads' answers, per pool generation.
     pub pool_reads: std::sync::Arc<pool_reads::PoolReads>,
+    /// Permits of the answers larger than the fixed budget (whole-pool reads).
+    pub large_answers: crate::graphql::LargeAnswers,
+    /// Permits of dashboard pages rendered at once.
+    pub dashboard_renders: dashboard::renders::Renders,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub shutting_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// The probes' shared database reads.

@@ -1,5 +1,7 @@
 //! What the pool dashboard shows, gathered for a system viewer in a few
-//! statements; the HTML is `crate::http::dashboard`'s.
+//! statements; the HTML is `crate::http::dashboard`'s. The namespaces come a
+//! page at a time (a search's matches too) and the rest as counts, so a
+//! page's size and its memory are the same on a pool of any size.
 
 use super::records::{Cordon, PoolEvent, ReclaimRun, all};
 use super::view::PoolNamespaceView;
@@ -7,9 +9,22 @@ use super::{PoolService, Result};
 use crate::config::CleanupSettings;
 use crate::domain::roles::Level;
 use crate::domain::{Action, Caller};
-use crate::store::StateChange;
+use crate::store::{PoolStateCounts, StateChange};
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use std::collections::HashMap;
+
+/// Namespaces on one dashboard page (and cells in its grid): an HTML page of
+/// at most a few hundred KiB however large the pool; the rest are counted.
+pub const DASHBOARD_PAGE_SIZE: usize = 200;
+
+/// Which namespaces a dashboard page shows: those matching `search` (all
+/// when empty), the `page`-th [`DASHBOARD_PAGE_SIZE`] of them (from 1; past
+/// the last, the last).
+#[derive(Debug, Clone, Default)]
+pub struct DashboardPage {
+    pub search: String,
+    pub page: usize,
+}
 
 /// The chart's window: the last 7 days, hour by hour.
 pub const HISTORY_HOURS: i64 = 7 * 24;
@@ -24,7 +39,15 @@ pub struct HistoryPoint {
 }
 
 pub struct Dashboard {
+    /// This page's namespaces, by name.
     pub namespaces: Vec<PoolNamespaceView>,
+    /// The whole pool by state.
+    pub counts: PoolStateCounts,
+    /// Namespaces matching the search (the whole pool without one).
+    pub matches: usize,
+    /// This page (from 1) and how many there are (at least 1).
+    pub page: usize,
+    pub pages: usize,
     pub runs: Vec<ReclaimRun>,
     pub events: Vec<PoolEvent>,
     pub history: Vec<HistoryPoint>,
@@ -106,11 +129,27 @@ impl History {
 }
 
 impl PoolService {
-    pub async fn dashboard(&self, caller: &Caller) -> Result<Dashboard> {
+    pub async fn dashboard(&self, caller: &Caller, shown: &DashboardPage) -> Result<Dashboard> {
         caller.authorize(Action::System(Level::Viewer))?;
         let now = Utc::now();
+        let search = Some(shown.search.as_str()).filter(|s| !s.is_empty());
+        if let Some(search) = search {
+            crate::domain::text::check("search", search, crate::domain::text::max::FILTER)?;
+        }
+        let (matches, counts) = tokio::try_join!(
+            async { Ok::<_, super::Error>(self.store.pool_matches(search).await?) },
+            async { Ok(self.store.pool_state_counts().await?) },
+        )?;
+        let matches = usize::try_from(matches).unwrap_or(0);
+        let pages = matches.div_ceil(DASHBOARD_PAGE_SIZE).max(1);
+        let page = shown.page.clamp(1, pages);
+        let offset = i64::try_from((page - 1) * DASHBOARD_PAGE_SIZE).unwrap_or(i64::MAX);
+        let size = i64::try_from(DASHBOARD_PAGE_SIZE).unwrap_or(i64::MAX);
         let (namespaces, runs, events, history, pool_cordon) = tokio::try_join!(
-            self.pool_view(caller),
+            async {
+                let rows = self.store.pool_page(search, offset, size).await?;
+                self.views_of(rows).await
+            },
             async { Ok(all(self.store.reclaim_runs(10).await?)) },
             async { Ok(all(self.store.events(None, 25).await?)) },
             self.history_until(now),
@@ -123,6 +162,10 @@ impl PoolService {
             .flatten();
         Ok(Dashboard {
             namespaces,
+            counts,
+            matches,
+            page,
+            pages,
             runs,
             events,
             history,

@@ -25,7 +25,9 @@ mod view;
 mod workspaces;
 
 pub use cordons::CORDON_SWEEP;
-pub use dashboard::{Dashboard, HISTORY_HOURS, History, HistoryPoint};
+pub use dashboard::{
+    DASHBOARD_PAGE_SIZE, Dashboard, DashboardPage, HISTORY_HOURS, History, HistoryPoint,
+};
 pub use deployments::{
     CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,
     UpsertDeployment,

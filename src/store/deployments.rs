@@ -430,7 +430,7 @@ impl Store {
 
 /// `text` for a LIKE pattern that matches it literally (a backslash is LIKE's
 /// default escape character in PostgreSQL).
-fn like_literal(text: &str) -> String {
+pub(super) fn like_literal(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if matches!(c, '\\' | '%' | '_') {

@@ -11,6 +11,7 @@ pub mod kube_events;
 mod kube_lease;
 mod kube_work;
 mod pool;
+mod pool_pages;
 mod pool_sync;
 mod reclaim_runs;
 mod replica_configs;

@@ -121,7 +121,7 @@ pub struct PoolSummary {
     pub oldest_soft_delete: Option<DateTime<Utc>>,
 }
 
-const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
+pub(super) const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
     managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
     kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing,
     cordon_reason, cordoned_by, cordoned_at, cordon_until, offered_changed_at";

@@ -441,3 +441,119 @@ async fn only_a_trusted_proxy_makes_the_cookie_secure(db: PgPool) {
     let set = sign_in_with(&trusted, trusted.admin().await).await;
     assert!(set.contains("; Secure"), "{set}");
 }
+
+/// A signed-in session of a fresh `role` token; its cookie.
+async fn session(app: &TestApp, role: &str) -> String {
+    let token = app.token(role, None).await;
+    session_cookie(&sign_in(app, &token).await)
+}
+
+/// The page at `path` for `cookie`: its status and HTML.
+async fn page_at(app: &TestApp, cookie: &str, path: &str) -> (u16, String) {
+    let response = client()
+        .get(app.url(path))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// Rows of the namespaces table in `html`.
+fn rows(html: &str) -> usize {
+    html.matches("<tr id=\"ns-").count()
+}
+
+#[sqlx::test]
+async fn pages_and_searches_are_bounded_and_the_rest_is_counted(db: PgPool) {
+    use nspool::pool::DASHBOARD_PAGE_SIZE as SIZE;
+    let names = crate::support::pool_names(2 * SIZE + 50);
+    let app = TestApp::spawn(&crate::support::pool_config(&names, ""), db).await;
+    let cookie = session(&app, "SYSTEM_VIEWER").await;
+
+    let (status, first) = page_at(&app, &cookie, "/").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&first), SIZE, "one page of rows");
+    assert_eq!(first.matches("class=\"cell free\" title=").count(), SIZE);
+    let total = 2 * SIZE + 50;
+    assert!(
+        first.contains(&format!("free<b>{total}</b>")),
+        "the whole pool is counted"
+    );
+    assert!(first.contains(&format!("Namespaces 1–{SIZE} of {total}")));
+    assert!(first.contains("href=\"/?page=2\" rel=\"next\""));
+    assert!(first.contains("href=\"/?page=3\" rel=\"last\""));
+    assert!(first.contains("id=\"ns-ns-000\"") && !first.contains("id=\"ns-ns-200\""));
+
+    let (_, second) = page_at(&app, &cookie, "/?page=2").await;
+    assert_eq!(rows(&second), SIZE);
+    assert!(second.contains("id=\"ns-ns-200\"") && second.contains("rel=\"prev\""));
+    // Past the last page: the last page; nonsense: the first.
+    let (_, last) = page_at(&app, &cookie, "/?page=99").await;
+    assert_eq!(rows(&last), 50);
+    assert!(last.contains("page 3 of 3") && !last.contains("rel=\"next\""));
+    let (_, odd) = page_at(&app, &cookie, "/?page=-1").await;
+    assert_eq!(rows(&odd), SIZE);
+
+    // A search pages its matches the same way and counts them.
+    let (_, search) = page_at(&app, &cookie, "/?q=ns-1").await;
+    assert_eq!(rows(&search), 100, "ns-100..ns-199");
+    assert!(search.contains("of 100 matching"), "{search}");
+    let (_, nothing) = page_at(&app, &cookie, "/?q=no-such-namespace").await;
+    assert_eq!(rows(&nothing), 0);
+    assert!(nothing.contains("No namespace matches."));
+    assert!(nothing.contains(&format!("free<b>{total}</b>")));
+    // LIKE's wildcards match only themselves.
+    let (_, wildcard) = page_at(&app, &cookie, "/?q=%25").await;
+    assert_eq!(rows(&wildcard), 0);
+    // The search is kept in the page links.
+    let (_, wide) = page_at(&app, &cookie, "/?q=ns").await;
+    assert!(wide.contains("href=\"/?q=ns&amp;page=2\""), "{wide}");
+
+    let metrics = app.metrics().await;
+    assert!(
+        crate::support::metric_value(
+            &metrics,
+            "nspool_budget_refusals_total{budget=\"dashboard_page\"}"
+        )
+        .is_some_and(|v| v >= 3.0),
+        "pages that left namespaces out are counted"
+    );
+}
+
+#[sqlx::test]
+async fn dashboard_renders_are_bounded_while_others_are_served(db: PgPool) {
+    let (app, _) = seeded(db).await;
+    let cookie = session(&app, "SYSTEM_VIEWER").await;
+    let held = app
+        .dashboard_renders
+        .try_hold(u32::try_from(nspool::http::dashboard::renders::DASHBOARD_RENDERS).unwrap())
+        .expect("every permit is free");
+    let response = client()
+        .get(app.url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert!(response.text().await.unwrap().contains("busy"));
+    // Meanwhile the API, the sign-in form and the probes answer.
+    let admin = app.admin().await;
+    assert_eq!(app.available(&admin).await, vec!["pool-c"]);
+    let (status, form) = page(&app, None).await;
+    assert_eq!(status, 200);
+    assert!(form.contains("type=\"password\""));
+    let metrics = app.metrics().await;
+    assert_eq!(
+        crate::support::metric_value(
+            &metrics,
+            "nspool_budget_refusals_total{budget=\"dashboard_renders\"}"
+        ),
+        Some(1.0)
+    );
+    drop(held);
+    let (status, html) = page_at(&app, &cookie, "/").await;
+    assert_eq!(status, 200);
+    assert_eq!(rows(&html), 6);
+}

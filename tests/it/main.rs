@@ -36,5 +36,6 @@ mod races;
 mod reclaim_job;
 mod reload;
 mod replicas;
+mod scale;
 mod schemathesis;
 mod support;

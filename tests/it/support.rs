@@ -53,6 +53,10 @@ pub struct TestApp {
     /// `send(true)` starts the server's shutdown (as SIGTERM does).
     pub shutdown: tokio::sync::watch::Sender<bool>,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<std::io::Result<()>>>>,
+    /// The server's large-answer permits (a test holds them to fill the budget).
+    pub large_answers: nspool::graphql::LargeAnswers,
+    /// The server's dashboard render permits.
+    pub dashboard_renders: nspool::http::dashboard::renders::Renders,
 }
 
 pub fn settings(yaml: &str) -> Arc<Settings> {
@@ -138,6 +142,8 @@ impl TestApp {
         tokio::spawn(async move { listener_service.listen(stop).await });
         let mut state = nspool::app::state(service.clone());
         state.guard = Guard::new(requests);
+        let large_answers = state.large_answers.clone();
+        let dashboard_renders = state.dashboard_renders.clone();
         let (shutdown, mut stopping) = tokio::sync::watch::channel(false);
         let server = tokio::spawn(nspool::app::serve_with(
             listener,
@@ -161,6 +167,8 @@ impl TestApp {
             _listening: listening,
             shutdown,
             server: std::sync::Mutex::new(Some(server)),
+            large_answers,
+            dashboard_renders,
         }
     }
 

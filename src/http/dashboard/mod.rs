@@ -12,6 +12,7 @@ mod chart;
 pub mod forms;
 mod page;
 pub mod rate_limit;
+pub mod renders;
 
 pub use actions::act;
 
@@ -187,11 +188,14 @@ pub async fn same_site_posts(
     next.run(request).await
 }
 
-/// What `GET /` may carry: a search, and what the last action did.
+/// What `GET /` may carry: a search and its page, and what the last action did.
 #[derive(serde::Deserialize, Default)]
 pub struct Shown {
     #[serde(default)]
     pub q: String,
+    /// The page (from 1); anything else is the first.
+    #[serde(default)]
+    pub page: String,
     #[serde(default)]
     pub done: String,
     #[serde(default)]
@@ -238,11 +242,48 @@ pub async fn show(
     let view = page::View {
         role,
         csrf: admin.then(|| forms::csrf_token(&id)),
-        search: shown.q.trim().chars().take(128).collect(),
+        // NUL can be in no text nspool stores, so it matches nothing anyway.
+        search: shown
+            .q
+            .trim()
+            .chars()
+            .filter(|c| *c != '\0')
+            .take(page::MAX_SEARCH)
+            .collect(),
         done: action_forms::Done::parse(&shown.done, &shown.ns),
     };
-    match state.service.dashboard(&caller).await {
-        Ok(data) => html(StatusCode::OK, page::dashboard(&data, &view)),
+    let wanted = crate::pool::DashboardPage {
+        search: view.search.clone(),
+        page: shown.page.trim().parse().unwrap_or(1),
+    };
+    // Held until the page is built; the bytes then go out without it.
+    let Some(permit) = state.dashboard_renders.admit().await else {
+        state
+            .service
+            .metrics()
+            .refused(crate::budgets::Budget::DashboardRenders);
+        let mut response = html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            page::refused(
+                "The dashboard is busy with other pages right now; it tries again in a moment.",
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    let shown_page = state.service.dashboard(&caller, &wanted).await;
+    let response = match shown_page {
+        Ok(data) => {
+            if data.matches > data.namespaces.len() {
+                state
+                    .service
+                    .metrics()
+                    .refused(crate::budgets::Budget::DashboardPage);
+            }
+            html(StatusCode::OK, page::dashboard(&data, &view))
+        }
         Err(Error::Forbidden { .. } | Error::Unauthenticated { .. }) => html(
             StatusCode::FORBIDDEN,
             page::sign_in(Some(
@@ -250,7 +291,9 @@ pub async fn show(
             )),
         ),
         Err(error) => unavailable(&error),
-    }
+    };
+    drop(permit);
+    response
 }
 
 #[derive(serde::Deserialize)]

@@ -5,7 +5,8 @@
 
 use super::action_forms::{self, Done};
 use super::chart::chart;
-use crate::pool::{Dashboard, PoolNamespaceView};
+use crate::pool::{DASHBOARD_PAGE_SIZE, Dashboard, PoolNamespaceView};
+use crate::store::PoolStateCounts;
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -35,6 +36,7 @@ form.action { display: flex; gap: 0.3rem; margin: 0.15rem 0; }
 form.action input { font: inherit; width: 11rem; }
 form.search input { font: inherit; width: 28rem; max-width: 100%; }
 .pool-actions { margin: 0.5rem 0; }
+.pager { margin: 0.6rem 0; display: flex; gap: 0.8rem; flex-wrap: wrap; align-items: baseline; }
 .state { display: inline-block; padding: 0 0.4rem; border-radius: 4px; color: #fff; font-size: 0.8rem; }
 .chart { width: 100%; max-width: 60rem; height: auto; background: #fbfbfd; border: 1px solid #e3e6ec; }
 .chart .grid { stroke: #dde1e8; stroke-width: 1; }
@@ -59,22 +61,71 @@ pub struct View<'a> {
     pub done: Option<Done>,
 }
 
-/// Whether `view` matches the search: its name, holder's release name or
-/// label, or workspace, case-insensitively.
-fn matches(view: &PoolNamespaceView, search: &str) -> bool {
+/// Characters of a search kept (the box says so with `maxlength`).
+pub const MAX_SEARCH: usize = 128;
+
+/// The whole pool's count in one shown state.
+fn count(counts: &PoolStateCounts, state: &str) -> i64 {
+    match state {
+        "free" => counts.free,
+        "held" => counts.held,
+        "soft-deleted" => counts.soft_deleted,
+        "releasing" => counts.releasing,
+        "cordoned" => counts.cordoned,
+        "retired" => counts.retired,
+        "broken" => counts.broken,
+        "pending" => counts.pending,
+        _ => 0,
+    }
+}
+
+/// `text` as one value of a query string (RFC 3986's unreserved characters
+/// as they are, every other byte escaped).
+fn query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The address of `page` of this search.
+fn page_link(search: &str, page: usize) -> String {
     if search.is_empty() {
-        return true;
+        format!("/?page={page}")
+    } else {
+        format!("/?q={}&page={page}", query_value(search))
     }
-    let needle = search.to_lowercase();
-    let mut fields = vec![view.name.as_str()];
-    if let Some(d) = &view.holder {
-        fields.extend([
-            d.release_name.as_str(),
-            d.label.as_str(),
-            d.workspace.label.as_str(),
-        ]);
+}
+
+/// First, previous, where we are, next, last: plain links.
+fn pager(data: &Dashboard, search: &str) -> Markup {
+    let (page, pages) = (data.page, data.pages);
+    let first = (page - 1) * DASHBOARD_PAGE_SIZE + 1;
+    let last = (first + data.namespaces.len()).saturating_sub(1);
+    html! {
+        nav class="pager" aria-label="pages of namespaces" {
+            @if data.matches == 0 {
+                span { "No namespace matches." }
+            } @else {
+                span { "Namespaces " (first) "–" (last) " of " (data.matches)
+                    @if !search.is_empty() { " matching" }
+                    " (page " (page) " of " (pages) ", " (DASHBOARD_PAGE_SIZE) " a page)" }
+            }
+            @if page > 1 {
+                " " a href=(page_link(search, 1)) rel="first" { "« first" }
+                " " a href=(page_link(search, page - 1)) rel="prev" { "‹ previous" }
+            }
+            @if page < pages {
+                " " a href=(page_link(search, page + 1)) rel="next" { "next ›" }
+                " " a href=(page_link(search, pages)) rel="last" { "last »" }
+            }
+        }
     }
-    fields.iter().any(|f| f.to_lowercase().contains(&needle))
 }
 
 fn time(at: DateTime<Utc>) -> String {
@@ -166,7 +217,6 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
         .iter()
         .map(PoolNamespaceView::shown_state)
         .collect();
-    let count = |s: &str| states.iter().filter(|x| **x == s).count();
     page(
         "nspool: pool dashboard",
         html! {
@@ -207,20 +257,21 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             section class="counts" aria-label="namespaces by state" {
                 @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken", "pending"] {
                     div class="count" id=(format!("count-{state}")) {
-                        span class=(format!("cell {state}")) {} " " (state) b { (count(state)) }
+                        span class=(format!("cell {state}")) {} " " (state) b { (count(&data.counts, state)) }
                     }
                 }
             }
             h2 { "The pool over the last 7 days" }
             (chart(&data.history))
-            h2 { "Every namespace" }
+            h2 { "Namespaces" }
             form class="search" method="get" action="/" role="search" {
-                input type="search" name="q" value=(shown.search) maxlength="128"
+                input type="search" name="q" value=(shown.search) maxlength=(MAX_SEARCH)
                     placeholder="namespace, release, Deployment label or workspace" aria-label="search namespaces";
                 " " button type="submit" { "Search" }
                 @if !shown.search.is_empty() { " " a href="/" { "show all" } }
             }
-            div class="grid-cells" aria-label="one cell per namespace" {
+            (pager(data, &shown.search))
+            div class="grid-cells" aria-label="one cell per namespace of this page" {
                 @for (view, state) in data.namespaces.iter().zip(&states) {
                     span class=(format!("cell {state}")) title=(format!("{}: {state}", view.name)) {}
                 }
@@ -229,7 +280,7 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                 thead { tr { th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" }
                     @if shown.csrf.is_some() { th { "actions" } } } }
                 tbody {
-                    @for (view, state) in data.namespaces.iter().zip(&states).filter(|(v, _)| matches(v, &shown.search)) {
+                    @for (view, state) in data.namespaces.iter().zip(&states) {
                         tr id=(format!("ns-{}", view.name)) {
                             td { (view.name) }
                             td { span class=(format!("state {state}")) { (state) } }
@@ -252,6 +303,7 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                     }
                 }
             }
+            @if data.pages > 1 { (pager(data, &shown.search)) }
             p class="muted" id="config-reload" {
                 @match data.reload.last_success {
                     Some(at) => { "Config last reloaded at " (time(at)) " (SIGHUP or a change of the file)." }
