@@ -138,7 +138,7 @@ pub fn state(service: PoolService) -> AppState {
     let settings = service.settings();
     let mut limits = crate::http::guard::RequestLimits::from(&settings.service.http);
     limits.credential_checks =
-        crate::budgets::credential_checks(settings.service.database_max_connections);
+        crate::domain::budget::credential_checks(settings.service.database_max_connections);
     let guard = crate::http::guard::Guard::new(limits);
     AppState {
         schema: graphql::schema(service.clone()),

@@ -31,7 +31,7 @@ pub struct KubeCallLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BudgetLabels {
-    /// One of [`crate::budgets::Budget::ALL`]'s names.
+    /// One of [`crate::domain::budget::Budget::ALL`]'s names.
     pub budget: &'static str,
 }
 
@@ -121,7 +121,7 @@ impl Default for ServiceMetrics {
                 .claim_seconds
                 .get_or_create(&OutcomeLabels { outcome });
         }
-        for budget in crate::budgets::Budget::ALL {
+        for budget in crate::domain::budget::Budget::ALL {
             let _ = metrics.budget_refusals.get_or_create(&BudgetLabels {
                 budget: budget.name(),
             });
@@ -263,7 +263,7 @@ impl ServiceMetrics {
     }
 
     /// Something went past `budget` and was refused or cut off.
-    pub fn refused(&self, budget: crate::budgets::Budget) {
+    pub fn refused(&self, budget: crate::domain::budget::Budget) {
         self.budget_refusals
             .get_or_create(&BudgetLabels {
                 budget: budget.name(),

@@ -1,6 +1,7 @@
 //! Pure domain rules: names that parse once, roles and who may do what,
 //! release-name generation. No I/O lives here.
 
+pub mod budget;
 pub mod commander_rules;
 pub mod hygiene;
 pub mod names;

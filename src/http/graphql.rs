@@ -4,8 +4,8 @@
 use super::AppState;
 use super::pool_reads::Lookup;
 use super::public_url::public_url;
-use crate::budgets::Budget;
 use crate::domain::Action;
+use crate::domain::budget::Budget;
 use crate::domain::text::json_depth;
 use crate::graphql::limits::{MAX_NESTING, MAX_VARIABLES, PoolBudgets};
 use crate::graphql::{

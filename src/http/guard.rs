@@ -15,8 +15,8 @@
 //! Health and metrics stay outside, so probes answer under load.
 
 use super::AppState;
-use crate::budgets::{Budget, CREDENTIAL_CHECK_WAIT, CREDENTIAL_CHECKS};
 use crate::domain::Caller;
+use crate::domain::budget::{Budget, CREDENTIAL_CHECK_WAIT, CREDENTIAL_CHECKS};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -45,7 +45,7 @@ pub struct RequestLimits {
     pub body_buffer_bytes: usize,
     /// Database connections one request holds at once.
     pub database_connections: usize,
-    /// Token or session lookups at once (see [`crate::budgets::credential_checks`]).
+    /// Token or session lookups at once (see [`crate::domain::budget::credential_checks`]).
     pub credential_checks: usize,
 }
 

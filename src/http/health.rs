@@ -1,5 +1,5 @@
 use super::AppState;
-use crate::budgets::PROBE_TIMEOUT;
+use crate::domain::budget::PROBE_TIMEOUT;
 use axum::extract::State;
 use axum::http::StatusCode;
 use std::sync::atomic::Ordering;

@@ -282,7 +282,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
 
 /// The pool figures from the database, into the gauges.
 async fn read_figures(metrics: std::sync::Arc<Metrics>, store: crate::store::Store) {
-    let timeout = crate::budgets::PROBE_TIMEOUT;
+    let timeout = crate::domain::budget::PROBE_TIMEOUT;
     match tokio::time::timeout(timeout, store.scrape_figures(timeout)).await {
         Ok(Ok((figures, counts))) => {
             metrics.database_up.set(1);

@@ -5,7 +5,7 @@
 //! clients poll them, probes hold at most one database connection each and
 //! cost the database at most about one statement a second.
 
-use crate::budgets::PROBE_TIMEOUT;
+use crate::domain::budget::PROBE_TIMEOUT;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
-use crate::budgets::Budget;
+use crate::domain::budget::Budget;
 use crate::metrics::ServiceMetrics;
 
 /// Connection bounds; [`ConnectionLimits::default`] is what `serve` uses.

@@ -261,7 +261,7 @@ pub async fn show(
         state
             .service
             .metrics()
-            .refused(crate::budgets::Budget::DashboardRenders);
+            .refused(crate::domain::budget::Budget::DashboardRenders);
         let mut response = html(
             StatusCode::SERVICE_UNAVAILABLE,
             page::refused(
@@ -280,7 +280,7 @@ pub async fn show(
                 state
                     .service
                     .metrics()
-                    .refused(crate::budgets::Budget::DashboardPage);
+                    .refused(crate::domain::budget::Budget::DashboardPage);
             }
             html(StatusCode::OK, page::dashboard(&data, &view))
         }
@@ -315,7 +315,7 @@ pub async fn sign_in(
         state
             .service
             .metrics()
-            .refused(crate::budgets::Budget::SignIn);
+            .refused(crate::domain::budget::Budget::SignIn);
         let mut response = html(
             StatusCode::TOO_MANY_REQUESTS,
             page::sign_in(Some(&format!(
