@@ -192,6 +192,15 @@ pub fn stored_json_bytes(value: &Value) -> usize {
     counter.0
 }
 
+/// jsonb's ", " before every item but the first.
+fn separator<W: ?Sized + std::io::Write>(writer: &mut W, first: bool) -> std::io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        writer.write_all(b", ")
+    }
+}
+
 /// serde_json's compact form with jsonb's separators and numbers.
 struct PostgresJson;
 
@@ -201,11 +210,7 @@ impl serde_json::ser::Formatter for PostgresJson {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        separator(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -213,11 +218,7 @@ impl serde_json::ser::Formatter for PostgresJson {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        separator(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(

@@ -32,30 +32,7 @@ async fn pool_events(db: &PgPool) -> i64 {
 }
 
 async fn dashboard(app: &TestApp, token: &str) -> String {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = client
-        .post(app.url("/login"))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    client
-        .get(app.url("/"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    crate::dashboard_actions::signed_in_page(app, token, "").await
 }
 
 #[sqlx::test]

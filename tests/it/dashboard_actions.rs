@@ -32,7 +32,12 @@ pub async fn session(app: &TestApp, token: &str) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-async fn page(app: &TestApp, cookie: &str, query: &str) -> String {
+/// The dashboard at `/{query}` as `token` sees it, signed in afresh.
+pub async fn signed_in_page(app: &TestApp, token: &str, query: &str) -> String {
+    page(app, &session(app, token).await, query).await
+}
+
+pub async fn page(app: &TestApp, cookie: &str, query: &str) -> String {
     client()
         .get(app.url(&format!("/{query}")))
         .header("cookie", cookie)

@@ -768,30 +768,7 @@ async fn stored_bidirectional_controls_are_shown_as_what_they_are(db: PgPool) {
     .execute(&db)
     .await
     .unwrap();
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = client
-        .post(app.url("/login"))
-        .form(&[("token", admin.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let page = client
-        .get(app.url("/?q=pool-a"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = crate::dashboard_actions::signed_in_page(&app, &admin, "?q=pool-a").await;
     assert!(page.contains("upgrade &lt;U+202E&gt;gnp.exe"), "{page}");
     assert!(!page.chars().any(nspool::domain::text::is_bidi_control));
 }

@@ -279,6 +279,27 @@ async fn dry_runs_list_and_disabled_jobs_say_namespaces_never_return(db: PgPool)
     assert_eq!(still, 1, "a dry run changes nothing");
 }
 
+/// `count` Deployments soft-deleted 30 days ago, outside the pool: a
+/// backlog big enough for a run to be caught mid-way.
+async fn backlog(db: &PgPool, count: i32) {
+    sqlx::query(
+        "insert into workspaces (id, label) values ('00000000-0000-0000-0000-000000000001', 'w')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
+         select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
+                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
+         from generate_series(1, $1) as i",
+    )
+    .bind(count)
+    .execute(db)
+    .await
+    .unwrap();
+}
+
 /// SIGTERM during a scheduled run: new requests are refused, the running
 /// batch stops at a Deployment boundary, the process exits within its bound,
 /// and every Deployment removed has its reclaim event (nothing half-done).
@@ -287,21 +308,7 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     let config = pool_config(5, "* * * * * *");
     let app = TestApp::spawn(&config, db.clone()).await;
     // A backlog big enough to be mid-run when the signal comes.
-    sqlx::query(
-        "insert into workspaces (id, label) values ('00000000-0000-0000-0000-000000000001', 'w')",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
-         select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
-                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
-         from generate_series(1, 20000) as i",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    backlog(&db, 20_000).await;
     drop(app);
 
     let dir = std::env::temp_dir().join(format!("nspool-sigterm-{}", Uuid::new_v4().simple()));
@@ -399,21 +406,7 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
 async fn a_run_killed_mid_way_is_taken_over_and_finished_with_its_real_count(db: PgPool) {
     let config = pool_config(5, "0 0 1 1 *");
     let app = TestApp::spawn(&config, db.clone()).await;
-    sqlx::query(
-        "insert into workspaces (id, label) values ('00000000-0000-0000-0000-000000000001', 'w')",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
-    sqlx::query(
-        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
-         select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
-                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
-         from generate_series(1, 20000) as i",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    backlog(&db, 20_000).await;
     let dir = std::env::temp_dir().join(format!("nspool-kill-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.yaml");

@@ -355,16 +355,7 @@ async fn a_restored_namespace_is_free_since_it_came_back(db: PgPool) {
         .await
         .unwrap();
     assert!(since - added > chrono::Duration::days(2), "{added} {since}");
-    let cookie = crate::dashboard_actions::session(&app, &app.admin().await).await;
-    let html = reqwest::Client::new()
-        .get(app.url("/"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = crate::dashboard_actions::signed_in_page(&app, &app.admin().await, "").await;
     let row = html
         .split("<tr id=\"ns-ns-b\"")
         .nth(1)
