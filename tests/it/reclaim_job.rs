@@ -315,19 +315,11 @@ async fn sigterm_during_a_run_exits_cleanly_and_leaves_nothing_half_done(db: PgP
     std::fs::create_dir_all(&dir).unwrap();
     let config_path = dir.join("config.yaml");
     std::fs::write(&config_path, &config).unwrap();
-    let serve = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env("DATABASE_URL", crate::support::database_url(&db))
-        .env("NSPOOL_LISTEN", "127.0.0.1:0")
-        .env("NSPOOL_KUBERNETES_MODE", "off")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut serve = crate::support::ChildGuard(serve);
-    let lines = crate::support::drain_lines(&mut serve.0);
+    let (mut serve, lines) = crate::support::serve_process(
+        std::path::Path::new(env!("CARGO_BIN_EXE_nspool")),
+        &crate::support::database_url(&db),
+        &config_path,
+    );
     let address =
         tokio::task::spawn_blocking(move || crate::support::listening_address(&lines, |_| {}))
             .await

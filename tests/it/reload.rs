@@ -3,9 +3,7 @@
 //! and is reported; the service never stops. Through the service, and
 //! through the binary (SIGHUP, and a change of the file alone).
 
-use crate::support::{
-    ChildGuard, TestApp, database_url, drain_lines, listening_address, metric_value, pool_config,
-};
+use crate::support::{TestApp, database_url, listening_address, metric_value, pool_config};
 use nspool::config::Settings;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -201,18 +199,11 @@ async fn serve_reloads_on_sighup_and_on_a_change_of_the_file(db: PgPool) {
         .output()
         .unwrap();
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
-        .env("DATABASE_URL", &url)
-        .env("NSPOOL_LISTEN", "127.0.0.1:0")
-        .env("NSPOOL_KUBERNETES_MODE", "off")
-        .env("NO_COLOR", "1")
-        .args(["serve", "--config", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = drain_lines(&mut child);
-    let child = ChildGuard(child);
+    let (child, lines) = crate::support::serve_process(
+        std::path::Path::new(env!("CARGO_BIN_EXE_nspool")),
+        &url,
+        &file,
+    );
     let address = listening_address(&lines, |_| {});
     // Idle connections dropped before the server closes an idle keep-alive
     // (10 s): the file changes below take the 10 s settle time to apply.

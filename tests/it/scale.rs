@@ -266,7 +266,7 @@ const MAX_PAGE_BYTES: usize = 512 * 1024;
 /// build (the README's figures are of the release binary).
 #[sqlx::test]
 async fn serve_at_the_largest_pool_stays_well_under_its_memory_limit(db: PgPool) {
-    use crate::support::{ChildGuard, database_url, drain_lines, listening_address};
+    use crate::support::{database_url, listening_address};
     let binary = std::env::var("NSPOOL_SCALE_BINARY")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_nspool").to_owned());
     let url = database_url(&db);
@@ -284,18 +284,7 @@ async fn serve_at_the_largest_pool_stays_well_under_its_memory_limit(db: PgPool)
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     };
     let (admin, viewer) = (token("SYSTEM_ADMIN"), token("SYSTEM_VIEWER"));
-    let mut child = std::process::Command::new(&binary)
-        .env("DATABASE_URL", &url)
-        .env("NSPOOL_LISTEN", "127.0.0.1:0")
-        .env("NSPOOL_KUBERNETES_MODE", "off")
-        .env("NO_COLOR", "1")
-        .args(["serve", "--config", file.to_str().unwrap()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = drain_lines(&mut child);
-    let child = ChildGuard(child);
+    let (child, lines) = crate::support::serve_process(std::path::Path::new(&binary), &url, &file);
     let pid = child.0.id();
     let address = listening_address(&lines, |_| {});
     let base = format!("http://{address}");

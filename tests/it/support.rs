@@ -430,6 +430,29 @@ pub fn listening_address(
 
 /// A child `nspool` that is stopped when the test ends, also when it fails:
 /// SIGTERM first (so `serve` stops its embedded PostgreSQL), SIGKILL after 15 s.
+/// `binary serve --config config` on `database_url`, on a free port,
+/// without Kubernetes, its output drained into lines (`drain_lines`).
+pub fn serve_process(
+    binary: &std::path::Path,
+    database_url: &str,
+    config: &std::path::Path,
+) -> (ChildGuard, std::sync::mpsc::Receiver<String>) {
+    let mut child = std::process::Command::new(binary)
+        .arg("serve")
+        .arg("--config")
+        .arg(config)
+        .env("DATABASE_URL", database_url)
+        .env("NSPOOL_LISTEN", "127.0.0.1:0")
+        .env("NSPOOL_KUBERNETES_MODE", "off")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = drain_lines(&mut child);
+    (ChildGuard(child), lines)
+}
+
 pub struct ChildGuard(pub std::process::Child);
 
 impl Drop for ChildGuard {
