@@ -240,6 +240,17 @@ pub fn table() -> Vec<Row> {
             "budgets::an_unreachable_database_answers_503_and_probes_do_not_wait",
         ),
         row(
+            "a token or session lookup waiting on a lock of its table (a restore, `lock table`)",
+            format!(
+                "{} s per lookup (statement timeout, per transaction)",
+                crate::store::LOOKUP_TIMEOUT.as_secs()
+            ),
+            "(fixed)",
+            "the lookup gives up, its connection and slot come back; HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1",
+            "`nspool_graphql_errors_total{code=\"SERVICE_UNAVAILABLE\"}`".into(),
+            "budgets::a_locked_tokens_table_holds_no_lookup_past_its_bound",
+        ),
+        row(
             "event-log rows the dashboard's chart reads (however fast Deployments come and go)",
             format!(
                 "each namespace's last change per hour: at most the pool's size × {} hours",

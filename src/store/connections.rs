@@ -28,6 +28,10 @@ tokio::task_local! {
     static REQUEST_SLOTS: Arc<Semaphore>;
 }
 
+/// How long a credential lookup may wait for the database (a lock on its
+/// table, say) before it is cancelled.
+pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs `work` (one request) with at most `connections` database connections at once.
 pub async fn with_connection_budget<F: Future>(connections: usize, work: F) -> F::Output {
     REQUEST_SLOTS
@@ -120,6 +124,20 @@ impl Store {
         let slot = request_slot().await?;
         let tx = self.pool.begin().await?;
         Ok(Tx { tx, _slot: slot })
+    }
+
+    /// A transaction whose statements give up after [`LOOKUP_TIMEOUT`]:
+    /// for reads every request makes (credential lookups), which must never
+    /// wait out a lock on their table (a restore, a `lock table`) holding a
+    /// connection and a credential-check slot. Set for this transaction
+    /// only, so it follows the statements through PgBouncer.
+    pub(crate) async fn begin_bounded(&self) -> Result<Tx> {
+        let mut tx = self.begin().await?;
+        sqlx::query("select set_config('statement_timeout', $1, true)")
+            .bind(format!("{}ms", LOOKUP_TIMEOUT.as_millis()))
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 }
 

@@ -19,7 +19,9 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
-pub use connections::{ACQUIRE_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget};
+pub use connections::{
+    ACQUIRE_TIMEOUT, LOOKUP_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget,
+};
 pub use cordons::{CordonChange, ExpiredCordons};
 pub use deployments::{
     DeploymentRow, DeploymentUpdate, ListFilter, NewDeployment, PoolChange, Release,

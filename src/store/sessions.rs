@@ -36,10 +36,13 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        Ok(sqlx::query_as(&sql)
+        let mut tx = self.begin_bounded().await?;
+        let row = sqlx::query_as(&sql)
             .bind(&sha256[..])
-            .fetch_optional(&mut *self.conn().await?)
-            .await?)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(row)
     }
 
     pub async fn delete_session(&self, sha256: &[u8; 32]) -> Result<()> {

@@ -71,10 +71,12 @@ impl Store {
         let sql = format!(
             "select {TOKEN_COLUMNS} from api_tokens where sha256 = $1 and revoked_at is null"
         );
+        let mut tx = self.begin_bounded().await?;
         let row = sqlx::query_as(&sql)
             .bind(&sha256[..])
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(row)
     }
 

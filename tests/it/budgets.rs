@@ -650,3 +650,48 @@ async fn metric_families_exist_from_the_start(db: PgPool) {
         assert!(metrics.contains(line), "{line} missing from /metrics");
     }
 }
+
+/// A lock on the tokens table (a restore, `lock table`) never holds a
+/// credential lookup past its bound: the lookup gives up after
+/// `LOOKUP_TIMEOUT` (statement timeout, set per transaction), its
+/// connection and slot come back while the lock is still held, and the
+/// request is answered; once the lock goes, the token works.
+#[sqlx::test]
+async fn a_locked_tokens_table_holds_no_lookup_past_its_bound(db: PgPool) {
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    let token = app.token("SYSTEM_VIEWER", None).await;
+    let mut locker = db.begin().await.unwrap();
+    sqlx::query("lock table api_tokens in access exclusive mode")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
+    let asked = std::time::Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(30),
+        app.gql(Some(&token), "{ workspaces { id } }", Value::Null),
+    )
+    .await
+    .expect("answered while the lock is held");
+    eprintln!(
+        "answered after {:?} under the lock: {answer}",
+        asked.elapsed()
+    );
+    assert!(answer.get("errors").is_some(), "{answer}");
+    // Nothing of nspool's waits on the lock any more.
+    let waiting: i64 = sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+         where datname = current_database() and wait_event_type = 'Lock'
+           and query like '%api_tokens%' and pid <> pg_backend_pid()",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(waiting, 0, "a lookup still waits on the lock");
+    locker.rollback().await.unwrap();
+    let ok = app
+        .ok(Some(&token), "{ workspaces { id } }", Value::Null)
+        .await;
+    assert!(ok["workspaces"].is_array(), "{ok}");
+    let _ = admin;
+}
