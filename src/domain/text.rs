@@ -98,13 +98,19 @@ pub fn check(field: &str, value: &str, max: usize) -> Result<(), TextError> {
 /// reads as what it is wherever nspool shows it to a person (the dashboard,
 /// Kubernetes Event notes).
 pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    bidi_marked(text, "<", ">")
+}
+
+/// `text` with each bidirectional control written `{open}U+202E{close}`
+/// (a page already in HTML marks it with `&lt;` and `&gt;`).
+pub fn bidi_marked<'a>(text: &'a str, open: &str, close: &str) -> std::borrow::Cow<'a, str> {
     if !text.chars().any(is_bidi_control) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
         if is_bidi_control(c) {
-            out.push_str(&format!("<U+{:04X}>", c as u32));
+            out.push_str(&format!("{open}U+{:04X}{close}", c as u32));
         } else {
             out.push(c);
         }

@@ -7,7 +7,7 @@
 
 use super::objects::{self, NamespaceObjects, RbacTarget};
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, Subject};
 use std::collections::BTreeMap;
 
 /// One object nspool applies in each pool namespace, as the watch sees it.
@@ -163,8 +163,7 @@ impl Desired {
                 )
                 .collect()
         };
-        let role = |binding: &RoleBinding| -> RoleRef { binding.role_ref.clone() };
-        (subjects(seen) != subjects(&wanted) || role(seen) != role(&wanted))
+        (subjects(seen) != subjects(&wanted) || seen.role_ref != wanted.role_ref)
             .then_some(Change::Edited)
     }
 

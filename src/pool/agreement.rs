@@ -219,7 +219,7 @@ pub fn describe(replicas: &[ReplicaConfig]) -> Vec<String> {
         .collect()
 }
 
-/// Keeps `Arc` out of the signature for callers that hold a service.
+/// [`heartbeats`] as a task of its own (`serve`).
 pub fn spawn_heartbeats(
     service: &PoolService,
     stop: tokio::sync::watch::Receiver<bool>,

@@ -37,6 +37,22 @@ where
     started.elapsed()
 }
 
+/// Sets the Namespace's finalizers (`json`: a list, or `null` for none).
+fn finalizers(namespace: &str, json: &str) {
+    let patch = format!(r#"{{"metadata":{{"finalizers":{json}}}}}"#);
+    kubectl(
+        &[
+            "patch",
+            "namespace",
+            namespace,
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+        None,
+    );
+}
+
 async fn subjects(cluster: &Cluster, ns: &str) -> Value {
     cluster
         .object("RoleBinding", ns, "deployment-commander-rolebinding")
@@ -123,17 +139,7 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
         None,
     );
     // A finalizer of someone else's holds it in Terminating until removed.
-    kubectl(
-        &[
-            "patch",
-            "namespace",
-            &gone_ns,
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":["nspool.test/hold"]}}"#,
-        ],
-        None,
-    );
+    finalizers(&gone_ns, r#"["nspool.test/hold"]"#);
     kubectl(&["delete", "namespace", &gone_ns, "--wait=false"], None);
     let changed = Instant::now();
 
@@ -234,17 +240,7 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
     // Once the namespace controller removed it, it is made again and offered.
     let old_uid =
         cluster.object("Namespace", "", &gone_ns).await.unwrap()["metadata"]["uid"].clone();
-    kubectl(
-        &[
-            "patch",
-            "namespace",
-            &gone_ns,
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-        None,
-    );
+    finalizers(&gone_ns, "null");
     within_bound("the deleted namespace made again", || async {
         sqlx::query("update pool_namespaces set kube_next_attempt_at = null where name = $1")
             .bind(&gone_ns)

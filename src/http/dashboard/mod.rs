@@ -50,18 +50,10 @@ fn html(status: StatusCode, markup: Markup) -> Response {
 /// `<U+202E>`, so no cordon reason or label reads differently from what it
 /// is. The templates never hold one, so the whole page can be done at once.
 fn visible(page: String) -> String {
-    if !page.chars().any(crate::domain::text::is_bidi_control) {
-        return page;
+    match crate::domain::text::bidi_marked(&page, "&lt;", "&gt;") {
+        std::borrow::Cow::Borrowed(_) => page,
+        std::borrow::Cow::Owned(marked) => marked,
     }
-    let mut out = String::with_capacity(page.len() + 64);
-    for c in page.chars() {
-        if crate::domain::text::is_bidi_control(c) {
-            out.push_str(&format!("&lt;U+{:04X}&gt;", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
