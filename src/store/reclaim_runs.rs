@@ -51,10 +51,16 @@ impl Store {
     pub async fn start_run(&self, run: &NewRun<'_>) -> Result<RunStart> {
         let mut conn = self.conn().await?;
         let id: Option<i64> = sqlx::query_scalar(
+            // The `where` spares an attempt that would conflict its row (and
+            // an id): a waiting run asks every 200 ms. The unique indexes
+            // still decide a race.
             "insert into reclaim_runs (scheduled_for, trigger, replica, older_than_days, dry_run,
                                        holder, lease_expires_at)
-             values ($1, case when $1 is null then 'manual' else 'schedule' end, $2, $3, $4,
-                     $5, now() + make_interval(secs => $6))
+             select $1, case when $1 is null then 'manual' else 'schedule' end, $2, $3, $4,
+                    $5, now() + make_interval(secs => $6)
+             where not exists (select 1 from reclaim_runs where finished_at is null)
+               and ($1::timestamptz is null
+                    or not exists (select 1 from reclaim_runs where scheduled_for = $1))
              on conflict do nothing
              returning id",
         )
