@@ -136,7 +136,10 @@ impl PoolReads {
 
     /// This pure read's turn to build its answer: one request at a time per
     /// shape, so that those arriving while one builds take its kept answer
-    /// (they look again once it is their turn). `None` when not pure.
+    /// (they look again once it is their turn). `None` when not pure, or
+    /// when the turn did not come within the large-answer wait (the request
+    /// then builds without it and meets the large-answer permit, so a slow
+    /// build never queues the others for longer than that).
     pub async fn build_turn(
         &self,
         query: &str,
@@ -151,7 +154,9 @@ impl PoolReads {
             }
             builds.entry(shape).or_default().clone()
         };
-        Some(turn.lock_owned().await)
+        tokio::time::timeout(crate::graphql::LARGE_ANSWER_WAIT, turn.lock_owned())
+            .await
+            .ok()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
