@@ -56,11 +56,39 @@ pub struct DriftWatch {
     metrics: Arc<ServiceMetrics>,
 }
 
+/// Namespaces one fresh list remembers at most (two and a half times the
+/// documented pool of 100,000: the watch also lists nspool-labelled
+/// namespaces outside this pool). Past it the list's comparison with the
+/// database is skipped (logged): changes while nobody watched then wait
+/// for the next fresh list; what the watch sees from then on is unaffected.
+const MAX_LISTED: usize = 250_000;
+
 /// One fresh list in progress: when it began (the database's clock) and
-/// the namespaces it has shown.
+/// the namespaces it has shown (`None` once past `cap`).
 struct Listing {
     began: Option<DateTime<Utc>>,
-    seen: Vec<String>,
+    seen: Option<Vec<String>>,
+    cap: usize,
+}
+
+impl Listing {
+    fn new(began: Option<DateTime<Utc>>, cap: usize) -> Self {
+        Self {
+            began,
+            seen: Some(Vec::new()),
+            cap,
+        }
+    }
+
+    fn saw(&mut self, namespace: &str) {
+        if let Some(seen) = &mut self.seen {
+            if seen.len() >= self.cap {
+                self.seen = None;
+            } else {
+                seen.push(namespace.to_owned());
+            }
+        }
+    }
 }
 
 impl DriftWatch {
@@ -95,17 +123,11 @@ impl DriftWatch {
                     synced.remove(&kind);
                     self.metrics.set_drift_watch_synced(false);
                     let began = self.store.database_now().await.ok();
-                    listings.insert(
-                        kind,
-                        Listing {
-                            began,
-                            seen: Vec::new(),
-                        },
-                    );
+                    listings.insert(kind, Listing::new(began, MAX_LISTED));
                 }
                 Seen::Object(kind, namespace, change) => {
                     if let Some(listing) = listings.get_mut(&kind) {
-                        listing.seen.push(namespace.clone());
+                        listing.saw(&namespace);
                     }
                     if let Some(change) = change {
                         self.drifted(kind, change, &[namespace], None).await;
@@ -134,10 +156,17 @@ impl DriftWatch {
         let Some(began) = listing.began else {
             return;
         };
+        let Some(seen) = listing.seen else {
+            tracing::warn!(
+                object = kind.describe(),
+                "the drift watch listed more than {MAX_LISTED} objects: what changed while nobody watched is found at the next fresh list"
+            );
+            return;
+        };
         loop {
             let names = match self
                 .store
-                .applied_but_unseen(&self.fingerprint, began, &listing.seen, UNSEEN_BATCH)
+                .applied_but_unseen(&self.fingerprint, began, &seen, UNSEEN_BATCH)
                 .await
             {
                 Ok(names) => names,
@@ -279,4 +308,27 @@ where
             Err(error) => Seen::Failed(kind, error.to_string()),
         })
         .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Listing;
+
+    #[test]
+    fn a_list_past_its_cap_remembers_nothing_rather_than_part() {
+        let mut listing = Listing::new(None, 2);
+        listing.saw("a");
+        listing.saw("b");
+        assert_eq!(
+            listing.seen.as_deref(),
+            Some(&["a".to_owned(), "b".to_owned()][..])
+        );
+        listing.saw("c");
+        assert!(
+            listing.seen.is_none(),
+            "a partial list would call the rest gone"
+        );
+        listing.saw("d");
+        assert!(listing.seen.is_none());
+    }
 }
