@@ -665,7 +665,6 @@ async fn metric_families_exist_from_the_start(db: PgPool) {
 #[sqlx::test]
 async fn a_locked_tokens_table_holds_no_lookup_past_its_bound(db: PgPool) {
     let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
-    let admin = app.admin().await;
     let token = app.token("SYSTEM_VIEWER", None).await;
     let mut locker = db.begin().await.unwrap();
     sqlx::query("lock table api_tokens in access exclusive mode")
@@ -699,5 +698,4 @@ async fn a_locked_tokens_table_holds_no_lookup_past_its_bound(db: PgPool) {
         .ok(Some(&token), "{ workspaces { id } }", Value::Null)
         .await;
     assert!(ok["workspaces"].is_array(), "{ok}");
-    let _ = admin;
 }
