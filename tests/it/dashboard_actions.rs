@@ -17,8 +17,13 @@ fn client() -> reqwest::Client {
 
 /// A session cookie for `token`.
 pub async fn session(app: &TestApp, token: &str) -> String {
+    session_at(&app.url(""), token).await
+}
+
+/// A session cookie for `token` from the nspool at `base` (`http://host:port`).
+pub async fn session_at(base: &str, token: &str) -> String {
     let response = client()
-        .post(app.url("/login"))
+        .post(format!("{base}/login"))
         .header("sec-fetch-site", "same-origin")
         .form(&[("token", token)])
         .send()

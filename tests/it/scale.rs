@@ -346,22 +346,8 @@ async fn serve_at_the_largest_pool_stays_well_under_its_memory_limit(db: PgPool)
     // Dashboard sessions: 4 admins and 4 viewers, each loading five pages.
     let separate = reset_peak(pid);
     let sign_in = |token: String| {
-        let client = client.clone();
         let base = base.clone();
-        async move {
-            let response = client
-                .post(format!("{base}/login"))
-                .form(&[("token", token)])
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 303);
-            let set = response.headers()["set-cookie"]
-                .to_str()
-                .unwrap()
-                .to_owned();
-            set.split(';').next().unwrap().to_owned()
-        }
+        async move { crate::dashboard_actions::session_at(&base, &token).await }
     };
     let mut sessions = Vec::new();
     for i in 0..8 {
