@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         let service = PoolService::new(store.clone(), settings);
         service.sync_pool().await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let workspace = Uuid::new_v4();
+        let cluster = common::default_cluster(&pool).await?;
         sqlx::query("insert into workspaces (id, label) values ($1, 'bench')").bind(workspace).execute(&pool).await?;
         // 100,000 earlier claims in the history: their events, released long ago.
         sqlx::query(
@@ -91,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
                     let id = Uuid::new_v4();
                     let release = format!("d-{client}-{n}");
                     let label = format!("direct-{client}-{n}");
-                    let new = common::pool_claim(id, workspace, &label, &release, ns);
+                    let new = common::pool_claim(cluster, id, workspace, &label, &release, ns);
                     store.insert_deployment(&new).await.expect("claim").expect("free");
                     store.token_by_hash(&hash).await.expect("token");
                     store.deployment(id).await.expect("read");
@@ -106,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
                 let store = store.clone();
                 async move {
                     store.token_by_hash(&hash).await.expect("token");
-                    store.available_namespaces().await.expect("available");
+                    store.available_namespaces(cluster).await.expect("available");
                 }
             })
             .await

@@ -190,13 +190,17 @@ async fn reads_at(size: usize, clients: usize, seconds: u64) -> anyhow::Result<(
             .connect_with(options.clone())
             .await?;
         let store = Store::new(pool.clone());
-        assert_eq!(store.available_namespaces().await?.len(), size);
+        let cluster = common::default_cluster(&pool).await?;
+        assert_eq!(store.available_namespaces(cluster).await?.len(), size);
         let direct = {
             let store = store.clone();
             load(clients, seconds, move |_, _| {
                 let store = store.clone();
                 async move {
-                    store.available_namespaces().await.expect("available");
+                    store
+                        .available_namespaces(cluster)
+                        .await
+                        .expect("available");
                 }
             })
             .await
@@ -269,6 +273,7 @@ async fn main() -> anyhow::Result<()> {
         let pool = PgPoolOptions::new().max_connections(clients as u32 + 2).connect_with(options.clone()).await?;
         let store = Store::new(pool.clone());
         let workspace = Uuid::new_v4();
+        let cluster = common::default_cluster(&pool).await?;
         sqlx::query("insert into workspaces (id, label) values ($1, 'bench')").bind(workspace).execute(&pool).await?;
         let per_client: Arc<Vec<Vec<String>>> = Arc::new(
             (0..clients)
@@ -285,7 +290,7 @@ async fn main() -> anyhow::Result<()> {
                     let ns = &per_client[client][n % per_client[client].len()];
                     let id = Uuid::new_v4();
                     let (release, label) = (format!("d-{client}-{n}"), format!("direct-{client}-{n}"));
-                    let new = common::pool_claim(id, workspace, &label, &release, ns);
+                    let new = common::pool_claim(cluster, id, workspace, &label, &release, ns);
                     store.insert_deployment(&new).await.expect("claim").expect("free");
                     store.hard_delete_deployment(id, None, nspool::store::Release { kind: "release", actor: "bench", reason: "bench", check_released: false }).await.expect("release");
                 }

@@ -65,6 +65,7 @@ async fn storm(
             .await?;
         let fake = FakeKube::start().await;
         let workspace = Uuid::new_v4();
+        let cluster = common::default_cluster(&pool).await?;
         sqlx::query("insert into workspaces (id, label) values ($1, 'storm')").bind(workspace).execute(&pool).await?;
         let mut ids = Vec::new();
         for (i, name) in names.iter().enumerate() {
@@ -76,7 +77,7 @@ async fn storm(
             let (label, release) = (format!("d{i}"), format!("r{i}"));
             service
                 .store()
-                .insert_deployment(&common::pool_claim(id, workspace, &label, &release, name))
+                .insert_deployment(&common::pool_claim(cluster, id, workspace, &label, &release, name))
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("{name} was not free"))?;
             ids.push(id);
@@ -101,7 +102,7 @@ async fn storm(
         let worker = KubeWorker::new(&service, KubeClient::for_url(&fake.url, in_flight)?);
         let mut passes = 0;
         loop {
-            let free = service.store().available_namespaces().await?.len();
+            let free = service.store().available_namespaces(cluster).await?.len();
             if free >= if check { expected_free } else { namespaces } {
                 break;
             }

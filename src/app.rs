@@ -81,7 +81,14 @@ impl Database {
 /// nspool's or not migrated to this version, and writes nothing to it.
 pub async fn open(settings: Arc<Settings>, store: Store) -> anyhow::Result<PoolService> {
     match store.migrated().await {
-        Ok(true) => Ok(PoolService::new(store, settings)),
+        Ok(true) => {
+            let service = PoolService::new(store, settings);
+            service
+                .resolve_cluster_ids()
+                .await
+                .context("could not read the clusters")?;
+            Ok(service)
+        }
         Ok(false) => anyhow::bail!(
             "the database is not migrated to this nspool version: run `nspool migrate` (or `nspool serve`) first; nothing was written"
         ),
@@ -219,13 +226,26 @@ pub async fn run_until_signal(
         // Reading the config and the pool freed much more than is kept.
         crate::heap::give_back();
     });
-    let kube = KubeClient::connect(service.settings().service.kubernetes_mode).await?;
-    if kube.is_none() {
+    // One client and one worker per cluster: a cluster whose API server is
+    // down or slow holds up only its own worker.
+    let settings = service.settings();
+    let mode = settings.service.kubernetes_mode;
+    let mut clients = Vec::new();
+    for cluster in &settings.clusters {
+        if let Some(kube) = KubeClient::connect_cluster(mode, cluster).await? {
+            clients.push((cluster.clone(), kube));
+        }
+    }
+    if clients.is_empty() {
         service.without_kubernetes();
     }
     service.require_readiness().await?;
-    let kube_worker =
-        kube.map(|kube| tokio::spawn(KubeWorker::new(&service, kube).run(stopped.clone())));
+    let kube_workers: Vec<_> = clients
+        .into_iter()
+        .map(|(cluster, kube)| {
+            tokio::spawn(KubeWorker::for_cluster(&service, &cluster, kube).run(stopped.clone()))
+        })
+        .collect();
     let mut server_stopped = stopped.clone();
     let limits = ConnectionLimits::from(&service.settings().service.http);
     let state = state(service);
@@ -259,7 +279,7 @@ pub async fn run_until_signal(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), reclaim_takeover).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), agreement).await;
-    if let Some(worker) = kube_worker {
+    for worker in kube_workers {
         // Its work is recorded per namespace as it goes; what is left is done later.
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left.max(Duration::from_secs(1)), worker).await {

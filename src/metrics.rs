@@ -82,8 +82,9 @@ pub fn latency_histogram() -> Histogram {
 /// The Kubernetes calls nspool makes, and the outcomes every family starts
 /// with at zero: a counter that appears only at its first increment hides
 /// that increment from `increase()` and `rate()`.
-const KUBE_CALLS: [&str; 7] = [
+const KUBE_CALLS: [&str; 8] = [
     "apply",
+    "version",
     "post_event",
     "get_namespace",
     "claim_labels",

@@ -38,6 +38,7 @@ pub fn knob(name: &str, default: usize) -> usize {
 /// benches insert straight through the store.
 #[allow(dead_code)] // Not every bench claims straight.
 pub fn pool_claim<'a>(
+    cluster: uuid::Uuid,
     id: uuid::Uuid,
     workspace_id: uuid::Uuid,
     label: &'a str,
@@ -59,8 +60,18 @@ pub fn pool_claim<'a>(
         config: None,
         dag_deployment: None,
         triggerer_replicas: None,
-        cluster_id: None,
+        cluster_id: cluster,
         claim_from_pool: true,
         actor: "bench",
     }
+}
+
+/// The default cluster's id (the one cluster of the benches' configs).
+#[allow(dead_code)] // Not every bench claims straight.
+pub async fn default_cluster(pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
+    Ok(
+        sqlx::query_scalar("select id from clusters where name = 'default'")
+            .fetch_one(pool)
+            .await?,
+    )
 }

@@ -16,7 +16,23 @@ pub(super) fn config_check(config: &ConfigArg) -> ExitCode {
         shown.service.data_dir = Some(crate::embedded_pg::EmbeddedPostgres::default_data_dir());
     }
     print!("{}", shown.to_yaml());
-    println!("# {}", settings.nspool_rbac_advice());
+    for cluster in &settings.clusters {
+        if settings.many_clusters() {
+            println!(
+                "# cluster {}: {}",
+                cluster.name,
+                cluster.nspool_rbac_advice()
+            );
+        } else {
+            println!("# {}", cluster.nspool_rbac_advice());
+        }
+        if !cluster.id_given {
+            println!(
+                "# cluster {}: its id is the one the database made at the first start (the clusters query shows it); set nspool.clusterId to choose it",
+                cluster.name
+            );
+        }
+    }
     match settings.unchecked_release_note() {
         Some(note) => println!("# {note}"),
         None => println!(

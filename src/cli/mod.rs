@@ -117,10 +117,21 @@ enum RbacCommand {
         config: ConfigArg,
         #[arg(long = "namespace")]
         namespaces: Vec<String>,
+        /// The cluster whose pool (its name in nspool.clusters); needed when
+        /// nspool serves several.
+        #[arg(long)]
+        cluster: Option<String>,
     },
     /// Verify every pool namespace in the cluster now; exit 1 when any is
     /// broken or missing, or the check failed.
-    Check(ConfigArg),
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The cluster to check (its name in nspool.clusters); needed when
+        /// nspool serves several.
+        #[arg(long)]
+        cluster: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,12 +187,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             print!("{}", crate::config::keys::reference_markdown());
             return ExitCode::SUCCESS;
         }
-        Command::Rbac(RbacCommand::Render { config, namespaces }) => {
-            return rbac::rbac_render(config, namespaces);
+        Command::Rbac(RbacCommand::Render {
+            config,
+            namespaces,
+            cluster,
+        }) => {
+            return rbac::rbac_render(config, namespaces, cluster.as_deref());
         }
         Command::Serve(c) => require(c, "serve"),
         Command::Migrate(c) => require(c, "migrate"),
-        Command::Rbac(RbacCommand::Check(c)) => require(c, "rbac check"),
+        Command::Rbac(RbacCommand::Check { config, .. }) => require(config, "rbac check"),
         Command::Reclaim {
             config,
             older_than: None,
@@ -232,7 +247,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             })
             .await
         }
-        Command::Rbac(RbacCommand::Check(_)) => return rbac::rbac_check(settings).await,
+        Command::Rbac(RbacCommand::Check { cluster, .. }) => {
+            return rbac::rbac_check(settings, cluster.as_deref()).await;
+        }
         Command::Pool(command) => pool::run(settings, command).await,
         Command::Schema | Command::Healthcheck { .. } | Command::Config(_) | Command::Rbac(_) => {
             Ok(())

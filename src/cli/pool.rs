@@ -17,6 +17,10 @@ pub enum PoolCommand {
     List {
         #[command(flatten)]
         config: ConfigArg,
+        /// The cluster (its name in nspool.clusters); needed when nspool
+        /// serves several, except for `list`, which then shows them all.
+        #[arg(long)]
+        cluster: Option<String>,
         /// Only namespaces in this state (free, held, soft-deleted, retired,
         /// releasing, cordoned, broken).
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(SHOWN_STATES))]
@@ -28,6 +32,10 @@ pub enum PoolCommand {
     Show {
         #[command(flatten)]
         config: ConfigArg,
+        /// The cluster (its name in nspool.clusters); needed when nspool
+        /// serves several, except for `list`, which then shows them all.
+        #[arg(long)]
+        cluster: Option<String>,
         name: String,
         #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
         output: Output,
@@ -36,6 +44,10 @@ pub enum PoolCommand {
     Cordon {
         #[command(flatten)]
         config: ConfigArg,
+        /// The cluster (its name in nspool.clusters); needed when nspool
+        /// serves several, except for `list`, which then shows them all.
+        #[arg(long)]
+        cluster: Option<String>,
         /// The namespace; leave it out with --all.
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
@@ -54,6 +66,10 @@ pub enum PoolCommand {
     Uncordon {
         #[command(flatten)]
         config: ConfigArg,
+        /// The cluster (its name in nspool.clusters); needed when nspool
+        /// serves several, except for `list`, which then shows them all.
+        #[arg(long)]
+        cluster: Option<String>,
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
         #[arg(long)]
@@ -63,6 +79,10 @@ pub enum PoolCommand {
     MarkClean {
         #[command(flatten)]
         config: ConfigArg,
+        /// The cluster (its name in nspool.clusters); needed when nspool
+        /// serves several, except for `list`, which then shows them all.
+        #[arg(long)]
+        cluster: Option<String>,
         name: String,
         /// Why it is clean: the event keeps it.
         #[arg(long)]
@@ -77,6 +97,17 @@ pub enum Output {
 }
 
 impl PoolCommand {
+    /// `--cluster NAME`, as given.
+    fn cluster(&self) -> Option<&str> {
+        match self {
+            PoolCommand::List { cluster, .. }
+            | PoolCommand::Show { cluster, .. }
+            | PoolCommand::Cordon { cluster, .. }
+            | PoolCommand::Uncordon { cluster, .. }
+            | PoolCommand::MarkClean { cluster, .. } => cluster.as_deref(),
+        }
+    }
+
     pub fn config(&self) -> &ConfigArg {
         match self {
             PoolCommand::List { config, .. }
@@ -116,10 +147,23 @@ fn parse_until(text: &str) -> Result<DateTime<Utc>, String> {
 
 pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Result<()> {
     with_service(settings, move |service| async move {
+        let settings = service.settings();
+        let listing = matches!(command, PoolCommand::List { .. });
+        // `list` without --cluster shows every cluster; the others need one
+        // when there are several.
+        let cluster = match (command.cluster(), listing) {
+            (None, true) => None,
+            (name, _) => Some(crate::pool::clusters::cluster_by_name(&settings, name)?.id),
+        };
+        let many = settings.many_clusters();
         let mut out = std::io::stdout().lock();
         let text = match command {
-            PoolCommand::List { state, output, .. } => list(&service, state, output).await?,
-            PoolCommand::Show { name, output, .. } => show(&service, &name, output).await?,
+            PoolCommand::List { state, output, .. } => {
+                list(&service, cluster, many, state, output).await?
+            }
+            PoolCommand::Show { name, output, .. } => {
+                show(&service, cluster, &name, output).await?
+            }
             // As kubectl cordon says it: a second cordon (or uncordon) is
             // "already …" and succeeds (its reason and end are replaced).
             PoolCommand::Cordon {
@@ -128,9 +172,9 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                 until,
                 ..
             } => {
-                let was = cordoned(&service, &name).await?;
+                let was = cordoned(&service, cluster, &name).await?;
                 let view = service
-                    .cordon_namespace(&Caller::Operator, &name, &reason, until)
+                    .cordon_namespace(&Caller::Operator, cluster, &name, &reason, until)
                     .await?;
                 format!(
                     "namespace/{} {}cordoned ({})\n",
@@ -140,9 +184,12 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                 )
             }
             PoolCommand::Cordon { reason, until, .. } => {
-                let was = service.pool_cordon(&Caller::Operator).await?.is_some();
+                let was = service
+                    .pool_cordon(&Caller::Operator, cluster)
+                    .await?
+                    .is_some();
                 service
-                    .cordon_pool(&Caller::Operator, &reason, until)
+                    .cordon_pool(&Caller::Operator, cluster, &reason, until)
                     .await?;
                 format!(
                     "pool {}cordoned: no claims until `nspool pool uncordon --all`\n",
@@ -152,10 +199,12 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
             PoolCommand::Uncordon {
                 name: Some(name), ..
             } => {
-                if !cordoned(&service, &name).await? {
+                if !cordoned(&service, cluster, &name).await? {
                     format!("namespace/{name} already uncordoned\n")
                 } else {
-                    let view = service.uncordon_namespace(&Caller::Operator, &name).await?;
+                    let view = service
+                        .uncordon_namespace(&Caller::Operator, cluster, &name)
+                        .await?;
                     format!(
                         "namespace/{} uncordoned ({})\n",
                         view.name,
@@ -163,13 +212,15 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                     )
                 }
             }
-            PoolCommand::Uncordon { .. } => match service.uncordon_pool(&Caller::Operator).await? {
-                true => "pool uncordoned\n".to_owned(),
-                false => "pool already uncordoned\n".to_owned(),
-            },
+            PoolCommand::Uncordon { .. } => {
+                match service.uncordon_pool(&Caller::Operator, cluster).await? {
+                    true => "pool uncordoned\n".to_owned(),
+                    false => "pool already uncordoned\n".to_owned(),
+                }
+            }
             PoolCommand::MarkClean { name, reason, .. } => {
                 service
-                    .mark_namespace_clean(&Caller::Operator, &name, &reason)
+                    .mark_namespace_clean(&Caller::Operator, cluster, &name, &reason)
                     .await?;
                 format!("namespace/{name} marked clean: offered again\n")
             }
@@ -182,8 +233,15 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
 }
 
 /// Whether pool namespace `name` is cordoned now.
-async fn cordoned(service: &PoolService, name: &str) -> Result<bool, crate::pool::Error> {
-    match service.pool_namespace(&Caller::Operator, name).await? {
+async fn cordoned(
+    service: &PoolService,
+    cluster: Option<uuid::Uuid>,
+    name: &str,
+) -> Result<bool, crate::pool::Error> {
+    match service
+        .pool_namespace(&Caller::Operator, cluster, name)
+        .await?
+    {
         Some(view) => Ok(view.cordon.is_some()),
         None => Err(crate::pool::Error::NotFound(format!(
             "\"{}\" is not a namespace of the pool",
@@ -226,8 +284,10 @@ fn cordon_json(view: &PoolNamespaceView) -> Value {
     }
 }
 
-fn namespace_json(view: &PoolNamespaceView) -> Value {
+fn namespace_json(view: &PoolNamespaceView, cluster: &str) -> Value {
     json!({
+        "clusterId": view.cluster_id,
+        "cluster": cluster,
         "name": view.name,
         "state": view.shown_state(),
         "source": view.source,
@@ -270,32 +330,57 @@ fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String
 
 async fn list(
     service: &PoolService,
+    cluster: Option<uuid::Uuid>,
+    many: bool,
     state: Option<String>,
     output: Output,
 ) -> Result<String, crate::pool::Error> {
+    let settings = service.settings();
     let views: Vec<PoolNamespaceView> = service
-        .pool_view(&Caller::Operator)
+        .pool_view(&Caller::Operator, cluster)
         .await?
         .into_iter()
         .filter(|v| state.as_deref().is_none_or(|s| v.shown_state() == s))
         .collect();
-    let pool_cordon = service.pool_cordon(&Caller::Operator).await?;
+    // Each cluster's pool cordon: with it nothing of that cluster is offered.
+    let mut cordons = std::collections::HashMap::new();
+    for c in &settings.clusters {
+        if cluster.is_none_or(|id| id == c.id)
+            && let Some(cordon) = service.pool_cordon(&Caller::Operator, Some(c.id)).await?
+        {
+            cordons.insert(c.id, (c.name.clone(), cordon));
+        }
+    }
+    let cluster_name = |id: uuid::Uuid| {
+        settings
+            .cluster(id)
+            .map_or_else(|| id.to_string(), |c| c.name.clone())
+    };
     // With the whole pool cordoned nothing is offered: a free namespace
     // shows it, as kubectl shows SchedulingDisabled.
-    let shown = |v: &PoolNamespaceView| match (&pool_cordon, v.shown_state()) {
-        (Some(_), "free") => "free,PoolCordoned".to_owned(),
+    let shown = |v: &PoolNamespaceView| match (cordons.contains_key(&v.cluster_id), v.shown_state())
+    {
+        (true, "free") => "free,PoolCordoned".to_owned(),
         (_, state) => state.to_owned(),
     };
     Ok(match output {
         Output::Json => {
-            let items: Vec<Value> = views.iter().map(namespace_json).collect();
+            let items: Vec<Value> = views
+                .iter()
+                .map(|v| namespace_json(v, &cluster_name(v.cluster_id)))
+                .collect();
             format!("{}\n", json!({ "items": items }))
         }
         Output::Table => {
             let mut text = String::new();
-            if let Some(cordon) = &pool_cordon {
+            for (name, cordon) in cordons.values() {
+                let whose = if many {
+                    format!("The pool of cluster {name}")
+                } else {
+                    "The pool".to_owned()
+                };
                 text.push_str(&format!(
-                    "The pool is cordoned ({}, by {} at {}, {}): no namespace is offered.\n",
+                    "{whose} is cordoned ({}, by {} at {}, {}): no namespace is offered.\n",
                     cordon.reason,
                     cordon.by,
                     time(Some(cordon.at)),
@@ -305,10 +390,14 @@ async fn list(
                     ))
                 ));
             }
+            let mut header = vec!["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"];
+            if many {
+                header.insert(0, "CLUSTER");
+            }
             text.push_str(&table(
-                &["NAME", "STATE", "HOLDER", "WORKSPACE", "CLAIMED", "CORDON"],
+                &header,
                 views.iter().map(|v| {
-                    vec![
+                    let mut row = vec![
                         v.name.clone(),
                         shown(v),
                         v.holder
@@ -321,7 +410,11 @@ async fn list(
                         v.cordon
                             .as_ref()
                             .map_or_else(|| "-".into(), |c| c.reason.clone()),
-                    ]
+                    ];
+                    if many {
+                        row.insert(0, cluster_name(v.cluster_id));
+                    }
+                    row
                 }),
             ));
             text
@@ -331,11 +424,12 @@ async fn list(
 
 async fn show(
     service: &PoolService,
+    cluster: Option<uuid::Uuid>,
     name: &str,
     output: Output,
 ) -> Result<String, crate::pool::Error> {
     let view = service
-        .pool_namespace(&Caller::Operator, name)
+        .pool_namespace(&Caller::Operator, cluster, name)
         .await?
         .ok_or_else(|| {
             crate::pool::Error::NotFound(format!(
@@ -343,11 +437,19 @@ async fn show(
                 crate::domain::text::excerpt(name)
             ))
         })?;
-    let events = service.events(&Caller::Operator, Some(name), 10).await?;
-    let pool_cordon = service.pool_cordon(&Caller::Operator).await?;
+    let events = service
+        .events(&Caller::Operator, Some(view.cluster_id), Some(name), 10)
+        .await?;
+    let pool_cordon = service
+        .pool_cordon(&Caller::Operator, Some(view.cluster_id))
+        .await?;
+    let settings = service.settings();
+    let cluster_name = settings
+        .cluster(view.cluster_id)
+        .map_or_else(|| view.cluster_id.to_string(), |c| c.name.clone());
     Ok(match output {
         Output::Json => {
-            let mut value = namespace_json(&view);
+            let mut value = namespace_json(&view, &cluster_name);
             value["events"] = events
                 .iter()
                 .map(|e| {
@@ -363,6 +465,9 @@ async fn show(
                 text.push_str(&format!("{:<16}{value}\n", format!("{key}:")));
             };
             field(&mut text, "Name", view.name.clone());
+            if settings.many_clusters() {
+                field(&mut text, "Cluster", cluster_name.clone());
+            }
             match (&pool_cordon, view.shown_state()) {
                 (Some(cordon), "free") => field(
                     &mut text,

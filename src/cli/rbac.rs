@@ -2,12 +2,19 @@
 
 use super::*;
 
-pub(super) fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
+pub(super) fn rbac_render(config: &ConfigArg, only: &[String], cluster: Option<&str>) -> ExitCode {
     let settings = match require(config, "rbac render") {
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let pool: Vec<&str> = settings
+    let cluster = match crate::pool::clusters::cluster_by_name(&settings, cluster) {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("nspool: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let pool: Vec<&str> = cluster
         .pool
         .namespaces
         .iter()
@@ -40,14 +47,24 @@ pub(super) fn rbac_render(config: &ConfigArg, only: &[String]) -> ExitCode {
     }
 }
 
-pub(super) async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
+pub(super) async fn rbac_check(settings: Arc<Settings>, cluster: Option<&str>) -> ExitCode {
     use crate::kube::client::KubeClient;
     use crate::kube::reconcile::KubeWorker;
     let mode = match settings.service.kubernetes_mode {
         crate::config::KubernetesMode::Off => crate::config::KubernetesMode::Off,
         _ => crate::config::KubernetesMode::Cluster,
     };
-    let kube = match KubeClient::connect(mode).await {
+    let name = match crate::pool::clusters::cluster_by_name(&settings, cluster) {
+        Ok(cluster) => cluster.name.clone(),
+        Err(error) => {
+            eprintln!("nspool: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(chosen) = settings.cluster_named(&name).cloned() else {
+        return ExitCode::from(2);
+    };
+    let kube = match KubeClient::connect_cluster(mode, &chosen).await {
         Ok(Some(kube)) => kube,
         Ok(None) => {
             eprintln!("nspool: Kubernetes mode is off (nspool.kubernetes.mode); nothing to check");
@@ -61,13 +78,17 @@ pub(super) async fn rbac_check(settings: Arc<Settings>) -> ExitCode {
     let mut healthy = true;
     let result = with_service(settings, |service| async move {
         let bar = Arc::new(Bar::new("checking pool namespaces"));
-        if let Ok(pool) = service.store().pool_summary().await {
+        // The service knows the database's id of a cluster the config gave none.
+        let Some(chosen) = service.settings().cluster_named(&name).cloned() else {
+            return Err(crate::pool::Error::NotFound(format!("no cluster {name}")));
+        };
+        if let Ok(pool) = service.store().pool_summary(Some(chosen.id)).await {
             crate::pool::Progress::set_length(
                 bar.as_ref(),
                 u64::try_from(pool.active).unwrap_or(0),
             );
         }
-        let report = KubeWorker::new(&service, kube)
+        let report = KubeWorker::for_cluster(&service, &chosen, kube)
             .with_progress(bar.clone())
             .pass(true)
             .await;

@@ -82,7 +82,7 @@ pub(super) async fn serve(
         };
         let pool = service
             .store()
-            .pool_summary()
+            .pool_summary(None)
             .await
             .map_err(|e| anyhow::anyhow!("could not read the pool: {e}"))?;
         tracing::info!(

@@ -3,7 +3,9 @@
 
 use super::*;
 
-pub(super) fn read_houston(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> HoustonFlags {
+/// The flags as the file says them; each cluster's pool then decides what
+/// `appConfig` reports ([`HoustonFlags::for_pool`]).
+pub(super) fn read_houston(r: &mut Reader, root: &At<'_>) -> HoustonFlags {
     let d = root.at("astronomer.houston.config.deployments");
     // `namespaceManagement` (the 2.x layout) is refused with its own message.
     let mut accepted = houston_settings::HOUSTON_DEPLOYMENT_SETTINGS.to_vec();
@@ -13,20 +15,37 @@ pub(super) fn read_houston(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -
         &keys::children("astronomer.houston.config.deployments"),
         &accepted,
     );
-    let manual_namespace_names = r.bool(&d.key("manualNamespaceNames"), false);
-    let hard_delete_deployment = r.bool(&d.key("hardDeleteDeployment"), false);
-    let namespace_free_form_entry = r.bool(&d.key("namespaceFreeFormEntry"), false);
-    let manual_release_names = r.bool(&d.key("manualReleaseNames"), false);
-    if pool.advanced && !manual_namespace_names {
+    HoustonFlags {
+        manual_namespace_names: r.bool(&d.key("manualNamespaceNames"), false),
+        hard_delete_deployment: r.bool(&d.key("hardDeleteDeployment"), false),
+        namespace_free_form_entry: r.bool(&d.key("namespaceFreeFormEntry"), false),
+        manual_release_names: r.bool(&d.key("manualReleaseNames"), false),
+    }
+}
+
+/// Warns when an advanced pool meets manualNamespaceNames: false.
+pub(super) fn warn_advanced_without_prompt(
+    r: &mut Reader,
+    file: &HoustonFlags,
+    pool: &PoolSettings,
+) {
+    if pool.advanced && !file.manual_namespace_names {
         r.warnings.push(
             "astronomer.houston.config.deployments.preCreatedNamespaces is set but manualNamespaceNames is false: the astro CLI will not prompt for a namespace (nspool still reports manualNamespaceNames: true in pool mode)".into(),
         );
     }
-    HoustonFlags {
-        manual_namespace_names: manual_namespace_names || pool.enabled(),
-        hard_delete_deployment: hard_delete_deployment || pool.standard,
-        namespace_free_form_entry,
-        manual_release_names,
+}
+
+impl HoustonFlags {
+    /// What `appConfig` reports for a cluster with `pool`: pool mode asks
+    /// for a namespace, and the standard pool hard-deletes.
+    pub fn for_pool(&self, pool: &PoolSettings) -> HoustonFlags {
+        HoustonFlags {
+            manual_namespace_names: self.manual_namespace_names || pool.enabled(),
+            hard_delete_deployment: self.hard_delete_deployment || pool.standard,
+            namespace_free_form_entry: self.namespace_free_form_entry,
+            manual_release_names: self.manual_release_names,
+        }
     }
 }
 

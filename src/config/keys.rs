@@ -290,6 +290,76 @@ pub const KEYS: &[Key] = &[
         "after SIGTERM, open connections are still served this long, each answer with `Connection: close` (0 to 120)",
     ),
     key(
+        "nspool.clusterId",
+        "made once and kept in the database",
+        "the id (a UUID) of the one cluster a config without `nspool.clusters` describes: what the astro CLI's `--cluster-id` names",
+    ),
+    key(
+        "nspool.clusters",
+        "unset: one cluster, the top-level pool",
+        "the data-plane clusters one nspool serves (Software 1.x, at most 64); the first is where a claim without `clusterId` goes. With it, the pool is each cluster's, not the top-level one",
+    ),
+    key(
+        "nspool.clusters[].id",
+        "",
+        "the cluster's id, a UUID (the astro CLI's `--cluster-id`); each once",
+    ),
+    key(
+        "nspool.clusters[].name",
+        "",
+        "the cluster's name, a DNS label (`prod-eu`); each once. Metrics label `cluster`, `--cluster NAME`",
+    ),
+    key(
+        "nspool.clusters[].kubeconfig",
+        "unset: in-cluster config, else `KUBECONFIG`",
+        "the kubeconfig file nspool reaches the cluster's API server with (read at start and reload; an unreadable one is an error)",
+    ),
+    key(
+        "nspool.clusters[].context",
+        "the kubeconfig's current context",
+        "the kubeconfig context to use",
+    ),
+    key(
+        "nspool.clusters[].namespacePools",
+        "off",
+        "the cluster's standard pool, as its data plane's `global.features.namespacePools` (`enabled`, `createRbac`, `namespaces.create`, `namespaces.names`)",
+    ),
+    key(
+        "nspool.clusters[].namespacePools.enabled",
+        "`false`",
+        "the cluster's standard pool mode",
+    ),
+    key(
+        "nspool.clusters[].namespacePools.createRbac",
+        "`true`",
+        "as `global.features.namespacePools.createRbac`, for this cluster",
+    ),
+    key(
+        "nspool.clusters[].namespacePools.namespaces",
+        "",
+        "`create` and `names`, as in `global.features.namespacePools.namespaces`",
+    ),
+    key(
+        "nspool.clusters[].namespacePools.namespaces.create",
+        "`false`",
+        "whether nspool creates this cluster's namespaces and RBAC",
+    ),
+    key(
+        "nspool.clusters[].namespacePools.namespaces.names",
+        "`[]`",
+        "the cluster's standard pool; a name may be in several clusters' pools",
+    ),
+    key(
+        "nspool.clusters[].preCreatedNamespaces",
+        "`[]`",
+        "the cluster's advanced pool (`- name: team-a`), as its data plane's `preCreatedNamespaces`",
+    ),
+    key(
+        "nspool.clusters[].preCreatedNamespaces[].name",
+        "",
+        "one namespace of the cluster's advanced pool",
+    ),
+    key(
         "nspool.workspaceQuota",
         "unset: no limit",
         "pool namespaces one workspace may hold (its Deployments, live or soft-deleted), unless `setWorkspaceQuota` gives it its own (0 to 1000000); applied on reload",

@@ -4,6 +4,8 @@
 //! variables, so every rule here is unit-tested without touching either.
 
 mod bounds;
+pub mod clusters;
+pub use clusters::{ClusterSettings, DEFAULT_CLUSTER_NAME, MAX_CLUSTERS};
 mod houston;
 mod houston_settings;
 mod http;
@@ -44,8 +46,16 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8871";
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
-    pub pool: PoolSettings,
-    pub houston: HoustonFlags,
+    /// The clusters served, never empty: `nspool.clusters` in its order, or
+    /// the one default cluster. The first is where a claim without a
+    /// `clusterId` goes.
+    pub clusters: Vec<ClusterSettings>,
+    /// Namespaces one workspace may hold, in every cluster together, unless
+    /// it has its own quota (`nspool.workspaceQuota`; `None`: no limit).
+    pub workspace_quota: Option<u32>,
+    /// Houston's deployment flags as the file says them (each cluster's
+    /// pool then decides what `appConfig` reports: [`ClusterSettings::houston`]).
+    pub deployment_flags: HoustonFlags,
     pub cleanup: CleanupSettings,
     pub platform: PlatformSettings,
     pub service: ServiceSettings,
@@ -64,9 +74,6 @@ pub struct PoolSettings {
     pub create_rbac: bool,
     /// The pool, in config order, standard names first.
     pub namespaces: Vec<PoolEntry>,
-    /// Namespaces one workspace may hold unless it has its own quota
-    /// (`nspool.workspaceQuota`; `None`: no limit).
-    pub workspace_quota: Option<u32>,
 }
 
 impl PoolSettings {
@@ -182,10 +189,12 @@ pub struct ServiceSettings {
     pub database_direct_url: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub kubernetes_mode: KubernetesMode,
-    pub claim_labels: bool,
     /// With Kubernetes on: a released namespace is offered again only once
     /// found free of what its Deployment left (`nspool.kubernetes.checkReleased`).
     pub check_released: bool,
+    /// `nspool.kubernetes.claimLabels` as set (`None`: each cluster's
+    /// default, on where nspool creates the namespaces).
+    pub claim_labels_setting: Option<bool>,
     /// Objects the platform puts in every namespace on purpose, never
     /// leftovers (`nspool.kubernetes.ignoredLeftovers`).
     pub ignored_leftovers: Vec<crate::domain::hygiene::IgnoredObject>,
@@ -247,19 +256,65 @@ impl Settings {
         }
     }
 
-    pub fn nspool_rbac(&self) -> NspoolRbac {
-        if self.pool.create_namespaces {
-            NspoolRbac::Create
-        } else {
-            NspoolRbac::Verify
-        }
+    /// The cluster a request without `clusterId` means (the first listed).
+    pub fn default_cluster(&self) -> &ClusterSettings {
+        // Never empty: `parse` refuses a config without a cluster.
+        &self.clusters[0]
     }
 
-    /// A sentence for `config check`: which shipped RBAC manifest the config needs.
+    /// These settings with the database's id for the default cluster of a
+    /// config without `nspool.clusterId` (ids given in the config stay).
+    pub fn with_cluster_ids(&self, ids: &[uuid::Uuid]) -> Settings {
+        let mut settings = self.clone();
+        for (cluster, id) in settings.clusters.iter_mut().zip(ids) {
+            if !cluster.id_given {
+                cluster.id = *id;
+            }
+        }
+        settings
+    }
+
+    /// These settings with the ids `old` had for clusters of the same name
+    /// the config gives no id (a reload: the database made them once).
+    pub fn keeping_cluster_ids_of(mut self, old: &Settings) -> Settings {
+        for cluster in self.clusters.iter_mut().filter(|c| !c.id_given) {
+            if let Some(before) = old.cluster_named(&cluster.name) {
+                cluster.id = before.id;
+            }
+        }
+        self
+    }
+
+    pub fn cluster(&self, id: uuid::Uuid) -> Option<&ClusterSettings> {
+        self.clusters.iter().find(|c| c.id == id)
+    }
+
+    /// Served with `nspool.clusters` (more than the one default cluster).
+    pub fn many_clusters(&self) -> bool {
+        self.clusters.len() > 1 || !self.clusters[0].key.is_empty()
+    }
+
+    pub fn cluster_named(&self, name: &str) -> Option<&ClusterSettings> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Some cluster's pool is on.
+    pub fn pool_mode(&self) -> bool {
+        self.clusters.iter().any(|c| c.pool.enabled())
+    }
+
+    /// Namespaces listed in every cluster's pool together.
+    pub fn pool_size(&self) -> usize {
+        self.clusters.iter().map(|c| c.pool.namespaces.len()).sum()
+    }
+}
+
+impl ClusterSettings {
+    /// A sentence for `config check`: which shipped RBAC manifest the cluster needs.
     pub fn nspool_rbac_advice(&self) -> String {
         match self.nspool_rbac() {
             NspoolRbac::Create => "nspool's own RBAC: the `docker/kubernetes/create` overlay (rbac-create.yaml; namespaces.create is true: it creates and patches Namespaces, Roles and RoleBindings)".into(),
-            NspoolRbac::Verify if self.service.claim_labels => "nspool's own RBAC: the `docker/kubernetes/verify` overlay (rbac-verify.yaml) with its namespaces `patch` rule (namespaces.create is false and claim labels are on)".into(),
+            NspoolRbac::Verify if self.claim_labels => "nspool's own RBAC: the `docker/kubernetes/verify` overlay (rbac-verify.yaml) with its namespaces `patch` rule (namespaces.create is false and claim labels are on)".into(),
             NspoolRbac::Verify => "nspool's own RBAC: the `docker/kubernetes/verify` overlay (rbac-verify.yaml; namespaces.create is false: it only reads Namespaces and asks SubjectAccessReviews)".into(),
         }
     }
@@ -348,21 +403,43 @@ impl Settings {
         refuse_2x_layout(&mut r, &root);
         let service = service::read_service(&mut r, &root, env);
         let platform_ns = service.settings.platform_namespace.clone();
-        let pool = pool::read_pool(&mut r, &root, &platform_ns);
-        let houston = houston::read_houston(&mut r, &root, &pool);
+        let deployment_flags = houston::read_houston(&mut r, &root);
+        let clusters = clusters::read_clusters(
+            &mut r,
+            &root,
+            &platform_ns,
+            &deployment_flags,
+            service.claim_labels,
+        );
+        for cluster in &clusters {
+            houston::warn_advanced_without_prompt(&mut r, &deployment_flags, &cluster.pool);
+        }
+        let workspace_quota = quota::read_workspace_quota(&mut r, &root);
         let cleanup = houston::read_cleanup(&mut r, &root);
         if let Some(note) = cleanup.never_reclaims_note() {
             r.warnings.push(note);
         }
-        let platform = platform::read(&mut r, &root, &pool);
+        let platform = platform::read(
+            &mut r,
+            &root,
+            clusters.iter().any(|c| c.pool.enabled()),
+            clusters.iter().any(|c| c.pool.advanced),
+        );
         let service = ServiceSettings {
-            claim_labels: service.claim_labels.unwrap_or(pool.create_namespaces),
+            claim_labels_setting: service.claim_labels,
             ..service.settings
         };
+        if clusters.is_empty() && r.errors.is_empty() {
+            r.errors.push(ConfigError {
+                key: "nspool.clusters".into(),
+                reason: "no cluster could be read".into(),
+            });
+        }
         if r.errors.is_empty() {
             Ok(Settings {
-                pool,
-                houston,
+                clusters,
+                workspace_quota,
+                deployment_flags,
                 cleanup,
                 platform,
                 service,
@@ -376,14 +453,26 @@ impl Settings {
         }
     }
 
-    /// Settings from the process environment and an optional file.
+    /// Settings from the process environment and an optional file, each
+    /// cluster's kubeconfig read and checked.
     pub fn load(path: Option<&std::path::Path>) -> Result<Settings, ConfigErrors> {
         let text = match path {
             None => String::new(),
             Some(path) => read_bounded(path)
                 .map_err(|reason| ConfigErrors::one(path.display().to_string(), reason))?,
         };
-        Settings::parse(&text, &|name| std::env::var(name).ok())
+        let settings = Settings::parse(&text, &|name| std::env::var(name).ok())?;
+        let errors = clusters::check_kubeconfigs(&settings.clusters, &|path| {
+            read_bounded(path).map_err(std::io::Error::other)
+        });
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigErrors {
+                errors,
+                warnings: settings.warnings,
+            })
+        }
     }
 
     /// The effective settings as YAML, for `config check` (the database URL redacted).

@@ -2,7 +2,6 @@
 //! contradict the pool, Deployments would still get cluster-wide rights or
 //! namespaces the pool never offered.
 
-use super::PoolSettings;
 use super::reader::{At, Reader};
 use serde::Serialize;
 
@@ -14,7 +13,8 @@ pub struct PlatformSettings {
     pub commander_manual_namespace_names: bool,
 }
 
-pub fn read(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> PlatformSettings {
+/// `pool_mode`: some cluster's pool is on; `advanced`: some cluster has an advanced pool.
+pub fn read(r: &mut Reader, root: &At<'_>, pool_mode: bool, advanced: bool) -> PlatformSettings {
     let global = root.key("global");
     let manual_namespace_names_enabled = r.bool(&global.key("manualNamespaceNamesEnabled"), false);
     let cluster_roles = r.bool(&global.key("clusterRoles"), true);
@@ -35,14 +35,14 @@ pub fn read(r: &mut Reader, root: &At<'_>, pool: &PoolSettings) -> PlatformSetti
         cluster_roles,
         commander_manual_namespace_names,
     };
-    r.warnings.extend(warnings(&settings, pool));
+    r.warnings.extend(warnings(&settings, pool_mode, advanced));
     settings
 }
 
 /// What the platform's settings contradict in pool mode (none outside it).
-fn warnings(platform: &PlatformSettings, pool: &PoolSettings) -> Vec<String> {
+fn warnings(platform: &PlatformSettings, pool_mode: bool, advanced: bool) -> Vec<String> {
     let mut out = Vec::new();
-    if !pool.enabled() {
+    if !pool_mode {
         return out;
     }
     if platform.cluster_roles {
@@ -55,7 +55,7 @@ fn warnings(platform: &PlatformSettings, pool: &PoolSettings) -> Vec<String> {
             "astronomer.commander.env has no COMMANDER_MANUAL_NAMESPACE_NAMES: true: Commander would create namespaces of its own for new Deployments instead of using the pool's; add {name: COMMANDER_MANUAL_NAMESPACE_NAMES, value: true}".into(),
         );
     }
-    if pool.advanced && !platform.manual_namespace_names_enabled {
+    if advanced && !platform.manual_namespace_names_enabled {
         out.push(
             "global.manualNamespaceNamesEnabled is false: with pre-created namespaces the platform's Fluentd does not gather the Deployments' logs from them; set it to true".into(),
         );

@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// The top-level pool (one cluster, today's config).
 pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName) -> PoolSettings {
     // `global.features` holds only `namespacePools` in the platform chart, so
     // anything else there is a near miss (`namespacePool`) that would leave
@@ -12,9 +13,25 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
         &keys::children("global.features"),
         &[],
     );
+    read_pool_at(
+        r,
+        &root.at("global.features.namespacePools"),
+        &root.at("astronomer.houston.config.deployments.preCreatedNamespaces"),
+        platform,
+    )
+}
+
+/// A pool as a data plane's values say it: `pools` is its `namespacePools`,
+/// `pre` its `preCreatedNamespaces` (top level, or one of `nspool.clusters`).
+pub(super) fn read_pool_at(
+    r: &mut Reader,
+    pools: &At<'_>,
+    pre: &At<'_>,
+    platform: &NamespaceName,
+) -> PoolSettings {
     // Every key under namespacePools is nspool's: an unknown one is a typo
     // that would turn the pool off or change it (`enabeld: true`), so refused.
-    let pools = root.at("global.features.namespacePools");
+    let pools = pools.clone();
     r.refuse_unknown(
         &pools,
         &keys::children("global.features.namespacePools"),
@@ -73,7 +90,10 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
         if standard_names.is_empty() {
             r.error(
                 &names_at,
-                "must list at least one namespace when global.features.namespacePools.enabled is true",
+                format!(
+                    "must list at least one namespace when {}.enabled is true",
+                    pools.path
+                ),
             );
         }
         for (key, value) in &standard_names {
@@ -81,13 +101,12 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
         }
     } else if !standard_names.is_empty() {
         r.warnings.push(format!(
-            "{}: ignored because global.features.namespacePools.enabled is false",
-            names_at.path
+            "{}: ignored because {}.enabled is false",
+            names_at.path, pools.path
         ));
     }
 
-    let pre = root.at("astronomer.houston.config.deployments.preCreatedNamespaces");
-    let pre_items = r.list(&pre);
+    let pre_items = r.list(pre);
     for (key, item) in &pre_items {
         let item_at = At {
             value: Some(item),
@@ -108,9 +127,10 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
     }
     let advanced = !pre_items.is_empty();
     if standard && advanced {
-        r.warnings.push(
-            "both global.features.namespacePools.namespaces.names and astronomer.houston.config.deployments.preCreatedNamespaces are set: the pool is their union, and namespaces.create applies only to namespaces.names (Astronomer recommends using one of the two)".into(),
-        );
+        r.warnings.push(format!(
+            "both {}.namespaces.names and {} are set: the pool is their union, and namespaces.create applies only to namespaces.names (Astronomer recommends using one of the two)",
+            pools.path, pre.path
+        ));
     }
     PoolSettings {
         standard,
@@ -118,6 +138,5 @@ pub(super) fn read_pool(r: &mut Reader, root: &At<'_>, platform: &NamespaceName)
         create_namespaces: create_namespaces && standard,
         create_rbac,
         namespaces,
-        workspace_quota: quota::read_workspace_quota(r, root),
     }
 }

@@ -183,7 +183,7 @@ pub(super) fn read_service(
             database_direct_url,
             data_dir,
             kubernetes_mode,
-            claim_labels: false,
+            claim_labels_setting: claim_labels,
             check_released,
             ignored_leftovers,
             pool_labels,
@@ -272,9 +272,9 @@ pub fn check_houston_version(text: &str) -> Result<(), String> {
             ));
         }
     };
-    if version < HOUSTON_VERSION_MIN || version.0 >= 1 {
+    if version < HOUSTON_VERSION_MIN || version.0 >= 2 {
         return Err(format!(
-            "{text} is outside what nspool implements (0.32.0 up to, not including, 1.0.0); the astro CLI would send documents of another API"
+            "{text} is outside what nspool implements (0.32.0 up to, not including, 2.0.0: the 0.3x API, and with many clusters the 1.x one); the astro CLI would send documents of another API"
         ));
     }
     Ok(())

@@ -15,6 +15,7 @@ fn errors(text: &str) -> Vec<String> {
 
 fn names(settings: &Settings) -> Vec<&str> {
     settings
+        .default_cluster()
         .pool
         .namespaces
         .iter()
@@ -55,9 +56,12 @@ astronomer:
 #[test]
 fn empty_config_gives_every_default() {
     let s = parse("").unwrap();
-    assert!(!s.pool.enabled());
-    assert!(s.pool.create_rbac);
-    assert!(!s.houston.manual_namespace_names && !s.houston.hard_delete_deployment);
+    assert!(!s.default_cluster().pool.enabled());
+    assert!(s.default_cluster().pool.create_rbac);
+    assert!(
+        !s.default_cluster().houston.manual_namespace_names
+            && !s.default_cluster().houston.hard_delete_deployment
+    );
     assert!(s.cleanup.enabled && !s.cleanup.dry_run);
     assert_eq!(s.cleanup.older_than_days, 14);
     assert_eq!(s.cleanup.schedule.as_str(), "0 0 0 * * *");
@@ -74,13 +78,17 @@ fn empty_config_gives_every_default() {
 #[test]
 fn standard_pool_mode_reports_manual_namespaces_and_hard_delete() {
     let s = parse(STANDARD).unwrap();
-    assert!(s.pool.standard && !s.pool.advanced && s.pool.create_namespaces);
+    assert!(
+        s.default_cluster().pool.standard
+            && !s.default_cluster().pool.advanced
+            && s.default_cluster().pool.create_namespaces
+    );
     assert_eq!(names(&s), ["team-a", "team-b"]);
-    assert!(s.houston.manual_namespace_names);
-    assert!(s.houston.hard_delete_deployment);
+    assert!(s.default_cluster().houston.manual_namespace_names);
+    assert!(s.default_cluster().houston.hard_delete_deployment);
     assert_eq!(s.service.base_domain, "example.com");
     assert!(
-        s.service.claim_labels,
+        s.default_cluster().claim_labels,
         "claim labels follow create by default"
     );
     // The platform's own settings still give Commander cluster-wide rights.
@@ -131,13 +139,20 @@ fn unknown_key_warnings_come_with_errors_too() {
 #[test]
 fn advanced_pool_mode_reads_the_seed_example() {
     let s = parse(ADVANCED).unwrap();
-    assert!(s.pool.advanced && !s.pool.standard && !s.pool.create_namespaces);
+    assert!(
+        s.default_cluster().pool.advanced
+            && !s.default_cluster().pool.standard
+            && !s.default_cluster().pool.create_namespaces
+    );
     assert_eq!(names(&s), ["ns-1", "ns-2"]);
-    assert!(s.houston.manual_namespace_names && s.houston.hard_delete_deployment);
+    assert!(
+        s.default_cluster().houston.manual_namespace_names
+            && s.default_cluster().houston.hard_delete_deployment
+    );
     assert!(s.platform.commander_manual_namespace_names);
     assert!(s.platform.manual_namespace_names_enabled);
     assert!(!s.platform.cluster_roles);
-    assert!(!s.service.claim_labels);
+    assert!(!s.default_cluster().claim_labels);
 }
 
 #[test]
@@ -146,8 +161,8 @@ fn advanced_pool_does_not_force_hard_delete() {
         "astronomer: {houston: {config: {deployments: {manualNamespaceNames: true, preCreatedNamespaces: [{name: a}]}}}}",
     )
     .unwrap();
-    assert!(s.houston.manual_namespace_names);
-    assert!(!s.houston.hard_delete_deployment);
+    assert!(s.default_cluster().houston.manual_namespace_names);
+    assert!(!s.default_cluster().houston.hard_delete_deployment);
 }
 
 #[test]
@@ -193,7 +208,7 @@ astronomer:
       schedule: "0 0 1 * 1"
 nspool:
   listen: nowhere
-  houstonVersion: 1.2.0
+  houstonVersion: 2.0.0
   databaseMaxConnections: 0
 "#,
     );
@@ -207,7 +222,7 @@ nspool:
         "astronomer.houston.cleanupDeployments.olderThan: expected a whole number",
         "astronomer.houston.cleanupDeployments.schedule: \"0 0 1 * 1\" restricts both",
         "nspool.listen: \"nowhere\" is not an address",
-        "nspool.houstonVersion: 1.2.0 is outside",
+        "nspool.houstonVersion: 2.0.0 is outside",
         "nspool.databaseMaxConnections: \"0\" is not a number of connections",
     ];
     for prefix in expect {
@@ -238,7 +253,10 @@ fn both_pools_are_a_union_with_a_warning() {
     )
     .unwrap();
     assert_eq!(names(&s), ["a", "b"]);
-    assert_eq!(s.pool.namespaces[1].source, PoolSource::Advanced);
+    assert_eq!(
+        s.default_cluster().pool.namespaces[1].source,
+        PoolSource::Advanced
+    );
     assert!(s.warnings.iter().any(|w| w.contains("union")
         && w.contains("global.features.namespacePools.namespaces.names")
         && w.contains("preCreatedNamespaces")));
@@ -341,7 +359,7 @@ fn houstons_deployment_keys_are_read_accepted_or_refused() {
         "astronomer: {houston: {config: {deployments: {manualReleaseNames: true, configureDagDeployment: true, helm: {webserver: {}}, astroUnit: {price: 10}, chart: {version: 1.11.4}, logHelmValues: true}}}}",
     )
     .unwrap();
-    assert!(s.houston.manual_release_names);
+    assert!(s.default_cluster().houston.manual_release_names);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
     // Nothing close: refused without a guess.
     let errs = errors("astronomer: {houston: {config: {deployments: {zzz: 1}}}}");
@@ -411,10 +429,11 @@ fn environment_overrides_the_file_and_is_named_in_errors() {
 
 #[test]
 fn houston_versions_in_range() {
-    for ok in ["0.32.0", "0.37.0", "0.99.12"] {
+    // The 1.x API too: the newest astro CLI then sends its 1.x documents.
+    for ok in ["0.32.0", "0.37.0", "0.99.12", "1.0.0", "1.4.2"] {
         assert!(check_houston_version(ok).is_ok(), "{ok}");
     }
-    for bad in ["0.31.9", "1.0.0", "2.1.0", "0.37", "x"] {
+    for bad in ["0.31.9", "2.0.0", "2.1.0", "0.37", "x"] {
         assert!(check_houston_version(bad).is_err(), "{bad}");
     }
 }
@@ -463,12 +482,14 @@ fn config_check_names_the_rbac_nspool_needs() {
     assert!(
         parse(STANDARD)
             .unwrap()
+            .default_cluster()
             .nspool_rbac_advice()
             .contains("rbac-create.yaml")
     );
     assert!(
         parse(ADVANCED)
             .unwrap()
+            .default_cluster()
             .nspool_rbac_advice()
             .contains("rbac-verify.yaml")
     );

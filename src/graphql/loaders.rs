@@ -23,32 +23,35 @@ impl Loader<Uuid> for RoleBindingLoader {
     }
 }
 
-/// Keyed by (namespace, how many of its newest events).
+/// Keyed by (cluster, namespace, how many of its newest events).
 pub struct EventLoader(pub PoolService);
 
-impl Loader<(String, i64)> for EventLoader {
+type EventKey = (Uuid, String, i64);
+
+impl Loader<EventKey> for EventLoader {
     type Value = Vec<PoolEvent>;
     type Error = Arc<pool::Error>;
 
-    async fn load(
-        &self,
-        keys: &[(String, i64)],
-    ) -> Result<HashMap<(String, i64), Self::Value>, Self::Error> {
+    async fn load(&self, keys: &[EventKey]) -> Result<HashMap<EventKey, Self::Value>, Self::Error> {
         let mut out = HashMap::new();
         // One query per distinct `last` (in practice one).
-        let mut by_last: HashMap<i64, Vec<String>> = HashMap::new();
-        for (name, last) in keys {
-            by_last.entry(*last).or_default().push(name.clone());
+        let mut by_last: HashMap<i64, (Vec<Uuid>, Vec<String>)> = HashMap::new();
+        for (cluster, name, last) in keys {
+            let entry = by_last.entry(*last).or_default();
+            entry.0.push(*cluster);
+            entry.1.push(name.clone());
         }
-        for (last, names) in by_last {
+        for (last, (clusters, names)) in by_last {
             let rows = self
                 .0
-                .namespace_events(&names, last)
+                .namespace_events(&clusters, &names, last)
                 .await
                 .map_err(Arc::new)?;
             for row in rows {
-                if let Some(name) = row.namespace.clone() {
-                    out.entry((name, last)).or_insert_with(Vec::new).push(row);
+                if let (Some(cluster), Some(name)) = (row.cluster_id, row.namespace.clone()) {
+                    out.entry((cluster, name, last))
+                        .or_insert_with(Vec::new)
+                        .push(row);
                 }
             }
         }

@@ -47,6 +47,7 @@ impl HoustonMutation {
         config: Option<Json<Value>>,
         dag_deployment: Option<DagDeploymentInput>,
         triggerer: Option<TriggererInput>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Deployment> {
         let caller = caller(ctx).await?;
         let input = DeploymentInput {
@@ -62,7 +63,7 @@ impl HoustonMutation {
             config: config.map(|c| c.0),
             dag_deployment: dag_deployment_json(dag_deployment),
             triggerer_replicas: triggerer.and_then(|t| t.replicas),
-            cluster_id: None,
+            cluster_id: cluster_id.map(|c| c.0),
         };
         let request = CreateDeployment {
             workspace_id: workspace_uuid.0,
@@ -219,10 +220,11 @@ impl PoolMutation {
         ctx: &Context<'_>,
         name: String,
         reason: String,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<bool> {
         let caller = caller(ctx).await?;
         service(ctx)
-            .mark_namespace_clean(caller, &name, &reason)
+            .mark_namespace_clean(caller, cluster_id.map(|c| c.0), &name, &reason)
             .await
             .gql()?;
         Ok(true)

@@ -13,23 +13,35 @@ pub struct OperationsQuery;
 
 #[Object]
 impl OperationsQuery {
-    /// One pool namespace by name (system viewer or more); null when it is
-    /// not in the pool.
+    /// One pool namespace by name (system viewer or more; `clusterId`
+    /// needed when nspool serves several); null when it is not in the pool.
     async fn pool_namespace(
         &self,
         ctx: &Context<'_>,
         name: String,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Option<PoolNamespace>> {
         let caller = caller(ctx).await?;
-        let view = service(ctx).pool_namespace(caller, &name).await.gql()?;
+        let view = service(ctx)
+            .pool_namespace(caller, cluster_id.map(|c| c.0), &name)
+            .await
+            .gql()?;
         Ok(view.map(PoolNamespace::from))
     }
 
-    /// The whole pool's cordon while it holds (no claims pass); null when
-    /// the pool is open. Any valid token may ask.
-    async fn pool_cordon(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Cordon>> {
+    /// A cluster's whole-pool cordon while it holds (no claims pass there);
+    /// null when its pool is open. Any valid token may ask; `clusterId`
+    /// needed when nspool serves several.
+    async fn pool_cordon(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
+    ) -> async_graphql::Result<Option<Cordon>> {
         let caller = caller(ctx).await?;
-        let row = service(ctx).pool_cordon(caller).await.gql()?;
+        let row = service(ctx)
+            .pool_cordon(caller, cluster_id.map(|c| c.0))
+            .await
+            .gql()?;
         Ok(row.map(Cordon::from))
     }
 }
@@ -41,17 +53,19 @@ pub struct OperationsMutation;
 impl OperationsMutation {
     /// Keeps a namespace out of what is offered (system admins). Its holder
     /// keeps it; once released it stays out until uncordoned or `until`
-    /// passes. Cordoning again replaces the reason and the end.
+    /// passes. Cordoning again replaces the reason and the end. `clusterId`:
+    /// needed when nspool serves several clusters.
     async fn cordon_namespace(
         &self,
         ctx: &Context<'_>,
         name: String,
         reason: String,
         until: Option<DateTime<Utc>>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<PoolNamespace> {
         let caller = caller(ctx).await?;
         let view = service(ctx)
-            .cordon_namespace(caller, &name, &reason, until)
+            .cordon_namespace(caller, cluster_id.map(|c| c.0), &name, &reason, until)
             .await
             .gql()?;
         Ok(view.into())
@@ -62,32 +76,45 @@ impl OperationsMutation {
         &self,
         ctx: &Context<'_>,
         name: String,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<PoolNamespace> {
         let caller = caller(ctx).await?;
-        let view = service(ctx).uncordon_namespace(caller, &name).await.gql()?;
+        let view = service(ctx)
+            .uncordon_namespace(caller, cluster_id.map(|c| c.0), &name)
+            .await
+            .gql()?;
         Ok(view.into())
     }
 
-    /// No claims anywhere while it holds (the refusal gives `reason`);
-    /// `availableNamespaces` answers an empty list; releases and reclaims go on.
+    /// No claims in the cluster's pool while it holds (the refusal gives
+    /// `reason`); its `availableNamespaces` answers an empty list; releases
+    /// and reclaims go on. `clusterId`: needed when nspool serves several.
     async fn cordon_pool(
         &self,
         ctx: &Context<'_>,
         reason: String,
         until: Option<DateTime<Utc>>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<bool> {
         let caller = caller(ctx).await?;
         service(ctx)
-            .cordon_pool(caller, &reason, until)
+            .cordon_pool(caller, cluster_id.map(|c| c.0), &reason, until)
             .await
             .gql()?;
         Ok(true)
     }
 
-    /// Lifts the pool cordon; false when the pool was not cordoned.
-    async fn uncordon_pool(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+    /// Lifts a cluster's pool cordon; false when its pool was not cordoned.
+    async fn uncordon_pool(
+        &self,
+        ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
+    ) -> async_graphql::Result<bool> {
         let caller = caller(ctx).await?;
-        service(ctx).uncordon_pool(caller).await.gql()
+        service(ctx)
+            .uncordon_pool(caller, cluster_id.map(|c| c.0))
+            .await
+            .gql()
     }
 
     /// A workspace's own namespace quota (system admins); null: the

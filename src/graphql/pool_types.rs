@@ -44,6 +44,8 @@ impl From<PoolNamespaceState> for PoolNamespaceStateType {
 #[derive(SimpleObject)]
 #[graphql(complex)]
 pub struct PoolNamespace {
+    /// The cluster the namespace is in (the same name may be in several).
+    pub cluster_id: Uuid,
     pub name: String,
     pub state: PoolNamespaceStateType,
     /// `standard` (namespacePools.namespaces.names) or `advanced` (preCreatedNamespaces).
@@ -125,7 +127,7 @@ impl PoolNamespace {
     ) -> async_graphql::Result<Vec<PoolEvent>> {
         let loader = ctx.data_unchecked::<DataLoader<EventLoader>>();
         let rows = loader
-            .load_one((self.name.clone(), i64::from(last)))
+            .load_one((self.cluster_id.0, self.name.clone(), i64::from(last)))
             .await
             .map_err(|e| super::errors::to_graphql(&e))?;
         super::response_budget::charge_nested_items(ctx, rows.as_ref().map_or(0, Vec::len)).await?;
@@ -140,6 +142,7 @@ impl PoolNamespace {
 impl From<PoolNamespaceView> for PoolNamespace {
     fn from(view: PoolNamespaceView) -> Self {
         PoolNamespace {
+            cluster_id: view.cluster_id.into(),
             name: view.name,
             state: view.state.into(),
             source: view.source,
@@ -174,6 +177,8 @@ pub struct PoolEvent {
     pub at: DateTime<Utc>,
     /// claim, update, soft_delete, release (hard delete), reclaim, add, retire, restore, adopt, …
     pub kind: String,
+    /// The cluster of `namespace` (null: not about one cluster's namespace).
+    pub cluster_id: Option<Uuid>,
     pub namespace: Option<String>,
     pub deployment_id: Option<Uuid>,
     pub release_name: Option<String>,
@@ -188,12 +193,58 @@ impl From<pool::PoolEvent> for PoolEvent {
             id: row.id.to_string(),
             at: row.at,
             kind: row.kind,
+            cluster_id: row.cluster_id.map(Into::into),
             namespace: row.namespace,
             deployment_id: row.deployment_id.map(Into::into),
             release_name: row.release_name,
             workspace_id: row.workspace_id.map(Into::into),
             actor: row.actor,
             reason: row.reason,
+        }
+    }
+}
+
+/// One cluster nspool serves, with its namespaces by state.
+#[derive(SimpleObject)]
+pub struct Cluster {
+    /// What `clusterId` arguments (the astro CLI's `--cluster-id`) name.
+    pub id: Uuid,
+    pub name: String,
+    /// Where a claim without `clusterId` goes (the first listed).
+    pub is_default: bool,
+    pub free: i32,
+    pub held: i32,
+    /// Free, not yet seen ready in the cluster.
+    pub pending: i32,
+    pub broken: i32,
+    pub releasing: i32,
+    pub cordoned: i32,
+    pub retired: i32,
+    /// Whether its Kubernetes API server answered at the last check (null:
+    /// never checked, or Kubernetes is off).
+    pub reachable: Option<bool>,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// What the last check that failed said.
+    pub check_error: Option<String>,
+}
+
+impl From<crate::pool::clusters::ClusterView> for Cluster {
+    fn from(view: crate::pool::clusters::ClusterView) -> Self {
+        let n = |v: i64| i32::try_from(v).unwrap_or(i32::MAX);
+        Cluster {
+            id: view.id.into(),
+            name: view.name,
+            is_default: view.is_default,
+            free: n(view.free),
+            held: n(view.held),
+            pending: n(view.pending),
+            broken: n(view.broken),
+            releasing: n(view.releasing),
+            cordoned: n(view.cordoned),
+            retired: n(view.retired),
+            reachable: view.reachable,
+            checked_at: view.checked_at,
+            check_error: view.check_error,
         }
     }
 }

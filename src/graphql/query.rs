@@ -20,18 +20,22 @@ pub struct HoustonQuery;
 
 #[Object]
 impl HoustonQuery {
-    /// Answers with or without a token: the astro CLI picks its documents by `version`.
+    /// Answers with or without a token: the astro CLI picks its documents by
+    /// `version`. The flags are the cluster's (`clusterId`; the default
+    /// cluster without one); an unknown `clusterId` is refused.
     async fn app_config(
         &self,
         ctx: &Context<'_>,
         cluster_id: Option<Uuid>,
         workspace_uuid: Option<Uuid>,
         deployment_uuid: Option<Uuid>,
-    ) -> AppConfig {
-        let _ = (cluster_id, workspace_uuid, deployment_uuid);
+    ) -> async_graphql::Result<AppConfig> {
+        let _ = (workspace_uuid, deployment_uuid);
         let settings = service(ctx).settings();
-        let h = &settings.houston;
-        AppConfig {
+        let cluster =
+            crate::pool::clusters::cluster_or_default(&settings, cluster_id.map(|c| c.0)).gql()?;
+        let h = &cluster.houston;
+        Ok(AppConfig {
             version: settings.service.houston_version.clone(),
             base_domain: settings.service.base_domain.clone(),
             smtp_configured: false,
@@ -53,7 +57,7 @@ impl HoustonQuery {
                 "byoUpdateRegistryEnabled": false,
                 "astroRuntimeEnabled": true,
             })),
-        }
+        })
     }
 
     /// No local accounts: one provider, a page that explains how to get a token.
@@ -80,9 +84,11 @@ impl HoustonQuery {
         ctx: &Context<'_>,
         cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Chunked<Namespace, String>> {
-        let _ = cluster_id;
         let caller = caller(ctx).await?;
-        let names = service(ctx).available_namespaces(caller).await.gql()?;
+        let names = service(ctx)
+            .available_namespaces(caller, cluster_id.map(|c| c.0))
+            .await
+            .gql()?;
         charge_items(ctx, names.len()).await?;
         Ok(Chunked::shared(names))
     }
@@ -127,10 +133,16 @@ impl HoustonQuery {
         ctx: &Context<'_>,
         workspace_uuid: Uuid,
         release_name: Option<String>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Vec<Deployment>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx)
-            .workspace_deployments(caller, workspace_uuid.0, release_name.as_deref())
+            .workspace_deployments(
+                caller,
+                workspace_uuid.0,
+                release_name.as_deref(),
+                cluster_id.map(|c| c.0),
+            )
             .await
             .gql()?;
         charge_items(ctx, rows.len()).await?;
@@ -144,6 +156,7 @@ impl HoustonQuery {
         cursor: Option<Uuid>,
         page_number: Option<i32>,
         name: Option<String>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Vec<Deployment>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx)
@@ -153,6 +166,7 @@ impl HoustonQuery {
                 cursor.map(|c| c.0),
                 page_number,
                 name.as_deref(),
+                cluster_id.map(|c| c.0),
             )
             .await
             .gql()?;
@@ -182,10 +196,12 @@ pub struct ReclaimQuery;
 
 #[Object]
 impl PoolQuery {
-    /// Every pool namespace with its state and holder (system viewer or more).
+    /// Every pool namespace with its state and holder, of every cluster or
+    /// of `clusterId`'s (system viewer or more).
     async fn pool_namespaces(
         &self,
         ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Chunked<PoolNamespace, PoolNamespaceView>> {
         let caller = caller(ctx).await?;
         caller
@@ -197,20 +213,46 @@ impl PoolQuery {
         // Charged at the configured pool's size before the rows are read
         // (retired namespaces beyond it once they are), so an answer over
         // budget, or one waiting for a large-answer permit, holds no rows.
-        let expected = service(ctx).settings().pool.namespaces.len();
+        let settings = service(ctx).settings();
+        let expected = match cluster_id {
+            None => settings.pool_size(),
+            Some(id) => crate::pool::clusters::cluster_or_default(&settings, Some(id.0))
+                .gql()?
+                .pool
+                .namespaces
+                .len(),
+        };
         charge_items(ctx, expected).await?;
-        let views = service(ctx).pool_view(caller).await.gql()?;
+        let views = service(ctx)
+            .pool_view(caller, cluster_id.map(|c| c.0))
+            .await
+            .gql()?;
         charge_items(ctx, views.len().saturating_sub(expected)).await?;
         Ok(Chunked::owned(views))
     }
 
-    /// The cluster-wide part of the last RBAC verification (system viewer or more).
+    /// Every cluster nspool serves, in config order (the first is where a
+    /// claim without `clusterId` goes), with its namespaces by state and
+    /// whether its Kubernetes API server answered at the last check (system
+    /// viewer or more).
+    async fn clusters(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Cluster>> {
+        let caller = caller(ctx).await?;
+        let rows = service(ctx).clusters(caller).await.gql()?;
+        Ok(rows.into_iter().map(Cluster::from).collect())
+    }
+
+    /// The cluster-wide part of a cluster's last RBAC verification (system
+    /// viewer or more; `clusterId` needed when nspool serves several).
     async fn rbac_cluster_report(
         &self,
         ctx: &Context<'_>,
+        cluster_id: Option<Uuid>,
     ) -> async_graphql::Result<Option<RbacClusterReport>> {
         let caller = caller(ctx).await?;
-        let row = service(ctx).rbac_cluster_report(caller).await.gql()?;
+        let row = service(ctx)
+            .rbac_cluster_report(caller, cluster_id.map(|c| c.0))
+            .await
+            .gql()?;
         Ok(row.map(|r| RbacClusterReport {
             checked_at: r.checked_at,
             cluster_scoped: Json(r.cluster_scoped),
@@ -218,17 +260,24 @@ impl PoolQuery {
         }))
     }
 
-    /// The newest events, newest first, optionally of one namespace (system viewer or more).
+    /// The newest events, newest first, optionally of one namespace (of
+    /// `clusterId`, needed when nspool serves several) (system viewer or more).
     #[graphql(complexity = "(last.max(0) as usize).saturating_mul(child_complexity)")]
     async fn pool_events(
         &self,
         ctx: &Context<'_>,
         namespace: Option<String>,
+        cluster_id: Option<Uuid>,
         #[graphql(default = 50, validator(minimum = 1, maximum = 1000))] last: i32,
     ) -> async_graphql::Result<Vec<PoolEvent>> {
         let caller = caller(ctx).await?;
         let rows = service(ctx)
-            .events(caller, namespace.as_deref(), i64::from(last))
+            .events(
+                caller,
+                cluster_id.map(|c| c.0),
+                namespace.as_deref(),
+                i64::from(last),
+            )
             .await
             .gql()?;
         charge_items(ctx, rows.len()).await?;

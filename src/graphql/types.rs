@@ -300,8 +300,10 @@ impl Deployment {
         let value = self.0.dag_deployment.clone()?;
         serde_json::from_value(value).ok()
     }
+    /// The cluster the Deployment's namespace is in (always set; the
+    /// default cluster for Deployments made without `clusterId`).
     async fn cluster_id(&self) -> Option<Uuid> {
-        self.0.cluster_id.map(Into::into)
+        Some(self.0.cluster_id.into())
     }
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at

@@ -241,7 +241,7 @@ pub async fn execute(
     };
 
     // Every budget that a whole-pool read meets grows with the pool alike.
-    let pool_size = state.service.settings().pool.namespaces.len();
+    let pool_size = state.service.settings().pool_size();
     let large = LargeAnswer::new(state.large_answers.clone());
     let budget = ResponseBudget::for_pool(pool_size, large.clone());
     let runs = ResolverRuns::for_pool(pool_size, large.clone());

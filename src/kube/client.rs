@@ -110,6 +110,51 @@ impl KubeClient {
         Self::from_config(config, MAX_IN_FLIGHT).map(Some)
     }
 
+    /// The client of one cluster: its kubeconfig and context when the config
+    /// names one (`nspool.clusters[].kubeconfig`), else as [`Self::connect`].
+    /// A named kubeconfig that cannot be used is an error in any mode but
+    /// `off`: the operator asked for that cluster.
+    pub async fn connect_cluster(
+        mode: KubernetesMode,
+        cluster: &crate::config::ClusterSettings,
+    ) -> Result<Option<Self>> {
+        if mode == KubernetesMode::Off {
+            return Ok(None);
+        }
+        let Some(path) = &cluster.kubeconfig else {
+            return Self::connect(mode).await;
+        };
+        let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+            Error::NoConfig(format!(
+                "{}: cannot read {}: {e}",
+                cluster.key_of("kubeconfig"),
+                path.display()
+            ))
+        })?;
+        let options = kube::config::KubeConfigOptions {
+            context: cluster.context.clone(),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .map_err(|e| {
+                Error::NoConfig(format!(
+                    "{}: {}: {e}",
+                    cluster.key_of("kubeconfig"),
+                    path.display()
+                ))
+            })?;
+        Self::from_config(config, MAX_IN_FLIGHT).map(Some)
+    }
+
+    /// Whether the API server answers (`GET /version`, within the call
+    /// timeout): the cluster's reachability as the dashboard and metrics show it.
+    pub async fn reachable(&self) -> Result<()> {
+        self.call("version", self.client.apiserver_version())
+            .await
+            .map(|_| ())
+    }
+
     /// A client of the API server at `url` (tests: the fake API server).
     pub fn for_url(url: &str, max_in_flight: usize) -> Result<Self> {
         let uri = url

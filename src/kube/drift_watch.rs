@@ -26,7 +26,6 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// Names per query when a fresh list is compared with the database.
 const UNSEEN_BATCH: i64 = 1000;
@@ -47,12 +46,14 @@ enum Seen {
 
 pub struct DriftWatch {
     client: kube::Client,
+    /// The cluster watched (its pool rows are the ones compared).
+    cluster: uuid::Uuid,
     store: Store,
     service: PoolService,
     desired: Arc<Desired>,
     /// What the worker applies now: only rows applied with it can drift.
     fingerprint: String,
-    wake: Arc<Notify>,
+    wake: Arc<crate::pool::kube_wake::KubeWake>,
     metrics: Arc<ServiceMetrics>,
 }
 
@@ -94,12 +95,14 @@ impl Listing {
 impl DriftWatch {
     pub fn new(
         client: kube::Client,
+        cluster: uuid::Uuid,
         service: &PoolService,
         desired: Desired,
         fingerprint: String,
     ) -> Self {
         Self {
             client,
+            cluster,
             store: service.store().clone(),
             service: service.clone(),
             desired: Arc::new(desired),
@@ -166,7 +169,7 @@ impl DriftWatch {
         loop {
             let names = match self
                 .store
-                .applied_but_unseen(&self.fingerprint, began, &seen, UNSEEN_BATCH)
+                .applied_but_unseen(self.cluster, &self.fingerprint, began, &seen, UNSEEN_BATCH)
                 .await
             {
                 Ok(names) => names,
@@ -199,6 +202,7 @@ impl DriftWatch {
     ) -> usize {
         let what = format!("{} {}", kind.describe(), change.as_str());
         let found = DriftFound {
+            cluster: self.cluster,
             names,
             fingerprint: &self.fingerprint,
             applied_before,
@@ -227,7 +231,7 @@ impl DriftWatch {
         if let Some(generation) = marked.iter().filter_map(|row| row.generation).max() {
             self.service.read_own_write(Some(generation)).await;
         }
-        self.wake.notify_one();
+        self.wake.wake_workers();
         marked.len()
     }
 

@@ -11,15 +11,17 @@ const BATCH: i64 = 100;
 /// Rounds per pass at most, so a flood never holds up the next pass.
 const ROUNDS: usize = 10;
 
-/// Posts what is due; returns how many Events were posted.
+/// Posts what is due in `cluster` (its own client: an Event lands in the
+/// cluster of its namespace); returns how many Events were posted.
 pub async fn post_due(
     store: &Store,
+    cluster: uuid::Uuid,
     kube: &KubeClient,
     instance: &str,
 ) -> Result<usize, store::Error> {
     let mut posted = 0;
     for _ in 0..ROUNDS {
-        let due = store.events_to_post(&POSTED_KINDS, BATCH).await?;
+        let due = store.events_to_post(cluster, &POSTED_KINDS, BATCH).await?;
         if due.is_empty() {
             break;
         }

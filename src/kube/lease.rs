@@ -12,9 +12,16 @@ use crate::store::Store;
 impl Leadership {
     /// One attempt to take or renew the lease for `holder`. A failed or
     /// hung attempt changes nothing: the hold runs out by itself.
-    pub async fn try_once(&self, store: &Store, holder: &str, timing: LeaseTiming) -> bool {
+    /// One lease per cluster: `cluster`'s.
+    pub async fn try_once(
+        &self,
+        store: &Store,
+        cluster: uuid::Uuid,
+        holder: &str,
+        timing: LeaseTiming,
+    ) -> bool {
         self.try_with(
-            store.take_kube_lease(holder, timing.duration),
+            store.take_kube_lease(cluster, holder, timing.duration),
             timing,
             "Kubernetes",
         )

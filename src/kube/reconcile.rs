@@ -9,7 +9,7 @@ use super::drift::Desired;
 use super::drift_watch::DriftWatch;
 use super::lease::{Leadership, LeaseTiming};
 use super::objects::{self, RbacTarget};
-use crate::config::{NspoolRbac, Settings};
+use crate::config::{ClusterSettings, NspoolRbac, Settings};
 use crate::domain::commander_rules::{self as rules, CheckPlan, Triple};
 use crate::pool::PoolService;
 use crate::store::{self, KubeWorkRow, Store, WorkFilter};
@@ -20,12 +20,14 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 
 /// How often a verified namespace is verified again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// How long the worker waits when nothing is due (a claim wakes it sooner).
 const IDLE: Duration = Duration::from_secs(2);
+/// How often the leader of a cluster asks its API server whether it answers.
+const REACH_CHECK_EVERY: Duration = Duration::from_secs(5);
 /// Rows fetched per round of a pass.
 const ROUND: i64 = 512;
 
@@ -62,8 +64,12 @@ pub struct PassReport {
 pub struct KubeWorker {
     store: Store,
     settings: Arc<Settings>,
+    /// The cluster this worker serves, as the settings in force say it
+    /// (one worker and one client per cluster).
+    cluster: ClusterSettings,
     kube: KubeClient,
-    wake: Arc<Notify>,
+    /// Changes after a claim, release or drift: the next pass starts at once.
+    wake: watch::Receiver<u64>,
     /// Told each namespace a pass finishes (`nspool rbac check` shows it).
     progress: Arc<dyn crate::pool::Progress>,
     /// Released namespaces are checked for leftovers (the service's decision).
@@ -107,12 +113,20 @@ enum Outcome {
 }
 
 impl KubeWorker {
+    /// The worker of the default cluster (the only one, unless `nspool.clusters` lists several).
     pub fn new(service: &PoolService, kube: KubeClient) -> Self {
+        let settings = service.settings();
+        Self::for_cluster(service, settings.default_cluster(), kube)
+    }
+
+    /// The worker of `cluster` (as the service's settings list it).
+    pub fn for_cluster(service: &PoolService, cluster: &ClusterSettings, kube: KubeClient) -> Self {
         Self {
             store: service.store().clone(),
             settings: service.settings(),
+            cluster: cluster.clone(),
             kube: kube.with_metrics(service.metrics()),
-            wake: service.kube_wake(),
+            wake: service.kube_wake().subscribe(),
             progress: Arc::new(crate::pool::Silent),
             checks_released: service.checks_released(),
             service: service.clone(),
@@ -153,7 +167,7 @@ impl KubeWorker {
     fn namespace_objects(&self) -> objects::NamespaceObjects {
         let service = &self.settings.service;
         objects::NamespaceObjects {
-            create_rbac: self.settings.pool.create_rbac,
+            create_rbac: self.cluster.pool.create_rbac,
             pool_labels: service.pool_labels.clone(),
             leftovers_reader: self.checks_released.then(|| {
                 (
@@ -186,7 +200,7 @@ impl KubeWorker {
     /// claim labels on (in create mode the namespace's own apply has them).
     fn claim_pool_labels(&self) -> &std::collections::BTreeMap<String, String> {
         static NONE: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-        if self.settings.nspool_rbac() == NspoolRbac::Verify {
+        if self.cluster.nspool_rbac() == NspoolRbac::Verify {
             &self.settings.service.pool_labels
         } else {
             &NONE
@@ -217,13 +231,8 @@ impl KubeWorker {
         if check_only {
             return (false, false, true, leftovers);
         }
-        let create = self.settings.nspool_rbac() == NspoolRbac::Create;
-        (
-            create,
-            self.settings.service.claim_labels,
-            !create,
-            leftovers,
-        )
+        let create = self.cluster.nspool_rbac() == NspoolRbac::Create;
+        (create, self.cluster.claim_labels, !create, leftovers)
     }
 
     /// Runs passes while this replica holds the Kubernetes lease, until
@@ -234,11 +243,12 @@ impl KubeWorker {
         let leadership = self.leadership.clone();
         let renewer = {
             let (store, holder, timing) = (self.store.clone(), self.holder.clone(), self.timing);
+            let cluster = self.cluster.id;
             let (leadership, metrics) = (leadership.clone(), self.metrics.clone());
             let mut stop = stop.clone();
             tokio::spawn(async move {
                 loop {
-                    let held = leadership.try_once(&store, &holder, timing).await;
+                    let held = leadership.try_once(&store, cluster, &holder, timing).await;
                     metrics.set_kube_leader(held);
                     tokio::select! {
                         () = tokio::time::sleep(timing.retry) => {},
@@ -249,6 +259,7 @@ impl KubeWorker {
         };
         let mut leading = false;
         let mut drift: Option<DriftWatchTask> = None;
+        let mut last_reach_check: Option<std::time::Instant> = None;
         while !*stop.borrow() {
             if !leadership.held() {
                 self.stop_drift_watch(&mut drift);
@@ -267,15 +278,27 @@ impl KubeWorker {
                 leading = true;
             }
             self.settings = self.service.settings();
+            let Some(cluster) = self.settings.cluster(self.cluster.id) else {
+                tracing::info!(cluster = %self.cluster.name, "the cluster left the config; its worker stops");
+                break;
+            };
+            self.cluster = cluster.clone();
             self.checks_released = self.service.checks_released();
             self.keep_drift_watch(&mut drift);
+            if last_reach_check.is_none_or(|at| at.elapsed() >= REACH_CHECK_EVERY) {
+                last_reach_check = Some(std::time::Instant::now());
+                self.record_reachability().await;
+            }
             match self.pass(false).await {
                 Ok(_) => self.metrics.kube_pass_done(),
-                Err(error) => tracing::warn!(%error, "Kubernetes pass failed; retrying"),
+                Err(error) => {
+                    tracing::warn!(cluster = %self.cluster.name, %error, "Kubernetes pass failed; retrying")
+                }
             }
             if leadership.held()
                 && let Err(error) = super::event_posts::post_due(
                     &self.store,
+                    self.cluster.id,
                     &self.kube,
                     &crate::pool::replica_name(),
                 )
@@ -284,7 +307,7 @@ impl KubeWorker {
                 tracing::warn!(%error, "could not read the events to post to Kubernetes; retrying");
             }
             tokio::select! {
-                () = self.wake.notified() => {},
+                _ = self.wake.changed() => {},
                 () = tokio::time::sleep(IDLE) => {},
                 _ = stop.changed() => {},
             }
@@ -294,9 +317,33 @@ impl KubeWorker {
         self.metrics.set_kube_leader(false);
         if leadership.held() {
             // A clean stop hands the work over at once, not after the lease.
-            if let Err(error) = self.store.release_kube_lease(&self.holder).await {
+            if let Err(error) = self
+                .store
+                .release_kube_lease(self.cluster.id, &self.holder)
+                .await
+            {
                 tracing::warn!(%error, "could not give the Kubernetes lease up; it expires by itself");
             }
+        }
+    }
+
+    /// Asks the API server for its version and records the answer on the
+    /// cluster's row (the `clusters` query, the dashboard, and
+    /// `nspool_cluster_reachable` read it there, on every replica).
+    async fn record_reachability(&self) {
+        let error = match self.kube.reachable().await {
+            Ok(()) => None,
+            Err(error) => {
+                tracing::warn!(cluster = %self.cluster.name, %error, "the cluster's API server does not answer");
+                Some(error.to_string())
+            }
+        };
+        if let Err(error) = self
+            .store
+            .record_reachability(self.cluster.id, error.as_deref())
+            .await
+        {
+            tracing::warn!(%error, "could not record the cluster's reachability");
         }
     }
 
@@ -304,7 +351,7 @@ impl KubeWorker {
     /// one watch per configuration: a reload that changes what is applied
     /// starts it anew.
     fn keep_drift_watch(&self, drift: &mut Option<DriftWatchTask>) {
-        let want = (self.settings.nspool_rbac() == NspoolRbac::Create).then(|| self.fingerprint());
+        let want = (self.cluster.nspool_rbac() == NspoolRbac::Create).then(|| self.fingerprint());
         if drift.as_ref().map(|task| &task.fingerprint) == want.as_ref() {
             return;
         }
@@ -316,6 +363,7 @@ impl KubeWorker {
             };
             let watch = DriftWatch::new(
                 self.kube.client(),
+                self.cluster.id,
                 &self.service,
                 desired,
                 fingerprint.clone(),
@@ -348,6 +396,7 @@ impl KubeWorker {
             None
         };
         let filter = WorkFilter {
+            cluster: self.cluster.id,
             apply: apply.then_some(fingerprint.as_str()),
             labels,
             check_before,
@@ -386,7 +435,7 @@ impl KubeWorker {
                         tracing::warn!(%error, "Kubernetes discovery failed; the verifications wait");
                         for row in rows.iter().filter(|r| r.needs_check) {
                             self.store
-                                .record_kube_error(&row.name, &error.to_string())
+                                .record_kube_error(self.cluster.id, &row.name, &error.to_string())
                                 .await?;
                             report.failed.push((row.name.clone(), error.to_string()));
                             seen.insert(row.name.clone());
@@ -422,7 +471,7 @@ impl KubeWorker {
                 seen.insert(name.clone());
                 match result {
                     Ok(outcomes) => {
-                        self.store.clear_kube_error(&name).await?;
+                        self.store.clear_kube_error(self.cluster.id, &name).await?;
                         for outcome in outcomes {
                             match outcome {
                                 Outcome::Applied => report.applied += 1,
@@ -456,7 +505,7 @@ impl KubeWorker {
                     Err(error) => {
                         tracing::warn!(namespace = %name, %error, "Kubernetes work failed; will retry");
                         self.store
-                            .record_kube_error(&name, &error.to_string())
+                            .record_kube_error(self.cluster.id, &name, &error.to_string())
                             .await?;
                         report.failed.push((name, error.to_string()));
                     }
@@ -497,7 +546,11 @@ impl KubeWorker {
             .map(|(t, allowed)| json!({"permission": t, "allowedAtClusterScope": allowed, "note": "a Role cannot grant this"}))
             .collect();
         self.store
-            .save_cluster_report(&Value::Array(cluster), &json!(report.stale))
+            .save_cluster_report(
+                self.cluster.id,
+                &Value::Array(cluster),
+                &json!(report.stale),
+            )
             .await?;
         Ok(plan)
     }

@@ -24,8 +24,14 @@ use std::time::Duration;
 /// live for `store::LIVE_SECONDS`, three heartbeats).
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// The pool as one config lists it, and its fingerprint.
+/// The pool as one config lists it (every cluster's, side by side), and
+/// its fingerprint.
 pub struct Listing {
+    /// Each cluster's id (nil: the database's, for the one cluster of a
+    /// config without `nspool.clusterId`) and name, in config order.
+    pub clusters: Vec<(uuid::Uuid, String)>,
+    /// Each name's cluster, as an index into `clusters`.
+    pub cluster_index: Vec<i32>,
     pub names: Vec<String>,
     pub sources: Vec<&'static str>,
     pub managed: Vec<bool>,
@@ -34,27 +40,48 @@ pub struct Listing {
 
 impl Listing {
     pub fn of(settings: &Settings) -> Self {
-        let pool = &settings.pool;
-        let entries = pool.active();
-        let names: Vec<String> = entries.iter().map(|e| e.name.as_str().to_owned()).collect();
-        let sources: Vec<&'static str> = entries.iter().map(|e| e.source.as_str()).collect();
-        // namespaces.create applies only to namespacePools.namespaces.names.
-        let managed: Vec<bool> = entries
-            .iter()
-            .map(|e| pool.create_namespaces && e.source == PoolSource::Standard)
-            .collect();
+        let mut listing = Listing {
+            clusters: Vec::new(),
+            cluster_index: Vec::new(),
+            names: Vec::new(),
+            sources: Vec::new(),
+            managed: Vec::new(),
+            fingerprint: String::new(),
+        };
         let mut hash = Sha256::new();
-        for ((name, source), managed) in names.iter().zip(&sources).zip(&managed) {
-            hash.update(format!("{name}\t{source}\t{managed}\n"));
+        for (i, cluster) in settings.clusters.iter().enumerate() {
+            let pool = &cluster.pool;
+            listing.clusters.push((
+                if cluster.id_given {
+                    cluster.id
+                } else {
+                    uuid::Uuid::nil()
+                },
+                cluster.name.clone(),
+            ));
+            hash.update(format!(
+                "cluster\t{}\t{}\n",
+                listing.clusters[i].0, cluster.name
+            ));
+            for entry in pool.active() {
+                // namespaces.create applies only to namespacePools.namespaces.names.
+                let managed = pool.create_namespaces && entry.source == PoolSource::Standard;
+                hash.update(format!(
+                    "{}\t{}\t{managed}\n",
+                    entry.name.as_str(),
+                    entry.source.as_str()
+                ));
+                listing
+                    .cluster_index
+                    .push(i32::try_from(i).unwrap_or(i32::MAX));
+                listing.names.push(entry.name.as_str().to_owned());
+                listing.sources.push(entry.source.as_str());
+                listing.managed.push(managed);
+            }
         }
-        hash.update(format!("quota\t{:?}\n", pool.workspace_quota));
-        let fingerprint = hex::encode(hash.finalize())[..16].to_owned();
-        Self {
-            names,
-            sources,
-            managed,
-            fingerprint,
-        }
+        hash.update(format!("quota\t{:?}\n", settings.workspace_quota));
+        listing.fingerprint = hex::encode(hash.finalize())[..16].to_owned();
+        listing
     }
 }
 

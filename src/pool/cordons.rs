@@ -42,6 +42,7 @@ impl PoolService {
     pub async fn cordon_namespace(
         &self,
         caller: &Caller,
+        cluster: Option<Uuid>,
         name: &str,
         why: &str,
         ends: Option<DateTime<Utc>>,
@@ -50,14 +51,15 @@ impl PoolService {
         text::check("name", name, text::max::FILTER)?;
         let why = reason(why)?;
         let ends = until(ends)?;
+        let cluster = self.cluster_id_required(cluster)?;
         let change = self
             .store
-            .cordon_namespace(name, why, ends, &caller.actor())
+            .cordon_namespace(cluster, name, why, ends, &caller.actor())
             .await?
             .ok_or_else(|| not_in_pool(name))?;
         self.read_own_write(change.generation).await;
-        self.kube_wake.notify_one();
-        self.pool_namespace(caller, name)
+        self.kube_wake.wake_workers();
+        self.pool_namespace(caller, Some(cluster), name)
             .await?
             .ok_or_else(|| not_in_pool(name))
     }
@@ -65,22 +67,24 @@ impl PoolService {
     pub async fn uncordon_namespace(
         &self,
         caller: &Caller,
+        cluster: Option<Uuid>,
         name: &str,
     ) -> Result<PoolNamespaceView> {
         caller.authorize(Action::System(Level::Admin))?;
         text::check("name", name, text::max::FILTER)?;
+        let cluster = self.cluster_id_required(cluster)?;
         let change = self
             .store
-            .uncordon_namespace(name, &caller.actor(), "uncordoned")
+            .uncordon_namespace(cluster, name, &caller.actor(), "uncordoned")
             .await?;
         match change {
             Some(change) => {
                 self.read_own_write(change.generation).await;
-                self.kube_wake.notify_one();
+                self.kube_wake.wake_workers();
             }
             // Not cordoned: say so, unless it is not in the pool at all.
             None => {
-                self.pool_namespace(caller, name)
+                self.pool_namespace(caller, Some(cluster), name)
                     .await?
                     .ok_or_else(|| not_in_pool(name))?;
                 return Err(Error::Conflict(format!(
@@ -89,7 +93,7 @@ impl PoolService {
                 )));
             }
         }
-        self.pool_namespace(caller, name)
+        self.pool_namespace(caller, Some(cluster), name)
             .await?
             .ok_or_else(|| not_in_pool(name))
     }
@@ -98,23 +102,29 @@ impl PoolService {
     pub async fn cordon_pool(
         &self,
         caller: &Caller,
+        cluster: Option<Uuid>,
         why: &str,
         ends: Option<DateTime<Utc>>,
     ) -> Result<()> {
         caller.authorize(Action::System(Level::Admin))?;
         let why = reason(why)?;
         let ends = until(ends)?;
-        let generation = self.store.cordon_pool(why, ends, &caller.actor()).await?;
+        let cluster = self.cluster_id_required(cluster)?;
+        let generation = self
+            .store
+            .cordon_pool(cluster, why, ends, &caller.actor())
+            .await?;
         self.read_own_write(Some(generation)).await;
         Ok(())
     }
 
     /// `false`: the pool was not cordoned.
-    pub async fn uncordon_pool(&self, caller: &Caller) -> Result<bool> {
+    pub async fn uncordon_pool(&self, caller: &Caller, cluster: Option<Uuid>) -> Result<bool> {
         caller.authorize(Action::System(Level::Admin))?;
+        let cluster = self.cluster_id_required(cluster)?;
         let generation = self
             .store
-            .uncordon_pool(&caller.actor(), "uncordoned")
+            .uncordon_pool(cluster, &caller.actor(), "uncordoned")
             .await?;
         self.read_own_write(generation).await;
         Ok(generation.is_some())
@@ -122,9 +132,14 @@ impl PoolService {
 
     /// The pool cordon while it holds (any valid token may ask: the astro
     /// CLI's users see why a create is refused).
-    pub async fn pool_cordon(&self, caller: &Caller) -> Result<Option<Cordon>> {
+    pub async fn pool_cordon(
+        &self,
+        caller: &Caller,
+        cluster: Option<Uuid>,
+    ) -> Result<Option<Cordon>> {
         caller.authorize(Action::UseToken)?;
-        Ok(self.store.pool_cordon().await?.map(Cordon::from))
+        let cluster = self.cluster_id_required(cluster)?;
+        Ok(self.store.pool_cordon(cluster).await?.map(Cordon::from))
     }
 
     /// Lifts cordons whose end passed (each replica, every [`CORDON_SWEEP`]).
@@ -132,10 +147,10 @@ impl PoolService {
         let expired = self.store.expire_cordons(&Caller::Operator.actor()).await?;
         if !expired.namespaces.is_empty() {
             tracing::info!(namespaces = ?expired.namespaces, "cordons lifted: their end passed");
-            self.kube_wake.notify_one();
+            self.kube_wake.wake_workers();
         }
-        if expired.pool {
-            tracing::info!("the pool cordon lifted: its end passed");
+        if !expired.pools.is_empty() {
+            tracing::info!(clusters = ?expired.pools, "the pool cordon lifted: its end passed");
         }
         Ok(())
     }

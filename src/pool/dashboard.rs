@@ -54,7 +54,10 @@ pub struct Dashboard {
     pub cleanup: CleanupSettings,
     pub next_reclaim: Option<DateTime<Utc>>,
     /// The whole pool's cordon, while it holds.
+    /// The default cluster's pool cordon.
     pub pool_cordon: Option<Cordon>,
+    /// Every cluster with its counts and reachability.
+    pub clusters: Vec<super::clusters::ClusterView>,
     /// The last config reload's outcome (this replica).
     pub reload: super::reload::ReloadStatus,
 }
@@ -137,7 +140,7 @@ impl PoolService {
             crate::domain::text::check("search", search, crate::domain::text::max::FILTER)?;
         }
         let (matches, counts) = tokio::try_join!(
-            async { Ok::<_, super::Error>(self.store.pool_matches(search).await?) },
+            async { Ok::<_, super::Error>(self.store.pool_matches(None, search).await?) },
             async { Ok(self.store.pool_state_counts().await?) },
         )?;
         let matches = usize::try_from(matches).unwrap_or(0);
@@ -147,14 +150,18 @@ impl PoolService {
         let size = i64::try_from(DASHBOARD_PAGE_SIZE).unwrap_or(i64::MAX);
         let (namespaces, runs, events, history, pool_cordon) = tokio::try_join!(
             async {
-                let rows = self.store.pool_page(search, offset, size).await?;
+                let rows = self.store.pool_page(None, search, offset, size).await?;
                 self.views_of(rows).await
             },
             async { Ok(all(self.store.reclaim_runs(10).await?)) },
             async { Ok(all(self.store.events(None, 25).await?)) },
             self.history_until(now),
-            async { Ok(self.store.pool_cordon().await?.map(Cordon::from)) },
+            async {
+                let cluster = self.settings().default_cluster().id;
+                Ok(self.store.pool_cordon(cluster).await?.map(Cordon::from))
+            },
         )?;
+        let clusters = self.clusters(caller).await?;
         let cleanup = self.settings().cleanup.clone();
         let next_reclaim = cleanup
             .enabled
@@ -172,6 +179,7 @@ impl PoolService {
             cleanup,
             next_reclaim,
             pool_cordon,
+            clusters,
             reload: self.reload_status(),
         })
     }

@@ -118,7 +118,7 @@ impl PoolService {
         id: Uuid,
         hard: Option<bool>,
     ) -> Result<Deployment> {
-        let hard_allowed = self.settings().houston.hard_delete_deployment;
+        let hard_allowed = self.hard_delete_allowed(id).await?;
         let hard_requested = hard == Some(true);
         if hard_requested && hard_allowed {
             // One statement that carries the caller's scope; the row is read
@@ -139,7 +139,7 @@ impl PoolService {
                     .await?
             {
                 self.metrics.release("hard_delete");
-                self.kube_wake.notify_one();
+                self.kube_wake.wake_workers();
                 self.read_own_write(released.pool_generation).await;
                 return Ok(released.deployment.into());
             }
@@ -169,10 +169,29 @@ impl PoolService {
             .store
             .soft_delete_deployment(id, &actor, reason)
             .await?;
-        self.kube_wake.notify_one();
+        self.kube_wake.wake_workers();
         deleted
             .map(Deployment::from)
             .ok_or_else(|| Error::NotFound(format!("Deployment {id} not found")))
+    }
+}
+
+impl PoolService {
+    /// Whether the cluster of Deployment `id` allows hard deletes (its
+    /// `appConfig.hardDeleteDeployment`); read only when clusters differ.
+    async fn hard_delete_allowed(&self, id: Uuid) -> Result<bool> {
+        let settings = self.settings();
+        let allowed = |c: &crate::config::ClusterSettings| c.houston.hard_delete_deployment;
+        if settings.clusters.iter().all(allowed) {
+            return Ok(true);
+        }
+        if !settings.clusters.iter().any(allowed) {
+            return Ok(false);
+        }
+        Ok(match self.store.deployment(id).await? {
+            Some(row) => settings.cluster(row.cluster_id).is_some_and(allowed),
+            None => false,
+        })
     }
 }
 

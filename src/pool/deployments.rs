@@ -122,8 +122,11 @@ impl PoolService {
         request: CreateDeployment,
     ) -> Result<Deployment> {
         let started = std::time::Instant::now();
+        let pool_mode =
+            super::clusters::cluster_or_default(&self.settings(), request.input.cluster_id)
+                .is_ok_and(|c| c.pool.enabled());
         let result = self.create_deployment_now(caller, request).await;
-        if self.settings().pool.enabled() {
+        if pool_mode {
             self.metrics
                 .claim(claim_outcome(&result), started.elapsed());
         }
@@ -144,12 +147,13 @@ impl PoolService {
         let label = DeploymentLabel::parse(input.label.as_deref().unwrap_or(""))?;
         let executor = input.executor.unwrap_or(Executor::Celery);
         let settings = self.settings();
-        let houston = &settings.houston;
+        let cluster = super::clusters::cluster_or_default(&settings, input.cluster_id)?;
+        let houston = &cluster.houston;
         let manual_release = match non_empty(&input.release_name) {
             Some(name) if houston.manual_release_names => Some(ReleaseName::parse(name)?),
             _ => None,
         };
-        let pool_mode = settings.pool.enabled();
+        let pool_mode = cluster.pool.enabled();
         let requested_namespace = match non_empty(&input.namespace) {
             None => None,
             Some(name) if pool_mode => Some(NamespaceName::parse(name)?),
@@ -164,11 +168,11 @@ impl PoolService {
             }
         };
         if pool_mode && requested_namespace.is_none() {
-            if let Some(cordon) = self.store.pool_cordon().await? {
+            if let Some(cordon) = self.store.pool_cordon(cluster.id).await? {
                 return Err(Error::Conflict(refusals::pool_cordoned(&cordon)));
             }
-            let available = self.store.available_namespaces().await?;
-            let empty = self.empty_pool_text().await?;
+            let available = self.store.available_namespaces(cluster.id).await?;
+            let empty = self.empty_pool_text(cluster.id).await?;
             return Err(Error::BadInput(refusals::namespace_required(
                 &available,
                 || empty,
@@ -206,17 +210,21 @@ impl PoolService {
                 config: input.config.as_ref(),
                 dag_deployment: input.dag_deployment.as_ref(),
                 triggerer_replicas: input.triggerer_replicas,
-                cluster_id: input.cluster_id,
+                cluster_id: cluster.id,
                 claim_from_pool: pool_mode,
                 actor: &actor,
             };
             match self.store.insert_deployment(&new).await {
                 Ok(Some(claimed)) => {
-                    self.kube_wake.notify_one();
+                    self.kube_wake.wake_workers();
                     self.read_own_write(claimed.pool_generation).await;
                     return Ok(claimed.deployment);
                 }
-                Ok(None) => return Err(self.claim_refused(caller, namespace.as_str()).await),
+                Ok(None) => {
+                    return Err(self
+                        .claim_refused(caller, cluster.id, namespace.as_str())
+                        .await);
+                }
                 Err(store::Error::ReleaseNameTaken) if manual_release.is_none() => continue,
                 Err(e) => {
                     return Err(self.insert_refused(e, &label, &release, &namespace, workspace_id));
@@ -268,12 +276,12 @@ impl PoolService {
     }
 
     /// The second read after a claim found nothing to update: only to word the error.
-    async fn claim_refused(&self, caller: &Caller, name: &str) -> Error {
+    async fn claim_refused(&self, caller: &Caller, cluster: Uuid, name: &str) -> Error {
         let words = async {
-            if let Some(cordon) = self.store.pool_cordon().await? {
+            if let Some(cordon) = self.store.pool_cordon(cluster).await? {
                 return Ok((Kind::Conflict, refusals::pool_cordoned(&cordon)));
             }
-            let holder = self.store.namespace_holder(name).await?;
+            let holder = self.store.namespace_holder(cluster, name).await?;
             let visible = holder
                 .as_ref()
                 .and_then(|h| h.workspace_id)
@@ -282,8 +290,8 @@ impl PoolService {
                         .authorize(Action::Workspace(w, Level::Viewer))
                         .is_ok()
                 });
-            let available = self.store.available_namespaces().await?;
-            let empty = self.empty_pool_text().await?;
+            let available = self.store.available_namespaces(cluster).await?;
+            let empty = self.empty_pool_text(cluster).await?;
             let reclaimable = self.reclaimable_at(holder.as_ref().and_then(|h| h.deleted_at));
             Ok::<_, Error>(refusals::not_claimable(
                 name,
@@ -301,8 +309,8 @@ impl PoolService {
         }
     }
 
-    async fn empty_pool_text(&self) -> Result<String> {
-        let summary = self.store.pool_summary().await?;
+    async fn empty_pool_text(&self, cluster: Uuid) -> Result<String> {
+        let summary = self.store.pool_summary(Some(cluster)).await?;
         let next = self.reclaimable_at(summary.oldest_soft_delete);
         Ok(refusals::empty_pool(&summary, next))
     }
@@ -350,10 +358,13 @@ impl PoolService {
         caller: &Caller,
         workspace_id: Uuid,
         release_name: Option<&str>,
+        cluster: Option<Uuid>,
     ) -> Result<Vec<Deployment>> {
         caller.authorize(Action::Workspace(workspace_id, Level::Viewer))?;
         check_opt("releaseName", release_name, max::FILTER)?;
+        let cluster_id = self.cluster_filter(cluster)?;
         let filter = ListFilter {
+            cluster_id,
             workspace_id: Some(workspace_id),
             release_name: release_name.filter(|r| !r.is_empty()),
             name: None,
@@ -371,11 +382,14 @@ impl PoolService {
         cursor: Option<Uuid>,
         page_number: Option<i32>,
         name: Option<&str>,
+        cluster: Option<Uuid>,
     ) -> Result<Vec<Deployment>> {
         let workspace_id = caller.workspace_filter()?;
         let (limit, offset) = page(take, page_number)?;
         check_opt("name", name, max::FILTER)?;
+        let cluster_id = self.cluster_filter(cluster)?;
         let filter = ListFilter {
+            cluster_id,
             workspace_id,
             release_name: None,
             name: name.map(str::trim).filter(|n| !n.is_empty()),
@@ -384,6 +398,18 @@ impl PoolService {
             offset,
         };
         Ok(all(self.store.deployments(&filter).await?))
+    }
+}
+
+impl PoolService {
+    /// A list's `clusterId`: one nspool serves, else refused by id (none: every cluster).
+    fn cluster_filter(&self, cluster: Option<Uuid>) -> Result<Option<Uuid>> {
+        match cluster {
+            None => Ok(None),
+            Some(id) => Ok(Some(
+                super::clusters::cluster_or_default(&self.settings(), Some(id))?.id,
+            )),
+        }
     }
 }
 

@@ -70,7 +70,8 @@ impl From<store::Error> for Error {
             other @ (store::Error::ReleaseNameTaken
             | store::Error::LabelTaken
             | store::Error::NamespaceTaken
-            | store::Error::HeldBack { .. }) => Error::Conflict(other.to_string()),
+            | store::Error::HeldBack { .. }
+            | store::Error::ClusterHeld { .. }) => Error::Conflict(other.to_string()),
             other @ store::Error::Unavailable(_) => Error::Unavailable(other),
             other @ store::Error::Database(_) => Error::Internal(other),
         }

@@ -49,10 +49,12 @@ impl PoolService {
     pub async fn mark_namespace_clean(
         &self,
         caller: &Caller,
+        cluster: Option<uuid::Uuid>,
         name: &str,
         reason: &str,
     ) -> Result<()> {
         caller.authorize(Action::System(Level::Admin))?;
+        let cluster = self.cluster_id_required(cluster)?;
         text::check("name", name, text::max::FILTER)?;
         text::check("reason", reason, text::max::REASON)?;
         if reason.trim().is_empty() {
@@ -62,7 +64,7 @@ impl PoolService {
         }
         match self
             .store
-            .mark_clean(name, &caller.actor(), reason.trim())
+            .mark_clean(cluster, name, &caller.actor(), reason.trim())
             .await?
         {
             Some(generation) => {

@@ -7,7 +7,6 @@
 
 use super::PoolService;
 use super::snapshot::{Applied, Message};
-use sha2::Digest as _;
 use sqlx::postgres::{PgListener, PgNotification};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -248,36 +247,41 @@ impl PoolService {
     /// offers now (a read that fails says nothing: the heartbeat watches the
     /// connection).
     async fn copy_differs(&self) -> bool {
-        let Some((_, names)) = self.snapshot.offered() else {
+        let Some((mine_count, mine)) = self.snapshot.digest() else {
             return false;
         };
         let Ok((count, digest)) = self.store.offered_digest().await else {
             return false;
         };
-        let mut hasher = sha2::Sha256::new();
-        for (i, name) in names.iter().enumerate() {
-            if i > 0 {
-                hasher.update(b"\n");
-            }
-            hasher.update(name.as_bytes());
-        }
-        let mine = hex::encode(hasher.finalize());
-        names.len() as i64 != count || mine != digest
+        mine_count != count || mine != digest
     }
 
     /// Reads the offered set and the pool cordon, then sends the marker from
     /// which the copy serves.
     async fn load_snapshot(&self) -> Result<(), String> {
         let read_at = std::time::Instant::now();
-        let offer = self.store.pool_offer().await.map_err(|e| e.to_string())?;
+        let offer = self
+            .store
+            .pool_offer(None)
+            .await
+            .map_err(|e| e.to_string())?;
         tracing::debug!(
-            offered = offer.names.len(),
-            pool_cordoned = offer.cordon.is_some(),
+            offered = offer.clusters.iter().map(|c| c.names.len()).sum::<usize>(),
+            clusters = offer.clusters.len(),
             "pool snapshot loaded"
         );
         let marker = uuid::Uuid::new_v4().simple().to_string();
-        self.snapshot
-            .load(offer.names, offer.cordon.is_some(), read_at, marker.clone());
+        let clusters = offer
+            .clusters
+            .into_iter()
+            .map(|c| super::snapshot::LoadedCluster {
+                id: c.id,
+                no: c.no,
+                cordoned: c.cordon.is_some(),
+                names: c.names,
+            })
+            .collect();
+        self.snapshot.load(clusters, read_at, marker.clone());
         self.store
             .notify_pool_marker(POOL_CHANNEL, &marker)
             .await

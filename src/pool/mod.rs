@@ -2,12 +2,14 @@
 //! and commands call it; it calls the store.
 
 pub mod agreement;
+pub mod clusters;
 mod cordons;
 mod dashboard;
 mod deployment_changes;
 mod deployments;
 mod error;
 mod hygiene;
+pub mod kube_wake;
 mod listener;
 mod progress;
 mod reclaim;
@@ -55,7 +57,7 @@ pub struct PoolService {
     /// Swapped whole by a reload (`swap_settings`).
     settings: Arc<arc_swap::ArcSwap<Settings>>,
     /// Wakes this process's Kubernetes worker after a claim or release.
-    kube_wake: Arc<tokio::sync::Notify>,
+    kube_wake: Arc<kube_wake::KubeWake>,
     metrics: Arc<crate::metrics::ServiceMetrics>,
     /// The dashboard's chart, folded forward an hour at a time.
     history: Arc<tokio::sync::Mutex<History>>,
@@ -85,7 +87,7 @@ impl PoolService {
     pub fn new(store: Store, settings: Arc<Settings>) -> Self {
         Self {
             store,
-            kube_wake: Arc::new(tokio::sync::Notify::new()),
+            kube_wake: Arc::default(),
             metrics: Arc::default(),
             history: Arc::default(),
             snapshot: Arc::default(),
@@ -128,7 +130,7 @@ impl PoolService {
         self.metrics.clone()
     }
 
-    pub fn kube_wake(&self) -> Arc<tokio::sync::Notify> {
+    pub fn kube_wake(&self) -> Arc<kube_wake::KubeWake> {
         self.kube_wake.clone()
     }
 
@@ -138,7 +140,7 @@ impl PoolService {
             crate::domain::roles::Level::Admin,
         ))?;
         let rows = self.store.request_resync().await?;
-        self.kube_wake.notify_one();
+        self.kube_wake.wake_workers();
         Ok(rows)
     }
 
@@ -167,17 +169,23 @@ impl PoolService {
     pub(crate) async fn try_sync_pool(&self) -> Result<PoolSyncReport, crate::store::Error> {
         let settings = self.settings();
         let listing = agreement::Listing::of(&settings);
-        let report = self
+        let wanted: Vec<crate::store::WantedCluster<'_>> = listing
+            .clusters
+            .iter()
+            .map(|(id, name)| crate::store::WantedCluster { id: *id, name })
+            .collect();
+        let (ids, report) = self
             .store
             .sync_pool(
                 &crate::store::PoolListing {
+                    clusters: &wanted,
+                    cluster_index: &listing.cluster_index,
                     names: &listing.names,
                     sources: &listing.sources,
                     managed: &listing.managed,
                     fingerprint: &listing.fingerprint,
                 },
                 settings
-                    .pool
                     .workspace_quota
                     .map(|q| i32::try_from(q).unwrap_or(i32::MAX)),
                 &Caller::Operator.actor(),
@@ -185,6 +193,11 @@ impl PoolService {
                 self.kubernetes_on(),
             )
             .await?;
+        // The database's id of a cluster the config gave none: in force now.
+        if settings.clusters.iter().any(|c| !c.id_given) {
+            let resolved = Arc::new(settings.with_cluster_ids(&ids));
+            self.swap_settings(resolved);
+        }
         self.agreement.synced();
         // Checks switched off: nothing will ever find the releasing ones clean.
         if let Some(note) = settings.unchecked_release_note() {
@@ -197,6 +210,34 @@ impl PoolService {
             }
         }
         Ok(report)
+    }
+
+    /// The database's ids of the clusters the config gave none, put in
+    /// force without writing (commands that do not sync the pool). A
+    /// database that has no row for such a cluster yet leaves it nil: that
+    /// cluster has no namespaces to show.
+    pub async fn resolve_cluster_ids(&self) -> Result<()> {
+        let settings = self.settings();
+        if settings.clusters.iter().all(|c| c.id_given) {
+            return Ok(());
+        }
+        let wanted: Vec<crate::store::WantedCluster<'_>> = settings
+            .clusters
+            .iter()
+            .map(|c| crate::store::WantedCluster {
+                id: if c.id_given { c.id } else { uuid::Uuid::nil() },
+                name: &c.name,
+            })
+            .collect();
+        let ids: Vec<uuid::Uuid> = self
+            .store
+            .cluster_ids(&wanted)
+            .await?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect();
+        self.swap_settings(Arc::new(settings.with_cluster_ids(&ids)));
+        Ok(())
     }
 
     /// When a soft-deleted Deployment's namespace comes back by itself:
@@ -224,18 +265,25 @@ impl PoolService {
         ]
     }
 
-    /// Free namespaces in name order (none while the pool is cordoned); any
-    /// valid token may ask. From memory while the snapshot is whole, else
-    /// from the database.
-    pub async fn available_namespaces(&self, caller: &Caller) -> Result<Arc<[String]>> {
+    /// The free namespaces of the cluster `cluster` names (the only one
+    /// without), in name order (none while its pool is cordoned); any valid
+    /// token may ask. From memory while the snapshot is whole, else from
+    /// the database.
+    pub async fn available_namespaces(
+        &self,
+        caller: &Caller,
+        cluster: Option<uuid::Uuid>,
+    ) -> Result<Arc<[String]>> {
         caller.authorize(crate::domain::Action::UseToken)?;
-        match self.snapshot.offered() {
+        let settings = self.settings();
+        let cluster = clusters::cluster_required(&settings, cluster)?.id;
+        match self.snapshot.offered(cluster) {
             Some((_, names)) => Ok(names),
             None => {
-                let offer = self.store.pool_offer().await?;
-                Ok(match offer.cordon {
-                    Some(_) => Arc::from(Vec::new()),
-                    None => offer.names.into(),
+                let offer = self.store.pool_offer(Some(cluster)).await?;
+                Ok(match offer.clusters.into_iter().next() {
+                    Some(offer) if offer.cordon.is_none() => offer.names.into(),
+                    _ => Arc::from(Vec::new()),
                 })
             }
         }

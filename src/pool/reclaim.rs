@@ -355,7 +355,7 @@ impl PoolService {
                 "the reclaim run was taken over by another replica (its lease had expired); that replica finishes it"
             );
         }
-        self.kube_wake.notify_one();
+        self.kube_wake.wake_workers();
         Ok(report)
     }
 

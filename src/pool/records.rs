@@ -53,7 +53,7 @@ pub struct Deployment {
     pub config: Option<Value>,
     pub dag_deployment: Option<Value>,
     pub triggerer_replicas: Option<i32>,
-    pub cluster_id: Option<Uuid>,
+    pub cluster_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Set while soft-deleted: it keeps its namespace until reclaimed.
@@ -162,6 +162,8 @@ pub struct PoolEvent {
     pub at: DateTime<Utc>,
     /// claim, update, soft_delete, release, reclaim, add, retire, cordon, …
     pub kind: String,
+    /// The cluster of `namespace` (none: not about one cluster's namespace).
+    pub cluster_id: Option<Uuid>,
     pub namespace: Option<String>,
     pub deployment_id: Option<Uuid>,
     pub release_name: Option<String>,
@@ -176,6 +178,7 @@ impl From<EventRow> for PoolEvent {
             id: row.id,
             at: row.at,
             kind: row.kind,
+            cluster_id: row.cluster_id,
             namespace: row.namespace,
             deployment_id: row.deployment_id,
             release_name: row.release_name,

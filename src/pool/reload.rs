@@ -91,6 +91,8 @@ impl PoolService {
             }
         };
         let old = self.settings();
+        // The database's id of a cluster the config gives none stays its id.
+        new = new.keeping_cluster_ids_of(&old);
         let needs_restart = keep_running(&old, &mut new);
         // The same config again (a SIGHUP, a file touched): nothing to do,
         // no sync, no event.
@@ -144,7 +146,7 @@ impl PoolService {
         }
         // RBAC, labels and leftover checks follow on the next pass (their
         // fingerprint includes the settings).
-        self.kube_wake.notify_one();
+        self.kube_wake.wake_workers();
         let summary = format!(
             "config reloaded: {} added, {} back, {} retired{}{}",
             sync.added.len(),

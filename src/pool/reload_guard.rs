@@ -5,16 +5,14 @@
 //! (the operator's confirmation, docs/operations.md).
 
 use super::PoolService;
-use crate::config::Settings;
+use crate::config::{ClusterSettings, Settings};
 use std::collections::HashSet;
 
-const ENABLED_KEY: &str = "global.features.namespacePools.enabled";
-const NAMES_KEY: &str = "global.features.namespacePools.namespaces";
 /// What confirms such a change.
 const CONFIRM: &str = "restart nspool with this config to apply it (kubectl rollout restart)";
 
-fn listed(settings: &Settings) -> Vec<&str> {
-    settings
+fn listed(cluster: &ClusterSettings) -> Vec<&str> {
+    cluster
         .pool
         .active()
         .iter()
@@ -22,14 +20,83 @@ fn listed(settings: &Settings) -> Vec<&str> {
         .collect()
 }
 
+/// A key of the cluster's pool: `global.features.namespacePools.enabled`,
+/// or `nspool.clusters[1].namespacePools.enabled`.
+fn pool_key(cluster: &ClusterSettings, key: &str) -> String {
+    if cluster.key.is_empty() {
+        format!("global.features.namespacePools.{key}")
+    } else {
+        cluster.key_of(&format!("namespacePools.{key}"))
+    }
+}
+
 impl PoolService {
-    /// Why the reload from `old` to `new` is refused, when it is.
+    /// Why the reload from `old` to `new` is refused, when it is: a cluster
+    /// removed while Deployments hold its namespaces, or, in a cluster kept,
+    /// pool mode turned off, held namespaces dropped or most of its pool.
     pub(super) async fn shrink_refusal(&self, old: &Settings, new: &Settings) -> Option<String> {
+        // Clusters are matched by id (the default cluster of a config
+        // without ids keeps its name).
+        let same = |a: &ClusterSettings, b: &ClusterSettings| {
+            if a.id_given && b.id_given {
+                a.id == b.id
+            } else {
+                a.name == b.name
+            }
+        };
+        for before in &old.clusters {
+            let after = new.clusters.iter().find(|c| same(before, c));
+            let refusal = match after {
+                None => self.removal_refusal(before).await,
+                Some(after) => self.cluster_shrink_refusal(before, after).await,
+            };
+            if refusal.is_some() {
+                return refusal;
+            }
+        }
+        None
+    }
+
+    /// A cluster the new config no longer lists: refused while Deployments
+    /// hold any of its namespaces (named).
+    async fn removal_refusal(&self, cluster: &ClusterSettings) -> Option<String> {
+        let names: Vec<String> = listed(cluster).into_iter().map(str::to_owned).collect();
+        let clusters = vec![cluster.id; names.len()];
+        match self.store.held_among(&clusters, &names).await {
+            Ok(held) if !held.is_empty() => {
+                let held: Vec<&str> = held
+                    .iter()
+                    .filter_map(|i| usize::try_from(*i).ok().and_then(|i| names.get(i)))
+                    .map(String::as_str)
+                    .collect();
+                Some(format!(
+                    "nspool.clusters: the new config removes cluster {} ({}) while Deployments hold {} of its namespaces ({}); delete those Deployments first, or keep the cluster listed",
+                    cluster.name,
+                    cluster.id,
+                    held.len(),
+                    shown(&held)
+                ))
+            }
+            Ok(_) => None,
+            Err(error) => Some(format!(
+                "nspool.clusters: could not check whether the namespaces of the removed cluster {} are held ({error})",
+                cluster.name
+            )),
+        }
+    }
+
+    async fn cluster_shrink_refusal(
+        &self,
+        old: &ClusterSettings,
+        new: &ClusterSettings,
+    ) -> Option<String> {
         if old.pool.enabled() && !new.pool.enabled() {
             return Some(format!(
-                "{ENABLED_KEY}: the new config turns pool mode off, which would retire every pool namespace; a reload does not do that on its own: {CONFIRM}"
+                "{}: the new config turns pool mode off, which would retire every pool namespace; a reload does not do that on its own: {CONFIRM}",
+                pool_key(new, "enabled")
             ));
         }
+        let names_key = pool_key(new, "namespaces");
         let before = listed(old);
         let kept: HashSet<&str> = listed(new).into_iter().collect();
         let removed: Vec<String> = before
@@ -40,34 +107,48 @@ impl PoolService {
         if removed.is_empty() {
             return None;
         }
-        match self.store.held_among(&removed).await {
+        let clusters = vec![old.id; removed.len()];
+        match self.store.held_among(&clusters, &removed).await {
             Ok(held) if !held.is_empty() => {
-                let shown: Vec<&str> = held.iter().take(10).map(String::as_str).collect();
+                let held: Vec<&str> = held
+                    .iter()
+                    .filter_map(|i| usize::try_from(*i).ok().and_then(|i| removed.get(i)))
+                    .map(String::as_str)
+                    .collect();
                 return Some(format!(
-                    "{NAMES_KEY}: the new config drops {} namespace(s) Deployments hold ({}{}); a reload does not retire held namespaces: move or delete those Deployments first, or {CONFIRM}",
+                    "{names_key}: the new config drops {} namespace(s) Deployments hold ({}); a reload does not retire held namespaces: move or delete those Deployments first, or {CONFIRM}",
                     held.len(),
-                    shown.join(", "),
-                    if held.len() > shown.len() {
-                        ", …"
-                    } else {
-                        ""
-                    }
+                    shown(&held)
                 ));
             }
             Ok(_) => {}
             Err(error) => {
                 return Some(format!(
-                    "{NAMES_KEY}: could not check whether the namespaces the new config drops are held ({error})"
+                    "{names_key}: could not check whether the namespaces the new config drops are held ({error})"
                 ));
             }
         }
         if removed.len() * 2 > before.len() {
             return Some(format!(
-                "{NAMES_KEY}: the new config drops {} of the {} pool namespaces; a reload does not retire most of the pool on its own: {CONFIRM}",
+                "{names_key}: the new config drops {} of the {} pool namespaces; a reload does not retire most of the pool on its own: {CONFIRM}",
                 removed.len(),
                 before.len()
             ));
         }
         None
     }
+}
+
+/// The first ten names, and "…" when there are more.
+fn shown(names: &[&str]) -> String {
+    let first: Vec<&str> = names.iter().take(10).copied().collect();
+    format!(
+        "{}{}",
+        first.join(", "),
+        if names.len() > first.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
 }

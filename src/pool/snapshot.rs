@@ -11,20 +11,22 @@
 //! read was, and they all come before the marker. So the copy serves reads
 //! from the marker on, never from a replay half done.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
-/// One `nspool_pool` notice: `"<generation>.<sequence> +name -name …"`,
+/// One `nspool_pool` notice: `"<generation>.<sequence> +1/name -2/name …"`
+/// (each name after its cluster's number),
 /// `"<generation>.<sequence> *"` (too many names: reload), or
 /// `"sync <marker>"` (a replica's load marker).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Changes {
         generation: i64,
-        /// Names now offered (`true`) or no longer offered (`false`).
-        names: Vec<(bool, String)>,
+        /// Names now offered (`true`) or no longer offered (`false`), each
+        /// with its cluster's number.
+        names: Vec<(bool, i32, String)>,
     },
     Reload,
     Sync(String),
@@ -45,10 +47,15 @@ impl Message {
         }
         let names = rest
             .split(' ')
-            .map(|item| match item.split_at_checked(1) {
-                Some(("+", name)) if !name.is_empty() => Some((true, name.to_owned())),
-                Some(("-", name)) if !name.is_empty() => Some((false, name.to_owned())),
-                _ => None,
+            .map(|item| {
+                let (offered, qualified) = match item.split_at_checked(1) {
+                    Some(("+", rest)) => (true, rest),
+                    Some(("-", rest)) => (false, rest),
+                    _ => return None,
+                };
+                let (no, name) = qualified.split_once('/')?;
+                let no = no.parse().ok()?;
+                (!name.is_empty()).then(|| (offered, no, name.to_owned()))
             })
             .collect::<Option<Vec<_>>>()?;
         Some(Self::Changes { generation, names })
@@ -82,16 +89,20 @@ struct State {
     /// When the current load read the database: every write that committed
     /// before is in it.
     loaded_at: Option<Instant>,
-    offered: BTreeSet<String>,
-    /// The whole pool is cordoned: clients are offered nothing, while
-    /// `offered` keeps following the free namespaces underneath.
-    pool_cordoned: bool,
+    /// Each cluster's number in the notices, by id, as loaded.
+    numbers: HashMap<uuid::Uuid, i32>,
+    /// The offered names, by cluster number.
+    offered: HashMap<i32, BTreeSet<String>>,
+    /// Clusters whose whole pool is cordoned: their clients are offered
+    /// nothing, while `offered` keeps following the free namespaces underneath.
+    pool_cordoned: HashSet<i32>,
     /// Changes on this replica's copy, to tell cached answers apart.
     version: u64,
     applied: HashSet<i64>,
     applied_order: VecDeque<i64>,
-    /// The sorted list handed to readers, built at most once per version.
-    list: Option<Arc<[String]>>,
+    /// The sorted lists handed to readers, by cluster number, each built at
+    /// most once per version.
+    lists: HashMap<i32, Arc<[String]>>,
 }
 
 impl State {
@@ -100,6 +111,15 @@ impl State {
         *self = State::default();
         self.version = version + 1;
     }
+}
+
+/// One cluster's part of a load: its id and number, its offered names and
+/// whether its whole pool is cordoned.
+pub struct LoadedCluster {
+    pub id: uuid::Uuid,
+    pub no: i32,
+    pub names: Vec<String>,
+    pub cordoned: bool,
 }
 
 pub struct PoolSnapshot {
@@ -121,17 +141,24 @@ impl Default for PoolSnapshot {
 }
 
 impl PoolSnapshot {
-    /// The offered set and the pool cordon as read at `read_at` (one
+    /// Each cluster's offered set and pool cordon as read at `read_at` (one
     /// database read); serving once the notice `sync <marker>` comes back.
-    /// (A change of the pool cordon is a `*` notice: every replica loads again.)
-    pub fn load(&self, names: Vec<String>, pool_cordoned: bool, read_at: Instant, marker: String) {
+    /// (A change of a pool cordon is a `*` notice: every replica loads again.)
+    pub fn load(&self, clusters: Vec<LoadedCluster>, read_at: Instant, marker: String) {
         let mut state = self.write();
         state.reset();
         state.loaded = true;
-        state.pool_cordoned = pool_cordoned;
+        for cluster in clusters {
+            state.numbers.insert(cluster.id, cluster.no);
+            if cluster.cordoned {
+                state.pool_cordoned.insert(cluster.no);
+            }
+            state
+                .offered
+                .insert(cluster.no, cluster.names.into_iter().collect());
+        }
         state.marker = Some(marker);
         state.loaded_at = Some(read_at);
-        state.offered = names.into_iter().collect();
         self.publish(state);
     }
 
@@ -170,12 +197,25 @@ impl PoolSnapshot {
                 Applied::Serving
             }
             Message::Sync(_) => return Applied::Ignored,
+            // A cluster this copy did not load (another replica's sync added
+            // it since): loaded again, with it.
+            Message::Changes { names, .. }
+                if names
+                    .iter()
+                    .any(|(_, no, _)| !state.offered.contains_key(no)) =>
+            {
+                state.reset();
+                Applied::Reload
+            }
             Message::Changes { generation, names } => {
-                for (offered, name) in names {
+                for (offered, no, name) in names {
+                    let Some(set) = state.offered.get_mut(no) else {
+                        continue;
+                    };
                     if *offered {
-                        state.offered.insert(name.clone());
+                        set.insert(name.clone());
                     } else {
-                        state.offered.remove(name);
+                        set.remove(name);
                     }
                 }
                 if state.applied.insert(*generation) {
@@ -187,7 +227,7 @@ impl PoolSnapshot {
                     }
                 }
                 state.version += 1;
-                state.list = None;
+                state.lists.clear();
                 Applied::Applied
             }
         };
@@ -195,15 +235,17 @@ impl PoolSnapshot {
         outcome
     }
 
-    /// The names offered to clients in name order (none while the pool is
-    /// cordoned) and the copy's version, while serving.
-    pub fn offered(&self) -> Option<(u64, Arc<[String]>)> {
+    /// The names `cluster` offers to clients in name order (none while its
+    /// pool is cordoned) and the copy's version, while serving and while the
+    /// copy has that cluster.
+    pub fn offered(&self, cluster: uuid::Uuid) -> Option<(u64, Arc<[String]>)> {
         {
             let state = self.read();
             if !state.serving {
                 return None;
             }
-            if let Some(list) = &state.list {
+            let no = state.numbers.get(&cluster)?;
+            if let Some(list) = state.lists.get(no) {
                 return Some((state.version, list.clone()));
             }
         }
@@ -211,16 +253,49 @@ impl PoolSnapshot {
         if !state.serving {
             return None;
         }
-        if let Some(list) = &state.list {
+        let no = *state.numbers.get(&cluster)?;
+        if let Some(list) = state.lists.get(&no) {
             return Some((state.version, list.clone()));
         }
-        let list: Arc<[String]> = if state.pool_cordoned {
+        let list: Arc<[String]> = if state.pool_cordoned.contains(&no) {
             Arc::from(Vec::new())
         } else {
-            state.offered.iter().cloned().collect()
+            state
+                .offered
+                .get(&no)
+                .map(|set| set.iter().cloned().collect())
+                .unwrap_or_else(|| Arc::from(Vec::new()))
         };
-        state.list = Some(list.clone());
+        state.lists.insert(no, list.clone());
         Some((state.version, list))
+    }
+
+    /// What the copy offers clients, in every cluster, as the database's
+    /// `offered_digest` counts it: a count and a SHA-256 of `number/name` by
+    /// number and name, one per line (nothing of a cordoned cluster).
+    pub fn digest(&self) -> Option<(i64, String)> {
+        use sha2::Digest as _;
+        let state = self.read();
+        if !state.serving {
+            return None;
+        }
+        let mut numbers: Vec<i32> = state.offered.keys().copied().collect();
+        numbers.sort_unstable();
+        let mut hasher = sha2::Sha256::new();
+        let mut count = 0i64;
+        for no in numbers {
+            if state.pool_cordoned.contains(&no) {
+                continue;
+            }
+            for name in state.offered.get(&no).into_iter().flatten() {
+                if count > 0 {
+                    hasher.update(b"\n");
+                }
+                hasher.update(format!("{no}/{name}").as_bytes());
+                count += 1;
+            }
+        }
+        Some((count, hex::encode(hasher.finalize())))
     }
 
     /// The copy's version while it serves reads (`None`: reads go to the database).
@@ -253,7 +328,7 @@ impl PoolSnapshot {
     }
 
     fn publish(&self, mut state: std::sync::RwLockWriteGuard<'_, State>) {
-        state.list = None;
+        state.lists.clear();
         let version = state.version;
         drop(state);
         self.changed.send_replace(version);
@@ -274,9 +349,20 @@ impl PoolSnapshot {
 mod tests {
     use super::*;
 
+    const C: uuid::Uuid = uuid::Uuid::from_u128(1);
+
+    fn one(names: Vec<String>, cordoned: bool) -> Vec<LoadedCluster> {
+        vec![LoadedCluster {
+            id: C,
+            no: 1,
+            names,
+            cordoned,
+        }]
+    }
+
     fn names(snapshot: &PoolSnapshot) -> Vec<String> {
         snapshot
-            .offered()
+            .offered(C)
             .map(|(_, list)| list.to_vec())
             .unwrap_or_default()
     }
@@ -287,8 +373,7 @@ mod tests {
 
     fn serving(s: &PoolSnapshot, names: &[&str]) {
         s.load(
-            names.iter().map(|n| n.to_string()).collect(),
-            false,
+            one(names.iter().map(|n| n.to_string()).collect(), false),
             Instant::now(),
             "m".into(),
         );
@@ -298,10 +383,10 @@ mod tests {
     #[test]
     fn payloads_parse_and_garbage_does_not() {
         assert_eq!(
-            message("7.1 +a -b"),
+            message("7.1 +1/a -2/b"),
             Message::Changes {
                 generation: 7,
-                names: vec![(true, "a".into()), (false, "b".into())]
+                names: vec![(true, 1, "a".into()), (false, 2, "b".into())]
             }
         );
         assert_eq!(message("8.2 *"), Message::Reload);
@@ -313,8 +398,11 @@ mod tests {
             "x.1 +a",
             "7.1 a",
             "7.1 +",
-            "7.1 +a  -b",
-            "7 +a",
+            "7.1 +1/a  -1/b",
+            "7 +1/a",
+            "7.1 +a",
+            "7.1 +x/a",
+            "7.1 +1/",
         ] {
             assert_eq!(Message::parse(bad), None, "{bad:?}");
         }
@@ -323,41 +411,39 @@ mod tests {
     #[test]
     fn reads_wait_for_the_marker_and_replayed_notices_end_where_the_read_was() {
         let s = PoolSnapshot::default();
-        assert_eq!(s.apply(&message("1.1 +a")), Applied::NotLoaded);
+        assert_eq!(s.apply(&message("1.1 +1/a")), Applied::NotLoaded);
         // The read saw a free (a claim and its release both committed before it).
         s.load(
-            vec!["a".into(), "b".into()],
-            false,
+            one(vec!["a".into(), "b".into()], false),
             Instant::now(),
             "mine".into(),
         );
-        assert_eq!(s.offered(), None, "not before the marker");
-        assert_eq!(s.apply(&message("3.1 -a")), Applied::Applied);
-        assert_eq!(s.offered(), None);
-        assert_eq!(s.apply(&message("2.1 +a")), Applied::Applied);
+        assert_eq!(s.offered(C), None, "not before the marker");
+        assert_eq!(s.apply(&message("3.1 -1/a")), Applied::Applied);
+        assert_eq!(s.offered(C), None);
+        assert_eq!(s.apply(&message("2.1 +1/a")), Applied::Applied);
         assert_eq!(s.apply(&message("sync theirs")), Applied::Ignored);
         assert_eq!(s.version(), None);
         assert_eq!(s.apply(&message("sync mine")), Applied::Serving);
         assert_eq!(names(&s), ["a", "b"]);
         assert_eq!(s.apply(&message("9.1 *")), Applied::Reload);
-        assert_eq!(s.offered(), None);
-        assert_eq!(s.apply(&message("10.1 +c")), Applied::NotLoaded);
+        assert_eq!(s.offered(C), None);
+        assert_eq!(s.apply(&message("10.1 +1/c")), Applied::NotLoaded);
     }
 
     #[test]
     fn a_cordoned_pool_offers_nothing_while_its_free_set_follows_the_notices() {
         let s = PoolSnapshot::default();
-        s.load(vec!["a".into()], true, Instant::now(), "m".into());
+        s.load(one(vec!["a".into()], true), Instant::now(), "m".into());
         assert_eq!(s.apply(&message("sync m")), Applied::Serving);
         assert!(names(&s).is_empty());
         // A release while cordoned: still nothing offered.
-        s.apply(&message("2.1 +b"));
+        s.apply(&message("2.1 +1/b"));
         assert!(names(&s).is_empty());
         // Uncordoned: a reload, and both are there.
         assert_eq!(s.apply(&message("3.1 *")), Applied::Reload);
         s.load(
-            vec!["a".into(), "b".into()],
-            false,
+            one(vec!["a".into(), "b".into()], false),
             Instant::now(),
             "n".into(),
         );
@@ -369,11 +455,11 @@ mod tests {
     fn the_list_is_rebuilt_only_after_a_change() {
         let s = PoolSnapshot::default();
         serving(&s, &["a"]);
-        let (v1, first) = s.offered().expect("serving");
-        let (_, again) = s.offered().expect("serving");
+        let (v1, first) = s.offered(C).expect("serving");
+        let (_, again) = s.offered(C).expect("serving");
         assert!(Arc::ptr_eq(&first, &again));
-        s.apply(&message("2.1 +b"));
-        let (v2, after) = s.offered().expect("serving");
+        s.apply(&message("2.1 +1/b"));
+        let (v2, after) = s.offered(C).expect("serving");
         assert_eq!(after.to_vec(), vec!["a".to_owned(), "b".to_owned()]);
         assert!(v2 > v1);
     }
@@ -390,13 +476,13 @@ mod tests {
             tokio::spawn(async move { s.caught_up(7, committed, Duration::from_secs(5)).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        s.apply(&message("9.1 +z"));
+        s.apply(&message("9.1 +1/z"));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             !waiter.is_finished(),
             "another writer's notice is not this one's"
         );
-        s.apply(&message("7.1 +a"));
+        s.apply(&message("7.1 +1/a"));
         waiter.await.expect("waiter");
         // A write that committed before the load is in it.
         let before = Instant::now();
@@ -406,5 +492,58 @@ mod tests {
         s.caught_up(11, Instant::now(), Duration::from_millis(10))
             .await;
         assert_eq!(s.version(), None, "a late notice drops the copy");
+    }
+}
+
+#[cfg(test)]
+mod cluster_tests {
+    use super::*;
+
+    const A: uuid::Uuid = uuid::Uuid::from_u128(1);
+    const B: uuid::Uuid = uuid::Uuid::from_u128(2);
+
+    fn offered(s: &PoolSnapshot, cluster: uuid::Uuid) -> Vec<String> {
+        s.offered(cluster)
+            .map(|(_, l)| l.to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn one_name_in_two_clusters_is_two_namespaces() {
+        let s = PoolSnapshot::default();
+        s.load(
+            vec![
+                LoadedCluster {
+                    id: A,
+                    no: 1,
+                    names: vec!["x".into()],
+                    cordoned: false,
+                },
+                LoadedCluster {
+                    id: B,
+                    no: 2,
+                    names: vec!["x".into()],
+                    cordoned: true,
+                },
+            ],
+            Instant::now(),
+            "m".into(),
+        );
+        s.apply(&Message::parse("sync m").expect("marker"));
+        assert_eq!(offered(&s, A), ["x"]);
+        assert!(offered(&s, B).is_empty(), "B's pool is cordoned");
+        s.apply(&Message::parse("2.1 -1/x +2/y").expect("notice"));
+        assert!(offered(&s, A).is_empty());
+        assert!(offered(&s, B).is_empty());
+        assert_eq!(
+            s.offered(uuid::Uuid::from_u128(9)),
+            None,
+            "unknown: to the database"
+        );
+        // A cluster added after the load: loaded again.
+        assert_eq!(
+            s.apply(&Message::parse("3.1 +3/z").expect("notice")),
+            Applied::Reload
+        );
     }
 }

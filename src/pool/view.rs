@@ -41,6 +41,8 @@ impl PoolNamespaceState {
 /// and what the Kubernetes worker last found.
 #[derive(Debug, Clone)]
 pub struct PoolNamespaceView {
+    /// The cluster the namespace is in.
+    pub cluster_id: uuid::Uuid,
     pub name: String,
     /// `standard` (namespacePools.namespaces.names) or `advanced` (preCreatedNamespaces).
     pub source: String,
@@ -183,6 +185,7 @@ fn view_of(
         _ => None,
     };
     PoolNamespaceView {
+        cluster_id: row.cluster_id,
         claimed_at: row.holder_deployment_id.and(row.claimed_at),
         labels_in_sync: row.labels_holder == row.holder_deployment_id,
         name: row.name,
@@ -212,22 +215,34 @@ fn view_of(
 
 impl PoolService {
     /// Two queries whatever the pool's size: the pool, then all its holders.
-    pub async fn pool_view(&self, caller: &Caller) -> Result<Vec<PoolNamespaceView>> {
+    /// Every cluster's pool, or one cluster's.
+    pub async fn pool_view(
+        &self,
+        caller: &Caller,
+        cluster: Option<uuid::Uuid>,
+    ) -> Result<Vec<PoolNamespaceView>> {
         caller.authorize(Action::System(Level::Viewer))?;
-        let rows = self.store.pool_namespaces().await?;
+        let cluster = match cluster {
+            None => None,
+            Some(id) => Some(self.cluster_id_required(Some(id))?),
+        };
+        let rows = self.store.pool_namespaces(cluster).await?;
         self.views_of(rows).await
     }
 
     /// One pool namespace with its state and holder (system viewers);
     /// `None`: not in the pool.
+    /// `cluster`: needed when nspool serves several.
     pub async fn pool_namespace(
         &self,
         caller: &Caller,
+        cluster: Option<uuid::Uuid>,
         name: &str,
     ) -> Result<Option<PoolNamespaceView>> {
         caller.authorize(Action::System(Level::Viewer))?;
         crate::domain::text::check("name", name, crate::domain::text::max::FILTER)?;
-        let Some(row) = self.store.pool_namespace(name).await? else {
+        let cluster = self.cluster_id_required(cluster)?;
+        let Some(row) = self.store.pool_namespace(cluster, name).await? else {
             return Ok(None);
         };
         Ok(self.views_of(vec![row]).await?.pop())
@@ -273,24 +288,50 @@ impl PoolService {
         Ok(views)
     }
 
-    pub async fn rbac_cluster_report(&self, caller: &Caller) -> Result<Option<ClusterReport>> {
+    /// The cluster-wide part of a cluster's last verification.
+    pub async fn rbac_cluster_report(
+        &self,
+        caller: &Caller,
+        cluster: Option<uuid::Uuid>,
+    ) -> Result<Option<ClusterReport>> {
         caller.authorize(Action::System(Level::Viewer))?;
-        Ok(self.store.cluster_report().await?.map(ClusterReport::from))
+        let cluster = self.cluster_id_required(cluster)?;
+        Ok(self
+            .store
+            .cluster_report(cluster)
+            .await?
+            .map(ClusterReport::from))
     }
 
-    /// The newest events of many namespaces at once (the GraphQL loader's batch).
-    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<PoolEvent>> {
-        Ok(all(self.store.namespace_events(names, last).await?))
+    /// The newest events of many namespaces (each with its cluster, side by
+    /// side) at once (the GraphQL loader's batch).
+    pub async fn namespace_events(
+        &self,
+        clusters: &[uuid::Uuid],
+        names: &[String],
+        last: i64,
+    ) -> Result<Vec<PoolEvent>> {
+        Ok(all(self
+            .store
+            .namespace_events(clusters, names, last)
+            .await?))
     }
 
+    /// The newest events, or one namespace's (of `cluster`, needed when
+    /// nspool serves several).
     pub async fn events(
         &self,
         caller: &Caller,
+        cluster: Option<uuid::Uuid>,
         namespace: Option<&str>,
         last: i64,
     ) -> Result<Vec<PoolEvent>> {
         caller.authorize(Action::System(Level::Viewer))?;
         crate::domain::text::check_opt("namespace", namespace, crate::domain::text::max::FILTER)?;
+        let namespace = match namespace {
+            None => None,
+            Some(name) => Some((self.cluster_id_required(cluster)?, name)),
+        };
         Ok(all(self.store.events(namespace, last).await?))
     }
 }
@@ -303,6 +344,7 @@ mod tests {
     fn row(name: &str) -> PoolNamespaceRow {
         let at = DateTime::<Utc>::UNIX_EPOCH;
         PoolNamespaceRow {
+            cluster_id: uuid::Uuid::nil(),
             name: name.into(),
             source: "standard".into(),
             holder_deployment_id: None,

@@ -2,9 +2,10 @@
 //! Each change and its event are one statement; a change of what is offered
 //! comes back with its pool generation, for the writer to read its own write.
 
-use super::pool::{POOL_CORDONED, PoolCordonRow, PoolOffer};
+use super::pool::{ClusterOffer, PoolCordonRow, PoolOffer, pool_cordoned};
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 /// What a cordon or uncordon of one namespace changed.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -14,9 +15,11 @@ pub struct CordonChange {
     pub generation: Option<i64>,
 }
 
-/// The offer and the pool cordon's columns (null when it does not hold).
+/// A cluster's offer and its pool cordon's columns (null when it does not hold).
 #[derive(sqlx::FromRow)]
 struct OfferRow {
+    id: Uuid,
+    no: i32,
     names: Vec<String>,
     reason: Option<String>,
     cordoned_by: Option<String>,
@@ -28,7 +31,8 @@ struct OfferRow {
 #[derive(Debug, Clone, Default)]
 pub struct ExpiredCordons {
     pub namespaces: Vec<String>,
-    pub pool: bool,
+    /// Clusters whose pool cordon ended.
+    pub pools: Vec<Uuid>,
 }
 
 impl Store {
@@ -36,6 +40,7 @@ impl Store {
     /// `None`: no such namespace in the pool, or it is retired.
     pub async fn cordon_namespace(
         &self,
+        cluster: Uuid,
         name: &str,
         reason: &str,
         until: Option<DateTime<Utc>>,
@@ -45,11 +50,11 @@ impl Store {
             "with u as (
                 update pool_namespaces
                 set cordon_reason = $2, cordoned_by = $4, cordoned_at = now(), cordon_until = $3
-                where name = $1 and retired_at is null
+                where cluster_id = $5 and name = $1 and retired_at is null
                 returning name, nspool_own_generation(generation) as generation
              ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'cordon', name, $4,
+                insert into events (kind, cluster_id, namespace, actor, reason)
+                select 'cordon', $5, name, $4,
                        $2 || case when $3::timestamptz is null then ''
                                   else ' (until ' || to_char($3::timestamptz at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || ')' end
                 from u
@@ -60,6 +65,7 @@ impl Store {
         .bind(reason)
         .bind(until)
         .bind(actor)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?)
     }
@@ -67,6 +73,7 @@ impl Store {
     /// Lifts the cordon of `name`. `None`: not a cordoned pool namespace.
     pub async fn uncordon_namespace(
         &self,
+        cluster: Uuid,
         name: &str,
         actor: &str,
         reason: &str,
@@ -75,16 +82,17 @@ impl Store {
             "with u as (
                 update pool_namespaces
                 set cordon_reason = null, cordoned_by = null, cordoned_at = null, cordon_until = null
-                where name = $1 and cordoned_at is not null
+                where cluster_id = $4 and name = $1 and cordoned_at is not null
                 returning name, nspool_own_generation(generation) as generation
              ), e as (
-                insert into events (kind, namespace, actor, reason) select 'uncordon', name, $2, $3 from u
+                insert into events (kind, cluster_id, namespace, actor, reason) select 'uncordon', $4, name, $2, $3 from u
              )
              select generation from u",
         )
         .bind(name)
         .bind(actor)
         .bind(reason)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?)
     }
@@ -99,6 +107,7 @@ impl Store {
     /// they see the cordon. No claim passes once this has answered.
     pub async fn cordon_pool(
         &self,
+        cluster: Uuid,
         reason: &str,
         until: Option<DateTime<Utc>>,
         actor: &str,
@@ -109,19 +118,20 @@ impl Store {
             .await?;
         let generation = sqlx::query_scalar(
             "with c as (
-                insert into pool_cordon (reason, cordoned_by, until) values ($1, $3, $2)
-                on conflict (id) do update
+                insert into pool_cordon (cluster_id, reason, cordoned_by, until) values ($4, $1, $3, $2)
+                on conflict (cluster_id) do update
                     set reason = excluded.reason, cordoned_by = excluded.cordoned_by,
                         cordoned_at = now(), until = excluded.until
                 returning reason
              ), e as (
-                insert into events (kind, actor, reason) select 'cordon_pool', $3, reason from c
+                insert into events (kind, cluster_id, actor, reason) select 'cordon_pool', $4, $3, reason from c
              )
              select nspool_pool_generation()",
         )
         .bind(reason)
         .bind(until)
         .bind(actor)
+        .bind(cluster)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -129,55 +139,79 @@ impl Store {
     }
 
     /// Lifts the pool cordon. `None`: the pool was not cordoned.
-    pub async fn uncordon_pool(&self, actor: &str, reason: &str) -> Result<Option<i64>> {
+    pub async fn uncordon_pool(
+        &self,
+        cluster: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "with c as (
-                delete from pool_cordon returning id
+                delete from pool_cordon where cluster_id = $3 returning cluster_id
              ), e as (
-                insert into events (kind, actor, reason) select 'uncordon_pool', $1, $2 from c
+                insert into events (kind, cluster_id, actor, reason) select 'uncordon_pool', cluster_id, $1, $2 from c
              )
              select nspool_pool_generation() from c",
         )
         .bind(actor)
         .bind(reason)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?)
     }
 
     /// The pool cordon, while it holds.
-    pub async fn pool_cordon(&self) -> Result<Option<PoolCordonRow>> {
+    pub async fn pool_cordon(&self, cluster: Uuid) -> Result<Option<PoolCordonRow>> {
         Ok(sqlx::query_as(
             "select reason, cordoned_by, cordoned_at, until from pool_cordon
-             where until is null or until > now()",
+             where cluster_id = $1 and (until is null or until > now())",
         )
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?)
     }
 
-    /// The offered names and the pool cordon, read in one statement (one
-    /// snapshot): what the in-memory copy loads.
-    pub async fn pool_offer(&self) -> Result<PoolOffer> {
+    /// Every cluster's offered names and pool cordon, read in one statement
+    /// (one snapshot): what the in-memory copy loads. `cluster`: that one
+    /// cluster only (a read that cannot use the copy).
+    pub async fn pool_offer(&self, cluster: Option<Uuid>) -> Result<PoolOffer> {
         let sql = format!(
-            "select array(select name from pool_namespaces where {} order by name) as names,
+            "select k.id, k.no,
+                    array(select name from pool_namespaces p where p.cluster_id = k.id and {}
+                          order by name) as names,
                     c.reason, c.cordoned_by, c.cordoned_at, c.until
-             from (select 1) one
-             left join pool_cordon c on {POOL_CORDONED}",
-            super::pool::OFFERED
+             from clusters k
+             left join pool_cordon c on c.cluster_id = k.id and {}
+             where k.retired_at is null and ($1::uuid is null or k.id = $1)
+             order by k.no",
+            super::pool::OFFERED,
+            pool_cordoned("k.id"),
         );
-        let row: OfferRow = sqlx::query_as(&sql)
-            .fetch_one(&mut *self.conn().await?)
+        let rows: Vec<OfferRow> = sqlx::query_as(&sql)
+            .bind(cluster)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
-        let cordon = match (row.reason, row.cordoned_by, row.cordoned_at) {
-            (Some(reason), Some(cordoned_by), Some(cordoned_at)) => Some(PoolCordonRow {
-                reason,
-                cordoned_by,
-                cordoned_at,
-                until: row.until,
-            }),
-            _ => None,
-        };
-        let names = row.names;
-        Ok(PoolOffer { names, cordon })
+        let clusters = rows
+            .into_iter()
+            .map(|row| {
+                let cordon = match (row.reason, row.cordoned_by, row.cordoned_at) {
+                    (Some(reason), Some(cordoned_by), Some(cordoned_at)) => Some(PoolCordonRow {
+                        reason,
+                        cordoned_by,
+                        cordoned_at,
+                        until: row.until,
+                    }),
+                    _ => None,
+                };
+                ClusterOffer {
+                    id: row.id,
+                    no: row.no,
+                    names: row.names,
+                    cordon,
+                }
+            })
+            .collect();
+        Ok(PoolOffer { clusters })
     }
 
     /// Lifts every cordon whose end has passed, each with its event.
@@ -188,32 +222,32 @@ impl Store {
                 update pool_namespaces
                 set cordon_reason = null, cordoned_by = null, cordoned_at = null, cordon_until = null
                 where cordon_until <= now()
-                returning name
+                returning cluster_id, name
              ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'uncordon', name, $1, 'the cordon''s end (until) passed' from u
+                insert into events (kind, cluster_id, namespace, actor, reason)
+                select 'uncordon', cluster_id, name, $1, 'the cordon''s end (until) passed' from u
              )
              select name from u order by name",
         )
         .bind(actor)
         .fetch_all(&mut *tx)
         .await?;
-        let pool: Option<bool> = sqlx::query_scalar(
+        let pools: Vec<Uuid> = sqlx::query_scalar(
             "with c as (
-                delete from pool_cordon where until <= now() returning id
+                delete from pool_cordon where until <= now() returning cluster_id
              ), e as (
-                insert into events (kind, actor, reason)
-                select 'uncordon_pool', $1, 'the cordon''s end (until) passed' from c
+                insert into events (kind, cluster_id, actor, reason)
+                select 'uncordon_pool', cluster_id, $1, 'the cordon''s end (until) passed' from c
              )
-             select true from c",
+             select cluster_id from c",
         )
         .bind(actor)
-        .fetch_optional(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(ExpiredCordons {
             namespaces: namespaces.into_iter().map(|(n,)| n).collect(),
-            pool: pool.unwrap_or(false),
+            pools,
         })
     }
 }

@@ -1,4 +1,4 @@
-use super::pool::{OFFERED, POOL_CORDONED};
+use super::pool::{OFFERED, pool_cordoned};
 use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -22,7 +22,7 @@ pub struct DeploymentRow {
     pub config: Option<Value>,
     pub dag_deployment: Option<Value>,
     pub triggerer_replicas: Option<i32>,
-    pub cluster_id: Option<Uuid>,
+    pub cluster_id: Uuid,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -79,8 +79,8 @@ fn logged_pool_change(ctes: &str, kind: &str, actor: &str, reason: &str) -> Stri
 fn logged_change_with(ctes: &str, kind: &str, actor: &str, reason: &str, extra: &str) -> String {
     format!(
         "with {ctes}, logged as (
-            insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-            select {kind}, namespace, id, release_name, workspace_id, {actor}, {reason} from d
+            insert into events (kind, cluster_id, namespace, deployment_id, release_name, workspace_id, actor, reason)
+            select {kind}, cluster_id, namespace, id, release_name, workspace_id, {actor}, {reason} from d
         )
         {SELECT_DEPLOYMENT}{extra} from d join workspaces w on w.id = d.workspace_id"
     )
@@ -127,7 +127,7 @@ pub struct NewDeployment<'a> {
     pub config: Option<&'a Value>,
     pub dag_deployment: Option<&'a Value>,
     pub triggerer_replicas: Option<i32>,
-    pub cluster_id: Option<Uuid>,
+    pub cluster_id: Uuid,
     /// Claim `namespace` from the pool in the same statement.
     pub claim_from_pool: bool,
     pub actor: &'a str,
@@ -156,6 +156,8 @@ pub struct ListFilter<'a> {
     pub after: Option<Uuid>,
     pub limit: Option<i64>,
     pub offset: i64,
+    /// Only this cluster's Deployments.
+    pub cluster_id: Option<Uuid>,
 }
 
 impl Store {
@@ -169,7 +171,7 @@ impl Store {
             &format!(
                 "pool as (
                     update pool_namespaces set holder_deployment_id = $1, claimed_at = now()
-                    where $16 and name = $6 and {OFFERED} and not {POOL_CORDONED}
+                    where $16 and cluster_id = $15 and name = $6 and {OFFERED} and not {}
                     returning name, nspool_own_generation(generation) as generation
                 ), target as (
                     select name from pool
@@ -182,7 +184,8 @@ impl Store {
                     select $1, $2, $3, $4, $5, target.name, $7, $8, $9, $10, $11, $12, $13, $14, $15
                     from target
                     returning *
-                )"
+                )",
+                pool_cordoned("$15")
             ),
             "'claim'",
             "$17",
@@ -244,6 +247,7 @@ impl Store {
                and ($2::text is null or d.release_name = $2)
                and ($3::text is null or d.label ilike '%' || $3 || '%' or d.release_name ilike '%' || $3 || '%')
                and ($4::uuid is null or (d.created_at, d.id) < (select created_at, id from deployments where id = $4))
+               and ($7::uuid is null or d.cluster_id = $7)
              order by d.created_at desc, d.id desc
              limit $5 offset $6"
         );
@@ -257,6 +261,7 @@ impl Store {
             .bind(filter.after)
             .bind(filter.limit)
             .bind(filter.offset)
+            .bind(filter.cluster_id)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)

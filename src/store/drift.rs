@@ -13,6 +13,7 @@ pub struct Drifted {
 
 /// What the drift watch found about some namespaces' objects.
 pub struct DriftFound<'a> {
+    pub cluster: uuid::Uuid,
     pub names: &'a [String],
     /// The fingerprint nspool applies now: only rows applied with it drift
     /// (a row applied with an older config is due for its apply anyway).
@@ -35,12 +36,12 @@ impl Store {
             "with marked as (
                 update pool_namespaces set rbac_applied = null, rbac_state = 'pending',
                        labels_holder = case when $4 then null else labels_holder end
-                where name = any($1) and managed and retired_at is null and rbac_applied = $2
+                where cluster_id = $6 and name = any($1) and managed and retired_at is null and rbac_applied = $2
                   and ($3::timestamptz is null or rbac_applied_at < $3)
                 returning name, holder_deployment_id, nspool_own_generation(generation) as generation
              ), logged as (
-                insert into events (kind, namespace, deployment_id, actor, reason)
-                select 'drift', name, holder_deployment_id, 'nspool', $5 from marked
+                insert into events (kind, cluster_id, namespace, deployment_id, actor, reason)
+                select 'drift', $6, name, holder_deployment_id, 'nspool', $5 from marked
              )
              select name, generation from marked",
         )
@@ -49,6 +50,7 @@ impl Store {
         .bind(found.applied_before)
         .bind(found.namespace_gone)
         .bind(found.what)
+        .bind(found.cluster)
         .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(rows)
@@ -58,6 +60,7 @@ impl Store {
     /// `seen` (a fresh list of one kind of object), at most `limit`.
     pub async fn applied_but_unseen(
         &self,
+        cluster: uuid::Uuid,
         fingerprint: &str,
         before: DateTime<Utc>,
         seen: &[String],
@@ -66,7 +69,7 @@ impl Store {
         let names = sqlx::query_scalar(
             // An anti-join (not `<> all`): a list of 100,000 names stays linear.
             "select p.name from pool_namespaces p
-             where p.managed and p.retired_at is null and p.rbac_applied = $1
+             where p.cluster_id = $5 and p.managed and p.retired_at is null and p.rbac_applied = $1
                and p.rbac_applied_at < $2
                and not exists (select 1 from unnest($3::text[]) s(name) where s.name = p.name)
              order by p.name limit $4",
@@ -75,6 +78,7 @@ impl Store {
         .bind(before)
         .bind(seen)
         .bind(limit)
+        .bind(cluster)
         .fetch_all(&mut *self.conn().await?)
         .await?;
         Ok(names)

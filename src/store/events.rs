@@ -7,6 +7,8 @@ pub struct EventRow {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub kind: String,
+    /// The cluster of the namespace (null: not about one cluster's namespace).
+    pub cluster_id: Option<Uuid>,
     pub namespace: Option<String>,
     pub deployment_id: Option<Uuid>,
     pub release_name: Option<String>,
@@ -16,7 +18,7 @@ pub struct EventRow {
 }
 
 const EVENT_COLUMNS: &str =
-    "id, at, kind, namespace, deployment_id, release_name, workspace_id, actor, reason";
+    "id, at, kind, cluster_id, namespace, deployment_id, release_name, workspace_id, actor, reason";
 
 impl Store {
     /// One event about nspool itself (a config reload, say).
@@ -30,31 +32,45 @@ impl Store {
         Ok(())
     }
 
-    /// The newest `last` events of each namespace, newest first, in one query.
-    pub async fn namespace_events(&self, names: &[String], last: i64) -> Result<Vec<EventRow>> {
+    /// The newest `last` events of each namespace (each with its cluster,
+    /// side by side), newest first, in one query.
+    pub async fn namespace_events(
+        &self,
+        clusters: &[Uuid],
+        names: &[String],
+        last: i64,
+    ) -> Result<Vec<EventRow>> {
         let sql = format!(
-            "select e.* from unnest($1::text[]) as n(name)
+            "select e.* from unnest($3::uuid[], $1::text[]) as n(cluster_id, name)
              cross join lateral (
-                select {EVENT_COLUMNS} from events where namespace = n.name order by id desc limit $2
+                select {EVENT_COLUMNS} from events
+                where cluster_id = n.cluster_id and namespace = n.name order by id desc limit $2
              ) e"
         );
         let rows = sqlx::query_as(&sql)
             .bind(names)
             .bind(last)
+            .bind(clusters)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
     }
 
-    /// The newest events, newest first, optionally of one namespace.
-    pub async fn events(&self, namespace: Option<&str>, last: i64) -> Result<Vec<EventRow>> {
+    /// The newest events, newest first, optionally of one cluster's namespace.
+    pub async fn events(
+        &self,
+        namespace: Option<(Uuid, &str)>,
+        last: i64,
+    ) -> Result<Vec<EventRow>> {
         let sql = format!(
-            "select {EVENT_COLUMNS} from events where $1::text is null or namespace = $1
+            "select {EVENT_COLUMNS} from events
+             where $1::text is null or (cluster_id = $3 and namespace = $1)
              order by id desc limit $2"
         );
         let rows = sqlx::query_as(&sql)
-            .bind(namespace)
+            .bind(namespace.map(|(_, name)| name))
             .bind(last)
+            .bind(namespace.map(|(cluster, _)| cluster))
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)

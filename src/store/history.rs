@@ -14,7 +14,8 @@ const STATE_KINDS: &str =
 /// The state-changing events with `$1 <= at < $2`.
 const IN_SPAN: &str = "at >= $1 and at < $2 and namespace is not null and kind in";
 
-/// A namespace's state after an event (or before a moment).
+/// A namespace's state after an event (or before a moment); `namespace` is
+/// `<cluster id>/<name>`, so one name in two clusters is two namespaces.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StateChange {
     pub namespace: String,
@@ -28,11 +29,11 @@ impl Store {
     /// event by then.
     pub async fn states_before(&self, before: DateTime<Utc>) -> Result<Vec<StateChange>> {
         Ok(sqlx::query_as(&format!(
-            "select p.name as namespace, s.at, s.state
+            "select p.cluster_id || '/' || p.name as namespace, s.at, s.state
              from pool_namespaces p
              join lateral (
                  select at, {STATE_OF_KIND} as state from events e
-                 where e.namespace = p.name and e.at < $1 and e.kind in {STATE_KINDS}
+                 where e.cluster_id = p.cluster_id and e.namespace = p.name and e.at < $1 and e.kind in {STATE_KINDS}
                  order by e.id desc limit 1
              ) s on true"
         ))
@@ -53,11 +54,11 @@ impl Store {
     ) -> Result<Vec<StateChange>> {
         Ok(sqlx::query_as(&format!(
             "select namespace, at, state from (
-                 select distinct on (namespace, date_trunc('hour', at at time zone 'UTC'))
-                        namespace, at, id, {STATE_OF_KIND} as state
+                 select distinct on (cluster_id, namespace, date_trunc('hour', at at time zone 'UTC'))
+                        coalesce(cluster_id::text, '-') || '/' || namespace as namespace, at, id, {STATE_OF_KIND} as state
                  from events
                  where {IN_SPAN} {STATE_KINDS}
-                 order by namespace, date_trunc('hour', at at time zone 'UTC'), id desc
+                 order by cluster_id, namespace, date_trunc('hour', at at time zone 'UTC'), id desc
              ) last_of_each_hour
              order by at, id"
         ))
@@ -75,7 +76,7 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<Vec<StateChange>> {
         Ok(sqlx::query_as(&format!(
-            "select namespace, at, {STATE_OF_KIND} as state from events
+            "select coalesce(cluster_id::text, '-') || '/' || namespace as namespace, at, {STATE_OF_KIND} as state from events
              where {IN_SPAN} {STATE_KINDS} order by id"
         ))
         .bind(from)

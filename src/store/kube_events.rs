@@ -33,16 +33,22 @@ impl Store {
     /// tried fewer than [`MAX_ATTEMPTS`] times and not waiting out their
     /// backoff (5 s after a first failure, doubling, at most 5 minutes),
     /// oldest first.
-    pub async fn events_to_post(&self, kinds: &[&str], limit: i64) -> Result<Vec<LoggedEvent>> {
+    /// Only entries about `cluster`'s namespaces.
+    pub async fn events_to_post(
+        &self,
+        cluster: uuid::Uuid,
+        kinds: &[&str],
+        limit: i64,
+    ) -> Result<Vec<LoggedEvent>> {
         Ok(sqlx::query_as(
             "select e.id, e.at, e.kind, e.namespace, e.release_name, e.actor, e.reason,
                     case when e.kind = 'rbac_check' then (
                         select p.reason from events p
-                        where p.namespace = e.namespace and p.kind = 'rbac_check' and p.id < e.id
+                        where p.cluster_id = e.cluster_id and p.namespace = e.namespace and p.kind = 'rbac_check' and p.id < e.id
                         order by p.id desc limit 1
                     ) end as previous_reason
              from events e left join kube_event_posts t on t.event_id = e.id
-             where e.at > now() - interval '1 hour' and e.namespace is not null
+             where e.at > now() - interval '1 hour' and e.namespace is not null and e.cluster_id = $6
                and e.kind = any($1)
                and t.posted_at is null and coalesce(t.attempts, 0) < $2
                and (t.event_id is null
@@ -55,6 +61,7 @@ impl Store {
         .bind(limit)
         .bind(f64::from(FIRST_RETRY_WAIT_SECONDS))
         .bind(f64::from(MAX_RETRY_WAIT_SECONDS))
+        .bind(cluster)
         .fetch_all(&mut *self.conn().await?)
         .await?)
     }

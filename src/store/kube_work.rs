@@ -23,6 +23,8 @@ pub struct KubeWorkRow {
 
 /// What kinds of work this replica's settings ask for.
 pub struct WorkFilter<'a> {
+    /// The cluster whose namespaces the work is on.
+    pub cluster: Uuid,
     /// `Some(fingerprint)` when nspool applies RBAC (namespaces.create).
     pub apply: Option<&'a str>,
     /// Claim labels switched on.
@@ -68,7 +70,8 @@ impl Store {
                        ($7::text is not null and p.retired_at is null
                             and p.labels_applied is distinct from $7) as needs_pool_labels
                 from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
-                where not $5 or p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now()
+                where p.cluster_id = $8
+                  and (not $5 or p.kube_next_attempt_at is null or p.kube_next_attempt_at <= now())
              ) w
              where needs_apply or needs_labels or needs_check or needs_leftovers or needs_pool_labels
              order by name limit $4"
@@ -81,6 +84,7 @@ impl Store {
             .bind(filter.respect_backoff)
             .bind(filter.leftovers)
             .bind(filter.pool_labels)
+            .bind(filter.cluster)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)
@@ -90,14 +94,20 @@ impl Store {
     /// (the API server answered each apply with the object it stored): the
     /// namespace is ready, `ok`, and offered when free. The pool generation
     /// when that changed what is offered.
-    pub async fn record_applied(&self, name: &str, fingerprint: &str) -> Result<Option<i64>> {
+    pub async fn record_applied(
+        &self,
+        cluster: Uuid,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<Option<i64>> {
         let generation = sqlx::query_scalar(
             "update pool_namespaces set rbac_applied = $2, rbac_applied_at = now(), rbac_state = 'ok',
                     rbac_missing = case when rbac_state = 'ok' then rbac_missing end
-             where name = $1 returning nspool_own_generation(generation)",
+             where cluster_id = $3 and name = $1 returning nspool_own_generation(generation)",
         )
         .bind(name)
         .bind(fingerprint)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(generation.flatten())
@@ -115,23 +125,32 @@ impl Store {
 
     /// The namespace nspool applied is gone: the next pass applies it (and
     /// its Commander Role and RoleBindings) again.
-    pub async fn forget_applied(&self, name: &str) -> Result<()> {
-        sqlx::query("update pool_namespaces set rbac_applied = null where name = $1")
-            .bind(name)
-            .execute(&mut *self.conn().await?)
-            .await?;
+    pub async fn forget_applied(&self, cluster: Uuid, name: &str) -> Result<()> {
+        sqlx::query(
+            "update pool_namespaces set rbac_applied = null where cluster_id = $2 and name = $1",
+        )
+        .bind(name)
+        .bind(cluster)
+        .execute(&mut *self.conn().await?)
+        .await?;
         Ok(())
     }
 
     /// Records labels written for `holder`; a no-op when the holder changed
     /// meanwhile, so the next pass writes the newer labels.
-    pub async fn record_labels(&self, name: &str, holder: Option<Uuid>) -> Result<()> {
+    pub async fn record_labels(
+        &self,
+        cluster: Uuid,
+        name: &str,
+        holder: Option<Uuid>,
+    ) -> Result<()> {
         sqlx::query(
             "update pool_namespaces set labels_holder = $2
-             where name = $1 and holder_deployment_id is not distinct from $2",
+             where cluster_id = $3 and name = $1 and holder_deployment_id is not distinct from $2",
         )
         .bind(name)
         .bind(holder)
+        .bind(cluster)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
@@ -141,18 +160,19 @@ impl Store {
     /// state changes; the pool generation when that changed what is offered.
     pub async fn record_check(
         &self,
+        cluster: Uuid,
         name: &str,
         state: &str,
         missing: &Value,
     ) -> Result<Option<i64>> {
         let generation = sqlx::query_scalar(
-            "with old as (select rbac_state from pool_namespaces where name = $1),
+            "with old as (select rbac_state from pool_namespaces where cluster_id = $4 and name = $1),
              u as (
                 update pool_namespaces set rbac_state = $2, rbac_missing = $3, rbac_checked_at = now()
-                where name = $1 returning name, nspool_own_generation(generation) as generation
+                where cluster_id = $4 and name = $1 returning name, nspool_own_generation(generation) as generation
              ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'rbac_check', u.name, 'kubernetes', $2 || case when jsonb_array_length($3) > 0
+                insert into events (kind, cluster_id, namespace, actor, reason)
+                select 'rbac_check', $4, u.name, 'kubernetes', $2 || case when jsonb_array_length($3) > 0
                        then ': cannot ' || (select string_agg(value, ', ') from jsonb_array_elements_text($3)) else '' end
                 from u, old where old.rbac_state is distinct from $2
              )
@@ -161,6 +181,7 @@ impl Store {
         .bind(name)
         .bind(state)
         .bind(missing)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(generation.flatten())
@@ -170,39 +191,46 @@ impl Store {
     /// with a `clean` event (and the pool generation of that). Something:
     /// kept releasing, the list stored (an event when it changed), checked
     /// again later.
-    pub async fn record_leftovers(&self, name: &str, leftovers: &[String]) -> Result<Option<i64>> {
+    pub async fn record_leftovers(
+        &self,
+        cluster: Uuid,
+        name: &str,
+        leftovers: &[String],
+    ) -> Result<Option<i64>> {
         if leftovers.is_empty() {
             let generation: Option<Option<i64>> = sqlx::query_scalar(
                 "with u as (
                     update pool_namespaces set releasing_since = null, leftovers = '[]',
                            leftovers_checked_at = now(), leftover_checks = 0
-                    where name = $1 and releasing_since is not null
+                    where cluster_id = $2 and name = $1 and releasing_since is not null
                     returning name, nspool_own_generation(generation) as generation
                  ), e as (
-                    insert into events (kind, namespace, actor, reason)
-                    select 'clean', name, 'kubernetes', 'nothing left behind: offered again' from u
+                    insert into events (kind, cluster_id, namespace, actor, reason)
+                    select 'clean', $2, name, 'kubernetes', 'nothing left behind: offered again' from u
                  )
                  select generation from u",
             )
             .bind(name)
+            .bind(cluster)
             .fetch_optional(&mut *self.conn().await?)
             .await?;
             return Ok(generation.flatten());
         } else {
             sqlx::query(
-                "with old as (select leftovers from pool_namespaces where name = $1),
+                "with old as (select leftovers from pool_namespaces where cluster_id = $3 and name = $1),
                  u as (
                     update pool_namespaces set leftovers = $2, leftovers_checked_at = now(),
                            leftover_checks = leftover_checks + 1
-                    where name = $1 and releasing_since is not null returning name
+                    where cluster_id = $3 and name = $1 and releasing_since is not null returning name
                  )
-                 insert into events (kind, namespace, actor, reason)
-                 select 'leftovers', u.name, 'kubernetes',
+                 insert into events (kind, cluster_id, namespace, actor, reason)
+                 select 'leftovers', $3, u.name, 'kubernetes',
                         'not offered while left behind: ' || (select string_agg(value, ', ') from jsonb_array_elements_text($2))
                  from u, old where old.leftovers is distinct from $2",
             )
             .bind(name)
             .bind(serde_json::json!(leftovers))
+            .bind(cluster)
             .execute(&mut *self.conn().await?)
             .await?;
         }
@@ -210,35 +238,50 @@ impl Store {
     }
 
     /// Records the pool labels applied (their fingerprint).
-    pub async fn record_pool_labels(&self, name: &str, fingerprint: &str) -> Result<()> {
+    pub async fn record_pool_labels(
+        &self,
+        cluster: Uuid,
+        name: &str,
+        fingerprint: &str,
+    ) -> Result<()> {
         sqlx::query(
-            "update pool_namespaces set labels_applied = $2, labels_missing = null where name = $1",
+            "update pool_namespaces set labels_applied = $2, labels_missing = null where cluster_id = $3 and name = $1",
         )
         .bind(name)
         .bind(fingerprint)
+        .bind(cluster)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// Pool labels a verification found missing (empty: none).
-    pub async fn record_labels_missing(&self, name: &str, missing: &[String]) -> Result<()> {
-        sqlx::query("update pool_namespaces set labels_missing = $2 where name = $1")
-            .bind(name)
-            .bind((!missing.is_empty()).then(|| serde_json::json!(missing)))
-            .execute(&mut *self.conn().await?)
-            .await?;
+    pub async fn record_labels_missing(
+        &self,
+        cluster: Uuid,
+        name: &str,
+        missing: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "update pool_namespaces set labels_missing = $2 where cluster_id = $3 and name = $1",
+        )
+        .bind(name)
+        .bind((!missing.is_empty()).then(|| serde_json::json!(missing)))
+        .bind(cluster)
+        .execute(&mut *self.conn().await?)
+        .await?;
         Ok(())
     }
 
     /// Work on `name` went through: no error, no pending retry.
-    pub async fn clear_kube_error(&self, name: &str) -> Result<()> {
+    pub async fn clear_kube_error(&self, cluster: Uuid, name: &str) -> Result<()> {
         sqlx::query(
             "update pool_namespaces set kube_error = null, kube_error_at = null, kube_attempts = 0,
                     kube_next_attempt_at = null
-             where name = $1 and (kube_error is not null or kube_attempts > 0)",
+             where cluster_id = $2 and name = $1 and (kube_error is not null or kube_attempts > 0)",
         )
         .bind(name)
+        .bind(cluster)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
@@ -246,16 +289,17 @@ impl Store {
 
     /// Records a Kubernetes failure and when to retry: 1 s, doubling, at most 5 min.
     /// The text is kept to [`super::MAX_ERROR_CHARS`] (an API server's message is anybody's length).
-    pub async fn record_kube_error(&self, name: &str, error: &str) -> Result<()> {
+    pub async fn record_kube_error(&self, cluster: Uuid, name: &str, error: &str) -> Result<()> {
         sqlx::query(
             "update pool_namespaces set kube_error = left($2, 1024), kube_error_at = now(),
                     kube_attempts = kube_attempts + 1,
                     kube_next_attempt_at = now() + least(interval '5 minutes',
                         interval '1 second' * power(2, least(kube_attempts, 16)))
-             where name = $1",
+             where cluster_id = $3 and name = $1",
         )
         .bind(name)
         .bind(error)
+        .bind(cluster)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
@@ -272,24 +316,31 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    pub async fn save_cluster_report(&self, cluster_scoped: &Value, stale: &Value) -> Result<()> {
+    pub async fn save_cluster_report(
+        &self,
+        cluster: Uuid,
+        cluster_scoped: &Value,
+        stale: &Value,
+    ) -> Result<()> {
         sqlx::query(
-            "insert into rbac_cluster_report (id, checked_at, cluster_scoped, stale) values (true, now(), $1, $2)
-             on conflict (id) do update set checked_at = now(), cluster_scoped = $1, stale = $2",
+            "insert into rbac_cluster_report (cluster_id, checked_at, cluster_scoped, stale) values ($3, now(), $1, $2)
+             on conflict (cluster_id) do update set checked_at = now(), cluster_scoped = $1, stale = $2",
         )
         .bind(cluster_scoped)
         .bind(stale)
+        .bind(cluster)
         .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
 
-    pub async fn cluster_report(&self) -> Result<Option<ClusterReportRow>> {
-        Ok(
-            sqlx::query_as("select checked_at, cluster_scoped, stale from rbac_cluster_report")
-                .fetch_optional(&mut *self.conn().await?)
-                .await?,
+    pub async fn cluster_report(&self, cluster: Uuid) -> Result<Option<ClusterReportRow>> {
+        Ok(sqlx::query_as(
+            "select checked_at, cluster_scoped, stale from rbac_cluster_report where cluster_id = $1",
         )
+        .bind(cluster)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?)
     }
 }
 

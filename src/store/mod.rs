@@ -1,6 +1,7 @@
 //! Postgres: all SQL lives in this module, one file per aggregate.
 //! Constraint names are mapped to domain errors here, once.
 
+mod clusters;
 mod connections;
 mod cordons;
 mod deployments;
@@ -19,6 +20,7 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
+pub use clusters::{ClusterCounts, ClusterRow, WantedCluster};
 pub use connections::{
     ACQUIRE_TIMEOUT, LOOKUP_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget,
 };
@@ -73,6 +75,13 @@ pub enum Error {
         "replica {replica} runs the pool config in force and this replica's pool config differs; not applied while it does (replicas must agree: docs/operations.md, \"Replicas with different configs\")"
     )]
     HeldBack { replica: String },
+    /// A cluster the config no longer lists still has namespaces that
+    /// Deployments hold (`cluster/namespace`, the first 50).
+    #[error(
+        "a cluster removed from the config still has namespaces held by Deployments: {}; delete those Deployments (or keep the cluster listed) first; nothing was changed",
+        namespaces.join(", ")
+    )]
+    ClusterHeld { namespaces: Vec<String> },
 }
 
 impl From<sqlx::Error> for Error {

@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PoolNamespaceRow {
+    pub cluster_id: Uuid,
     pub name: String,
     pub source: String,
     pub holder_deployment_id: Option<Uuid>,
@@ -40,12 +41,21 @@ pub struct PoolCordonRow {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// What the pool offers clients: the offered names, and the pool cordon
-/// that (while it holds) makes the offer empty.
+/// What one cluster's pool offers clients: the offered names, and the pool
+/// cordon that (while it holds) makes the offer empty.
 #[derive(Debug, Clone)]
-pub struct PoolOffer {
+pub struct ClusterOffer {
+    pub id: Uuid,
+    /// The cluster's number in change notices.
+    pub no: i32,
     pub names: Vec<String>,
     pub cordon: Option<PoolCordonRow>,
+}
+
+/// What every cluster's pool offers (clusters not retired, by number).
+#[derive(Debug, Clone)]
+pub struct PoolOffer {
+    pub clusters: Vec<ClusterOffer>,
 }
 
 /// Who holds a pool namespace, to word a refused claim.
@@ -121,26 +131,30 @@ pub struct PoolSummary {
     pub oldest_soft_delete: Option<DateTime<Utc>>,
 }
 
-pub(super) const POOL_COLUMNS: &str = "name, source, holder_deployment_id, claimed_at, added_at, retired_at,
-    managed, rbac_applied, labels_holder, rbac_state, rbac_missing, rbac_checked_at, kube_error,
-    kube_error_at, kube_next_attempt_at, releasing_since, leftovers, leftovers_checked_at, labels_missing,
-    cordon_reason, cordoned_by, cordoned_at, cordon_until, offered_changed_at";
+pub(super) const POOL_COLUMNS: &str = "p.cluster_id, p.name, p.source, p.holder_deployment_id, p.claimed_at, p.added_at, p.retired_at, p.managed, p.rbac_applied, p.labels_holder, p.rbac_state, p.rbac_missing, p.rbac_checked_at, p.kube_error, p.kube_error_at, p.kube_next_attempt_at, p.releasing_since, p.leftovers, p.leftovers_checked_at, p.labels_missing, p.cordon_reason, p.cordoned_by, p.cordoned_at, p.cordon_until, p.offered_changed_at";
 
 /// Offered: free, not retired, not releasing, not cordoned, and not known to
 /// have broken RBAC (as the database's `nspool_offered`).
 pub(super) const OFFERED: &str = "holder_deployment_id is null and retired_at is null
     and releasing_since is null and cordoned_at is null and rbac_state in ('unknown', 'ok')";
 
-/// The pool cordon holds (no end, or its end still ahead).
-pub(super) const POOL_CORDONED: &str =
-    "exists (select 1 from pool_cordon where until is null or until > now())";
+/// The pool cordon of the cluster `cluster` (an SQL expression) holds (no
+/// end, or its end still ahead).
+pub(super) fn pool_cordoned(cluster: &str) -> String {
+    format!(
+        "exists (select 1 from pool_cordon pc where pc.cluster_id = {cluster}
+                 and (pc.until is null or pc.until > now()))"
+    )
+}
 
-/// A statement whose CTE `n` changes pool rows: each changed name gets a
-/// `kind` event (`actor` and `reason` are SQL expressions); the names come back sorted.
+/// A statement whose CTE `n` changes pool rows (returning `cluster_id,
+/// name`): each changed name gets a `kind` event (`actor` and `reason` are
+/// SQL expressions); the names come back sorted.
 pub(super) fn logged_names(change: &str, kind: &str, actor: &str, reason: &str) -> String {
     format!(
         "with n as ({change}), e as (
-            insert into events (kind, namespace, actor, reason) select '{kind}', name, {actor}, {reason} from n
+            insert into events (kind, cluster_id, namespace, actor, reason)
+            select '{kind}', cluster_id, name, {actor}, {reason} from n
         )
         select name from n order by name"
     )
@@ -151,10 +165,12 @@ impl Store {
     /// holds only free rows, returned as one array row (one message to send and
     /// decode instead of one per name; `array(...)` keeps the index order where
     /// `array_agg(... order by)` would sort).
-    pub async fn available_namespaces(&self) -> Result<Vec<String>> {
-        let sql =
-            format!("select array(select name from pool_namespaces where {OFFERED} order by name)");
+    pub async fn available_namespaces(&self, cluster: Uuid) -> Result<Vec<String>> {
+        let sql = format!(
+            "select array(select name from pool_namespaces where cluster_id = $1 and {OFFERED} order by name)"
+        );
         Ok(sqlx::query_scalar(&sql)
+            .bind(cluster)
             .fetch_one(&mut *self.conn().await?)
             .await?)
     }
@@ -165,6 +181,7 @@ impl Store {
     /// to wait for when that changed what is offered.
     pub async fn mark_clean(
         &self,
+        cluster: Uuid,
         name: &str,
         actor: &str,
         reason: &str,
@@ -172,17 +189,18 @@ impl Store {
         let generation = sqlx::query_scalar(
             "with u as (
                 update pool_namespaces set releasing_since = null, leftover_checks = 0
-                where name = $1 and releasing_since is not null
+                where cluster_id = $4 and name = $1 and releasing_since is not null
                 returning name, nspool_own_generation(generation) as generation
              ), e as (
-                insert into events (kind, namespace, actor, reason)
-                select 'mark_clean', name, $2, $3 from u
+                insert into events (kind, cluster_id, namespace, actor, reason)
+                select 'mark_clean', $4, name, $2, $3 from u
              )
              select generation from u",
         )
         .bind(name)
         .bind(actor)
         .bind(reason)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(generation)
@@ -193,7 +211,7 @@ impl Store {
     pub async fn free_releasing(&self, actor: &str, reason: &str) -> Result<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(&logged_names(
             "update pool_namespaces set releasing_since = null, leftover_checks = 0
-             where releasing_since is not null returning name",
+             where releasing_since is not null returning cluster_id, name",
             "clean",
             "$1",
             "$2",
@@ -228,47 +246,61 @@ impl Store {
         Ok(())
     }
 
-    /// What the pool offers clients now, as a count and a SHA-256 of the
-    /// names in name order, one per line (nothing while the pool is
-    /// cordoned): to check a replica's copy against. On a session
+    /// What the pool offers clients now, in every cluster, as a count and a
+    /// SHA-256 of `number/name` in that order, one per line (nothing of a
+    /// cordoned cluster): to check a replica's copy against. On a session
     /// connection, so a busy replica still checks.
     pub async fn offered_digest(&self) -> Result<(i64, String)> {
         let sql = format!(
-            "select count(*), encode(sha256(convert_to(coalesce(string_agg(name, E'\\n' order by name), ''), 'UTF8')), 'hex')
-             from pool_namespaces where {OFFERED} and not {POOL_CORDONED}"
+            "select count(*), encode(sha256(convert_to(coalesce(string_agg(o.no || '/' || o.name, E'\\n' order by o.no, o.name), ''), 'UTF8')), 'hex')
+             from (
+                select k.no, p.name from clusters k
+                join lateral (select name from pool_namespaces p where p.cluster_id = k.id and {OFFERED}) p on true
+                where k.retired_at is null and not {}
+             ) o",
+            pool_cordoned("k.id")
         );
         Ok(sqlx::query_as(&sql)
             .fetch_one(&mut *self.direct.acquire().await?)
             .await?)
     }
 
-    /// Which of `names` a Deployment holds now (in the pool, not retired).
-    pub async fn held_among(&self, names: &[String]) -> Result<Vec<String>> {
+    /// Which of `names` (each with its cluster, side by side) a Deployment
+    /// holds now (in the pool, not retired), as indexes into `names`.
+    pub async fn held_among(&self, clusters: &[Uuid], names: &[String]) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar(
-            "select name from pool_namespaces
-             where name = any($1) and holder_deployment_id is not null and retired_at is null
-             order by name",
+            "select s.i - 1 from unnest($2::uuid[], $1::text[]) with ordinality as s(cluster_id, name, i)
+             join pool_namespaces p on p.cluster_id = s.cluster_id and p.name = s.name
+             where p.holder_deployment_id is not null and p.retired_at is null
+             order by s.i",
         )
         .bind(names)
+        .bind(clusters)
         .fetch_all(&mut *self.conn().await?)
         .await?)
     }
 
-    pub async fn namespace_holder(&self, name: &str) -> Result<Option<NamespaceHolder>> {
+    pub async fn namespace_holder(
+        &self,
+        cluster: Uuid,
+        name: &str,
+    ) -> Result<Option<NamespaceHolder>> {
         let row = sqlx::query_as(
             "select p.name, p.retired_at, p.rbac_state, p.rbac_missing,
                     d.id as deployment_id, d.workspace_id, d.release_name, d.label, d.deleted_at,
                     p.cordon_reason, p.cordoned_by, p.cordon_until
              from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
-             where p.name = $1",
+             where p.cluster_id = $2 and p.name = $1",
         )
         .bind(name)
+        .bind(cluster)
         .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row)
     }
 
-    pub async fn pool_summary(&self) -> Result<PoolSummary> {
+    /// One cluster's pool in numbers (`None`: every cluster's together).
+    pub async fn pool_summary(&self, cluster: Option<Uuid>) -> Result<PoolSummary> {
         let row = sqlx::query_as(
             "select count(*) filter (where p.retired_at is null) as active,
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
@@ -280,8 +312,10 @@ impl Store {
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held_live,
                     count(*) filter (where p.retired_at is null and d.deleted_at is not null) as held_soft_deleted,
                     min(d.deleted_at) filter (where p.retired_at is null) as oldest_soft_delete
-             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id",
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
+             where $1::uuid is null or p.cluster_id = $1",
         )
+        .bind(cluster)
         .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(row)
@@ -317,17 +351,29 @@ impl Store {
         Ok((health, counts))
     }
 
-    pub async fn pool_namespace(&self, name: &str) -> Result<Option<PoolNamespaceRow>> {
-        let sql = format!("select {POOL_COLUMNS} from pool_namespaces where name = $1");
+    pub async fn pool_namespace(
+        &self,
+        cluster: Uuid,
+        name: &str,
+    ) -> Result<Option<PoolNamespaceRow>> {
+        let sql = format!(
+            "select {POOL_COLUMNS} from pool_namespaces p where p.cluster_id = $2 and p.name = $1"
+        );
         Ok(sqlx::query_as(&sql)
             .bind(name)
+            .bind(cluster)
             .fetch_optional(&mut *self.conn().await?)
             .await?)
     }
 
-    pub async fn pool_namespaces(&self) -> Result<Vec<PoolNamespaceRow>> {
-        let sql = format!("select {POOL_COLUMNS} from pool_namespaces order by name");
+    /// Every pool row, or one cluster's, by cluster and name.
+    pub async fn pool_namespaces(&self, cluster: Option<Uuid>) -> Result<Vec<PoolNamespaceRow>> {
+        let sql = format!(
+            "select {POOL_COLUMNS} from pool_namespaces p join clusters k on k.id = p.cluster_id
+             where $1::uuid is null or p.cluster_id = $1 order by k.no, p.name"
+        );
         Ok(sqlx::query_as(&sql)
+            .bind(cluster)
             .fetch_all(&mut *self.conn().await?)
             .await?)
     }

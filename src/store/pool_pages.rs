@@ -21,26 +21,37 @@ impl Store {
     /// name, from the `offset`-th on.
     pub async fn pool_page(
         &self,
+        cluster: Option<uuid::Uuid>,
         search: Option<&str>,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<PoolNamespaceRow>> {
         let sql = format!(
-            "select {POOL_COLUMNS} from pool_namespaces p where {MATCHES} order by p.name limit $2 offset $3"
+            "select {POOL_COLUMNS} from pool_namespaces p join clusters k on k.id = p.cluster_id
+             where ($4::uuid is null or p.cluster_id = $4) and {MATCHES}
+             order by k.no, p.name limit $2 offset $3"
         );
         Ok(sqlx::query_as(&sql)
             .bind(search.map(like_literal))
             .bind(limit)
             .bind(offset)
+            .bind(cluster)
             .fetch_all(&mut *self.conn().await?)
             .await?)
     }
 
     /// How many namespaces match `search` (all when `None`).
-    pub async fn pool_matches(&self, search: Option<&str>) -> Result<i64> {
-        let sql = format!("select count(*) from pool_namespaces p where {MATCHES}");
+    pub async fn pool_matches(
+        &self,
+        cluster: Option<uuid::Uuid>,
+        search: Option<&str>,
+    ) -> Result<i64> {
+        let sql = format!(
+            "select count(*) from pool_namespaces p where ($2::uuid is null or p.cluster_id = $2) and {MATCHES}"
+        );
         Ok(sqlx::query_scalar(&sql)
             .bind(search.map(like_literal))
+            .bind(cluster)
             .fetch_one(&mut *self.conn().await?)
             .await?)
     }

@@ -2,7 +2,6 @@
 //! replicas starting together take in turn, and the notice that tells every
 //! other replica what changed.
 
-use super::pool::logged_names;
 use super::{Result, Store};
 
 /// What a pool sync changed, by namespace name.
@@ -68,11 +67,14 @@ impl PoolSyncReport {
     }
 }
 
-/// The pool as the config lists it: each name with its config source and
-/// whether nspool creates it (`namespaces.create`), side by side, and the
-/// fingerprint of all of it (with the workspace quota).
+/// The pool as the config lists it: its clusters, and each name with its
+/// cluster (an index into `clusters`), its config source and whether nspool
+/// creates it (`namespaces.create`), side by side, and the fingerprint of
+/// all of it (with the workspace quota).
 #[derive(Debug, Clone, Copy)]
 pub struct PoolListing<'a> {
+    pub clusters: &'a [super::WantedCluster<'a>],
+    pub cluster_index: &'a [i32],
     pub names: &'a [String],
     pub sources: &'a [&'a str],
     pub managed: &'a [bool],
@@ -80,10 +82,14 @@ pub struct PoolListing<'a> {
 }
 
 impl Store {
-    /// Makes the pool table match the config: new names added, removed names
-    /// retired (never deleted), returning names restored, and Deployments that
-    /// already sit in a pool namespace recorded as its holder. Replicas starting
-    /// together serialise on a transaction-scoped advisory lock.
+    /// Makes the cluster and pool tables match the config: clusters added or
+    /// retired (one whose namespaces a Deployment holds is refused), new
+    /// names added, removed names retired (never deleted), returning names
+    /// restored, and Deployments that already sit in a pool namespace
+    /// recorded as its holder. Replicas starting together serialise on a
+    /// transaction-scoped advisory lock. Returns the clusters' ids, in the
+    /// listing's order. Names in the report are `cluster/name` when the
+    /// listing has more than one cluster.
     pub async fn sync_pool(
         &self,
         listing: &PoolListing<'_>,
@@ -91,8 +97,10 @@ impl Store {
         actor: &str,
         replica: &str,
         kubernetes: bool,
-    ) -> Result<PoolSyncReport> {
+    ) -> Result<(Vec<uuid::Uuid>, PoolSyncReport)> {
         let PoolListing {
+            clusters,
+            cluster_index,
             names,
             sources,
             managed,
@@ -117,13 +125,40 @@ impl Store {
         .bind(workspace_quota)
         .execute(&mut *tx)
         .await?;
-        let names_only = |rows: Vec<(String,)>| rows.into_iter().map(|(n,)| n).collect::<Vec<_>>();
+        let ids = super::clusters::sync_clusters(&mut tx, clusters).await?;
+        // Each listed name's cluster id, side by side with the names.
+        let cluster_ids: Vec<uuid::Uuid> = cluster_index
+            .iter()
+            .map(|i| {
+                usize::try_from(*i)
+                    .ok()
+                    .and_then(|i| ids.get(i))
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect();
+        let many = clusters.len() > 1;
+        // Rows come back as (cluster name, namespace name).
+        let shown = |rows: Vec<(String, String)>| {
+            rows.into_iter()
+                .map(|(k, n)| if many { format!("{k}/{n}") } else { n })
+                .collect::<Vec<_>>()
+        };
+        let named = |change: &str, kind: &str, actor: &str, reason: &str| {
+            format!(
+                "with n as ({change}), e as (
+                    insert into events (kind, cluster_id, namespace, actor, reason)
+                    select '{kind}', cluster_id, name, {actor}, {reason} from n
+                )
+                select k.name, n.name from n join clusters k on k.id = n.cluster_id order by k.no, n.name"
+            )
+        };
 
-        let added = sqlx::query_as(&logged_names(
-            "insert into pool_namespaces (name, source, managed)
-             select * from unnest($1::text[], $2::text[], $4::bool[])
-             on conflict (name) do nothing
-             returning name",
+        let added = sqlx::query_as(&named(
+            "insert into pool_namespaces (cluster_id, name, source, managed)
+             select * from unnest($5::uuid[], $1::text[], $2::text[], $4::bool[])
+             on conflict (cluster_id, name) do nothing
+             returning cluster_id, name",
             "add",
             "$3",
             "'listed in the config'",
@@ -132,43 +167,51 @@ impl Store {
         .bind(sources)
         .bind(actor)
         .bind(managed)
+        .bind(&cluster_ids)
         .fetch_all(&mut *tx)
         .await?;
 
-        let restored = sqlx::query_as(&logged_names(
-            "update pool_namespaces set retired_at = null
-             where name = any($1) and retired_at is not null
-             returning name",
+        let restored = sqlx::query_as(&named(
+            "update pool_namespaces p set retired_at = null
+             from unnest($3::uuid[], $1::text[]) as s(cluster_id, name)
+             where p.cluster_id = s.cluster_id and p.name = s.name and p.retired_at is not null
+             returning p.cluster_id, p.name",
             "restore",
             "$2",
             "'listed in the config again'",
         ))
         .bind(names)
         .bind(actor)
+        .bind(&cluster_ids)
         .fetch_all(&mut *tx)
         .await?;
 
         sqlx::query(
             "update pool_namespaces p set source = s.source, managed = s.managed
-             from unnest($1::text[], $2::text[], $3::bool[]) as s(name, source, managed)
-             where p.name = s.name and (p.source <> s.source or p.managed <> s.managed)",
+             from unnest($4::uuid[], $1::text[], $2::text[], $3::bool[]) as s(cluster_id, name, source, managed)
+             where p.cluster_id = s.cluster_id and p.name = s.name
+               and (p.source <> s.source or p.managed <> s.managed)",
         )
         .bind(names)
         .bind(sources)
         .bind(managed)
+        .bind(&cluster_ids)
         .execute(&mut *tx)
         .await?;
 
-        let retired = sqlx::query_as(&logged_names(
-            "update pool_namespaces set retired_at = now()
-             where not (name = any($1)) and retired_at is null
-             returning name",
+        let retired = sqlx::query_as(&named(
+            "update pool_namespaces p set retired_at = now()
+             where p.retired_at is null and not exists (
+                select 1 from unnest($3::uuid[], $1::text[]) as s(cluster_id, name)
+                where s.cluster_id = p.cluster_id and s.name = p.name)
+             returning p.cluster_id, p.name",
             "retire",
             "$2",
             "'no longer listed in the config; never deleted, not offered again'",
         ))
         .bind(names)
         .bind(actor)
+        .bind(&cluster_ids)
         .fetch_all(&mut *tx)
         .await?;
 
@@ -176,14 +219,15 @@ impl Store {
             "with n as (
                 update pool_namespaces p set holder_deployment_id = d.id, claimed_at = d.created_at
                 from deployments d
-                where d.namespace = p.name and p.holder_deployment_id is null
-                returning p.name, d.id, d.release_name, d.workspace_id
+                where d.cluster_id = p.cluster_id and d.namespace = p.name
+                  and p.holder_deployment_id is null
+                returning p.cluster_id, p.name, d.id, d.release_name, d.workspace_id
             ), e as (
-                insert into events (kind, namespace, deployment_id, release_name, workspace_id, actor, reason)
-                select 'adopt', name, id, release_name, workspace_id, $1,
+                insert into events (kind, cluster_id, namespace, deployment_id, release_name, workspace_id, actor, reason)
+                select 'adopt', cluster_id, name, id, release_name, workspace_id, $1,
                        'a Deployment already used this namespace when it joined the pool' from n
             )
-            select name from n order by name",
+            select k.name, n.name from n join clusters k on k.id = n.cluster_id order by k.no, n.name",
         )
         .bind(actor)
         .fetch_all(&mut *tx)
@@ -194,10 +238,10 @@ impl Store {
         super::kube_work::require_readiness(&mut tx, kubernetes).await?;
 
         let report = PoolSyncReport {
-            added: names_only(added),
-            restored: names_only(restored),
-            retired: names_only(retired),
-            adopted: names_only(adopted),
+            added: shown(added),
+            restored: shown(restored),
+            retired: shown(retired),
+            adopted: shown(adopted),
         };
         super::replica_configs::record_in_force(&mut tx, fingerprint, replica).await?;
         // Other replicas log what this sync changed (delivered at commit).
@@ -209,6 +253,6 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(report)
+        Ok((ids, report))
     }
 }

@@ -16,8 +16,9 @@ async fn churn_costs_the_chart_no_more_than_the_pool_per_hour(db: PgPool) {
     // 30,000 claims and releases of two namespaces over three hours, as a
     // script creating and hard-deleting Deployments would leave them.
     sqlx::query(
-        "insert into events (kind, namespace, actor, at)
+        "insert into events (kind, cluster_id, namespace, actor, at)
          select case when i % 2 = 0 then 'claim' else 'release' end,
+                (select id from clusters where name = 'default'),
                 case when i % 3 = 0 then 'pool-b' else 'pool-a' end,
                 'churn', $1 + (i * interval '350 milliseconds')
          from generate_series(0, 29999) as i",

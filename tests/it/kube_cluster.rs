@@ -540,9 +540,14 @@ async fn events_are_posted_as_nspool_and_read_with_kubectl_events(db: PgPool) {
     release(&app, &admin, &deployment["id"]).await;
     cluster.pass(&app.service, Account::Create).await;
     let kube = cluster.nspool(Account::Create).await;
-    let posted = nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
-        .await
-        .expect("posting reads the database");
+    let posted = nspool::kube::event_posts::post_due(
+        app.service.store(),
+        app.service.settings().default_cluster().id,
+        &kube,
+        "nspool-test-0",
+    )
+    .await
+    .expect("posting reads the database");
     assert_eq!(posted, 3, "claimed, released, found clean");
     let shown = crate::cluster::kubectl(&["events", "-n", ns], None);
     for reason in ["Claimed", "Released", "FoundClean"] {

@@ -247,7 +247,7 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
             .execute(&db)
             .await
             .unwrap();
-        app.service.kube_wake().notify_one();
+        app.service.kube_wake().wake_workers();
         app.available(&admin).await.contains(&gone_ns)
     })
     .await;

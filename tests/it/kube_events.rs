@@ -27,9 +27,14 @@ const UNCORDON: &str = "mutation($name: String!) { uncordonNamespace(name: $name
 
 async fn post(app: &TestApp, fake: &FakeKube) -> usize {
     let kube = KubeClient::for_url(&fake.url, 4).unwrap();
-    nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
-        .await
-        .expect("posting reads the database")
+    nspool::kube::event_posts::post_due(
+        app.service.store(),
+        app.service.settings().default_cluster().id,
+        &kube,
+        "nspool-test-0",
+    )
+    .await
+    .expect("posting reads the database")
 }
 
 fn reasons(fake: &FakeKube, ns: &str) -> Vec<String> {
@@ -42,9 +47,14 @@ fn reasons(fake: &FakeKube, ns: &str) -> Vec<String> {
 /// Events posted as nspool's own account to the real API server.
 async fn post_to(app: &TestApp, cluster: &Cluster) -> usize {
     let kube = cluster.nspool(Account::Create).await;
-    nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
-        .await
-        .expect("posting reads the database")
+    nspool::kube::event_posts::post_due(
+        app.service.store(),
+        app.service.settings().default_cluster().id,
+        &kube,
+        "nspool-test-0",
+    )
+    .await
+    .expect("posting reads the database")
 }
 
 /// (reason, note) of the Events the API server holds in `ns`, oldest first.
@@ -290,7 +300,11 @@ async fn stored_kubernetes_errors_are_bounded(db: PgPool) {
     let app = TestApp::spawn(CREATE, db.clone()).await;
     let store = app.service.store();
     let huge = "é".repeat(100_000);
-    store.record_kube_error("team-a", &huge).await.unwrap();
+    let cluster = app.service.settings().default_cluster().id;
+    store
+        .record_kube_error(cluster, "team-a", &huge)
+        .await
+        .unwrap();
     store.record_event_post(1, Some(&huge)).await.unwrap();
     let (on_namespace, on_post): (i32, i32) = sqlx::query_as(
         "select (select char_length(kube_error) from pool_namespaces where name = 'team-a'),
@@ -362,9 +376,14 @@ async fn broken_and_repaired_rbac_are_told_in_the_namespace(db: PgPool) {
     assert_eq!(report.broken.len(), 1, "{report:?}");
     let post = || async {
         let kube = cluster.nspool(Account::Verify).await;
-        nspool::kube::event_posts::post_due(app.service.store(), &kube, "nspool-test-0")
-            .await
-            .expect("posting reads the database")
+        nspool::kube::event_posts::post_due(
+            app.service.store(),
+            app.service.settings().default_cluster().id,
+            &kube,
+            "nspool-test-0",
+        )
+        .await
+        .expect("posting reads the database")
     };
     assert_eq!(post().await, 2);
     let told_broken = told(&cluster, &broken).await;

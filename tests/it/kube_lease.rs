@@ -180,7 +180,11 @@ async fn a_hung_leader_stops_and_another_takes_over_within_the_lease(db: PgPool)
     // A clean stop gives the lease up at once.
     let _ = stop_b.send(true);
     run_b.await.unwrap();
-    assert_eq!(b.service.store().kube_lease().await.unwrap(), None);
+    let default_cluster = b.service.settings().default_cluster().id;
+    assert_eq!(
+        b.service.store().kube_lease(default_cluster).await.unwrap(),
+        None
+    );
     let _ = stop.send(true);
     // A's connections flow again and close, so the test database can go.
     proxy.frozen.store(false, Ordering::Relaxed);

@@ -289,9 +289,10 @@ async fn backlog(db: &PgPool, count: i32) {
     .await
     .unwrap();
     sqlx::query(
-        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at)
+        "insert into deployments (id, workspace_id, label, release_name, namespace, type, executor, deleted_at, cluster_id)
          select gen_random_uuid(), '00000000-0000-0000-0000-000000000001', 'old-' || i, 'old-' || i,
-                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days'
+                'elsewhere-' || i, 'airflow', 'CeleryExecutor', now() - interval '30 days',
+                (select id from clusters where name = 'default')
          from generate_series(1, $1) as i",
     )
     .bind(count)

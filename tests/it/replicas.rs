@@ -26,8 +26,12 @@ async fn loaded(app: &TestApp) {
 }
 
 async fn fresh_read(db: &PgPool) -> Vec<String> {
+    let cluster: uuid::Uuid = sqlx::query_scalar("select id from clusters where name = 'default'")
+        .fetch_one(db)
+        .await
+        .expect("the default cluster");
     nspool::store::Store::new(db.clone())
-        .available_namespaces()
+        .available_namespaces(cluster)
         .await
         .expect("database read")
 }

@@ -21,6 +21,9 @@ pub struct ActionForm {
     name: String,
     #[serde(default)]
     reason: String,
+    /// The cluster's id (the dashboard's forms say it when nspool serves several).
+    #[serde(default)]
+    cluster: String,
 }
 
 fn refused(status: StatusCode, message: &str) -> Response {
@@ -49,19 +52,38 @@ pub async fn act(
     }
     let service = &state.service;
     let name = form.name.trim();
+    let cluster = match form.cluster.trim() {
+        "" => None,
+        id => match uuid::Uuid::parse_str(id) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    "This form names no cluster nspool knows; reload the dashboard and try again.",
+                );
+            }
+        },
+    };
     let outcome = match form.action.as_str() {
         "cordon" => service
-            .cordon_namespace(&caller, name, &form.reason, None)
+            .cordon_namespace(&caller, cluster, name, &form.reason, None)
             .await
             .map(|_| ()),
-        "uncordon" => service.uncordon_namespace(&caller, name).await.map(|_| ()),
+        "uncordon" => service
+            .uncordon_namespace(&caller, cluster, name)
+            .await
+            .map(|_| ()),
         "mark-clean" => {
             service
-                .mark_namespace_clean(&caller, name, &form.reason)
+                .mark_namespace_clean(&caller, cluster, name, &form.reason)
                 .await
         }
-        "cordon-pool" => service.cordon_pool(&caller, &form.reason, None).await,
-        "uncordon-pool" => service.uncordon_pool(&caller).await.map(|_| ()),
+        "cordon-pool" => {
+            service
+                .cordon_pool(&caller, cluster, &form.reason, None)
+                .await
+        }
+        "uncordon-pool" => service.uncordon_pool(&caller, cluster).await.map(|_| ()),
         _ => Err(Error::BadInput(
             "No such action; use the dashboard's buttons".into(),
         )),

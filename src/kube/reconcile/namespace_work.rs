@@ -25,7 +25,7 @@ impl KubeWorker {
                 .await?;
             let generation = self
                 .store
-                .record_applied(&row.name, fingerprint)
+                .record_applied(self.cluster.id, &row.name, fingerprint)
                 .await
                 .map_err(store_failure)?;
             self.note(generation);
@@ -48,18 +48,22 @@ impl KubeWorker {
                 // Gone behind nspool's back (a label write never creates
                 // it): applied again in full on the next pass.
                 self.store
-                    .forget_applied(&row.name)
+                    .forget_applied(self.cluster.id, &row.name)
                     .await
                     .map_err(store_failure)?;
             }
             written?;
             self.store
-                .record_labels(&row.name, row.holder_deployment_id)
+                .record_labels(self.cluster.id, &row.name, row.holder_deployment_id)
                 .await
                 .map_err(store_failure)?;
             if !pool_labels.is_empty() {
                 self.store
-                    .record_pool_labels(&row.name, &objects::labels_fingerprint(pool_labels))
+                    .record_pool_labels(
+                        self.cluster.id,
+                        &row.name,
+                        &objects::labels_fingerprint(pool_labels),
+                    )
                     .await
                     .map_err(store_failure)?;
             }
@@ -76,7 +80,7 @@ impl KubeWorker {
                 .await?;
             let generation = self
                 .store
-                .record_leftovers(&row.name, &left)
+                .record_leftovers(self.cluster.id, &row.name, &left)
                 .await
                 .map_err(store_failure)?;
             self.note(generation);
@@ -90,7 +94,7 @@ impl KubeWorker {
         let Some(labels) = self.kube.namespace_labels(name).await? else {
             let generation = self
                 .store
-                .record_check(name, "missing", &json!([]))
+                .record_check(self.cluster.id, name, "missing", &json!([]))
                 .await
                 .map_err(store_failure)?;
             self.note(generation);
@@ -105,7 +109,7 @@ impl KubeWorker {
             Some(&labels),
         );
         self.store
-            .record_labels_missing(name, &labels_missing)
+            .record_labels_missing(self.cluster.id, name, &labels_missing)
             .await
             .map_err(store_failure)?;
         let (user, groups) = self.commander();
@@ -131,7 +135,7 @@ impl KubeWorker {
         let state = if denied.is_empty() { "ok" } else { "broken" };
         let generation = self
             .store
-            .record_check(name, state, &json!(denied))
+            .record_check(self.cluster.id, name, state, &json!(denied))
             .await
             .map_err(store_failure)?;
         self.note(generation);

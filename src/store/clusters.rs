@@ -1,0 +1,198 @@
+//! The clusters nspool serves (migration `20261203000007_clusters`): made to
+//! match the config inside the pool sync, and each one's Kubernetes
+//! reachability as its worker last found it.
+
+use super::{Result, Store};
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// A cluster as the config names it: `id` nil for the one cluster of a
+/// config without `nspool.clusterId` (the row of that name keeps its id).
+#[derive(Debug, Clone)]
+pub struct WantedCluster<'a> {
+    pub id: Uuid,
+    pub name: &'a str,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClusterRow {
+    pub id: Uuid,
+    pub no: i32,
+    pub name: String,
+    pub retired_at: Option<DateTime<Utc>>,
+    pub reachable: Option<bool>,
+    pub checked_at: Option<DateTime<Utc>>,
+    pub check_error: Option<String>,
+}
+
+/// What one cluster's pool holds, by state.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClusterCounts {
+    pub cluster_id: Uuid,
+    pub free: i64,
+    pub held: i64,
+    pub pending: i64,
+    pub broken: i64,
+    pub releasing: i64,
+    pub cordoned: i64,
+    pub retired: i64,
+}
+
+impl Store {
+    /// The ids of `wanted`, as the database has them, without writing: a nil
+    /// id is the row of its name (`None`: no such row yet).
+    pub async fn cluster_ids(&self, wanted: &[WantedCluster<'_>]) -> Result<Vec<Option<Uuid>>> {
+        let mut ids = Vec::with_capacity(wanted.len());
+        let mut conn = self.conn().await?;
+        for cluster in wanted {
+            if !cluster.id.is_nil() {
+                ids.push(Some(cluster.id));
+                continue;
+            }
+            ids.push(
+                sqlx::query_scalar("select id from clusters where name = $1")
+                    .bind(cluster.name)
+                    .fetch_optional(&mut *conn)
+                    .await?,
+            );
+        }
+        Ok(ids)
+    }
+
+    /// Every cluster the database knows, in config order is the caller's
+    /// business: here by number (the order they were added).
+    pub async fn clusters(&self) -> Result<Vec<ClusterRow>> {
+        Ok(sqlx::query_as(
+            "select id, no, name, retired_at, reachable, checked_at, check_error
+             from clusters order by no",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// Each cluster's namespaces by state (one scan of the pool table).
+    pub async fn cluster_counts(&self) -> Result<Vec<ClusterCounts>> {
+        Ok(sqlx::query_as(
+            "select p.cluster_id,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                 and p.releasing_since is null and p.cordoned_at is null
+                                 and p.rbac_state in ('unknown', 'ok')) as free,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is not null) as held,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                 and p.releasing_since is null and p.cordoned_at is null
+                                 and p.rbac_state = 'pending') as pending,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                 and p.releasing_since is null and p.cordoned_at is null
+                                 and p.rbac_state in ('broken', 'missing')) as broken,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                 and p.releasing_since is not null) as releasing,
+                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+                                 and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
+                count(*) filter (where p.retired_at is not null) as retired
+             from pool_namespaces p group by p.cluster_id",
+        )
+        .fetch_all(&mut *self.conn().await?)
+        .await?)
+    }
+
+    /// What the cluster's worker found when it last reached (or failed to
+    /// reach) its API server.
+    pub async fn record_reachability(&self, cluster: Uuid, error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "update clusters set reachable = $2::text is null, checked_at = now(),
+                check_error = left($2, 1024)
+             where id = $1",
+        )
+        .bind(cluster)
+        .bind(error)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Inside the pool sync: the cluster rows made to match `wanted`, returning
+/// their ids in its order. A row of a wanted name but another id that the
+/// config no longer lists gives its name up; a cluster the config no longer
+/// lists is retired, unless a Deployment holds one of its namespaces
+/// (`Error::ClusterHeld`, naming them): nothing is written then.
+pub(super) async fn sync_clusters(
+    tx: &mut PgConnection,
+    wanted: &[WantedCluster<'_>],
+) -> Result<Vec<Uuid>> {
+    let mut ids = Vec::with_capacity(wanted.len());
+    for cluster in wanted {
+        let id: Uuid = if cluster.id.is_nil() {
+            // The one cluster of a config without an id: the row of its
+            // name (the migration made `default`), else a new one.
+            sqlx::query_scalar(
+                "with found as (select id from clusters where name = $1),
+                 made as (
+                    insert into clusters (id, name) select gen_random_uuid(), $1
+                    where not exists (select 1 from found) returning id
+                 )
+                 select id from found union all select id from made",
+            )
+            .bind(cluster.name)
+            .fetch_one(&mut *tx)
+            .await?
+        } else {
+            cluster.id
+        };
+        ids.push(id);
+    }
+    let names: Vec<&str> = wanted.iter().map(|c| c.name).collect();
+    // The one cluster given an id later (`nspool.clusterId`): the row of its
+    // name takes it, and every row of the cluster follows (on update cascade).
+    if wanted.len() == 1 && !wanted[0].id.is_nil() {
+        sqlx::query(
+            "update clusters set id = $1 where name = $2 and id <> $1
+               and not exists (select 1 from clusters where id = $1)",
+        )
+        .bind(ids[0])
+        .bind(names[0])
+        .execute(&mut *tx)
+        .await?;
+    }
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "select k.name, p.name from pool_namespaces p join clusters k on k.id = p.cluster_id
+         where not (k.id = any($1)) and k.retired_at is null and p.holder_deployment_id is not null
+         order by k.name, p.name limit 50",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !held.is_empty() {
+        return Err(super::Error::ClusterHeld {
+            namespaces: held.into_iter().map(|(k, n)| format!("{k}/{n}")).collect(),
+        });
+    }
+    // Names wanted by another id are given up by rows the config dropped.
+    sqlx::query(
+        "update clusters set name = 'retired-' || no
+         where name = any($2) and not (id = any($1))",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut *tx)
+    .await?;
+    for (id, name) in ids.iter().zip(&names) {
+        sqlx::query(
+            "insert into clusters (id, name) values ($1, $2)
+             on conflict (id) do update set name = excluded.name, retired_at = null
+                where clusters.name <> excluded.name or clusters.retired_at is not null",
+        )
+        .bind(id)
+        .bind(name)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "update clusters set retired_at = now() where not (id = any($1)) and retired_at is null",
+    )
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(ids)
+}
