@@ -12,11 +12,12 @@
 # missing (screenshots land in target/screenshots/), and the GraphQL over
 # HTTP audit's npm packages (scripts/graphql-http-audit, pinned) with npm ci,
 # and the schema fuzzer (schemathesis from PyPI, pinned) into a virtualenv.
-# The Kubernetes tests run against a real control plane: etcd, kube-apiserver
+# The Kubernetes tests run against real control planes: etcd, kube-apiserver
 # and the controllers nspool relies on, built from Kubernetes' Go modules
 # (tests/control-plane; needs Go, built once per machine into
-# target/control-plane with Go's own caches) and started once for the whole
-# run, stopped at its end; kubectl from Debian's kubernetes-client.
+# target/control-plane with Go's own caches); two of them side by side (two
+# clusters, for multi-cluster tests) started once per Kubernetes version and
+# stopped after its tests; kubectl from Debian's kubernetes-client.
 # Then what ships besides the binary (scripts/check-shipping.sh: hadolint,
 # kustomize, kubernetes-validate, checkov, promtool; installed when missing).
 # Each stage is named as it starts and timed; the run ends with a summary, and
@@ -145,8 +146,8 @@ if ! command -v kubectl >/dev/null; then
     exit 1
   fi
 fi
-CONTROL_PLANE_PID=
-CONTROL_PLANE_DIR=
+CONTROL_PLANE_PIDS=()
+CONTROL_PLANE_DIRS=()
 # The Kubernetes versions tested: the newest first (the whole suite), then
 # the oldest (the Kubernetes tests again). `scripts/control-plane --k8s VER`
 # builds an older one from the same sources (tests/control-plane/go.VER.mod).
@@ -160,50 +161,76 @@ control_plane_build() {
     scripts/control-plane $(control_plane_args "$version") --build-only >/dev/null || return 1
   done
 }
-# One control plane of Kubernetes $1 for every test; its kubeconfig and audit
-# log are named to the tests (tests/it/cluster.rs).
+# Two control planes of Kubernetes $1, side by side, for every test (two
+# clusters: tests/it/cluster.rs, Cluster::connect and Cluster::connect_second).
+# They start at once; their kubeconfigs and audit logs are named to the tests
+# in NSPOOL_TEST_KUBECONFIG and NSPOOL_TEST_AUDIT_LOG (with _2: the second),
+# and the version in NSPOOL_TEST_K8S (--k8s; unset: the newest) for the
+# control planes a test starts of its own (OwnedPlane).
 control_plane_start() {
-  CONTROL_PLANE_DIR=$(mktemp -d /tmp/nspool-control-plane.XXXXXX)
-  # shellcheck disable=SC2046
-  scripts/control-plane $(control_plane_args "$1") --kubeconfig "$CONTROL_PLANE_DIR/kubeconfig" \
-    --audit-log "$CONTROL_PLANE_DIR/audit.log" >"$CONTROL_PLANE_DIR/out.log" 2>&1 &
-  CONTROL_PLANE_PID=$!
-  local waited=0
-  until [ -s "$CONTROL_PLANE_DIR/kubeconfig" ]; do
-    if ! kill -0 "$CONTROL_PLANE_PID" 2>/dev/null || [ "$waited" -ge 1200 ]; then
-      echo "the test control plane did not start; its output:" >&2
-      tail -n 40 "$CONTROL_PLANE_DIR/out.log" >&2
-      return 1
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
+  local dir pid i waited
+  for i in 0 1; do
+    dir=$(mktemp -d /tmp/nspool-control-plane.XXXXXX)
+    CONTROL_PLANE_DIRS+=("$dir")
+    # shellcheck disable=SC2046
+    scripts/control-plane $(control_plane_args "$1") --kubeconfig "$dir/kubeconfig" \
+      --audit-log "$dir/audit.log" >"$dir/out.log" 2>&1 &
+    CONTROL_PLANE_PIDS+=("$!")
   done
-  cat "$CONTROL_PLANE_DIR/out.log"
-  export NSPOOL_TEST_KUBECONFIG="$CONTROL_PLANE_DIR/kubeconfig"
-  export NSPOOL_TEST_AUDIT_LOG="$CONTROL_PLANE_DIR/audit.log"
+  for i in 0 1; do
+    dir=${CONTROL_PLANE_DIRS[$i]}
+    pid=${CONTROL_PLANE_PIDS[$i]}
+    waited=0
+    until [ -s "$dir/kubeconfig" ]; do
+      if ! kill -0 "$pid" 2>/dev/null || [ "$waited" -ge 1200 ]; then
+        echo "test control plane $((i + 1)) did not start; its output:" >&2
+        tail -n 40 "$dir/out.log" >&2
+        return 1
+      fi
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    cat "$dir/out.log"
+  done
+  export NSPOOL_TEST_KUBECONFIG="${CONTROL_PLANE_DIRS[0]}/kubeconfig"
+  export NSPOOL_TEST_AUDIT_LOG="${CONTROL_PLANE_DIRS[0]}/audit.log"
+  export NSPOOL_TEST_KUBECONFIG_2="${CONTROL_PLANE_DIRS[1]}/kubeconfig"
+  export NSPOOL_TEST_AUDIT_LOG_2="${CONTROL_PLANE_DIRS[1]}/audit.log"
+  if [ "$1" = "$KUBERNETES_NEWEST" ]; then unset NSPOOL_TEST_K8S; else export NSPOOL_TEST_K8S="$1"; fi
 }
+# Both at once (each stops in about a second), then their files.
 control_plane_stop() {
-  if [ -n "$CONTROL_PLANE_PID" ] && kill -0 "$CONTROL_PLANE_PID" 2>/dev/null; then
-    kill -TERM "$CONTROL_PLANE_PID" 2>/dev/null || true
-    wait "$CONTROL_PLANE_PID" 2>/dev/null || true
-  fi
-  CONTROL_PLANE_PID=
-  if [ -n "$CONTROL_PLANE_DIR" ]; then rm -rf "$CONTROL_PLANE_DIR"; fi
-  CONTROL_PLANE_DIR=
+  local pid dir
+  for pid in "${CONTROL_PLANE_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${CONTROL_PLANE_PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  for dir in "${CONTROL_PLANE_DIRS[@]}"; do
+    rm -rf "$dir"
+  done
+  CONTROL_PLANE_PIDS=()
+  CONTROL_PLANE_DIRS=()
+  unset NSPOOL_TEST_KUBECONFIG NSPOOL_TEST_AUDIT_LOG NSPOOL_TEST_KUBECONFIG_2 NSPOOL_TEST_AUDIT_LOG_2 NSPOOL_TEST_K8S
 }
 # Over the whole run, not test by test: no account of nspool's ever sent a
-# DELETE (the API server's audit log, every request at Metadata level), but
-# the tests' own probes of what nspool's RBAC refuses (user agent
-# nspool-test-probe, tests/it/cluster.rs).
+# DELETE to either control plane (their audit logs, every request at Metadata
+# level), but the tests' own probes of what nspool's RBAC refuses (user agent
+# nspool-test-probe, tests/it/cluster.rs). The planes a test owns are checked
+# by the test itself (OwnedPlane's drop), as their logs go with them.
 never_deleted() {
-  local found
-  found=$(grep -E '"verb":"(delete|deletecollection)"' "$NSPOOL_TEST_AUDIT_LOG" |
-    grep 'system:serviceaccount:astronomer:nspool' | grep -vc '"userAgent":"nspool-test-probe"' || true)
-  echo "$(grep -c . "$NSPOOL_TEST_AUDIT_LOG") requests audited; DELETEs sent by nspool: ${found}"
-  [ "$found" = 0 ]
+  local log found all=0
+  for log in "$NSPOOL_TEST_AUDIT_LOG" "$NSPOOL_TEST_AUDIT_LOG_2"; do
+    found=$(grep -E '"verb":"(delete|deletecollection)"' "$log" |
+      grep 'system:serviceaccount:astronomer:nspool' | grep -vc '"userAgent":"nspool-test-probe"' || true)
+    echo "${log}: $(grep -c . "$log" || true) requests audited; DELETEs sent by nspool: ${found}"
+    all=$((all + found))
+  done
+  [ "$all" = 0 ]
 }
 # The Kubernetes tests alone (every test that talks to the control plane).
-KUBERNETES_TESTS=(kube_cluster:: kube_drift:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
+KUBERNETES_TESTS=(cluster_planes:: kube_cluster:: kube_drift:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
 run_kubernetes_tests() {
   cargo test --locked --test it -- "${KUBERNETES_TESTS[@]}" 2>&1 | tee -a "$TEST_LOG"
 }
@@ -222,14 +249,14 @@ run_shipping() { scripts/check-shipping.sh 2>&1 | tee "$SHIP_LOG" | grep -Ev '^[
 stage "format (cargo fmt --check)" cargo fmt --all -- --check
 stage "lints (cargo clippy -D warnings)" cargo clippy --locked --all-targets -- -D warnings
 stage "test control planes: Kubernetes ${KUBERNETES_NEWEST} and ${KUBERNETES_OLDEST}, built when changed (scripts/control-plane)" control_plane_build
-stage "Kubernetes ${KUBERNETES_NEWEST} control plane: start" control_plane_start "$KUBERNETES_NEWEST"
+stage "Kubernetes ${KUBERNETES_NEWEST} control planes (two): start" control_plane_start "$KUBERNETES_NEWEST"
 stage "unit and integration tests (cargo test), Kubernetes ${KUBERNETES_NEWEST}" run_tests
 stage "the 100,000-namespace tests, alone (scale::)" run_scale_tests
-stage "nspool never sent a DELETE to Kubernetes ${KUBERNETES_NEWEST} (audit log)" never_deleted
-stage "Kubernetes ${KUBERNETES_NEWEST} control plane: stop" control_plane_stop
-stage "Kubernetes ${KUBERNETES_OLDEST} control plane: start" control_plane_start "$KUBERNETES_OLDEST"
+stage "nspool never sent a DELETE to Kubernetes ${KUBERNETES_NEWEST} (audit logs)" never_deleted
+stage "Kubernetes ${KUBERNETES_NEWEST} control planes: stop" control_plane_stop
+stage "Kubernetes ${KUBERNETES_OLDEST} control planes (two): start" control_plane_start "$KUBERNETES_OLDEST"
 stage "the Kubernetes tests again, Kubernetes ${KUBERNETES_OLDEST}" run_kubernetes_tests
-stage "nspool never sent a DELETE to Kubernetes ${KUBERNETES_OLDEST} (audit log)" never_deleted
-stage "Kubernetes ${KUBERNETES_OLDEST} control plane: stop" control_plane_stop
+stage "nspool never sent a DELETE to Kubernetes ${KUBERNETES_OLDEST} (audit logs)" never_deleted
+stage "Kubernetes ${KUBERNETES_OLDEST} control planes: stop" control_plane_stop
 stage "shipped files: Dockerfile, manifests, alert rules (scripts/check-shipping.sh)" run_shipping
 summary

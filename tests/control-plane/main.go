@@ -44,7 +44,7 @@ func main() {
 func run() int {
 	var (
 		kubeconfig   = flag.String("kubeconfig", "", "write the admin kubeconfig here once the control plane is ready (required)")
-		dataDir      = flag.String("data-dir", "", "keep etcd data, certificates and logs here (default: a temp dir, removed on exit)")
+		dataDir      = flag.String("data-dir", "", "keep etcd data, certificates and logs here (default: a temp dir, removed on exit); a dir an earlier run left is restarted: same certificates, keys and objects")
 		port         = flag.Int("port", 0, "API server port on 127.0.0.1 (default: a free port)")
 		auditLog     = flag.String("audit-log", "", "API server audit log, one JSON line per request (default: DATA/audit.log)")
 		logFile      = flag.String("log", "", "log file for kube-apiserver, etcd and controllers (default: DATA/control-plane.log)")
@@ -154,7 +154,7 @@ func run() int {
 		}()
 	}
 
-	p, err := makePKI(filepath.Join(dir, "pki"), net.ParseIP(serviceIP))
+	p, err := loadOrMakePKI(filepath.Join(dir, "pki"), net.ParseIP(serviceIP))
 	if err != nil {
 		return fail("certificates: %v", err)
 	}

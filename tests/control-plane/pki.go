@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -77,8 +78,58 @@ func keyPEM(k *ecdsa.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }
 
-// makePKI creates a fresh CA, serving cert, admin client cert and
-// service-account signing key under dir.
+// pkiFiles are the file names under the pki directory. ca.crt is written
+// last, so that its presence means the others are complete.
+var pkiFiles = struct{ ca, serving, servingKey, saKey, admin, adminKey, ctl, ctlKey string }{
+	ca: "ca.crt", serving: "apiserver.crt", servingKey: "apiserver.key", saKey: "service-account.key",
+	admin: "admin.crt", adminKey: "admin.key", ctl: "controllers.crt", ctlKey: "controllers.key",
+}
+
+// loadOrMakePKI reuses the credentials an earlier run left in dir (a
+// restart with the same --data-dir: the same CA, client certificates and
+// service-account signing key, so that clients and tokens made before the
+// restart still work), or makes fresh ones.
+func loadOrMakePKI(dir string, serviceIP net.IP) (*pki, error) {
+	_, err := os.Stat(filepath.Join(dir, pkiFiles.ca))
+	if err == nil {
+		return loadPKI(dir)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return makePKI(dir, serviceIP)
+}
+
+func pkiPaths(dir string) *pki {
+	return &pki{
+		caFile:          filepath.Join(dir, pkiFiles.ca),
+		servingCertFile: filepath.Join(dir, pkiFiles.serving),
+		servingKeyFile:  filepath.Join(dir, pkiFiles.servingKey),
+		saKeyFile:       filepath.Join(dir, pkiFiles.saKey),
+	}
+}
+
+func loadPKI(dir string) (*pki, error) {
+	p := pkiPaths(dir)
+	for _, f := range []struct {
+		name string
+		to   *[]byte
+	}{
+		{pkiFiles.ca, &p.caPEM},
+		{pkiFiles.admin, &p.adminCertPEM}, {pkiFiles.adminKey, &p.adminKey},
+		{pkiFiles.ctl, &p.controllerCertPEM}, {pkiFiles.ctlKey, &p.controllerKey},
+	} {
+		data, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil {
+			return nil, fmt.Errorf("reuse %s: %w", dir, err)
+		}
+		*f.to = data
+	}
+	return p, nil
+}
+
+// makePKI creates a fresh CA, serving cert, admin and controller client
+// certs and service-account signing key under dir.
 func makePKI(dir string, serviceIP net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -151,14 +202,9 @@ func makePKI(dir string, serviceIP net.IP) (*pki, error) {
 		return nil, err
 	}
 
-	p := &pki{
-		caPEM:           certPEM(caCert),
-		caFile:          filepath.Join(dir, "ca.crt"),
-		servingCertFile: filepath.Join(dir, "apiserver.crt"),
-		servingKeyFile:  filepath.Join(dir, "apiserver.key"),
-		saKeyFile:       filepath.Join(dir, "service-account.key"),
-		adminCertPEM:    certPEM(admin),
-	}
+	p := pkiPaths(dir)
+	p.caPEM = certPEM(caCert)
+	p.adminCertPEM = certPEM(admin)
 	p.controllerCertPEM = certPEM(ctl)
 	if p.controllerKey, err = keyPEM(ctlKey); err != nil {
 		return nil, err
@@ -174,13 +220,17 @@ func makePKI(dir string, serviceIP net.IP) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	for path, data := range map[string][]byte{
-		p.caFile:          p.caPEM,
-		p.servingCertFile: certPEM(serving),
-		p.servingKeyFile:  servingKeyPEM,
-		p.saKeyFile:       saKeyPEM,
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{
+		{pkiFiles.serving, certPEM(serving)}, {pkiFiles.servingKey, servingKeyPEM},
+		{pkiFiles.saKey, saKeyPEM},
+		{pkiFiles.admin, p.adminCertPEM}, {pkiFiles.adminKey, p.adminKey},
+		{pkiFiles.ctl, p.controllerCertPEM}, {pkiFiles.ctlKey, p.controllerKey},
+		{pkiFiles.ca, p.caPEM}, // last: see pkiFiles
 	} {
-		if err := os.WriteFile(path, data, 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, 0o600); err != nil {
 			return nil, err
 		}
 	}

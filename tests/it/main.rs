@@ -9,6 +9,7 @@ mod browser;
 mod budgets;
 mod cli;
 mod cluster;
+mod cluster_planes;
 mod connections;
 mod contract;
 mod dashboard;
