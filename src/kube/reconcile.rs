@@ -26,8 +26,53 @@ use tokio::sync::watch;
 pub const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 /// How long the worker waits when nothing is due (a claim wakes it sooner).
 const IDLE: Duration = Duration::from_secs(2);
-/// How often the leader of a cluster asks its API server whether it answers.
+/// How often the leader of a cluster asks its API server whether it answers,
+/// and how long the answer may take: a cluster whose API server stopped
+/// answering says so on its row within these two.
 const REACH_CHECK_EVERY: Duration = Duration::from_secs(5);
+const REACH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// While this replica leads `cluster`'s work, asks its API server for its
+/// version every [`REACH_CHECK_EVERY`] and records the answer on the
+/// cluster's row (the `clusters` query, the dashboard and `/metrics` read
+/// it there, on every replica), until `stop`.
+async fn reachability_checks(
+    store: Store,
+    kube: KubeClient,
+    cluster: ClusterSettings,
+    leadership: Leadership,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let checked = leadership.held();
+        if checked {
+            let error = match tokio::time::timeout(REACH_TIMEOUT, kube.reachable()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some(format!("no answer within {REACH_TIMEOUT:?}")),
+            };
+            if let Some(error) = &error {
+                tracing::warn!(cluster = %cluster.name, %error, "the cluster's API server does not answer");
+            }
+            if let Err(error) = store
+                .record_reachability(cluster.id, error.as_deref())
+                .await
+            {
+                tracing::warn!(%error, "could not record the cluster's reachability");
+            }
+        }
+        // Not leading (yet): look again soon, so a new leader says it at once.
+        let wait = if checked {
+            REACH_CHECK_EVERY
+        } else {
+            Duration::from_millis(500)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {},
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+    }
+}
 /// Rows fetched per round of a pass.
 const ROUND: i64 = 512;
 
@@ -257,9 +302,17 @@ impl KubeWorker {
                 }
             })
         };
+        // Beside the passes, not between them: a pass stuck on an API server
+        // that does not answer must not keep the cluster's row saying it does.
+        let reach = tokio::spawn(reachability_checks(
+            self.store.clone(),
+            self.kube.clone(),
+            self.cluster.clone(),
+            leadership.clone(),
+            stop.clone(),
+        ));
         let mut leading = false;
         let mut drift: Option<DriftWatchTask> = None;
-        let mut last_reach_check: Option<std::time::Instant> = None;
         while !*stop.borrow() {
             if !leadership.held() {
                 self.stop_drift_watch(&mut drift);
@@ -285,10 +338,6 @@ impl KubeWorker {
             self.cluster = cluster.clone();
             self.checks_released = self.service.checks_released();
             self.keep_drift_watch(&mut drift);
-            if last_reach_check.is_none_or(|at| at.elapsed() >= REACH_CHECK_EVERY) {
-                last_reach_check = Some(std::time::Instant::now());
-                self.record_reachability().await;
-            }
             match self.pass(false).await {
                 Ok(_) => self.metrics.kube_pass_done(),
                 Err(error) => {
@@ -314,6 +363,7 @@ impl KubeWorker {
         }
         self.stop_drift_watch(&mut drift);
         let _ = renewer.await;
+        let _ = reach.await;
         self.metrics.set_kube_leader(false);
         if leadership.held() {
             // A clean stop hands the work over at once, not after the lease.
@@ -324,26 +374,6 @@ impl KubeWorker {
             {
                 tracing::warn!(%error, "could not give the Kubernetes lease up; it expires by itself");
             }
-        }
-    }
-
-    /// Asks the API server for its version and records the answer on the
-    /// cluster's row (the `clusters` query, the dashboard, and
-    /// `nspool_cluster_reachable` read it there, on every replica).
-    async fn record_reachability(&self) {
-        let error = match self.kube.reachable().await {
-            Ok(()) => None,
-            Err(error) => {
-                tracing::warn!(cluster = %self.cluster.name, %error, "the cluster's API server does not answer");
-                Some(error.to_string())
-            }
-        };
-        if let Err(error) = self
-            .store
-            .record_reachability(self.cluster.id, error.as_deref())
-            .await
-        {
-            tracing::warn!(%error, "could not record the cluster's reachability");
         }
     }
 

@@ -28,6 +28,7 @@ mod hostile;
 mod hygiene;
 mod kube;
 mod kube_cluster;
+mod kube_clusters;
 mod kube_drift;
 mod kube_events;
 mod kube_lease;

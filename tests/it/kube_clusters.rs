@@ -1,0 +1,304 @@
+//! Many clusters against real API servers: one nspool, two control planes
+//! at once (each its own kubeconfig file, as `nspool.clusters` names them),
+//! one Kubernetes client and worker per cluster, as `serve` runs them.
+
+use crate::cluster::{Account, Cluster, OwnedPlane};
+use crate::clusters::{PROD, STAGING};
+use crate::documents_1x as v1;
+use crate::support::TestApp;
+use nspool::config::KubernetesMode;
+use nspool::kube::client::KubeClient;
+use nspool::kube::objects::{LABEL_DEPLOYMENT, LABEL_RELEASE};
+use nspool::kube::reconcile::KubeWorker;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+/// Both clusters in create mode: prod reached with `prod`'s kubeconfig,
+/// staging with `staging`'s, each pool listing `names`.
+fn two_clusters(
+    prod: &Path,
+    prod_names: &[&str],
+    staging: &Path,
+    staging_names: &[&str],
+) -> String {
+    format!(
+        r#"
+nspool:
+  houstonVersion: 1.0.0
+  clusters:
+    - id: {PROD}
+      name: prod
+      kubeconfig: {}
+      namespacePools: {{enabled: true, namespaces: {{create: true, names: [{}]}}}}
+    - id: {STAGING}
+      name: staging
+      kubeconfig: {}
+      namespacePools: {{enabled: true, namespaces: {{create: true, names: [{}]}}}}
+"#,
+        prod.display(),
+        prod_names.join(", "),
+        staging.display(),
+        staging_names.join(", "),
+    )
+}
+
+/// The workers of a test, stopped before its database goes.
+struct Workers {
+    stop: watch::Sender<bool>,
+    running: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stops them and waits (a call to a silent API server ends by its timeout).
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for worker in self.running {
+            let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+        }
+    }
+}
+
+/// One worker per cluster, each with its own client from the cluster's
+/// kubeconfig (what `serve` starts).
+async fn start_workers(app: &TestApp) -> Workers {
+    let (stop, stopped) = watch::channel(false);
+    let settings = app.service.settings();
+    let mut running = Vec::new();
+    for cluster in &settings.clusters {
+        let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, cluster)
+            .await
+            .expect("the cluster's kubeconfig")
+            .expect("a client");
+        running.push(tokio::spawn(
+            KubeWorker::for_cluster(&app.service, cluster, kube).run(stopped.clone()),
+        ));
+    }
+    Workers { stop, running }
+}
+
+async fn available_in(app: &TestApp, token: &str, cluster: &str) -> Vec<String> {
+    let data = app
+        .ok(
+            Some(token),
+            v1::AVAILABLE_NAMESPACES,
+            json!({"clusterId": cluster}),
+        )
+        .await;
+    data["availableNamespaces"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|n| n["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+/// Waits (at most `within`) until `check` holds, polling.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "{what} not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn claim_in(app: &TestApp, token: &str, workspace: Uuid, cluster: &str, ns: &str) -> Value {
+    let answer = app
+        .gql(
+            Some(token),
+            v1::CREATE_DEPLOYMENT,
+            json!({"label": format!("in-{cluster}"), "workspaceId": workspace, "clusterId": cluster,
+                   "executor": "CeleryExecutor", "namespace": ns}),
+        )
+        .await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    answer["data"]["upsertDeployment"].clone()
+}
+
+async fn label_of(cluster: &Cluster, ns: &str, label: &str) -> Option<String> {
+    let namespace = cluster.object("Namespace", "", ns).await?;
+    namespace["metadata"]["labels"][label]
+        .as_str()
+        .map(str::to_owned)
+}
+
+#[sqlx::test]
+async fn the_same_name_in_two_real_clusters_is_held_by_two_deployments(db: PgPool) {
+    let (prod, staging) = Cluster::connect_both().await;
+    // The same name in both clusters (the two views share their suffix).
+    let ns = prod.ns("team-a");
+    assert_eq!(ns, staging.ns("team-a"));
+    let config = two_clusters(
+        &prod.kubeconfig_as(Account::Create).await,
+        &[&ns],
+        &staging.kubeconfig_as(Account::Create).await,
+        &[&ns],
+    );
+    let app = TestApp::spawn_in_cluster(&config, db).await;
+    let admin = app.admin().await;
+    assert!(
+        available_in(&app, &admin, PROD).await.is_empty(),
+        "not offered before it is applied"
+    );
+    let workers = start_workers(&app).await;
+    eventually(Duration::from_secs(60), "both applied", || async {
+        available_in(&app, &admin, PROD).await == [ns.clone()]
+            && available_in(&app, &admin, STAGING).await == [ns.clone()]
+    })
+    .await;
+    for cluster in [&prod, &staging] {
+        assert!(cluster.object("Namespace", "", &ns).await.is_some());
+        assert!(
+            cluster
+                .object("Role", &ns, "deployment-commander-role")
+                .await
+                .is_some()
+        );
+    }
+
+    let workspace = app.create_workspace(&admin, "w").await;
+    let in_prod = claim_in(&app, &admin, workspace, PROD, &ns).await;
+    let in_staging = claim_in(&app, &admin, workspace, STAGING, &ns).await;
+    assert_ne!(in_prod["id"], in_staging["id"]);
+    // Each cluster's Namespace carries its own holder's claim labels.
+    for (cluster, deployment) in [(&prod, &in_prod), (&staging, &in_staging)] {
+        let id = deployment["id"].as_str().expect("an id").to_owned();
+        eventually(Duration::from_secs(30), "claim labels", || async {
+            label_of(cluster, &ns, LABEL_DEPLOYMENT).await.as_deref() == Some(id.as_str())
+        })
+        .await;
+        assert_eq!(
+            label_of(cluster, &ns, LABEL_RELEASE).await.as_deref(),
+            deployment["releaseName"].as_str()
+        );
+    }
+    // Each cluster's worker posted its claim Event into its own cluster.
+    for (cluster, deployment) in [(&prod, &in_prod), (&staging, &in_staging)] {
+        let release = deployment["releaseName"]
+            .as_str()
+            .expect("a release")
+            .to_owned();
+        eventually(Duration::from_secs(30), "the claim Event", || async {
+            cluster
+                .events(&ns)
+                .await
+                .iter()
+                .any(|e| e.to_string().contains(&release))
+        })
+        .await;
+    }
+    let clusters = app
+        .ok(
+            Some(&admin),
+            "{ clusters { name held reachable } }",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(
+        clusters["clusters"],
+        json!([{"name": "prod", "held": 1, "reachable": true}, {"name": "staging", "held": 1, "reachable": true}])
+    );
+    workers.stop().await;
+    prod.assert_never_deleted();
+    staging.assert_never_deleted();
+}
+
+/// One cluster's API server stops answering (SIGSTOP of its process): its
+/// own work waits and its row says it is unreachable, while claims go on in
+/// both clusters and the other cluster's RBAC and labels are applied as ever.
+#[sqlx::test]
+async fn a_cluster_that_does_not_answer_delays_only_its_own_work(db: PgPool) {
+    let (mut owned, down) = OwnedPlane::start().await;
+    let up = Cluster::connect().await;
+    let (down_ns, up_ns) = (down.ns("down-a"), up.ns("up-a"));
+    let (down_b, up_b) = (down.ns("down-b"), up.ns("up-b"));
+    let config = two_clusters(
+        &down.kubeconfig_as(Account::Create).await,
+        &[&down_ns, &down_b],
+        &up.kubeconfig_as(Account::Create).await,
+        &[&up_ns, &up_b],
+    );
+    let app = TestApp::spawn_in_cluster(&config, db).await;
+    let admin = app.admin().await;
+    let workers = start_workers(&app).await;
+    eventually(Duration::from_secs(60), "both applied", || async {
+        available_in(&app, &admin, PROD).await.len() == 2
+            && available_in(&app, &admin, STAGING).await.len() == 2
+    })
+    .await;
+
+    owned.pause();
+    let paused = Instant::now();
+    // Claims in both clusters answer at once: they never wait for Kubernetes.
+    let workspace = app.create_workspace(&admin, "w").await;
+    let started = Instant::now();
+    let in_down = claim_in(&app, &admin, workspace, PROD, &down_ns).await;
+    let in_up = claim_in(&app, &admin, workspace, STAGING, &up_ns).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "claims waited {:?}",
+        started.elapsed()
+    );
+    // The answering cluster's claim labels are written, and a resync of its
+    // RBAC is applied again, while the other does not answer.
+    let id = in_up["id"].as_str().expect("an id").to_owned();
+    eventually(
+        Duration::from_secs(30),
+        "labels in the answering cluster",
+        || async { label_of(&up, &up_ns, LABEL_DEPLOYMENT).await.as_deref() == Some(id.as_str()) },
+    )
+    .await;
+    up.remove("Role", &up_b, "deployment-commander-role");
+    app.ok(Some(&admin), "mutation { resyncPool }", Value::Null)
+        .await;
+    eventually(
+        Duration::from_secs(30),
+        "the Role applied again",
+        || async {
+            up.object("Role", &up_b, "deployment-commander-role")
+                .await
+                .is_some()
+        },
+    )
+    .await;
+    // The silent cluster says so: on its row, in the clusters query.
+    // Within a check period and its timeout (5 s each), and a poll.
+    eventually(Duration::from_secs(20), "prod marked unreachable", || async {
+        let clusters = app
+            .ok(Some(&admin), "{ clusters { name reachable } }", Value::Null)
+            .await;
+        clusters["clusters"]
+            == json!([{"name": "prod", "reachable": false}, {"name": "staging", "reachable": true}])
+    })
+    .await;
+    eprintln!("unreachable after {:?}", paused.elapsed());
+
+    // Back: its own work (the claim labels) is done, and it is reachable again.
+    owned.resume();
+    let id = in_down["id"].as_str().expect("an id").to_owned();
+    eventually(
+        Duration::from_secs(60),
+        "labels once it answers",
+        || async {
+            label_of(&down, &down_ns, LABEL_DEPLOYMENT).await.as_deref() == Some(id.as_str())
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "prod reachable again", || async {
+        let clusters = app
+            .ok(Some(&admin), "{ clusters { name reachable } }", Value::Null)
+            .await;
+        clusters["clusters"][0]["reachable"] == true
+    })
+    .await;
+    workers.stop().await;
+    up.assert_never_deleted();
+    down.assert_never_deleted();
+}
