@@ -230,7 +230,7 @@ never_deleted() {
   [ "$all" = 0 ]
 }
 # The Kubernetes tests alone (every test that talks to the control plane).
-KUBERNETES_TESTS=(cluster_planes:: kube_cluster:: kube_drift:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
+KUBERNETES_TESTS=(cluster_planes:: kube_cluster:: kube_clusters:: kube_drift:: kube_rbac:: kube_lease:: hygiene:: kube_events:: reload::a_reload_reapplies)
 run_kubernetes_tests() {
   cargo test --locked --test it -- "${KUBERNETES_TESTS[@]}" 2>&1 | tee -a "$TEST_LOG"
 }

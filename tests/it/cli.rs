@@ -847,3 +847,111 @@ async fn a_taken_port_names_the_setting_that_moves_it(db: sqlx::PgPool) {
     );
     drop(taken);
 }
+
+/// With several clusters the pool and rbac commands name theirs
+/// (`--cluster NAME`), and `pool list` shows every cluster's namespaces with
+/// a CLUSTER column.
+#[sqlx::test]
+async fn the_pool_and_rbac_commands_take_a_cluster(db: sqlx::PgPool) {
+    use crate::clusters::{STAGING, two_clusters};
+    use crate::documents_1x::CREATE_DEPLOYMENT;
+    use crate::support::{TestApp, database_url};
+    use serde_json::json;
+    let yaml = two_clusters("");
+    let dir = temp_dir("clusters");
+    let config = write(&dir, "c.yaml", &yaml);
+    let config = config.to_str().expect("a UTF-8 path");
+    let app = TestApp::spawn(&yaml, db).await;
+    let url = database_url(&app.db);
+    let run = |args: &[&str]| run_on(&url, args);
+    let admin = app.admin().await;
+    let ws = app.create_workspace(&admin, "cli").await;
+    app.ok(
+        Some(&admin),
+        CREATE_DEPLOYMENT,
+        json!({"label": "etl", "workspaceId": ws, "clusterId": STAGING, "executor": "LocalExecutor",
+               "namespace": "team-a", "releaseName": "stg-etl"}),
+    )
+    .await;
+
+    let (code, out, err) = run(&["pool", "list", "--config", config]);
+    assert_eq!(code, Some(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("CLUSTER") && lines[0].contains("NAME"),
+        "{out}"
+    );
+    assert_eq!(lines.len(), 5, "{out}");
+    assert!(
+        lines[1].starts_with("prod") && lines[1].contains("team-a") && lines[1].contains("free"),
+        "{out}"
+    );
+    assert!(
+        lines[3].starts_with("staging") && lines[3].contains("team-a") && lines[3].contains("held"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["pool", "list", "--config", config, "--cluster", "staging"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // One namespace needs its cluster: the error lists them.
+    let (code, _, err) = run(&["pool", "show", "team-a", "--config", config]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("--cluster") && err.contains("prod") && err.contains("staging"),
+        "{err}"
+    );
+    let (code, out, err) = run(&[
+        "pool",
+        "show",
+        "team-a",
+        "--config",
+        config,
+        "--cluster",
+        "staging",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("workspace cli") && out.contains("Cluster:") && out.contains("staging"),
+        "{out}"
+    );
+    let (code, out, err) = run(&[
+        "pool",
+        "cordon",
+        "team-c",
+        "--reason",
+        "disk",
+        "--config",
+        config,
+        "--cluster",
+        "staging",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("namespace/team-c cordoned"), "{out}");
+    let (code, _, err) = run(&["pool", "list", "--config", config, "--cluster", "qa"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("\"qa\""), "{err}");
+
+    // rbac render: the named cluster's pool.
+    let out = nspool()
+        .args(["rbac", "render", "--cluster", "prod", "--config", config])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        yaml.contains("namespace: team-b") && !yaml.contains("namespace: team-c"),
+        "{yaml}"
+    );
+    let out = nspool()
+        .args(["rbac", "render", "--config", config])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--cluster"));
+    let _ = std::fs::remove_dir_all(dir);
+}
