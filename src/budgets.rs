@@ -335,6 +335,14 @@ pub fn table() -> Vec<Row> {
             "— (start-up)".into(),
             "budgets::config_size_and_nesting_are_refused_early",
         ),
+        row(
+            "clusters one nspool serves (`nspool.clusters`: each has its own Kubernetes client, worker, lease and watches)",
+            format!("{}", crate::config::MAX_CLUSTERS),
+            "(fixed)",
+            "`config check` and `serve` exit 2; a reload is refused and the running config stays; the error names `nspool.clusters`",
+            "`nspool_config_reloads_total{outcome=\"failed\"}` (reloads)".into(),
+            "clusters::more_clusters_than_the_bound_are_refused_while_the_others_serve",
+        ),
     ]
 }
 

@@ -593,3 +593,37 @@ async fn an_install_of_one_cluster_upgrades_keeping_every_row(db: PgPool) {
     assert_eq!(cluster_of(&app, &token, &id).await, PROD);
     assert_eq!(available_in(&app, &token, PROD).await, ["pool-b"]);
 }
+
+/// `nspool.clusters` past its bound (64): a reload is refused naming the
+/// key, and the clusters in force go on serving.
+#[sqlx::test]
+async fn more_clusters_than_the_bound_are_refused_while_the_others_serve(db: PgPool) {
+    let app = TestApp::spawn(&two_clusters(""), db).await;
+    let admin = app.admin().await;
+    let entries: String = (0..=nspool::config::MAX_CLUSTERS)
+        .map(|i| {
+            format!(
+                "    - {{id: {}, name: c{i}, namespacePools: {{enabled: true, namespaces: {{names: [n{i}]}}}}}}\n",
+                Uuid::new_v4()
+            )
+        })
+        .collect();
+    let many = format!("nspool:\n  clusters:\n{entries}");
+    assert!(
+        app.service
+            .reload(Settings::parse(&many, &|_| None))
+            .await
+            .is_none()
+    );
+    let (_, errors) = app.service.reload_status().failing.expect("reported");
+    assert!(
+        errors[0].starts_with("nspool.clusters:") && errors[0].contains("at most 64"),
+        "{errors:?}"
+    );
+    assert!(
+        app.metrics()
+            .await
+            .contains("nspool_config_reloads_total{outcome=\"failed\"} 1")
+    );
+    assert_eq!(available_in(&app, &admin, PROD).await, ["team-a", "team-b"]);
+}
