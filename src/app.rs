@@ -8,7 +8,6 @@ use crate::http::server::ConnectionLimits;
 use crate::http::{AppState, router};
 use crate::jobs::reclaim_schedule::ReclaimSchedule;
 use crate::kube::client::KubeClient;
-use crate::kube::reconcile::KubeWorker;
 use crate::pool::PoolService;
 use crate::store::Store;
 use anyhow::Context as _;
@@ -240,12 +239,12 @@ pub async fn run_until_signal(
         service.without_kubernetes();
     }
     service.require_readiness().await?;
-    let kube_workers: Vec<_> = clients
-        .into_iter()
-        .map(|(cluster, kube)| {
-            tokio::spawn(KubeWorker::for_cluster(&service, &cluster, kube).run(stopped.clone()))
-        })
-        .collect();
+    let kube_workers = tokio::spawn(crate::kube::workers::supervise(
+        service.clone(),
+        mode,
+        clients,
+        stopped.clone(),
+    ));
     let mut server_stopped = stopped.clone();
     let limits = ConnectionLimits::from(&service.settings().service.http);
     let state = state(service);
@@ -279,14 +278,13 @@ pub async fn run_until_signal(
     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     let _ = tokio::time::timeout(left.max(Duration::from_secs(1)), reclaim_takeover).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), agreement).await;
-    for worker in kube_workers {
-        // Its work is recorded per namespace as it goes; what is left is done later.
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left.max(Duration::from_secs(1)), worker).await {
-            Ok(_) => tracing::info!("Kubernetes worker stopped"),
-            Err(_) => tracing::warn!(
-                "Kubernetes worker still busy after the grace; left to the next start"
-            ),
+    // Each worker's work is recorded per namespace as it goes; what is left
+    // is done later.
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    match tokio::time::timeout(left.max(Duration::from_secs(1)), kube_workers).await {
+        Ok(_) => tracing::info!("Kubernetes workers stopped"),
+        Err(_) => {
+            tracing::warn!("Kubernetes workers still busy after the grace; left to the next start")
         }
     }
     Ok(())

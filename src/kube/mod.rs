@@ -9,3 +9,4 @@ pub mod events;
 pub mod lease;
 pub mod objects;
 pub mod reconcile;
+pub mod workers;

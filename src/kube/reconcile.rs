@@ -286,11 +286,21 @@ impl KubeWorker {
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.led = true;
         let leadership = self.leadership.clone();
+        // This worker's own end: the service's stop, or its cluster leaving
+        // the config (then the lease renewals and checks must end with it).
+        let ended = Arc::new(watch::Sender::new(false));
+        let bridge = {
+            let (ended, mut stop) = (ended.clone(), stop.clone());
+            tokio::spawn(async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+                ended.send_replace(true);
+            })
+        };
         let renewer = {
             let (store, holder, timing) = (self.store.clone(), self.holder.clone(), self.timing);
             let cluster = self.cluster.id;
             let (leadership, metrics) = (leadership.clone(), self.metrics.clone());
-            let mut stop = stop.clone();
+            let mut stop = ended.subscribe();
             tokio::spawn(async move {
                 loop {
                     let held = leadership.try_once(&store, cluster, &holder, timing).await;
@@ -309,7 +319,7 @@ impl KubeWorker {
             self.kube.clone(),
             self.cluster.clone(),
             leadership.clone(),
-            stop.clone(),
+            ended.subscribe(),
         ));
         let mut leading = false;
         let mut drift: Option<DriftWatchTask> = None;
@@ -335,6 +345,13 @@ impl KubeWorker {
                 tracing::info!(cluster = %self.cluster.name, "the cluster left the config; its worker stops");
                 break;
             };
+            if cluster.kubeconfig != self.cluster.kubeconfig
+                || cluster.context != self.cluster.context
+            {
+                // Its client was made from the old ones: a new worker takes over.
+                tracing::info!(cluster = %cluster.name, "the cluster's kubeconfig or context changed; its worker starts again");
+                break;
+            }
             self.cluster = cluster.clone();
             self.checks_released = self.service.checks_released();
             self.keep_drift_watch(&mut drift);
@@ -362,6 +379,8 @@ impl KubeWorker {
             }
         }
         self.stop_drift_watch(&mut drift);
+        ended.send_replace(true);
+        bridge.abort();
         let _ = renewer.await;
         let _ = reach.await;
         self.metrics.set_kube_leader(false);

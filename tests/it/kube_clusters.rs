@@ -302,3 +302,76 @@ async fn a_cluster_that_does_not_answer_delays_only_its_own_work(db: PgPool) {
     up.assert_never_deleted();
     down.assert_never_deleted();
 }
+
+/// A reload that adds a cluster gets it a client and a worker (as `serve`
+/// follows its config): its namespace is applied and offered; removed again,
+/// its worker ends and gives its lease up.
+#[sqlx::test]
+async fn a_cluster_added_by_a_reload_gets_its_worker(db: PgPool) {
+    let (prod, staging) = Cluster::connect_both().await;
+    let ns = prod.ns("team-r");
+    let (prod_kubeconfig, staging_kubeconfig) = (
+        prod.kubeconfig_as(Account::Create).await,
+        staging.kubeconfig_as(Account::Create).await,
+    );
+    let one = format!(
+        "nspool:\n  clusters:\n    - {{id: {PROD}, name: prod, kubeconfig: {}, namespacePools: {{enabled: true, namespaces: {{create: true, names: [{ns}]}}}}}}\n",
+        prod_kubeconfig.display()
+    );
+    let both = two_clusters(&prod_kubeconfig, &[&ns], &staging_kubeconfig, &[&ns]);
+    let app = TestApp::spawn_in_cluster(&one, db).await;
+    let admin = app.admin().await;
+    let settings = app.service.settings();
+    let prod_cluster = settings.default_cluster().clone();
+    let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, &prod_cluster)
+        .await
+        .expect("prod's kubeconfig")
+        .expect("a client");
+    let (stop, stopped) = watch::channel(false);
+    let supervisor = tokio::spawn(nspool::kube::workers::supervise(
+        app.service.clone(),
+        KubernetesMode::Cluster,
+        vec![(prod_cluster, kube)],
+        stopped,
+    ));
+    eventually(Duration::from_secs(60), "prod applied", || async {
+        available_in(&app, &admin, PROD).await == [ns.clone()]
+    })
+    .await;
+
+    let parse = |yaml: &str| nspool::config::Settings::parse(yaml, &|_| None);
+    app.service
+        .reload(parse(&both))
+        .await
+        .expect("staging added");
+    eventually(
+        Duration::from_secs(60),
+        "staging applied by its new worker",
+        || async { available_in(&app, &admin, STAGING).await == [ns.clone()] },
+    )
+    .await;
+    assert!(staging.object("Namespace", "", &ns).await.is_some());
+
+    app.service
+        .reload(parse(&one))
+        .await
+        .expect("staging removed");
+    let staging_id = Uuid::parse_str(STAGING).expect("uuid");
+    eventually(
+        Duration::from_secs(30),
+        "staging's lease given up",
+        || async {
+            app.service
+                .store()
+                .kube_lease(staging_id)
+                .await
+                .expect("the lease row")
+                .is_none()
+        },
+    )
+    .await;
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+    prod.assert_never_deleted();
+    staging.assert_never_deleted();
+}
