@@ -22,6 +22,7 @@ pub struct ClusterSettings {
     /// service reads it ([`Settings::with_cluster_ids`]), before any use.
     pub id: Uuid,
     /// The id was in the config (else the database's).
+    #[serde(skip)]
     pub id_given: bool,
     pub name: String,
     /// `None`: in-cluster config, else `KUBECONFIG` or `~/.kube/config`.

@@ -477,7 +477,21 @@ impl Settings {
 
     /// The effective settings as YAML, for `config check` (the database URL redacted).
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut value = match serde_yaml::to_value(self) {
+            Ok(value) => value,
+            Err(e) => return format!("# cannot render: {e}\n"),
+        };
+        // An id the config does not give is the database's, not known here.
+        if let Some(shown) = value.get_mut("clusters").and_then(Value::as_sequence_mut) {
+            for (shown, cluster) in shown.iter_mut().zip(&self.clusters) {
+                if !cluster.id_given
+                    && let Some(id) = shown.get_mut("id")
+                {
+                    *id = Value::String("(made by the database at the first start)".into());
+                }
+            }
+        }
+        serde_yaml::to_string(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 }
 
