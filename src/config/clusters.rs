@@ -285,6 +285,19 @@ pub fn check_kubeconfigs(
                 continue;
             }
         };
+        // Any YAML mapping reads as a kubeconfig with nothing in it (an empty
+        // file, a Helm values file): without a context it cannot be used, and
+        // the fault is the file, not the context.
+        if kubeconfig.contexts.is_empty() {
+            errors.push(ConfigError {
+                key,
+                reason: format!(
+                    "{} is not a kubeconfig: it lists no contexts",
+                    path.display()
+                ),
+            });
+            continue;
+        }
         let contexts: Vec<&str> = kubeconfig
             .contexts
             .iter()
