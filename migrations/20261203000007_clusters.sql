@@ -64,11 +64,20 @@ create index pool_namespaces_free_idx on pool_namespaces (cluster_id, name)
 
 -- History: which cluster a namespace event was in (null: not about one
 -- cluster's namespace, e.g. a token change). Events written before are all
--- the default cluster's.
+-- the default cluster's. The log stays append-only but for this column
+-- following its cluster's id (`nspool.clusterId` given later).
+create or replace function events_append_only() returns trigger language plpgsql as $$
+begin
+    if tg_op = 'UPDATE' and (to_jsonb(new) - 'cluster_id') = (to_jsonb(old) - 'cluster_id') then
+        return new;
+    end if;
+    raise exception 'the events table is append-only';
+end
+$$;
 alter table events add column cluster_id uuid;
-alter table events disable trigger events_no_update;
 update events set cluster_id = (select id from clusters) where namespace is not null;
-alter table events enable trigger events_no_update;
+alter table events
+    add constraint events_cluster_fk foreign key (cluster_id) references clusters (id) on update cascade;
 drop index events_namespace_idx;
 create index events_namespace_idx on events (cluster_id, namespace, id) where namespace is not null;
 

@@ -230,13 +230,22 @@ pub async fn run_until_signal(
     let settings = service.settings();
     let mode = settings.service.kubernetes_mode;
     let mut clients = Vec::new();
+    let mut without = Vec::new();
     for cluster in &settings.clusters {
-        if let Some(kube) = KubeClient::connect_cluster(mode, cluster).await? {
-            clients.push((cluster.clone(), kube));
+        match KubeClient::connect_cluster(mode, cluster).await? {
+            Some(kube) => clients.push((cluster.clone(), kube)),
+            None => without.push(cluster.name.as_str()),
         }
     }
     if clients.is_empty() {
         service.without_kubernetes();
+    } else if !without.is_empty() {
+        // Other clusters have their workers: these have none, so their
+        // namespaces are never seen ready and never offered. Said loudly.
+        tracing::error!(
+            clusters = ?without,
+            "no Kubernetes configuration for these clusters (no kubeconfig, no in-cluster config): their namespaces stay pending and are not offered; give each its nspool.clusters[].kubeconfig"
+        );
     }
     service.require_readiness().await?;
     let kube_workers = tokio::spawn(crate::kube::workers::supervise(

@@ -66,6 +66,7 @@ pub(super) fn read_clusters(
     platform: &NamespaceName,
     deployments: &HoustonFlags,
     claim_labels: Option<bool>,
+    kubernetes: KubernetesMode,
 ) -> Vec<ClusterSettings> {
     let list_at = root.at("nspool.clusters");
     let id_at = root.at("nspool.clusterId");
@@ -210,6 +211,20 @@ pub(super) fn read_clusters(
             &at.key("preCreatedNamespaces"),
             platform,
         );
+        // Two clusters reached the same way would be one API server: only
+        // one may rely on the in-cluster config or KUBECONFIG.
+        if kubeconfig.is_none()
+            && kubernetes != KubernetesMode::Off
+            && let Some(first) = clusters.iter().find(|c| c.kubeconfig.is_none())
+        {
+            r.error(
+                &at.key("kubeconfig"),
+                format!(
+                    "{} has no kubeconfig either: two clusters would reach the same API server (in-cluster config or KUBECONFIG); give each but one its kubeconfig",
+                    first.key
+                ),
+            );
+        }
         if let (Some(id), Some(name)) = (id, name) {
             clusters.push(cluster(
                 pool,

@@ -23,16 +23,17 @@ pub(super) fn read_houston(r: &mut Reader, root: &At<'_>) -> HoustonFlags {
     }
 }
 
-/// Warns when an advanced pool meets manualNamespaceNames: false.
+/// Warns when an advanced pool (the `pre_key` list) meets manualNamespaceNames: false.
 pub(super) fn warn_advanced_without_prompt(
     r: &mut Reader,
     file: &HoustonFlags,
     pool: &PoolSettings,
+    pre_key: &str,
 ) {
     if pool.advanced && !file.manual_namespace_names {
-        r.warnings.push(
-            "astronomer.houston.config.deployments.preCreatedNamespaces is set but manualNamespaceNames is false: the astro CLI will not prompt for a namespace (nspool still reports manualNamespaceNames: true in pool mode)".into(),
-        );
+        r.warnings.push(format!(
+            "{pre_key} is set but manualNamespaceNames is false: the astro CLI will not prompt for a namespace (nspool still reports manualNamespaceNames: true in pool mode)"
+        ));
     }
 }
 

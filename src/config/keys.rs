@@ -220,7 +220,7 @@ pub const KEYS: &[Key] = &[
         "nspool.houstonVersion",
         "NSPOOL_HOUSTON_VERSION",
         "`0.37.0`",
-        "the version `appConfig` reports (0.32.0 <= v < 1.0.0)",
+        "the version `appConfig` reports (0.32.0 <= v < 2.0.0): the astro CLI sends its documents of that version; with several clusters a 1.x one (1.0.0), so that it sends `clusterId`",
     ),
     env_key(
         "nspool.baseDomain",

@@ -410,9 +410,29 @@ impl Settings {
             &platform_ns,
             &deployment_flags,
             service.claim_labels,
+            service.settings.kubernetes_mode,
         );
         for cluster in &clusters {
-            houston::warn_advanced_without_prompt(&mut r, &deployment_flags, &cluster.pool);
+            let pre_key = if cluster.key.is_empty() {
+                "astronomer.houston.config.deployments.preCreatedNamespaces".to_owned()
+            } else {
+                cluster.key_of("preCreatedNamespaces")
+            };
+            houston::warn_advanced_without_prompt(
+                &mut r,
+                &deployment_flags,
+                &cluster.pool,
+                &pre_key,
+            );
+        }
+        // The astro CLI below 1.x sends no clusterId: with several clusters
+        // its reads of the free namespaces always fail.
+        if clusters.len() > 1 && service.settings.houston_version.split('.').next() == Some("0") {
+            r.warnings.push(format!(
+                "nspool.clusters lists {} clusters but nspool.houstonVersion is {}: the astro CLI then sends its 0.3x documents, without clusterId, and its availableNamespaces is refused; set nspool.houstonVersion to a 1.x version (1.0.0)",
+                clusters.len(),
+                service.settings.houston_version
+            ));
         }
         let workspace_quota = quota::read_workspace_quota(&mut r, &root);
         let cleanup = houston::read_cleanup(&mut r, &root);

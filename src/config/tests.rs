@@ -1036,7 +1036,10 @@ fn the_cluster_list_is_not_empty_and_bounded() {
         let items: Vec<String> = (0..n)
             .map(|i| format!("{{id: 3f2b9a52-6c1e-4e8f-9d7a-{i:012x}, name: c{i}}}"))
             .collect();
-        format!("nspool: {{clusters: [{}]}}", items.join(", "))
+        format!(
+            "nspool: {{kubernetes: {{mode: 'off'}}, clusters: [{}]}}",
+            items.join(", ")
+        )
     };
     let s = parse(&list(MAX_CLUSTERS)).unwrap();
     assert_eq!(s.clusters.len(), MAX_CLUSTERS);
@@ -1222,4 +1225,23 @@ fn the_many_clusters_configs_of_the_docs_are_valid() {
         errs[0].starts_with("global.features.namespacePools: with nspool.clusters"),
         "{errs:?}"
     );
+}
+
+#[test]
+fn two_clusters_without_a_kubeconfig_would_be_one_api_server() {
+    let config = |mode: &str| {
+        format!(
+            "nspool:\n  kubernetes: {{mode: {mode}}}\n  clusters:\n    - {{id: 3f2b9a52-6c1e-4e8f-9d7a-000000000001, name: a}}\n    - {{id: 3f2b9a52-6c1e-4e8f-9d7a-000000000002, name: b}}\n    - {{id: 3f2b9a52-6c1e-4e8f-9d7a-000000000003, name: c, kubeconfig: /k}}\n"
+        )
+    };
+    let errs = errors(&config("auto"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with(
+            "nspool.clusters[1].kubeconfig: nspool.clusters[0] has no kubeconfig either"
+        ),
+        "{errs:?}"
+    );
+    // Without Kubernetes no API server is reached: nothing to tell apart.
+    assert!(parse(&config("'off'")).is_ok());
 }

@@ -154,7 +154,7 @@ impl PoolService {
                 self.views_of(rows).await
             },
             async { Ok(all(self.store.reclaim_runs(10).await?)) },
-            async { Ok(all(self.store.events(None, 25).await?)) },
+            async { Ok(all(self.store.events(None, None, 25).await?)) },
             self.history_until(now),
             async {
                 let cluster = self.settings().default_cluster().id;

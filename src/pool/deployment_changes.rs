@@ -96,11 +96,26 @@ impl PoolService {
                 .await
             }
             Some(id) => {
-                if let Some(workspace_id) = request.workspace_id {
+                // An unknown cluster is refused by its id, as on a create.
+                let cluster = match request.input.cluster_id {
+                    Some(cluster) => Some(
+                        super::clusters::cluster_or_default(&self.settings(), Some(cluster))?.id,
+                    ),
+                    None => None,
+                };
+                if request.workspace_id.is_some() || cluster.is_some() {
                     let current = self.deployment_for(caller, id, Level::Editor).await?;
-                    if current.workspace_id != workspace_id {
+                    if request
+                        .workspace_id
+                        .is_some_and(|w| w != current.workspace_id)
+                    {
                         return Err(Error::BadInput(
                             "A Deployment cannot move to another workspace".into(),
+                        ));
+                    }
+                    if cluster.is_some_and(|c| c != current.cluster_id) {
+                        return Err(Error::BadInput(
+                            "A Deployment cannot move to another cluster: its namespace is in its own".into(),
                         ));
                     }
                 }

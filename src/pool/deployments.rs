@@ -173,10 +173,12 @@ impl PoolService {
             }
             let available = self.store.available_namespaces(cluster.id).await?;
             let empty = self.empty_pool_text(cluster.id).await?;
-            return Err(Error::BadInput(refusals::namespace_required(
-                &available,
-                || empty,
-            )));
+            let text = refusals::namespace_required(&available, || empty);
+            return Err(Error::BadInput(if settings.many_clusters() {
+                refusals::in_cluster(text, &cluster.name, &cluster.key)
+            } else {
+                text
+            }));
         }
 
         let id = Uuid::new_v4();
@@ -277,6 +279,14 @@ impl PoolService {
 
     /// The second read after a claim found nothing to update: only to word the error.
     async fn claim_refused(&self, caller: &Caller, cluster: Uuid, name: &str) -> Error {
+        let settings = self.settings();
+        // With several clusters the words name the cluster and its keys.
+        let word = |text: String| match settings.cluster(cluster) {
+            Some(c) if settings.many_clusters() => {
+                super::refusals::in_cluster(text, &c.name, &c.key)
+            }
+            _ => text,
+        };
         let words = async {
             if let Some(cordon) = self.store.pool_cordon(cluster).await? {
                 return Ok((Kind::Conflict, refusals::pool_cordoned(&cordon)));
@@ -303,8 +313,8 @@ impl PoolService {
             ))
         };
         match words.await {
-            Ok((Kind::Conflict, text)) => Error::Conflict(text),
-            Ok((Kind::BadInput, text)) => Error::BadInput(text),
+            Ok((Kind::Conflict, text)) => Error::Conflict(word(text)),
+            Ok((Kind::BadInput, text)) => Error::BadInput(word(text)),
             Err(e) => e,
         }
     }

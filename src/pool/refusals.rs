@@ -57,6 +57,19 @@ pub fn empty_pool(summary: &PoolSummary, next_reclaim: Option<DateTime<Utc>>) ->
     text
 }
 
+/// A refusal of the cluster `cluster` (`name`, its config `key`) when nspool
+/// serves several: the cluster is named, and the pool key is the cluster's.
+pub fn in_cluster(text: String, name: &str, key: &str) -> String {
+    let text = text.replace(POOL_KEY, &format!("{key}.namespacePools.namespaces.names"));
+    text.replacen(
+        "is not in the namespace pool.",
+        &format!(
+            "is not in the namespace pool of cluster {name} (a namespace of another cluster is claimed with its clusterId)."
+        ),
+        1,
+    )
+}
+
 /// Any claim while the whole pool is cordoned.
 pub fn pool_cordoned(cordon: &PoolCordonRow) -> String {
     format!(

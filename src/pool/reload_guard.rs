@@ -35,13 +35,14 @@ impl PoolService {
     /// removed while Deployments hold its namespaces, or, in a cluster kept,
     /// pool mode turned off, held namespaces dropped or most of its pool.
     pub(super) async fn shrink_refusal(&self, old: &Settings, new: &Settings) -> Option<String> {
-        // Clusters are matched by id (the default cluster of a config
-        // without ids keeps its name).
+        // Clusters are matched by id (a cluster moved to nspool.clusters
+        // keeps its id under a new name); by name where an id is not known
+        // yet (the database makes it at the first sync).
         let same = |a: &ClusterSettings, b: &ClusterSettings| {
-            if a.id_given && b.id_given {
-                a.id == b.id
-            } else {
+            if a.id.is_nil() || b.id.is_nil() {
                 a.name == b.name
+            } else {
+                a.id == b.id
             }
         };
         for before in &old.clusters {
@@ -70,7 +71,7 @@ impl PoolService {
                     .map(String::as_str)
                     .collect();
                 Some(format!(
-                    "nspool.clusters: the new config removes cluster {} ({}) while Deployments hold {} of its namespaces ({}); delete those Deployments first, or keep the cluster listed",
+                    "nspool.clusters: the new config removes cluster {} ({}) while Deployments (live or soft-deleted) hold {} of its namespaces ({}); hard-delete those Deployments first, or keep the cluster listed",
                     cluster.name,
                     cluster.id,
                     held.len(),

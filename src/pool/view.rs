@@ -317,8 +317,8 @@ impl PoolService {
             .await?))
     }
 
-    /// The newest events, or one namespace's (of `cluster`, needed when
-    /// nspool serves several).
+    /// The newest events: all, one cluster's (`cluster`), or one namespace's
+    /// (of `cluster`, needed when nspool serves several).
     pub async fn events(
         &self,
         caller: &Caller,
@@ -328,11 +328,11 @@ impl PoolService {
     ) -> Result<Vec<PoolEvent>> {
         caller.authorize(Action::System(Level::Viewer))?;
         crate::domain::text::check_opt("namespace", namespace, crate::domain::text::max::FILTER)?;
-        let namespace = match namespace {
-            None => None,
-            Some(name) => Some((self.cluster_id_required(cluster)?, name)),
+        let cluster = match (cluster, namespace) {
+            (None, None) => None,
+            (cluster, _) => Some(self.cluster_id_required(cluster)?),
         };
-        Ok(all(self.store.events(namespace, last).await?))
+        Ok(all(self.store.events(cluster, namespace, last).await?))
     }
 }
 

@@ -56,21 +56,23 @@ impl Store {
         Ok(rows)
     }
 
-    /// The newest events, newest first, optionally of one cluster's namespace.
+    /// The newest events, newest first: of one cluster (`cluster`), and of
+    /// one namespace of it (`namespace`, which needs `cluster`), or all.
     pub async fn events(
         &self,
-        namespace: Option<(Uuid, &str)>,
+        cluster: Option<Uuid>,
+        namespace: Option<&str>,
         last: i64,
     ) -> Result<Vec<EventRow>> {
         let sql = format!(
             "select {EVENT_COLUMNS} from events
-             where $1::text is null or (cluster_id = $3 and namespace = $1)
+             where ($3::uuid is null or cluster_id = $3) and ($1::text is null or namespace = $1)
              order by id desc limit $2"
         );
         let rows = sqlx::query_as(&sql)
-            .bind(namespace.map(|(_, name)| name))
+            .bind(namespace)
             .bind(last)
-            .bind(namespace.map(|(cluster, _)| cluster))
+            .bind(cluster)
             .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows)

@@ -78,7 +78,7 @@ pub enum Error {
     /// A cluster the config no longer lists still has namespaces that
     /// Deployments hold (`cluster/namespace`, the first 50).
     #[error(
-        "a cluster removed from the config still has namespaces held by Deployments: {}; delete those Deployments (or keep the cluster listed) first; nothing was changed",
+        "a cluster removed from the config still has namespaces held by Deployments (live or soft-deleted): {}; hard-delete those Deployments (or keep the cluster listed) first; nothing was changed",
         namespaces.join(", ")
     )]
     ClusterHeld { namespaces: Vec<String> },

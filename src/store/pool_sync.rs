@@ -125,6 +125,11 @@ impl Store {
         .bind(workspace_quota)
         .execute(&mut *tx)
         .await?;
+        // Names are said with their cluster when more than one is (or was) served.
+        let served_before: i64 =
+            sqlx::query_scalar("select count(*) from clusters where retired_at is null")
+                .fetch_one(&mut *tx)
+                .await?;
         let ids = super::clusters::sync_clusters(&mut tx, clusters).await?;
         // Each listed name's cluster id, side by side with the names.
         let cluster_ids: Vec<uuid::Uuid> = cluster_index
@@ -137,7 +142,7 @@ impl Store {
                     .unwrap_or_default()
             })
             .collect();
-        let many = clusters.len() > 1;
+        let many = clusters.len() > 1 || served_before > 1;
         // Rows come back as (cluster name, namespace name).
         let shown = |rows: Vec<(String, String)>| {
             rows.into_iter()

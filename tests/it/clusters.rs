@@ -22,6 +22,7 @@ pub fn two_clusters(extra: &str) -> String {
         r#"
 nspool:
   houstonVersion: 1.0.0
+  kubernetes: {{mode: "off"}}
   clusters:
     - id: {PROD}
       name: prod
@@ -412,7 +413,7 @@ async fn claims_race_across_clusters_on_three_replicas(db: PgPool) {
 #[sqlx::test]
 async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPool) {
     let prod_only = format!(
-        "nspool:\n  clusters:\n    - {{id: {PROD}, name: prod, namespacePools: {{enabled: true, namespaces: {{names: [team-a]}}}}}}\n"
+        "nspool:\n  kubernetes: {{mode: \"off\"}}\n  clusters:\n    - {{id: {PROD}, name: prod, namespacePools: {{enabled: true, namespaces: {{names: [team-a]}}}}}}\n"
     );
     let both = format!(
         "{prod_only}    - {{id: {STAGING}, name: staging, namespacePools: {{enabled: true, namespaces: {{names: [team-a, team-c]}}}}}}\n"
@@ -460,7 +461,7 @@ async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPoo
         .reload(parse(&prod_only))
         .await
         .expect("the cluster is removed");
-    assert_eq!(report.sync.retired, ["team-a", "team-c"]);
+    assert_eq!(report.sync.retired, ["staging/team-a", "staging/team-c"]);
     let clusters = app
         .ok(Some(&admin), "{ clusters { name } }", Value::Null)
         .await;
@@ -592,6 +593,20 @@ async fn an_install_of_one_cluster_upgrades_keeping_every_row(db: PgPool) {
     assert_eq!(clusters["clusters"], json!([{"id": PROD, "held": 1}]));
     assert_eq!(cluster_of(&app, &token, &id).await, PROD);
     assert_eq!(available_in(&app, &token, PROD).await, ["pool-b"]);
+    // The history went with it.
+    let events = app
+        .ok(
+            Some(&token),
+            "{ poolNamespace(name: \"pool-a\") { events { kind actor } } }",
+            Value::Null,
+        )
+        .await;
+    assert!(
+        events["poolNamespace"]["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["actor"] == "test")),
+        "{events}"
+    );
 }
 
 /// `nspool.clusters` past its bound (64): a reload is refused naming the
@@ -608,7 +623,7 @@ async fn more_clusters_than_the_bound_are_refused_while_the_others_serve(db: PgP
             )
         })
         .collect();
-    let many = format!("nspool:\n  clusters:\n{entries}");
+    let many = format!("nspool:\n  kubernetes: {{mode: \"off\"}}\n  clusters:\n{entries}");
     assert!(
         app.service
             .reload(Settings::parse(&many, &|_| None))
@@ -626,4 +641,63 @@ async fn more_clusters_than_the_bound_are_refused_while_the_others_serve(db: PgP
             .contains("nspool_config_reloads_total{outcome=\"failed\"} 1")
     );
     assert_eq!(available_in(&app, &admin, PROD).await, ["team-a", "team-b"]);
+}
+
+/// Every field that takes a `clusterId` reads it: an update may not move a
+/// Deployment to another cluster, and the event log filters by it.
+#[sqlx::test]
+async fn updates_and_the_event_log_read_the_cluster_id(db: PgPool) {
+    let app = TestApp::spawn(&two_clusters(""), db).await;
+    let admin = app.admin().await;
+    let workspace = app.create_workspace(&admin, "w").await;
+    let made = create_in(&app, &admin, workspace, Some(STAGING), "team-c", "c").await;
+    let id = made["data"]["upsertDeployment"]["id"].clone();
+    let update = "mutation($d: Uuid, $c: Uuid) { upsertDeployment(deploymentUuid: $d, clusterId: $c, label: \"renamed\") { label } }";
+    let moved = app
+        .err(
+            Some(&admin),
+            update,
+            json!({"d": id, "c": PROD}),
+            "BAD_USER_INPUT",
+        )
+        .await;
+    assert!(
+        moved["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("another cluster")),
+        "{moved}"
+    );
+    let unknown = Uuid::new_v4();
+    app.err(
+        Some(&admin),
+        update,
+        json!({"d": id, "c": unknown}),
+        "BAD_USER_INPUT",
+    )
+    .await;
+    let same = app
+        .ok(Some(&admin), update, json!({"d": id, "c": STAGING}))
+        .await;
+    assert_eq!(same["upsertDeployment"]["label"], "renamed");
+
+    let events =
+        "query($c: Uuid) { poolEvents(clusterId: $c, last: 100) { kind clusterId namespace } }";
+    let staging = app.ok(Some(&admin), events, json!({"c": STAGING})).await;
+    let staging = staging["poolEvents"].as_array().expect("events");
+    assert!(
+        staging
+            .iter()
+            .any(|e| e["kind"] == "claim" && e["namespace"] == "team-c")
+    );
+    assert!(
+        staging.iter().all(|e| e["clusterId"] == STAGING),
+        "{staging:?}"
+    );
+    let prod = app.ok(Some(&admin), events, json!({"c": PROD})).await;
+    assert!(
+        prod["poolEvents"]
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["clusterId"] == PROD)),
+        "{prod}"
+    );
 }
