@@ -141,6 +141,7 @@ async fn the_same_name_in_two_real_clusters_is_held_by_two_deployments(db: PgPoo
         &staging.kubeconfig_as(Account::Create).await,
         &[&ns],
     );
+    let url = crate::support::database_url(&db);
     let app = TestApp::spawn_in_cluster(&config, db).await;
     let admin = app.admin().await;
     assert!(
@@ -206,6 +207,40 @@ async fn the_same_name_in_two_real_clusters_is_held_by_two_deployments(db: PgPoo
         json!([{"name": "prod", "held": 1, "reachable": true}, {"name": "staging", "held": 1, "reachable": true}])
     );
     workers.stop().await;
+
+    // `nspool rbac check --cluster NAME` verifies that cluster's pool with
+    // that cluster's kubeconfig; an unknown name is refused.
+    let file = std::env::temp_dir().join(format!("nspool-clusters-{}.yaml", Uuid::new_v4()));
+    std::fs::write(&file, &config).expect("config written");
+    let written = file.clone();
+    let check = move |cluster: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nspool"))
+            .args(["rbac", "check", "--cluster", cluster, "--config"])
+            .arg(&file)
+            .env("DATABASE_URL", &url)
+            .env_remove("KUBECONFIG")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("nspool runs")
+    };
+    let out = tokio::task::spawn_blocking({
+        let check = check.clone();
+        move || check("staging")
+    })
+    .await
+    .expect("the check ran");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("checked 1 namespace(s)"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = tokio::task::spawn_blocking(move || check("qa"))
+        .await
+        .expect("the check ran");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"qa\""));
+    let _ = std::fs::remove_file(written);
     prod.assert_never_deleted();
     staging.assert_never_deleted();
 }
