@@ -14,6 +14,7 @@ mod connections;
 mod contract;
 mod dashboard;
 mod dashboard_actions;
+mod dashboard_clusters;
 mod docs;
 mod documents;
 mod fake_kube;
