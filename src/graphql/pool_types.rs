@@ -213,7 +213,10 @@ pub struct Cluster {
     /// Where a claim without `clusterId` goes (the first listed).
     pub is_default: bool,
     pub free: i32,
+    /// Held by a live Deployment.
     pub held: i32,
+    /// Held by a soft-deleted Deployment (until hard-deleted or reclaimed).
+    pub soft_deleted: i32,
     /// Free, not yet seen ready in the cluster.
     pub pending: i32,
     pub broken: i32,
@@ -237,6 +240,7 @@ impl From<crate::pool::clusters::ClusterView> for Cluster {
             is_default: view.is_default,
             free: n(view.free),
             held: n(view.held),
+            soft_deleted: n(view.soft_deleted),
             pending: n(view.pending),
             broken: n(view.broken),
             releasing: n(view.releasing),

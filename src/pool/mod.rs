@@ -28,7 +28,8 @@ mod workspaces;
 
 pub use cordons::CORDON_SWEEP;
 pub use dashboard::{
-    DASHBOARD_PAGE_SIZE, Dashboard, DashboardPage, HISTORY_HOURS, History, HistoryPoint,
+    DASHBOARD_PAGE_SIZE, Dashboard, DashboardCluster, DashboardPage, HISTORY_HOURS, History,
+    HistoryPoint,
 };
 pub use deployments::{
     CreateDeployment, DeploymentInput, MAX_PAGE_NUMBER, MAX_TAKE, MAX_TRIGGERER_REPLICAS,

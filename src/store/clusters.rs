@@ -31,7 +31,10 @@ pub struct ClusterRow {
 pub struct ClusterCounts {
     pub cluster_id: Uuid,
     pub free: i64,
+    /// Held by a live Deployment.
     pub held: i64,
+    /// Held by a soft-deleted Deployment (until hard-deleted or reclaimed).
+    pub soft_deleted: i64,
     pub pending: i64,
     pub broken: i64,
     pub releasing: i64,
@@ -78,7 +81,8 @@ impl Store {
                 count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                  and p.releasing_since is null and p.cordoned_at is null
                                  and p.rbac_state in ('unknown', 'ok')) as free,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is not null) as held,
+                count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
+                count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
                 count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                  and p.releasing_since is null and p.cordoned_at is null
                                  and p.rbac_state = 'pending') as pending,
@@ -90,7 +94,8 @@ impl Store {
                 count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                  and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
                 count(*) filter (where p.retired_at is not null) as retired
-             from pool_namespaces p group by p.cluster_id",
+             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
+             group by p.cluster_id",
         )
         .fetch_all(&mut *self.conn().await?)
         .await?)

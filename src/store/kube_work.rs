@@ -358,6 +358,15 @@ pub(super) async fn require_readiness(
         "update pool_namespaces set rbac_state = 'unknown'
          where rbac_state = 'pending' returning nspool_own_generation(generation)"
     };
+    if !kubernetes {
+        // No worker checks any cluster now: an old answer would be shown as current.
+        sqlx::query(
+            "update clusters set reachable = null, checked_at = null, check_error = null
+             where checked_at is not null",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
     let generations: Vec<Option<i64>> = sqlx::query_scalar(statement).fetch_all(conn).await?;
     Ok(generations.into_iter().flatten().max())
 }

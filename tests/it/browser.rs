@@ -397,3 +397,106 @@ async fn an_admin_cordons_a_namespace_from_the_dashboard(db: PgPool) {
     browser.close().await.expect("Chromium closes");
     let _ = browser.wait().await;
 }
+
+/// With two clusters, as a person would: the summary shows each cluster
+/// (staging's API server not answering), a click shows staging alone, and
+/// a cordon typed in staging's `team-a` row cordons that one, not prod's.
+/// Screenshots: `dashboard-clusters.png` (every cluster) and
+/// `dashboard-clusters-staging.png` (staging, after the cordon).
+#[sqlx::test]
+async fn the_dashboard_groups_two_clusters_and_acts_in_the_one_chosen(db: PgPool) {
+    use crate::dashboard_clusters::STAGING;
+    let app = crate::dashboard_clusters::two_clusters(db).await;
+    let admin = app.admin().await;
+    let mut browser = launch().await;
+    let page = browser
+        .new_page(app.url("/"))
+        .await
+        .expect("dashboard opens");
+    wait_until(
+        &page,
+        "!!document.querySelector('input[name=token]')",
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_with(&page, &admin).await;
+    wait_until(
+        &page,
+        "!!document.querySelector('#clusters #cluster-staging')",
+        Duration::from_secs(20),
+    )
+    .await;
+    let text = |script: String| {
+        let page = page.clone();
+        async move {
+            page.evaluate(script.as_str())
+                .await
+                .expect("read the page")
+                .into_value::<String>()
+                .expect("text")
+        }
+    };
+    assert!(
+        text("document.querySelector('#cluster-staging').textContent".into())
+            .await
+            .contains("unreachable")
+    );
+    assert_eq!(
+        text("[...document.querySelectorAll('#namespaces td.cluster')].map(td => td.textContent).join(' ')".into())
+            .await,
+        "prod prod staging staging"
+    );
+    screenshot(&page, "dashboard-clusters.png").await;
+
+    // Show staging alone: a plain link.
+    element(
+        &page,
+        &format!("nav.clusters a[href='/?cluster={STAGING}']"),
+    )
+    .await
+    .click()
+    .await
+    .expect("staging shown");
+    wait_until(
+        &page,
+        "(document.querySelector('#scope')?.textContent || '') === 'Cluster staging'",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        text("[...document.querySelectorAll('#namespaces td.cluster')].map(td => td.textContent).join(' ')".into())
+            .await,
+        "staging staging"
+    );
+    let reason = element(&page, "#cordon-reason-staging_team-a").await;
+    reason.click().await.expect("focus");
+    reason.type_str("etcd restore").await.expect("typed");
+    element(&page, "#cordon-staging_team-a")
+        .await
+        .click()
+        .await
+        .expect("cordoned");
+    wait_until(
+        &page,
+        "(document.querySelector('#done')?.textContent || '').includes('Cordoned: team-a (cluster staging)')",
+        Duration::from_secs(20),
+    )
+    .await;
+    // Held, and cordoned: not offered again once its Deployment lets it go.
+    assert!(
+        text("document.querySelector('#ns-staging_team-a').textContent".into())
+            .await
+            .contains("cordoned: etcd restore")
+    );
+    let cordoned: Vec<String> = sqlx::query_scalar(
+        "select k.name from pool_namespaces p join clusters k on k.id = p.cluster_id
+         where p.cordoned_at is not null",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(cordoned, ["staging"], "prod's team-a is not cordoned");
+    screenshot(&page, "dashboard-clusters-staging.png").await;
+    browser.close().await.expect("Chromium closes");
+    let _ = browser.wait().await;
+}

@@ -15,6 +15,7 @@ mod connections;
 mod contract;
 mod dashboard;
 mod dashboard_actions;
+mod dashboard_clusters;
 mod docs;
 mod documents;
 mod documents_1x;

@@ -1,8 +1,9 @@
 //! The alert rules and the Grafana dashboard in `docker/monitoring/` name
 //! only metrics that `/metrics` really exposes.
 
+use crate::dashboard_clusters::{PROD, STAGING, TWO_CLUSTERS, two_clusters, two_clusters_of};
 use crate::documents::*;
-use crate::support::{POOL_OF_5, TestApp};
+use crate::support::{POOL_OF_5, TestApp, metric_value};
 use serde_json::json;
 use sqlx::PgPool;
 use std::collections::BTreeSet;
@@ -40,6 +41,14 @@ fn exposed(metrics: &str, name: &str) -> bool {
 async fn every_metric_the_alerts_and_dashboard_use_exists(db: PgPool) {
     let app = TestApp::spawn(POOL_OF_5, db).await;
     let admin = app.admin().await;
+    // A cluster's reachability series exist once its worker has checked it
+    // (none runs here: the check is written as a worker would).
+    let default = app.service.settings().default_cluster().id;
+    app.service
+        .store()
+        .record_reachability(default, None)
+        .await
+        .unwrap();
     let ws = app.create_workspace(&admin, "team").await;
     // A claim of each outcome, a hard and a soft delete, a reclaim run.
     let created = app
@@ -89,6 +98,8 @@ async fn every_metric_the_alerts_and_dashboard_use_exists(db: PgPool) {
     }
     assert!(metrics.contains("nspool_claim_duration_seconds_bucket{"));
     assert!(metrics.contains("nspool_database_connections{state=\"in_use\"}"));
+    // The one cluster of a config without `nspool.clusters` is `default`.
+    assert!(metrics.contains("nspool_cluster_namespaces{cluster=\"default\",state=\"free\"}"));
 
     let rules = include_str!("../../docker/monitoring/alerts.yaml");
     let dashboard = include_str!("../../docker/monitoring/grafana-dashboard.json");
@@ -102,4 +113,117 @@ async fn every_metric_the_alerts_and_dashboard_use_exists(db: PgPool) {
         missing.is_empty(),
         "not in /metrics: {missing:?}\n{metrics}"
     );
+}
+
+/// A fresh scrape (scrapes within a second share one read).
+async fn scrape_again(app: &TestApp) -> String {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    app.metrics().await
+}
+
+#[sqlx::test]
+async fn each_cluster_has_its_counts_and_reachability_by_name(db: PgPool) {
+    // Kubernetes on in the config; the test runs no worker, so the checks
+    // are the ones written here.
+    let app = two_clusters(db).await;
+    let metrics = app.metrics().await;
+    let value = |metrics: &str, sample: &str| {
+        metric_value(metrics, sample).unwrap_or_else(|| panic!("no {sample} in\n{metrics}"))
+    };
+    assert_eq!(
+        value(&metrics, "nspool_cluster_reachable{cluster=\"prod\"}"),
+        1.0
+    );
+    assert_eq!(
+        value(&metrics, "nspool_cluster_reachable{cluster=\"staging\"}"),
+        0.0
+    );
+    for cluster in ["prod", "staging"] {
+        let age = value(
+            &metrics,
+            &format!("nspool_cluster_check_age_seconds{{cluster=\"{cluster}\"}}"),
+        );
+        assert!((0.0..30.0).contains(&age), "{cluster}: {age}");
+    }
+    // Each cluster's counts, in the pool's states; together, the pool's.
+    for (cluster, state, count) in [
+        ("prod", "free", 2.0),
+        ("prod", "held", 0.0),
+        ("staging", "free", 1.0),
+        ("staging", "held", 1.0),
+        ("staging", "soft_deleted", 0.0),
+    ] {
+        let sample =
+            format!("nspool_cluster_namespaces{{cluster=\"{cluster}\",state=\"{state}\"}}");
+        assert_eq!(value(&metrics, &sample), count, "{sample}");
+    }
+    for state in [
+        "free",
+        "held",
+        "soft_deleted",
+        "retired",
+        "broken",
+        "pending",
+        "releasing",
+        "cordoned",
+    ] {
+        let sum: f64 = ["prod", "staging"]
+            .iter()
+            .map(|c| {
+                value(
+                    &metrics,
+                    &format!("nspool_cluster_namespaces{{cluster=\"{c}\",state=\"{state}\"}}"),
+                )
+            })
+            .sum();
+        let pool = value(
+            &metrics,
+            &format!("nspool_pool_namespaces{{state=\"{state}\"}}"),
+        );
+        assert_eq!(sum, pool, "{state}");
+    }
+    // The existing series are as they were.
+    assert_eq!(
+        value(&metrics, "nspool_pool_namespaces{state=\"free\"}"),
+        3.0
+    );
+    assert_eq!(value(&metrics, "nspool_database_up"), 1.0);
+
+    // A check five minutes old shows its age; a cluster never checked has no series.
+    sqlx::query(
+        "update clusters set checked_at = now() - interval '5 minutes' where id = $1::uuid;
+         ",
+    )
+    .bind(STAGING)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    sqlx::query("update clusters set reachable = null, checked_at = null where id = $1::uuid")
+        .bind(PROD)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let metrics = scrape_again(&app).await;
+    let age = value(
+        &metrics,
+        "nspool_cluster_check_age_seconds{cluster=\"staging\"}",
+    );
+    assert!((300.0..330.0).contains(&age), "{age}");
+    assert!(
+        !metrics.contains("nspool_cluster_reachable{cluster=\"prod\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("nspool_cluster_check_age_seconds{cluster=\"prod\"}"));
+    assert!(metrics.contains("nspool_cluster_namespaces{cluster=\"prod\",state=\"free\"} 2"));
+}
+
+#[sqlx::test]
+async fn with_kubernetes_off_no_cluster_has_a_check(db: PgPool) {
+    // The rows say what a worker found before; with Kubernetes off that is
+    // history, and its age would read as a stale check.
+    let app = two_clusters_of(TWO_CLUSTERS, db).await;
+    let metrics = app.metrics().await;
+    assert!(!metrics.contains("nspool_cluster_reachable{"), "{metrics}");
+    assert!(!metrics.contains("nspool_cluster_check_age_seconds{"));
+    assert!(metrics.contains("nspool_cluster_namespaces{cluster=\"staging\",state=\"held\"} 1"));
 }

@@ -1,8 +1,10 @@
 //! `POST /actions`: a system admin's cordon, uncordon and mark-clean from
 //! the dashboard, as plain forms (they work with JavaScript off). The form
 //! carries the session's CSRF token; the pool service decides who may (the
-//! same rules as GraphQL). Done: 303 back to the namespace's row with what
-//! was done; refused: a page that says why, with the right status.
+//! same rules as GraphQL). With several clusters the form names its
+//! cluster by id (a name may be in two). Done: 303 back to the namespace's
+//! row (on its cluster's page) with what was done; refused: a page that says
+//! why, with the right status.
 
 use super::{AppState, forms, html, page, session_id};
 use crate::pool::Error;
@@ -90,7 +92,16 @@ pub async fn act(
     };
     match outcome {
         Ok(()) => {
+            let settings = service.settings();
+            // With several clusters, back to the page of the cluster it acted in.
+            let acted_in = cluster
+                .filter(|_| settings.clusters.len() > 1)
+                .and_then(|id| settings.cluster(id));
             let target = super::action_forms::Done::parse(&form.action, name)
+                .map(|done| match acted_in {
+                    Some(c) => done.in_cluster(c.id, &c.name),
+                    None => done,
+                })
                 .map_or_else(|| "/".to_owned(), |done| done.link());
             Redirect::to(&target).into_response()
         }

@@ -180,11 +180,15 @@ pub async fn same_site_posts(
     next.run(request).await
 }
 
-/// What `GET /` may carry: a search and its page, and what the last action did.
+/// What `GET /` may carry: a search and its page, the cluster shown (its
+/// id, with several), and what the last action did.
 #[derive(serde::Deserialize, Default)]
 pub struct Shown {
     #[serde(default)]
     pub q: String,
+    /// A cluster's id; anything else shows every cluster.
+    #[serde(default)]
+    pub cluster: String,
     /// The page (from 1); anything else is the first.
     #[serde(default)]
     pub page: String,
@@ -231,6 +235,12 @@ pub async fn show(
             crate::domain::roles::Level::Admin,
         ))
         .is_ok();
+    let settings = state.service.settings();
+    // Only a cluster of the config, and only when there are several.
+    let cluster = uuid::Uuid::parse_str(shown.cluster.trim())
+        .ok()
+        .filter(|_| settings.clusters.len() > 1)
+        .and_then(|id| settings.cluster(id));
     let view = page::View {
         role,
         csrf: admin.then(|| forms::csrf_token(&id)),
@@ -242,11 +252,15 @@ pub async fn show(
             .filter(|c| *c != '\0')
             .take(page::MAX_SEARCH)
             .collect(),
-        done: action_forms::Done::parse(&shown.done, &shown.ns),
+        done: action_forms::Done::parse(&shown.done, &shown.ns).map(|done| match cluster {
+            Some(c) => done.in_cluster(c.id, &c.name),
+            None => done,
+        }),
     };
     let wanted = crate::pool::DashboardPage {
         search: view.search.clone(),
         page: shown.page.trim().parse().unwrap_or(1),
+        cluster: cluster.map(|c| c.id),
     };
     // Held until the page is built; the bytes then go out without it.
     let Some(permit) = state.dashboard_renders.admit().await else {

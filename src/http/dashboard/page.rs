@@ -3,12 +3,13 @@
 //! so the page's CSP allows no inline script) reloads it while the tab is
 //! visible and nobody is typing.
 
-use super::action_forms::{self, Done};
+use super::action_forms::{self, Done, InCluster, namespace_key};
 use super::chart::chart;
-use crate::pool::{DASHBOARD_PAGE_SIZE, Dashboard, PoolNamespaceView};
+use crate::pool::{DASHBOARD_PAGE_SIZE, Dashboard, DashboardCluster, PoolNamespaceView};
 use crate::store::PoolStateCounts;
 use chrono::{DateTime, SecondsFormat, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use uuid::Uuid;
 
 const STYLE: &str = r#"
 body { font-family: system-ui, sans-serif; margin: 0 auto; max-width: 78rem; padding: 1rem 1.5rem; color: #1d2330; }
@@ -50,6 +51,15 @@ form.search input { font: inherit; width: 28rem; max-width: 100%; }
 form.inline { display: inline; }
 button { font: inherit; padding: 0.2rem 0.8rem; }
 label input { font: inherit; width: 32rem; max-width: 100%; }
+nav.clusters { margin: 0.8rem 0; display: flex; gap: 0.8rem; flex-wrap: wrap; align-items: baseline; }
+nav.clusters a[aria-current] { font-weight: bold; color: inherit; text-decoration: none; }
+.reach { font-weight: bold; } .reach.up { color: #1f7a45; } .reach.down { color: #b42318; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+.tag { font-size: 0.75rem; border: 1px solid #c9ced8; border-radius: 4px; padding: 0 0.3rem; }
+code.cluster-id { font-size: 0.72rem; white-space: nowrap; }
+tr.shown-cluster td { background: #eef3fd; }
+#clusters td.kube { min-width: 9rem; }
+#clusters form.action input { width: 7rem; }
 "#;
 
 /// What the page shows besides the pool: who is signed in, their CSRF token
@@ -63,6 +73,18 @@ pub struct View<'a> {
 
 /// Characters of a search kept (the box says so with `maxlength`).
 pub const MAX_SEARCH: usize = 128;
+
+/// The states the counts show, in the page's order.
+const STATES: [&str; 8] = [
+    "free",
+    "held",
+    "soft-deleted",
+    "releasing",
+    "cordoned",
+    "retired",
+    "broken",
+    "pending",
+];
 
 /// The whole pool's count in one shown state.
 fn count(counts: &PoolStateCounts, state: &str) -> i64 {
@@ -93,18 +115,42 @@ fn query_value(text: &str) -> String {
     out
 }
 
-/// The address of `page` of this search.
-fn page_link(search: &str, page: usize) -> String {
-    if search.is_empty() {
-        format!("/?page={page}")
+/// A link to the dashboard with the query `pairs` that have a value.
+fn link(pairs: &[(&str, Option<String>)]) -> String {
+    let query: Vec<String> = pairs
+        .iter()
+        .filter_map(|(key, value)| value.as_ref().map(|v| format!("{key}={v}")))
+        .collect();
+    if query.is_empty() {
+        "/".to_owned()
     } else {
-        format!("/?q={}&page={page}", query_value(search))
+        format!("/?{}", query.join("&"))
     }
+}
+
+/// This search (and cluster) shown: `q` and `cluster` as a link keeps them.
+fn kept(search: &str, cluster: Option<Uuid>) -> [(&'static str, Option<String>); 2] {
+    [
+        ("q", (!search.is_empty()).then(|| query_value(search))),
+        ("cluster", cluster.map(|id| id.to_string())),
+    ]
+}
+
+/// The address of `page` of this search in the cluster shown.
+fn page_link(search: &str, cluster: Option<Uuid>, page: usize) -> String {
+    let [q, cluster] = kept(search, cluster);
+    link(&[q, cluster, ("page", Some(page.to_string()))])
+}
+
+/// The address of this search in `cluster` (every cluster: `None`), from its first page.
+fn cluster_link(search: &str, cluster: Option<Uuid>) -> String {
+    link(&kept(search, cluster))
 }
 
 /// First, previous, where we are, next, last: plain links.
 fn pager(data: &Dashboard, search: &str) -> Markup {
     let (page, pages) = (data.page, data.pages);
+    let page_link = |page| page_link(search, data.cluster, page);
     let first = (page - 1) * DASHBOARD_PAGE_SIZE + 1;
     let last = (first + data.namespaces.len()).saturating_sub(1);
     html! {
@@ -117,12 +163,12 @@ fn pager(data: &Dashboard, search: &str) -> Markup {
                     " (page " (page) " of " (pages) ", " (DASHBOARD_PAGE_SIZE) " a page)" }
             }
             @if page > 1 {
-                " " a href=(page_link(search, 1)) rel="first" { "« first" }
-                " " a href=(page_link(search, page - 1)) rel="prev" { "‹ previous" }
+                " " a href=(page_link(1)) rel="first" { "« first" }
+                " " a href=(page_link(page - 1)) rel="prev" { "‹ previous" }
             }
             @if page < pages {
-                " " a href=(page_link(search, page + 1)) rel="next" { "next ›" }
-                " " a href=(page_link(search, pages)) rel="last" { "last »" }
+                " " a href=(page_link(page + 1)) rel="next" { "next ›" }
+                " " a href=(page_link(pages)) rel="last" { "last »" }
             }
         }
     }
@@ -131,6 +177,21 @@ fn pager(data: &Dashboard, search: &str) -> Markup {
 fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+
+/// How long ago `at` was, in the largest whole unit: "4 s ago", "3 min ago".
+fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let seconds = (now - at).num_seconds().max(0);
+    match seconds {
+        0..120 => format!("{seconds} s ago"),
+        120..7200 => format!("{} min ago", seconds / 60),
+        7200..172_800 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+/// A check older than this is stale: the worker checks every 5 s while it
+/// leads (the alert NspoolClusterUnreachable waits a minute too).
+const STALE_CHECK_SECONDS: i64 = 60;
 
 fn page(title: &str, body: Markup, refresh: bool) -> Markup {
     html! {
@@ -210,8 +271,106 @@ fn details(view: &PoolNamespaceView) -> Markup {
     }
 }
 
+/// Whether the cluster's API server answered its worker, and when it was asked.
+fn reachability(cluster: &DashboardCluster, kubernetes: bool, now: DateTime<Utc>) -> Markup {
+    if !kubernetes {
+        return html! { span class="muted" { "Kubernetes off" } };
+    }
+    html! {
+        @match cluster.reachable {
+            Some(true) => span class="reach up" { "reachable" },
+            Some(false) => span class="reach down" { "unreachable" },
+            None => span class="muted" title="Kubernetes is off, or its worker has not checked yet" { "not checked" },
+        }
+        @if let Some(at) = cluster.checked_at {
+            br;
+            span class="muted" title=(time(at)) { "checked " (ago(at, now)) }
+            @if (now - at).num_seconds() > STALE_CHECK_SECONDS {
+                " " strong class="error" { "(stale: is a replica leading its Kubernetes work?)" }
+            }
+        }
+        @if let (Some(false), Some(error)) = (cluster.reachable, &cluster.check_error) {
+            div class="error" { (error) }
+        }
+    }
+}
+
+/// Each cluster: its name (a link that shows it alone) and id, its counts,
+/// whether its API server answers, and its pool cordon (with an admin's
+/// forms to cordon or uncordon it).
+fn clusters_summary(data: &Dashboard, shown: &View<'_>) -> Markup {
+    let now = Utc::now();
+    html! {
+        h2 { "Clusters" }
+        table id="clusters" {
+            thead { tr {
+                th { "cluster" }
+                @for state in STATES { th { (state) } }
+                th { "Kubernetes API" }
+                th { "pool cordon" }
+            } }
+            tbody {
+                @for cluster in &data.clusters {
+                    tr id=(format!("cluster-{}", cluster.name)) class=[(data.cluster == Some(cluster.id)).then_some("shown-cluster")] {
+                        td {
+                            a href=(cluster_link(&shown.search, Some(cluster.id))) { strong { (cluster.name) } }
+                            @if cluster.is_default { " " span class="tag" title="claims that name no cluster go here" { "default" } }
+                            br; code class="muted cluster-id" { (cluster.id) }
+                        }
+                        @for state in STATES {
+                            td class="n" data-state=(state) { (count(&cluster.counts, state)) }
+                        }
+                        td class="kube" { (reachability(cluster, data.kubernetes, now)) }
+                        td {
+                            @if let Some(cordon) = &cluster.cordon {
+                                strong { "cordoned: no claims. " } (cordon.reason) " (by " (cordon.by) " at " (time(cordon.at))
+                                @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
+                            } @else {
+                                span class="muted" { "open" }
+                            }
+                            @if let Some(csrf) = &shown.csrf {
+                                (action_forms::pool_actions(cluster.cordon.as_ref(), csrf, Some(InCluster { id: cluster.id, name: &cluster.name })))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Links that show one cluster, or every one (the search is kept).
+fn cluster_filter(data: &Dashboard, search: &str) -> Markup {
+    html! {
+        nav class="clusters" aria-label="show one cluster" {
+            span class="muted" { "Show:" }
+            a href=(cluster_link(search, None)) aria-current=[data.cluster.is_none().then_some("page")] { "every cluster" }
+            @for cluster in &data.clusters {
+                a href=(cluster_link(search, Some(cluster.id)))
+                    aria-current=[(data.cluster == Some(cluster.id)).then_some("page")] { (cluster.name) }
+            }
+        }
+    }
+}
+
+/// What the counts, the chart and the table show: a cluster, or the whole pool.
+fn scope(data: &Dashboard) -> String {
+    match data.shown_cluster() {
+        Some(cluster) => format!("Cluster {}", cluster.name),
+        None => "The whole pool".to_owned(),
+    }
+}
+
+/// The cluster a namespace is in, as the page names it: its name, or its
+/// id when the config no longer lists it.
+fn cluster_label(data: &Dashboard, view: &PoolNamespaceView) -> String {
+    data.cluster_name(view.cluster_id)
+        .map_or_else(|| view.cluster_id.to_string(), str::to_owned)
+}
+
 pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
     let role = shown.role;
+    let grouped = data.grouped();
     let states: Vec<&str> = data
         .namespaces
         .iter()
@@ -232,15 +391,29 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             @if let Some(done) = &shown.done {
                 p class="banner ok" role="status" id="done" { (done.sentence()) }
             }
-            @if let Some(cordon) = &data.pool_cordon {
-                p class="banner warn" id="pool-cordon" {
-                    strong { "The pool is cordoned: no claims. " }
-                    (cordon.reason) " (by " (cordon.by) " at " (time(cordon.at))
-                    @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
+            @if grouped {
+                @for cluster in data.clusters.iter().filter(|c| c.cordon.is_some()) {
+                    p class="banner warn" id=(format!("pool-cordon-{}", cluster.name)) {
+                        strong { "The pool of cluster " (cluster.name) " is cordoned: no claims there." }
+                    }
                 }
-            }
-            @if let Some(csrf) = &shown.csrf {
-                div class="pool-actions" { span class="muted" { "Whole pool: " } (action_forms::pool_actions(data.pool_cordon.as_ref(), csrf)) }
+                @for cluster in data.clusters.iter().filter(|c| data.kubernetes && c.reachable == Some(false)) {
+                    p class="banner error" id=(format!("unreachable-{}", cluster.name)) {
+                        strong { "The API server of cluster " (cluster.name) " does not answer: " }
+                        "its Kubernetes work waits; claims go on in every cluster."
+                    }
+                }
+            } @else {
+                @if let Some(cordon) = &data.pool_cordon {
+                    p class="banner warn" id="pool-cordon" {
+                        strong { "The pool is cordoned: no claims. " }
+                        (cordon.reason) " (by " (cordon.by) " at " (time(cordon.at))
+                        @if let Some(until) = cordon.until { ", until " (time(until)) } ")"
+                    }
+                }
+                @if let Some(csrf) = &shown.csrf {
+                    div class="pool-actions" { span class="muted" { "Whole pool: " } (action_forms::pool_actions(data.pool_cordon.as_ref(), csrf, None)) }
+                }
             }
             @if let Some((at, errors)) = &data.reload.failing {
                 div class="banner error" id="reload-failed" {
@@ -254,34 +427,51 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                     ul { @for replica in &data.reload.disagreeing { li { code { (replica) } } } }
                 }
             }
+            @if grouped {
+                (clusters_summary(data, shown))
+                (cluster_filter(data, &shown.search))
+                h2 id="scope" { (scope(data)) }
+            }
             section class="counts" aria-label="namespaces by state" {
-                @for state in ["free", "held", "soft-deleted", "releasing", "cordoned", "retired", "broken", "pending"] {
+                @for state in STATES {
                     div class="count" id=(format!("count-{state}")) {
-                        span class=(format!("cell {state}")) {} " " (state) b { (count(&data.counts, state)) }
+                        span class=(format!("cell {state}")) {} " " (state) b { (count(data.shown_counts(), state)) }
                     }
                 }
             }
-            h2 { "The pool over the last 7 days" }
+            @if grouped {
+                h2 { (scope(data)) " over the last 7 days" }
+            } @else {
+                h2 { "The pool over the last 7 days" }
+            }
             (chart(&data.history))
             h2 { "Namespaces" }
             form class="search" method="get" action="/" role="search" {
                 input type="search" name="q" value=(shown.search) maxlength=(MAX_SEARCH)
                     placeholder="namespace, release, Deployment label or workspace" aria-label="search namespaces";
+                @if let Some(cluster) = data.cluster { input type="hidden" name="cluster" value=(cluster); }
                 " " button type="submit" { "Search" }
-                @if !shown.search.is_empty() { " " a href="/" { "show all" } }
+                @if !shown.search.is_empty() { " " a href=(cluster_link("", data.cluster)) { "show all" } }
             }
             (pager(data, &shown.search))
             div class="grid-cells" aria-label="one cell per namespace of this page" {
                 @for (view, state) in data.namespaces.iter().zip(&states) {
-                    span class=(format!("cell {state}")) title=(format!("{}: {state}", view.name)) {}
+                    @if grouped {
+                        span class=(format!("cell {state}")) title=(format!("{}/{}: {state}", cluster_label(data, view), view.name)) {}
+                    } @else {
+                        span class=(format!("cell {state}")) title=(format!("{}: {state}", view.name)) {}
+                    }
                 }
             }
-            table {
-                thead { tr { th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" }
+            table id="namespaces" {
+                thead { tr { @if grouped { th { "cluster" } } th { "namespace" } th { "state" } th { "holder" } th { "since" } th { "details" }
                     @if shown.csrf.is_some() { th { "actions" } } } }
                 tbody {
                     @for (view, state) in data.namespaces.iter().zip(&states) {
-                        tr id=(format!("ns-{}", view.name)) {
+                        @let cluster = cluster_label(data, view);
+                        @let in_cluster = grouped.then_some(InCluster { id: view.cluster_id, name: &cluster });
+                        tr id=(format!("ns-{}", namespace_key(in_cluster.map(|c| c.name), &view.name))) {
+                            @if grouped { td class="cluster" { (cluster) } }
                             td { (view.name) }
                             td { span class=(format!("state {state}")) { (state) } }
                             td {
@@ -298,7 +488,9 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
                                 }
                             }
                             td { (details(view)) }
-                            @if let Some(csrf) = &shown.csrf { td { (action_forms::namespace_actions(view, csrf)) } }
+                            @if let Some(csrf) = &shown.csrf {
+                                td { (action_forms::namespace_actions(view, csrf, in_cluster)) }
+                            }
                         }
                     }
                 }
@@ -335,12 +527,15 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             }
             h2 { "Latest events" }
             table {
-                thead { tr { th { "at" } th { "kind" } th { "namespace" } th { "Deployment" } th { "actor" } th { "reason" } } }
+                thead { tr { th { "at" } th { "kind" } @if grouped { th { "cluster" } } th { "namespace" } th { "Deployment" } th { "actor" } th { "reason" } } }
                 tbody {
                     @for event in &data.events {
                         tr {
                             td { (time(event.at)) }
                             td { (event.kind) }
+                            @if grouped {
+                                td { @if let Some(id) = event.cluster_id { (data.cluster_name(id).map_or_else(|| id.to_string(), str::to_owned)) } }
+                            }
                             td { @if let Some(n) = &event.namespace { (n) } }
                             td { @if let Some(r) = &event.release_name { (r) } }
                             td { (event.actor) }
