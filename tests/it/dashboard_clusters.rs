@@ -33,7 +33,13 @@ fn id(text: &str) -> Uuid {
 /// the checks show) but the test app starts no worker: no API server is
 /// needed, and the checks are the ones written here.
 pub async fn two_clusters(db: PgPool) -> TestApp {
-    two_clusters_of(&TWO_CLUSTERS.replace("mode: \"off\"", "mode: auto"), db).await
+    // With Kubernetes on, each cluster but one names its kubeconfig (never
+    // read here: no worker starts).
+    let config = TWO_CLUSTERS.replace("mode: \"off\"", "mode: auto").replace(
+        "name: staging,",
+        "name: staging, kubeconfig: /nonexistent/staging.kubeconfig,",
+    );
+    two_clusters_of(&config, db).await
 }
 
 /// [`two_clusters`] from another config of the same two clusters.
