@@ -146,6 +146,9 @@ pub fn state(service: PoolService) -> AppState {
     limits.credential_checks =
         crate::domain::budget::credential_checks(settings.service.database_max_connections);
     let guard = crate::http::guard::Guard::new(limits);
+    for cluster in &settings.clusters {
+        service.metrics().cluster_series(&cluster.name);
+    }
     AppState {
         schema: graphql::schema(service.clone()),
         metrics: Arc::new(crate::http::metrics::Metrics::new(&service.metrics())),

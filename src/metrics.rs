@@ -35,6 +35,12 @@ pub struct BudgetLabels {
     pub budget: &'static str,
 }
 
+/// The cluster a Kubernetes worker serves (its name in the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterLabels {
+    pub cluster: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DriftLabels {
     /// Namespace, Role/deployment-commander-role, RoleBinding/…
@@ -59,14 +65,16 @@ pub struct ServiceMetrics {
     config_reload_success: Gauge,
     /// 1 while the last reload attempt failed (the last good config serves).
     config_reload_failing: Gauge,
-    /// 1 while this replica holds the Kubernetes lease.
-    kube_leader: Gauge,
-    /// Unix seconds of this replica's last Kubernetes pass that finished (0: none).
-    kube_last_pass: Gauge,
+    /// 1 while this replica holds a cluster's Kubernetes lease (one lease and
+    /// one worker per cluster: each has its own series).
+    kube_leader: Family<ClusterLabels, Gauge>,
+    /// Unix seconds of this replica's last Kubernetes pass of a cluster that
+    /// finished (0: none).
+    kube_last_pass: Family<ClusterLabels, Gauge>,
     /// Objects found changed or gone out of band (create mode's drift watch).
     kube_drift: Family<DriftLabels, Counter>,
-    /// 1 while this replica's drift watch has listed every kind it watches.
-    kube_drift_watch_synced: Gauge,
+    /// 1 while this replica's drift watch of a cluster has listed every kind it watches.
+    kube_drift_watch_synced: Family<ClusterLabels, Gauge>,
     /// 1 while live replicas ask for different pool configs.
     config_disagreement: Gauge,
     /// 1 while this replica's config (a reload, or its start-up sync) is
@@ -109,10 +117,10 @@ impl Default for ServiceMetrics {
             config_reloads: Family::default(),
             config_reload_success: Gauge::default(),
             config_reload_failing: Gauge::default(),
-            kube_leader: Gauge::default(),
-            kube_last_pass: Gauge::default(),
+            kube_leader: Family::default(),
+            kube_last_pass: Family::default(),
             kube_drift: Family::default(),
-            kube_drift_watch_synced: Gauge::default(),
+            kube_drift_watch_synced: Family::default(),
             config_disagreement: Gauge::default(),
             config_held_back: Gauge::default(),
         };
@@ -213,12 +221,12 @@ impl ServiceMetrics {
         );
         registry.register(
             "kube_leader",
-            "1 while this replica holds the Kubernetes lease and does the Kubernetes work (exactly one replica with a cluster should)",
+            "1 while this replica holds the cluster's Kubernetes lease and does its Kubernetes work (exactly one replica per cluster should)",
             self.kube_leader.clone(),
         );
         registry.register(
             "kube_last_pass_timestamp_seconds",
-            "When this replica last finished a Kubernetes pass (0: never); the leader's grows every few seconds",
+            "When this replica last finished a Kubernetes pass of the cluster (0: never); the leader's grows every few seconds",
             self.kube_last_pass.clone(),
         );
         registry.register(
@@ -228,7 +236,7 @@ impl ServiceMetrics {
         );
         registry.register(
             "kube_drift_watch_synced",
-            "1 while this replica's drift watch is listed and watching (the leader in create mode); 0 while it lists again after an error",
+            "1 while this replica's drift watch of the cluster is listed and watching (the leader in create mode); 0 while it lists again after an error",
             self.kube_drift_watch_synced.clone(),
         );
         registry.register(
@@ -319,12 +327,26 @@ impl ServiceMetrics {
         }
     }
 
-    pub fn set_kube_leader(&self, leader: bool) {
-        self.kube_leader.set(i64::from(leader));
+    /// The cluster's Kubernetes series at 0 (not leading, no pass, not
+    /// synced), so they exist before its worker first sets them: an alert
+    /// over a series that does not exist yet sees nothing.
+    pub fn cluster_series(&self, cluster: &str) {
+        let labels = cluster_labels(cluster);
+        let _ = self.kube_leader.get_or_create(&labels);
+        let _ = self.kube_last_pass.get_or_create(&labels);
+        let _ = self.kube_drift_watch_synced.get_or_create(&labels);
     }
 
-    pub fn kube_pass_done(&self) {
-        self.kube_last_pass.set(chrono::Utc::now().timestamp());
+    pub fn set_kube_leader(&self, cluster: &str, leader: bool) {
+        self.kube_leader
+            .get_or_create(&cluster_labels(cluster))
+            .set(i64::from(leader));
+    }
+
+    pub fn kube_pass_done(&self, cluster: &str) {
+        self.kube_last_pass
+            .get_or_create(&cluster_labels(cluster))
+            .set(chrono::Utc::now().timestamp());
     }
 
     pub fn kube_drift(&self, object: &'static str, change: &'static str, count: u64) {
@@ -333,8 +355,10 @@ impl ServiceMetrics {
             .inc_by(count);
     }
 
-    pub fn set_drift_watch_synced(&self, synced: bool) {
-        self.kube_drift_watch_synced.set(i64::from(synced));
+    pub fn set_drift_watch_synced(&self, cluster: &str, synced: bool) {
+        self.kube_drift_watch_synced
+            .get_or_create(&cluster_labels(cluster))
+            .set(i64::from(synced));
     }
 
     pub fn set_config_disagreement(&self, disagree: bool) {
@@ -349,5 +373,11 @@ impl ServiceMetrics {
         self.kube_calls
             .get_or_create(&KubeCallLabels { call, outcome })
             .inc();
+    }
+}
+
+fn cluster_labels(cluster: &str) -> ClusterLabels {
+    ClusterLabels {
+        cluster: cluster.to_owned(),
     }
 }

@@ -48,6 +48,8 @@ pub struct DriftWatch {
     client: kube::Client,
     /// The cluster watched (its pool rows are the ones compared).
     cluster: uuid::Uuid,
+    /// Its name, for the metrics' `cluster` label.
+    cluster_name: String,
     store: Store,
     service: PoolService,
     desired: Arc<Desired>,
@@ -95,7 +97,7 @@ impl Listing {
 impl DriftWatch {
     pub fn new(
         client: kube::Client,
-        cluster: uuid::Uuid,
+        (cluster, cluster_name): (uuid::Uuid, String),
         service: &PoolService,
         desired: Desired,
         fingerprint: String,
@@ -103,6 +105,7 @@ impl DriftWatch {
         Self {
             client,
             cluster,
+            cluster_name,
             store: service.store().clone(),
             service: service.clone(),
             desired: Arc::new(desired),
@@ -119,12 +122,14 @@ impl DriftWatch {
         let mut all = futures::stream::select_all(kinds.iter().map(|kind| self.stream(*kind)));
         let mut listings: HashMap<Watched, Listing> = HashMap::new();
         let mut synced: HashSet<Watched> = HashSet::new();
-        self.metrics.set_drift_watch_synced(false);
+        self.metrics
+            .set_drift_watch_synced(&self.cluster_name, false);
         while let Some(seen) = all.next().await {
             match seen {
                 Seen::Listing(kind) => {
                     synced.remove(&kind);
-                    self.metrics.set_drift_watch_synced(false);
+                    self.metrics
+                        .set_drift_watch_synced(&self.cluster_name, false);
                     let began = self.store.database_now().await.ok();
                     listings.insert(kind, Listing::new(began, MAX_LISTED));
                 }
@@ -142,12 +147,13 @@ impl DriftWatch {
                     }
                     synced.insert(kind);
                     self.metrics
-                        .set_drift_watch_synced(synced.len() == kinds.len());
+                        .set_drift_watch_synced(&self.cluster_name, synced.len() == kinds.len());
                 }
                 Seen::Failed(kind, error) => {
                     tracing::warn!(object = kind.describe(), %error, "the drift watch failed; it lists again");
                     synced.remove(&kind);
-                    self.metrics.set_drift_watch_synced(false);
+                    self.metrics
+                        .set_drift_watch_synced(&self.cluster_name, false);
                 }
             }
         }

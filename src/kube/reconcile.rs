@@ -285,6 +285,7 @@ impl KubeWorker {
     /// when it starts (a reload changes the next pass).
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.led = true;
+        self.metrics.cluster_series(&self.cluster.name);
         let leadership = self.leadership.clone();
         // This worker's own end: the service's stop, or its cluster leaving
         // the config (then the lease renewals and checks must end with it).
@@ -300,11 +301,12 @@ impl KubeWorker {
             let (store, holder, timing) = (self.store.clone(), self.holder.clone(), self.timing);
             let cluster = self.cluster.id;
             let (leadership, metrics) = (leadership.clone(), self.metrics.clone());
+            let name = self.cluster.name.clone();
             let mut stop = ended.subscribe();
             tokio::spawn(async move {
                 loop {
                     let held = leadership.try_once(&store, cluster, &holder, timing).await;
-                    metrics.set_kube_leader(held);
+                    metrics.set_kube_leader(&name, held);
                     tokio::select! {
                         () = tokio::time::sleep(timing.retry) => {},
                         _ = stop.wait_for(|stop| *stop) => return,
@@ -356,7 +358,7 @@ impl KubeWorker {
             self.checks_released = self.service.checks_released();
             self.keep_drift_watch(&mut drift);
             match self.pass(false).await {
-                Ok(_) => self.metrics.kube_pass_done(),
+                Ok(_) => self.metrics.kube_pass_done(&self.cluster.name),
                 Err(error) => {
                     tracing::warn!(cluster = %self.cluster.name, %error, "Kubernetes pass failed; retrying")
                 }
@@ -383,7 +385,7 @@ impl KubeWorker {
         bridge.abort();
         let _ = renewer.await;
         let _ = reach.await;
-        self.metrics.set_kube_leader(false);
+        self.metrics.set_kube_leader(&self.cluster.name, false);
         if leadership.held() {
             // A clean stop hands the work over at once, not after the lease.
             if let Err(error) = self
@@ -412,7 +414,7 @@ impl KubeWorker {
             };
             let watch = DriftWatch::new(
                 self.kube.client(),
-                self.cluster.id,
+                (self.cluster.id, self.cluster.name.clone()),
                 &self.service,
                 desired,
                 fingerprint.clone(),
@@ -427,7 +429,8 @@ impl KubeWorker {
     fn stop_drift_watch(&self, drift: &mut Option<DriftWatchTask>) {
         if let Some(old) = drift.take() {
             old.task.abort();
-            self.metrics.set_drift_watch_synced(false);
+            self.metrics
+                .set_drift_watch_synced(&self.cluster.name, false);
         }
     }
 

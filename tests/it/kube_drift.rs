@@ -95,7 +95,7 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
     within_bound("the drift watch listed", || async {
         app.metrics()
             .await
-            .contains("nspool_kube_drift_watch_synced 1")
+            .contains("nspool_kube_drift_watch_synced{cluster=\"default\"} 1")
     })
     .await;
     let rules = verbs(&cluster, &role_ns).await.expect("applied");

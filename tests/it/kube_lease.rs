@@ -148,7 +148,10 @@ async fn a_hung_leader_stops_and_another_takes_over_within_the_lease(db: PgPool)
         TIMING.duration, TIMING.renew_deadline, TIMING.retry
     );
     let metrics = b.metrics().await;
-    assert!(metrics.contains("nspool_kube_leader 1"), "{metrics}");
+    assert!(
+        metrics.contains("nspool_kube_leader{cluster=\"default\"} 1"),
+        "{metrics}"
+    );
 
     // B does the work now: a claim's labels reach the cluster.
     let admin = b.admin().await;
