@@ -103,15 +103,18 @@ impl PoolService {
         ))?;
         let settings = self.settings();
         let rows = self.store.clusters().await?;
-        let counts = self.store.cluster_counts().await?;
+        let counts = self.store.cluster_state_counts().await?;
         Ok(settings
             .clusters
             .iter()
             .enumerate()
             .map(|(i, cluster)| {
                 let row = rows.iter().find(|r| r.id == cluster.id);
-                let count = counts.iter().find(|c| c.cluster_id == cluster.id);
-                let n = |f: fn(&crate::store::ClusterCounts) -> i64| count.map(f).unwrap_or(0);
+                let count = counts
+                    .iter()
+                    .find(|(id, _)| *id == cluster.id)
+                    .map(|(_, counts)| counts);
+                let n = |f: fn(&crate::store::PoolStateCounts) -> i64| count.map(f).unwrap_or(0);
                 ClusterView {
                     id: cluster.id,
                     name: cluster.name.clone(),

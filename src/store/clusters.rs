@@ -26,22 +26,6 @@ pub struct ClusterRow {
     pub check_error: Option<String>,
 }
 
-/// What one cluster's pool holds, by state.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ClusterCounts {
-    pub cluster_id: Uuid,
-    pub free: i64,
-    /// Held by a live Deployment.
-    pub held: i64,
-    /// Held by a soft-deleted Deployment (until hard-deleted or reclaimed).
-    pub soft_deleted: i64,
-    pub pending: i64,
-    pub broken: i64,
-    pub releasing: i64,
-    pub cordoned: i64,
-    pub retired: i64,
-}
-
 impl Store {
     /// The ids of `wanted`, as the database has them, without writing: a nil
     /// id is the row of its name (`None`: no such row yet).
@@ -69,33 +53,6 @@ impl Store {
         Ok(sqlx::query_as(
             "select id, no, name, retired_at, reachable, checked_at, check_error
              from clusters order by no",
-        )
-        .fetch_all(&mut *self.conn().await?)
-        .await?)
-    }
-
-    /// Each cluster's namespaces by state (one scan of the pool table).
-    pub async fn cluster_counts(&self) -> Result<Vec<ClusterCounts>> {
-        Ok(sqlx::query_as(
-            "select p.cluster_id,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                 and p.releasing_since is null and p.cordoned_at is null
-                                 and p.rbac_state in ('unknown', 'ok')) as free,
-                count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
-                count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                 and p.releasing_since is null and p.cordoned_at is null
-                                 and p.rbac_state = 'pending') as pending,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                 and p.releasing_since is null and p.cordoned_at is null
-                                 and p.rbac_state in ('broken', 'missing')) as broken,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                 and p.releasing_since is not null) as releasing,
-                count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                 and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
-                count(*) filter (where p.retired_at is not null) as retired
-             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
-             group by p.cluster_id",
         )
         .fetch_all(&mut *self.conn().await?)
         .await?)

@@ -20,7 +20,7 @@ mod sessions;
 mod tokens;
 mod workspaces;
 
-pub use clusters::{ClusterCounts, ClusterRow, WantedCluster};
+pub use clusters::{ClusterRow, WantedCluster};
 pub use connections::{
     ACQUIRE_TIMEOUT, LOOKUP_TIMEOUT, WAITS_TIMED_OUT, spawn_in_budget, with_connection_budget,
 };

@@ -323,7 +323,7 @@ impl Store {
 
     /// The pool's namespaces by state, for metrics: one scan of the pool table.
     pub async fn pool_state_counts(&self) -> Result<PoolStateCounts> {
-        Ok(sqlx::query_as(POOL_STATE_COUNTS)
+        Ok(sqlx::query_as(&pool_state_counts_sql())
             .fetch_one(&mut *self.conn().await?)
             .await?)
     }
@@ -344,7 +344,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let health = sqlx::query_as(HEALTH_FIGURES).fetch_one(&mut *tx).await?;
-        let counts = sqlx::query_as(POOL_STATE_COUNTS)
+        let counts = sqlx::query_as(&pool_state_counts_sql())
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -379,7 +379,10 @@ impl Store {
     }
 }
 
-const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
+/// The pool's namespaces by state (each active namespace in exactly one):
+/// the columns of `PoolStateCounts`, over `pool_namespaces p` joined to its
+/// holder `d`. The whole pool's counts and each cluster's use these same rules.
+pub(super) const STATE_COUNT_COLUMNS: &str = "count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is null and p.cordoned_at is null
                                      and p.rbac_state in ('unknown', 'ok')) as free,
                     count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
@@ -396,8 +399,15 @@ const POOL_STATE_COUNTS: &str = "select count(*) filter (where p.retired_at is n
                     count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
                                      and p.releasing_since is not null) as releasing,
                     min(p.releasing_since) filter (where p.retired_at is null and p.holder_deployment_id is null)
-                        as oldest_releasing
-             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id";
+                        as oldest_releasing";
+
+/// The whole pool's counts by state.
+fn pool_state_counts_sql() -> String {
+    format!(
+        "select {STATE_COUNT_COLUMNS}
+         from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id"
+    )
+}
 
 const HEALTH_FIGURES: &str = "select (select count(*) from pool_namespaces where retired_at is null and kube_error is not null) as kube_errors,
                     (select max(finished_at) from reclaim_runs

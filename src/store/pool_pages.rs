@@ -65,27 +65,14 @@ impl Store {
 /// Each cluster's namespaces by state: the whole pool's statement
 /// (`pool.rs`, `POOL_STATE_COUNTS`) grouped by cluster, with the same states
 /// and rules, so that the clusters' counts add up to the pool's (a test says so).
-const CLUSTER_STATE_COUNTS: &str = "select p.cluster_id,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.cordoned_at is null
-                                     and p.rbac_state in ('unknown', 'ok')) as free,
-                    count(*) filter (where p.retired_at is null and d.id is not null and d.deleted_at is null) as held,
-                    count(*) filter (where p.retired_at is null and d.deleted_at is not null) as soft_deleted,
-                    count(*) filter (where p.retired_at is not null) as retired,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.cordoned_at is null
-                                     and p.rbac_state in ('broken', 'missing')) as broken,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.cordoned_at is null
-                                     and p.rbac_state = 'pending') as pending,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is null and p.cordoned_at is not null) as cordoned,
-                    count(*) filter (where p.retired_at is null and p.holder_deployment_id is null
-                                     and p.releasing_since is not null) as releasing,
-                    min(p.releasing_since) filter (where p.retired_at is null and p.holder_deployment_id is null)
-                        as oldest_releasing
-             from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
-             group by p.cluster_id";
+fn cluster_state_counts_sql() -> String {
+    format!(
+        "select p.cluster_id, {}
+         from pool_namespaces p left join deployments d on d.id = p.holder_deployment_id
+         group by p.cluster_id",
+        super::pool::STATE_COUNT_COLUMNS
+    )
+}
 
 const CLUSTER_ROWS: &str = "select id, no, name, retired_at, reachable, checked_at, check_error
      from clusters order by no";
@@ -128,8 +115,9 @@ impl PoolStateCounts {
 }
 
 async fn counts_by_cluster(conn: &mut PgConnection) -> Result<Vec<(Uuid, PoolStateCounts)>> {
-    let rows: Vec<ClusterStateCountsRow> =
-        sqlx::query_as(CLUSTER_STATE_COUNTS).fetch_all(conn).await?;
+    let rows: Vec<ClusterStateCountsRow> = sqlx::query_as(&cluster_state_counts_sql())
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(|r| (r.cluster_id, r.counts)).collect())
 }
 

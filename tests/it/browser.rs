@@ -188,6 +188,28 @@ async fn element(page: &Page, selector: &str) -> chromiumoxide::element::Element
 }
 
 /// Fills the sign-in form and submits it, as a person would.
+/// The dashboard opened, signed in with `token`, once `selector` is on the page.
+async fn signed_in(browser: &Browser, app: &TestApp, token: &str, selector: &str) -> Page {
+    let page = browser
+        .new_page(app.url("/"))
+        .await
+        .expect("dashboard opens");
+    wait_until(
+        &page,
+        "!!document.querySelector('input[name=token]')",
+        Duration::from_secs(20),
+    )
+    .await;
+    sign_in_with(&page, token).await;
+    wait_until(
+        &page,
+        &format!("!!document.querySelector('{selector}')"),
+        Duration::from_secs(20),
+    )
+    .await;
+    page
+}
+
 async fn sign_in_with(page: &Page, token: &str) {
     let field = page
         .find_element("input[name=token]")
@@ -209,23 +231,7 @@ async fn the_dashboard_signs_in_shows_every_state_and_signs_out(db: PgPool) {
     let viewer = app.token("SYSTEM_VIEWER", None).await;
     let editor = app.token("WORKSPACE_EDITOR", Some(ws)).await;
     let mut browser = launch().await;
-    let page = browser
-        .new_page(app.url("/"))
-        .await
-        .expect("dashboard opens");
-    wait_until(
-        &page,
-        "!!document.querySelector('input[name=token]')",
-        Duration::from_secs(20),
-    )
-    .await;
-    sign_in_with(&page, &viewer).await;
-    wait_until(
-        &page,
-        "!!document.querySelector('#ns-pool-a')",
-        Duration::from_secs(20),
-    )
-    .await;
+    let page = signed_in(&browser, &app, &viewer, "#ns-pool-a").await;
     for (name, state) in crate::dashboard::SEEDED_STATES {
         let shown: String = page
             .evaluate(format!("document.querySelector('#ns-{name} .state').textContent").as_str())
@@ -409,23 +415,7 @@ async fn the_dashboard_groups_two_clusters_and_acts_in_the_one_chosen(db: PgPool
     let app = crate::dashboard_clusters::two_clusters(db).await;
     let admin = app.admin().await;
     let mut browser = launch().await;
-    let page = browser
-        .new_page(app.url("/"))
-        .await
-        .expect("dashboard opens");
-    wait_until(
-        &page,
-        "!!document.querySelector('input[name=token]')",
-        Duration::from_secs(20),
-    )
-    .await;
-    sign_in_with(&page, &admin).await;
-    wait_until(
-        &page,
-        "!!document.querySelector('#clusters #cluster-staging')",
-        Duration::from_secs(20),
-    )
-    .await;
+    let page = signed_in(&browser, &app, &admin, "#clusters #cluster-staging").await;
     let text = |script: String| {
         let page = page.clone();
         async move {

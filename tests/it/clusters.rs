@@ -487,6 +487,23 @@ async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPoo
     assert_eq!(rows, 2, "retired, not deleted");
 }
 
+/// `pool-a`'s events include the one written before the upgrade.
+async fn assert_history_kept(app: &TestApp, token: &str) {
+    let events = app
+        .ok(
+            Some(token),
+            "{ poolNamespace(name: \"pool-a\") { events { kind actor } } }",
+            Value::Null,
+        )
+        .await;
+    assert!(
+        events["poolNamespace"]["events"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e["actor"] == "test")),
+        "{events}"
+    );
+}
+
 /// A database made by the schema before many clusters (one cluster, today's
 /// rows) upgrades keeping every row, claim and token: they are the default
 /// cluster's. Giving that cluster an id later moves every row with it.
@@ -569,19 +586,7 @@ async fn an_install_of_one_cluster_upgrades_keeping_every_row(db: PgPool) {
         again["errors"][0]["extensions"]["code"], "CONFLICT",
         "{again}"
     );
-    let events = app
-        .ok(
-            Some(&token),
-            "{ poolNamespace(name: \"pool-a\") { events { kind actor } } }",
-            Value::Null,
-        )
-        .await;
-    assert!(
-        events["poolNamespace"]["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["actor"] == "test")),
-        "{events}"
-    );
+    assert_history_kept(&app, &token).await;
     drop(app);
 
     // The same install given an id: every row goes with it.
@@ -594,19 +599,7 @@ async fn an_install_of_one_cluster_upgrades_keeping_every_row(db: PgPool) {
     assert_eq!(cluster_of(&app, &token, &id).await, PROD);
     assert_eq!(available_in(&app, &token, PROD).await, ["pool-b"]);
     // The history went with it.
-    let events = app
-        .ok(
-            Some(&token),
-            "{ poolNamespace(name: \"pool-a\") { events { kind actor } } }",
-            Value::Null,
-        )
-        .await;
-    assert!(
-        events["poolNamespace"]["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["actor"] == "test")),
-        "{events}"
-    );
+    assert_history_kept(&app, &token).await;
 }
 
 /// `nspool.clusters` past its bound (64): a reload is refused naming the
