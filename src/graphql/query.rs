@@ -32,8 +32,11 @@ impl HoustonQuery {
     ) -> async_graphql::Result<AppConfig> {
         let _ = (workspace_uuid, deployment_uuid);
         let settings = service(ctx).settings();
-        let cluster =
-            crate::pool::clusters::cluster_or_default(&settings, cluster_id.map(|c| c.0)).gql()?;
+        let cluster = crate::pool::clusters::cluster_or_default_for_anyone(
+            &settings,
+            cluster_id.map(|c| c.0),
+        )
+        .gql()?;
         let h = &cluster.houston;
         Ok(AppConfig {
             version: settings.service.houston_version.clone(),

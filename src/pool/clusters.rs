@@ -33,6 +33,20 @@ pub fn cluster_or_default(settings: &Settings, id: Option<Uuid>) -> Result<&Clus
     }
 }
 
+/// [`cluster_or_default`] for a caller who may not have a token (`appConfig`
+/// answers anyone): an unknown id is refused without listing the clusters.
+pub fn cluster_or_default_for_anyone(
+    settings: &Settings,
+    id: Option<Uuid>,
+) -> Result<&ClusterSettings> {
+    match id {
+        None => Ok(settings.default_cluster()),
+        Some(id) => settings
+            .cluster(id)
+            .ok_or_else(|| Error::BadInput(format!("No cluster has the id {id}"))),
+    }
+}
+
 /// The cluster `id` names; without one, the only cluster, or an error that
 /// lists them when there are several (a read must not guess).
 pub fn cluster_required(settings: &Settings, id: Option<Uuid>) -> Result<&ClusterSettings> {

@@ -139,6 +139,17 @@ pub(super) async fn sync_clusters(
     .bind(&names)
     .execute(&mut *tx)
     .await?;
+    // Two clusters swapping names in one reload: each renamed row first
+    // takes a name of its own number, so no two rows hold one name between.
+    sqlx::query(
+        "update clusters c set name = 'renaming-' || c.no
+         from unnest($1::uuid[], $2::text[]) as w(id, name)
+         where c.id = w.id and c.name <> w.name",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .execute(&mut *tx)
+    .await?;
     for (id, name) in ids.iter().zip(&names) {
         sqlx::query(
             "insert into clusters (id, name) values ($1, $2)
