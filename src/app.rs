@@ -58,8 +58,7 @@ impl Database {
     /// Closes the connections (each said goodbye to, so the server logs no
     /// broken pipe); the last process using the embedded server stops it.
     pub async fn close(self) {
-        self.store.pool().close().await;
-        self.store.direct().close().await;
+        self.store.close().await;
         if let Some(embedded) = self.embedded {
             match tokio::task::spawn_blocking(move || embedded.stop())
                 .await

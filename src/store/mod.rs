@@ -44,6 +44,9 @@ pub use tokens::TokenRow;
 pub use workspaces::{HoldingsRow, RoleBindingRow, WorkspaceRow};
 
 use sqlx::PgPool;
+
+/// How long closing the pools waits for connections still on their way back.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 #[derive(Debug, thiserror::Error)]
@@ -233,6 +236,25 @@ impl Store {
     /// Connections straight to PostgreSQL, for LISTEN and session locks.
     pub fn direct(&self) -> &PgPool {
         &self.direct
+    }
+
+    /// Closes both pools, each connection said goodbye to, and waits (at
+    /// most [`CLOSE_WAIT`]) until none is left: sqlx's `close` may return
+    /// while a connection is still on its way back to the pool, and one that
+    /// arrives after it stays open (sqlx issue 3217, fixed after 0.8.6), so
+    /// it is closed again until the pool is empty. A database server stopped
+    /// right after then tells no client to terminate.
+    pub async fn close(&self) {
+        for pool in [&self.pool, &self.direct] {
+            let deadline = std::time::Instant::now() + CLOSE_WAIT;
+            loop {
+                pool.close().await;
+                if pool.size() == 0 || std::time::Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
