@@ -27,6 +27,8 @@ pub struct KubeCallLabels {
     pub call: &'static str,
     /// ok, forbidden, not_found, conflict, server_error, timeout, other
     pub outcome: &'static str,
+    /// The cluster called (its name in the config).
+    pub cluster: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,6 +49,8 @@ pub struct DriftLabels {
     pub object: &'static str,
     /// deleted, edited
     pub change: &'static str,
+    /// The cluster watched.
+    pub cluster: String,
 }
 
 pub struct ServiceMetrics {
@@ -147,20 +151,6 @@ impl Default for ServiceMetrics {
             let _ = metrics
                 .config_reloads
                 .get_or_create(&OutcomeLabels { outcome });
-        }
-        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
-            for change in ["deleted", "edited"] {
-                let _ = metrics
-                    .kube_drift
-                    .get_or_create(&DriftLabels { object, change });
-            }
-        }
-        for call in KUBE_CALLS {
-            for outcome in ["ok", "forbidden", "timeout", "server_error"] {
-                let _ = metrics
-                    .kube_calls
-                    .get_or_create(&KubeCallLabels { call, outcome });
-            }
         }
         metrics
     }
@@ -331,6 +321,24 @@ impl ServiceMetrics {
     /// synced), so they exist before its worker first sets them: an alert
     /// over a series that does not exist yet sees nothing.
     pub fn cluster_series(&self, cluster: &str) {
+        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
+            for change in ["deleted", "edited"] {
+                let _ = self.kube_drift.get_or_create(&DriftLabels {
+                    object,
+                    change,
+                    cluster: cluster.to_owned(),
+                });
+            }
+        }
+        for call in KUBE_CALLS {
+            for outcome in ["ok", "forbidden", "timeout", "server_error"] {
+                let _ = self.kube_calls.get_or_create(&KubeCallLabels {
+                    call,
+                    outcome,
+                    cluster: cluster.to_owned(),
+                });
+            }
+        }
         let labels = cluster_labels(cluster);
         let _ = self.kube_leader.get_or_create(&labels);
         let _ = self.kube_last_pass.get_or_create(&labels);
@@ -349,9 +357,19 @@ impl ServiceMetrics {
             .set(chrono::Utc::now().timestamp());
     }
 
-    pub fn kube_drift(&self, object: &'static str, change: &'static str, count: u64) {
+    pub fn kube_drift(
+        &self,
+        cluster: &str,
+        object: &'static str,
+        change: &'static str,
+        count: u64,
+    ) {
         self.kube_drift
-            .get_or_create(&DriftLabels { object, change })
+            .get_or_create(&DriftLabels {
+                object,
+                change,
+                cluster: cluster.to_owned(),
+            })
             .inc_by(count);
     }
 
@@ -369,9 +387,13 @@ impl ServiceMetrics {
         self.config_held_back.set(i64::from(held));
     }
 
-    pub fn kube_call(&self, call: &'static str, outcome: &'static str) {
+    pub fn kube_call(&self, cluster: &str, call: &'static str, outcome: &'static str) {
         self.kube_calls
-            .get_or_create(&KubeCallLabels { call, outcome })
+            .get_or_create(&KubeCallLabels {
+                call,
+                outcome,
+                cluster: cluster.to_owned(),
+            })
             .inc();
     }
 }

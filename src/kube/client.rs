@@ -86,6 +86,9 @@ pub struct KubeClient {
     max_in_flight: usize,
     call_timeout: Duration,
     metrics: Arc<crate::metrics::ServiceMetrics>,
+    /// The cluster's name, for the metrics' `cluster` label (empty: a client
+    /// of no configured cluster, as the tests make).
+    cluster: Arc<str>,
 }
 
 impl KubeClient {
@@ -173,6 +176,7 @@ impl KubeClient {
             max_in_flight: max_in_flight.max(1),
             call_timeout: CALL_TIMEOUT,
             metrics: Arc::default(),
+            cluster: Arc::from(""),
         })
     }
 
@@ -183,6 +187,12 @@ impl KubeClient {
     }
 
     /// Counts this client's calls in `metrics` (the pool service's).
+    /// Counts this client's calls as `cluster`'s.
+    pub fn for_cluster_named(mut self, cluster: &str) -> Self {
+        self.cluster = Arc::from(cluster);
+        self
+    }
+
     pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ServiceMetrics>) -> Self {
         self.metrics = metrics;
         self
@@ -215,7 +225,8 @@ impl KubeClient {
             Ok(result) => result.map_err(Error::from),
             Err(_) => Err(Error::Timeout(timeout)),
         };
-        self.metrics.kube_call(name, outcome(&result));
+        self.metrics
+            .kube_call(&self.cluster, name, outcome(&result));
         result
     }
 

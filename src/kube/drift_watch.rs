@@ -226,8 +226,12 @@ impl DriftWatch {
         if marked.is_empty() {
             return 0;
         }
-        self.metrics
-            .kube_drift(kind.describe(), change.as_str(), marked.len() as u64);
+        self.metrics.kube_drift(
+            &self.cluster_name,
+            kind.describe(),
+            change.as_str(),
+            marked.len() as u64,
+        );
         for row in marked.iter().take(10) {
             tracing::warn!(namespace = %row.name, %what, "drift: changed out of band; applying it again");
         }

@@ -170,7 +170,9 @@ impl KubeWorker {
             store: service.store().clone(),
             settings: service.settings(),
             cluster: cluster.clone(),
-            kube: kube.with_metrics(service.metrics()),
+            kube: kube
+                .with_metrics(service.metrics())
+                .for_cluster_named(&cluster.name),
             wake: service.kube_wake().subscribe(),
             progress: Arc::new(crate::pool::Silent),
             checks_released: service.checks_released(),

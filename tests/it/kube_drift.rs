@@ -212,7 +212,7 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
     let metrics = app.metrics().await;
     let counted = crate::support::metric_value(
         &metrics,
-        "nspool_kube_drift_total{object=\"Role/deployment-commander-role\",change=\"deleted\"}",
+        "nspool_kube_drift_total{object=\"Role/deployment-commander-role\",change=\"deleted\",cluster=\"default\"}",
     );
     assert!(counted.is_some_and(|n| n >= 1.0), "{metrics}");
     // The untouched namespace's Role was not written again.
