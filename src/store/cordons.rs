@@ -7,6 +7,25 @@ use super::{Result, Store};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+/// The advisory lock (two keys: a class, and the cluster's id hashed) that
+/// orders a cluster's claims and its pool cordon (`$1`: the cluster id).
+const CORDON_LOCK: &str = "hashtext('nspool.pool_cordon'), hashtext($1::text)";
+
+/// Before a claim's statement, in its transaction: waits while the
+/// cluster's pool cordon is being written, so the claim's statement (its
+/// snapshot taken after) sees a cordon that committed meanwhile. Shared:
+/// claims never wait for each other here. Transaction-scoped, so it holds
+/// through PgBouncer in transaction mode.
+pub(super) async fn claim_barrier(tx: &mut sqlx::PgConnection, cluster: Uuid) -> Result<()> {
+    sqlx::query(&format!(
+        "select pg_advisory_xact_lock_shared({CORDON_LOCK})"
+    ))
+    .bind(cluster)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// What a cordon or uncordon of one namespace changed.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CordonChange {
@@ -100,11 +119,13 @@ impl Store {
     /// Cordons the whole pool (again: reason, actor and end replaced). The
     /// generation is the reload every replica makes of its copy.
     ///
-    /// A barrier: it first takes the pool table in share mode, which waits
-    /// for every transaction writing it (a claim under way, or queued on a
-    /// namespace's row lock) to end, and holds new ones back until the
-    /// cordon is committed; those take their snapshot after the lock, so
-    /// they see the cordon. No claim passes once this has answered.
+    /// A barrier of the cluster's own: it first takes the cluster's cordon
+    /// lock (a transaction-scoped advisory lock) exclusively, which waits for
+    /// every claim in that cluster under way (each holds it shared: see
+    /// [`claim_barrier`]) to end, and holds new ones back until the cordon
+    /// is committed; their claim statement takes its snapshot after the
+    /// lock, so it sees the cordon. No claim in the cluster passes once this
+    /// has answered; claims in other clusters never wait for it.
     pub async fn cordon_pool(
         &self,
         cluster: Uuid,
@@ -113,7 +134,8 @@ impl Store {
         actor: &str,
     ) -> Result<i64> {
         let mut tx = self.begin().await?;
-        sqlx::query("lock table pool_namespaces in share mode")
+        sqlx::query(&format!("select pg_advisory_xact_lock({CORDON_LOCK})"))
+            .bind(cluster)
             .execute(&mut *tx)
             .await?;
         let generation = sqlx::query_scalar(

@@ -192,6 +192,9 @@ impl Store {
             "null",
         );
         let mut tx = self.begin().await?;
+        if new.claim_from_pool {
+            super::cordons::claim_barrier(&mut tx, new.cluster_id).await?;
+        }
         let row = sqlx::query_as(&sql)
             .bind(new.id)
             .bind(new.workspace_id)

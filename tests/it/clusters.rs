@@ -721,3 +721,49 @@ async fn two_clusters_may_swap_names_in_one_reload(db: PgPool) {
     );
     assert_eq!(available_in(&app, &admin, STAGING).await, ["team-a"]);
 }
+
+/// A pool cordon being written in one cluster (its barrier lock held here,
+/// as `cordonPool` holds it) holds back claims in that cluster only.
+#[sqlx::test]
+async fn a_cordon_under_way_in_one_cluster_holds_back_only_its_claims(db: PgPool) {
+    let app = TestApp::spawn(&two_clusters(""), db.clone()).await;
+    let admin = app.admin().await;
+    let workspace = app.create_workspace(&admin, "w").await;
+    let mut cordoning = db.begin().await.expect("a transaction");
+    sqlx::query("select pg_advisory_xact_lock(hashtext('nspool.pool_cordon'), hashtext($1::text))")
+        .bind(Uuid::parse_str(STAGING).expect("uuid"))
+        .execute(&mut *cordoning)
+        .await
+        .expect("the staging barrier");
+    let started = std::time::Instant::now();
+    let in_prod = create_in(&app, &admin, workspace, Some(PROD), "team-a", "p").await;
+    assert!(in_prod.get("errors").is_none(), "{in_prod}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let waiting = {
+        let (app_url, admin) = (app.url("/v1"), admin.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(app_url)
+                .header("authorization", admin)
+                .json(
+                    &json!({"query": v1::CREATE_DEPLOYMENT, "variables": {"label": "s",
+                    "workspaceId": workspace, "clusterId": STAGING, "executor": "CeleryExecutor",
+                    "namespace": "team-a"}}),
+                )
+                .send()
+                .await
+                .expect("an answer")
+                .json::<Value>()
+                .await
+                .expect("JSON")
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the staging claim waits for the cordon"
+    );
+    cordoning.commit().await.expect("released");
+    let answer = waiting.await.expect("the claim");
+    assert!(answer.get("errors").is_none(), "{answer}");
+}
