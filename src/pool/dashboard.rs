@@ -246,8 +246,9 @@ impl History {
 fn live_point(counts: &PoolStateCounts, now: DateTime<Utc>) -> HistoryPoint {
     HistoryPoint {
         hour: now,
-        // Broken, pending and releasing namespaces are free in the event log's terms.
-        free: counts.free + counts.broken + counts.pending + counts.releasing,
+        // Broken, pending, releasing and cordoned namespaces are free in the
+        // event log's terms (the hourly points before this one count them so).
+        free: counts.free + counts.broken + counts.pending + counts.releasing + counts.cordoned,
         held: counts.held,
         soft_deleted: counts.soft_deleted,
     }
@@ -398,6 +399,23 @@ impl PoolService {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn the_last_point_counts_free_as_the_event_log_does() {
+        let counts = PoolStateCounts {
+            free: 1,
+            broken: 1,
+            pending: 1,
+            releasing: 1,
+            cordoned: 2,
+            held: 3,
+            soft_deleted: 4,
+            ..PoolStateCounts::empty()
+        };
+        let point = live_point(&counts, Utc::now());
+        // A cordon is no state change in the log: a cordoned one is free there.
+        assert_eq!((point.free, point.held, point.soft_deleted), (6, 3, 4));
+    }
 
     fn change(start: DateTime<Utc>, minutes: i64, namespace: &str, state: &str) -> StateChange {
         StateChange {
