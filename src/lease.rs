@@ -53,6 +53,13 @@ impl Leadership {
         self.slot().is_some_and(|until| Instant::now() < until)
     }
 
+    /// Stops trusting the hold at once (a clean stop, before the lease is
+    /// handed back: the holder must not still believe it holds the lease
+    /// when another replica has taken it).
+    pub fn give_up(&self) {
+        self.set(None);
+    }
+
     fn slot(&self) -> Option<Instant> {
         *self.valid_until.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -389,7 +389,9 @@ impl KubeWorker {
         let _ = reach.await;
         self.metrics.set_kube_leader(&self.cluster.name, false);
         if leadership.held() {
-            // A clean stop hands the work over at once, not after the lease.
+            // A clean stop hands the work over at once, not after the lease;
+            // this worker stops believing it leads first.
+            leadership.give_up();
             if let Err(error) = self
                 .store
                 .release_kube_lease(self.cluster.id, &self.holder)

@@ -8,6 +8,7 @@ use crate::documents_1x as v1;
 use crate::support::TestApp;
 use nspool::config::KubernetesMode;
 use nspool::kube::client::KubeClient;
+use nspool::kube::lease::{Leadership, LeaseTiming};
 use nspool::kube::objects::{LABEL_DEPLOYMENT, LABEL_RELEASE};
 use nspool::kube::reconcile::KubeWorker;
 use serde_json::{Value, json};
@@ -50,6 +51,8 @@ nspool:
 struct Workers {
     stop: watch::Sender<bool>,
     running: Vec<tokio::task::JoinHandle<()>>,
+    /// Each worker's hold on its cluster's lease, by cluster name.
+    leads: Vec<(String, Leadership)>,
 }
 
 impl Workers {
@@ -65,19 +68,33 @@ impl Workers {
 /// One worker per cluster, each with its own client from the cluster's
 /// kubeconfig (what `serve` starts).
 async fn start_workers(app: &TestApp) -> Workers {
+    start_workers_timed(app, LeaseTiming::default(), |_| true).await
+}
+
+/// The same with other lease timing (a hand-over within seconds), for the
+/// clusters `which` names only.
+async fn start_workers_timed(
+    app: &TestApp,
+    timing: LeaseTiming,
+    which: impl Fn(&str) -> bool,
+) -> Workers {
     let (stop, stopped) = watch::channel(false);
     let settings = app.service.settings();
-    let mut running = Vec::new();
-    for cluster in &settings.clusters {
+    let (mut running, mut leads) = (Vec::new(), Vec::new());
+    for cluster in settings.clusters.iter().filter(|c| which(&c.name)) {
         let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, cluster)
             .await
             .expect("the cluster's kubeconfig")
             .expect("a client");
-        running.push(tokio::spawn(
-            KubeWorker::for_cluster(&app.service, cluster, kube).run(stopped.clone()),
-        ));
+        let worker = KubeWorker::for_cluster(&app.service, cluster, kube).with_lease_timing(timing);
+        leads.push((cluster.name.clone(), worker.leadership()));
+        running.push(tokio::spawn(worker.run(stopped.clone())));
     }
-    Workers { stop, running }
+    Workers {
+        stop,
+        running,
+        leads,
+    }
 }
 
 async fn available_in(app: &TestApp, token: &str, cluster: &str) -> Vec<String> {
@@ -407,6 +424,174 @@ async fn a_cluster_added_by_a_reload_gets_its_worker(db: PgPool) {
     .await;
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+    prod.assert_never_deleted();
+    staging.assert_never_deleted();
+}
+
+/// Which of `replicas` (each its workers' holds) leads `cluster` now.
+fn leaders_of(replicas: &[Vec<(String, Leadership)>], cluster: &str) -> Vec<usize> {
+    (0..replicas.len())
+        .filter(|&i| {
+            replicas[i]
+                .iter()
+                .any(|(name, lead)| name == cluster && lead.held())
+        })
+        .collect()
+}
+
+/// Three replicas on one database, each running a worker per cluster (as
+/// three `serve`s do) against two real control planes. Replica 0 starts
+/// with prod's worker and replica 1 with staging's, so each leads one
+/// cluster; then every replica runs both. Each cluster's lease has one
+/// holder at every moment; replica 0, stopped cleanly, hands prod over at
+/// once while staging's lease stays with replica 1, never taken anew. Claims
+/// made afterwards reach both clusters through their leaders.
+#[sqlx::test]
+async fn three_replicas_lead_each_cluster_once_and_hand_over(db: PgPool) {
+    const TIMING: LeaseTiming = LeaseTiming {
+        duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry: Duration::from_millis(500),
+    };
+    let (prod, staging) = Cluster::connect_both().await;
+    let ns = prod.ns("team-l");
+    let config = two_clusters(
+        &prod.kubeconfig_as(Account::Create).await,
+        &[&ns],
+        &staging.kubeconfig_as(Account::Create).await,
+        &[&ns],
+    );
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(TestApp::spawn_replica_in_cluster(&config, &db).await);
+    }
+    // Each replica's workers (those started first, then the rest).
+    let mut workers: Vec<Vec<Workers>> = vec![
+        vec![start_workers_timed(&replicas[0], TIMING, |c| c == "prod").await],
+        vec![start_workers_timed(&replicas[1], TIMING, |c| c == "staging").await],
+        Vec::new(),
+    ];
+    let first_leads = |workers: &[Vec<Workers>]| -> Vec<Vec<(String, Leadership)>> {
+        workers
+            .iter()
+            .map(|w| w.iter().flat_map(|w| w.leads.clone()).collect())
+            .collect()
+    };
+    let early = first_leads(&workers);
+    eventually(
+        Duration::from_secs(10),
+        "replica 0 leads prod, 1 staging",
+        || async { leaders_of(&early, "prod") == [0] && leaders_of(&early, "staging") == [1] },
+    )
+    .await;
+    workers[0].push(start_workers_timed(&replicas[0], TIMING, |c| c == "staging").await);
+    workers[1].push(start_workers_timed(&replicas[1], TIMING, |c| c == "prod").await);
+    workers[2].push(start_workers_timed(&replicas[2], TIMING, |_| true).await);
+    let leads = first_leads(&workers);
+    // Every 20 ms until the end: how many replicas lead each cluster at once.
+    let (done, mut finished) = watch::channel(false);
+    let sampler = tokio::spawn({
+        let leads = leads.clone();
+        async move {
+            let mut most = 0;
+            loop {
+                for cluster in ["prod", "staging"] {
+                    most = most.max(leaders_of(&leads, cluster).len());
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(20)) => {},
+                    _ = finished.wait_for(|done| *done) => return most,
+                }
+            }
+        }
+    });
+
+    let admin = replicas[0].admin().await;
+    eventually(Duration::from_secs(60), "both applied", || async {
+        available_in(&replicas[1], &admin, PROD).await == [ns.clone()]
+            && available_in(&replicas[2], &admin, STAGING).await == [ns.clone()]
+    })
+    .await;
+    // The followers that joined took nothing over.
+    assert_eq!(leaders_of(&leads, "prod"), [0]);
+    assert_eq!(leaders_of(&leads, "staging"), [1]);
+    let staging_id = Uuid::parse_str(STAGING).expect("uuid");
+    let staging_taken = || async {
+        sqlx::query_as::<_, (String, chrono::DateTime<chrono::Utc>)>(
+            "select holder, acquired_at from kube_lease where cluster_id = $1",
+        )
+        .bind(staging_id)
+        .fetch_one(&db)
+        .await
+        .expect("staging's lease row")
+    };
+    let staging_lease = staging_taken().await;
+
+    // Replica 0 stops cleanly: another takes prod at once; staging stays.
+    let stopped_at = Instant::now();
+    for w in workers[0].drain(..) {
+        w.stop().await;
+    }
+    eventually(
+        Duration::from_secs(5),
+        "prod led by another replica",
+        || async { leaders_of(&leads, "prod").len() == 1 },
+    )
+    .await;
+    eprintln!(
+        "prod handed over {:?} after its leader began to stop (lease {:?})",
+        stopped_at.elapsed(),
+        TIMING.duration
+    );
+    assert_eq!(
+        leaders_of(&leads, "staging"),
+        [1],
+        "staging's leader keeps it"
+    );
+    assert_eq!(
+        staging_taken().await,
+        staging_lease,
+        "staging's lease was never taken anew"
+    );
+
+    // The leaders do the work: claims in both clusters get their labels and
+    // one claim Event each.
+    let survivor = &replicas[2];
+    let workspace = survivor.create_workspace(&admin, "w").await;
+    for (cluster, id) in [(&prod, PROD), (&staging, STAGING)] {
+        let claimed = claim_in(survivor, &admin, workspace, id, &ns).await;
+        let deployment = claimed["id"].as_str().expect("an id").to_owned();
+        eventually(Duration::from_secs(30), "claim labels", || async {
+            label_of(cluster, &ns, LABEL_DEPLOYMENT).await.as_deref() == Some(deployment.as_str())
+        })
+        .await;
+        let release = claimed["releaseName"]
+            .as_str()
+            .expect("a release")
+            .to_owned();
+        eventually(Duration::from_secs(30), "the claim Event", || async {
+            cluster
+                .events(&ns)
+                .await
+                .iter()
+                .any(|e| e.to_string().contains(&release))
+        })
+        .await;
+        let posted = cluster
+            .events(&ns)
+            .await
+            .iter()
+            .filter(|e| e.to_string().contains(&release))
+            .count();
+        assert_eq!(posted, 1, "one claim Event in {id}, not one per replica");
+    }
+
+    let _ = done.send(true);
+    let most = sampler.await.expect("the sampler");
+    assert_eq!(most, 1, "two replicas led one cluster at once");
+    for w in workers.into_iter().flatten() {
+        w.stop().await;
+    }
     prod.assert_never_deleted();
     staging.assert_never_deleted();
 }

@@ -114,6 +114,21 @@ impl TestApp {
         .await
     }
 
+    /// Another replica in a cluster, on its own connection pool to the same
+    /// database (as a second `serve` with a cluster).
+    pub async fn spawn_replica_in_cluster(yaml: &str, db: &PgPool) -> TestApp {
+        let store = Store::new(another_pool(db).await);
+        Self::start(
+            yaml,
+            store,
+            db.clone(),
+            Default::default(),
+            Default::default(),
+            true,
+        )
+        .await
+    }
+
     /// `in_cluster: false`: as `serve` where no cluster is found.
     async fn start(
         yaml: &str,
