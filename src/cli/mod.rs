@@ -259,10 +259,22 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("nspool: {error:#}");
-            ExitCode::FAILURE
+            // What the command was asked is refused: a usage error, as
+            // clap's, `rbac` and `config check` exit.
+            if error.downcast_ref::<Refused>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
+
+/// A command's arguments refused by the pool service (an unknown
+/// `--cluster`, an empty reason): exit 2 rather than 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
 
 /// Runs `work` against a migrated database, then closes it. The pool table
 /// stays as the last `serve` or `migrate` left it.
@@ -274,7 +286,10 @@ where
     let database = Database::open(&settings, 4).await?;
     let outcome = async {
         let service = app::open(settings, database.store.clone()).await?;
-        work(service).await.map_err(|e| anyhow::anyhow!("{e}"))
+        work(service).await.map_err(|e| match e {
+            crate::pool::Error::BadInput(_) => anyhow::Error::new(Refused(e.to_string())),
+            e => anyhow::anyhow!("{e}"),
+        })
     }
     .await;
     database.close().await;

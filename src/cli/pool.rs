@@ -153,9 +153,14 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
         // when there are several.
         let cluster = match (command.cluster(), listing) {
             (None, true) => None,
-            (name, _) => Some(crate::pool::clusters::cluster_by_name(&settings, name)?.id),
+            (name, _) => Some(service.cluster_id_named(name).await?),
         };
         let many = settings.many_clusters();
+        // What the commands it suggests need to say the same cluster.
+        let command_cluster = match command.cluster() {
+            Some(name) if many => format!(" --cluster {name}"),
+            _ => String::new(),
+        };
         let mut out = std::io::stdout().lock();
         let text = match command {
             PoolCommand::List { state, output, .. } => {
@@ -192,8 +197,9 @@ pub async fn run(settings: Arc<Settings>, command: PoolCommand) -> anyhow::Resul
                     .cordon_pool(&Caller::Operator, cluster, &reason, until)
                     .await?;
                 format!(
-                    "pool {}cordoned: no claims until `nspool pool uncordon --all`\n",
-                    if was { "already " } else { "" }
+                    "pool {}cordoned: no claims until `nspool pool uncordon --all{}`\n",
+                    if was { "already " } else { "" },
+                    command_cluster
                 )
             }
             PoolCommand::Uncordon {

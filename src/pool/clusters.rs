@@ -109,6 +109,39 @@ impl PoolService {
         Ok(cluster_required(&self.settings(), id)?.id)
     }
 
+    /// The id of the cluster `id` names, listed in the config or removed
+    /// from it (a removed cluster's namespaces stay, retired, with their
+    /// history and cordons: they are read and acted on by its id); without
+    /// one, the only cluster's (an error listing them when there are several).
+    pub(crate) async fn cluster_id_known(&self, id: Option<Uuid>) -> Result<Uuid> {
+        if let Some(id) = id
+            && self.settings().cluster(id).is_none()
+            && self.store.clusters().await?.iter().any(|c| c.id == id)
+        {
+            return Ok(id);
+        }
+        self.cluster_id_required(id)
+    }
+
+    /// [`cluster_by_name`] that also knows the clusters removed from the
+    /// config by the name they had (an operator's `--cluster NAME` on
+    /// `nspool pool`).
+    pub async fn cluster_id_named(&self, name: Option<&str>) -> Result<Uuid> {
+        let settings = self.settings();
+        match cluster_by_name(&settings, name) {
+            Ok(cluster) => Ok(cluster.id),
+            Err(unknown) => {
+                let Some(name) = name else {
+                    return Err(unknown);
+                };
+                match self.store.clusters().await?.iter().find(|c| c.name == name) {
+                    Some(removed) => Ok(removed.id),
+                    None => Err(unknown),
+                }
+            }
+        }
+    }
+
     /// Every cluster of the config, in its order, with its counts and
     /// Kubernetes reachability (system viewers and up).
     pub async fn clusters(&self, caller: &Caller) -> Result<Vec<ClusterView>> {

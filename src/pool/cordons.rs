@@ -51,17 +51,17 @@ impl PoolService {
         text::check("name", name, text::max::FILTER)?;
         let why = reason(why)?;
         let ends = until(ends)?;
-        let cluster = self.cluster_id_required(cluster)?;
+        let cluster = self.cluster_id_known(cluster).await?;
         let change = self
             .store
             .cordon_namespace(cluster, name, why, ends, &caller.actor())
             .await?
-            .ok_or_else(|| not_in_pool(name))?;
+            .ok_or_else(|| self.not_in_pool(cluster, name))?;
         self.read_own_write(change.generation).await;
         self.kube_wake.wake_workers();
         self.pool_namespace(caller, Some(cluster), name)
             .await?
-            .ok_or_else(|| not_in_pool(name))
+            .ok_or_else(|| self.not_in_pool(cluster, name))
     }
 
     pub async fn uncordon_namespace(
@@ -72,7 +72,7 @@ impl PoolService {
     ) -> Result<PoolNamespaceView> {
         caller.authorize(Action::System(Level::Admin))?;
         text::check("name", name, text::max::FILTER)?;
-        let cluster = self.cluster_id_required(cluster)?;
+        let cluster = self.cluster_id_known(cluster).await?;
         let change = self
             .store
             .uncordon_namespace(cluster, name, &caller.actor(), "uncordoned")
@@ -86,7 +86,7 @@ impl PoolService {
             None => {
                 self.pool_namespace(caller, Some(cluster), name)
                     .await?
-                    .ok_or_else(|| not_in_pool(name))?;
+                    .ok_or_else(|| self.not_in_pool(cluster, name))?;
                 return Err(Error::Conflict(format!(
                     "Namespace \"{}\" is not cordoned",
                     text::excerpt(name)
@@ -95,7 +95,7 @@ impl PoolService {
         }
         self.pool_namespace(caller, Some(cluster), name)
             .await?
-            .ok_or_else(|| not_in_pool(name))
+            .ok_or_else(|| self.not_in_pool(cluster, name))
     }
 
     /// No claims while it holds; releases and reclaims go on.
@@ -199,9 +199,21 @@ impl PoolService {
     }
 }
 
-fn not_in_pool(name: &str) -> Error {
-    Error::NotFound(format!(
-        "\"{}\" is not a namespace of the pool (or it is retired)",
-        text::excerpt(name)
-    ))
+impl PoolService {
+    /// With several clusters it says which cluster's pool was looked in.
+    fn not_in_pool(&self, cluster: Uuid, name: &str) -> Error {
+        let settings = self.settings();
+        let pool = if settings.many_clusters() {
+            match settings.cluster(cluster) {
+                Some(c) => format!("cluster {}'s pool", c.name),
+                None => format!("the pool of removed cluster {cluster}"),
+            }
+        } else {
+            "the pool".to_owned()
+        };
+        Error::NotFound(format!(
+            "\"{}\" is not a namespace of {pool} (or it is retired)",
+            text::excerpt(name)
+        ))
+    }
 }

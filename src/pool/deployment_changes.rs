@@ -113,10 +113,18 @@ impl PoolService {
                             "A Deployment cannot move to another workspace".into(),
                         ));
                     }
-                    if cluster.is_some_and(|c| c != current.cluster_id) {
-                        return Err(Error::BadInput(
-                            "A Deployment cannot move to another cluster: its namespace is in its own".into(),
-                        ));
+                    if let Some(asked) = cluster.filter(|c| *c != current.cluster_id) {
+                        let settings = self.settings();
+                        let name = |id: Uuid| {
+                            settings
+                                .cluster(id)
+                                .map_or_else(|| id.to_string(), |c| format!("{} ({id})", c.name))
+                        };
+                        return Err(Error::BadInput(format!(
+                            "A Deployment cannot move to another cluster: it is in cluster {} with its namespace, and clusterId names {}",
+                            name(current.cluster_id),
+                            name(asked)
+                        )));
                     }
                 }
                 self.update_deployment(caller, id, None, request.input)

@@ -168,17 +168,16 @@ impl PoolService {
             }
         };
         if pool_mode && requested_namespace.is_none() {
+            let at = refusals::Where::of(cluster, settings.many_clusters());
             if let Some(cordon) = self.store.pool_cordon(cluster.id).await? {
-                return Err(Error::Conflict(refusals::pool_cordoned(&cordon)));
+                return Err(Error::Conflict(refusals::pool_cordoned(&cordon, &at)));
             }
             let available = self.store.available_namespaces(cluster.id).await?;
-            let empty = self.empty_pool_text(cluster.id).await?;
-            let text = refusals::namespace_required(&available, || empty);
-            return Err(Error::BadInput(if settings.many_clusters() {
-                refusals::in_cluster(text, &cluster.name, &cluster.key)
-            } else {
-                text
-            }));
+            let empty = self.empty_pool_text(&at, cluster.id).await?;
+            return Err(Error::BadInput(refusals::namespace_required(
+                &available,
+                || empty,
+            )));
         }
 
         let id = Uuid::new_v4();
@@ -281,15 +280,13 @@ impl PoolService {
     async fn claim_refused(&self, caller: &Caller, cluster: Uuid, name: &str) -> Error {
         let settings = self.settings();
         // With several clusters the words name the cluster and its keys.
-        let word = |text: String| match settings.cluster(cluster) {
-            Some(c) if settings.many_clusters() => {
-                super::refusals::in_cluster(text, &c.name, &c.key)
-            }
-            _ => text,
+        let at = match settings.cluster(cluster) {
+            Some(c) => refusals::Where::of(c, settings.many_clusters()),
+            None => refusals::Where::of(settings.default_cluster(), settings.many_clusters()),
         };
         let words = async {
             if let Some(cordon) = self.store.pool_cordon(cluster).await? {
-                return Ok((Kind::Conflict, refusals::pool_cordoned(&cordon)));
+                return Ok((Kind::Conflict, refusals::pool_cordoned(&cordon, &at)));
             }
             let holder = self.store.namespace_holder(cluster, name).await?;
             let visible = holder
@@ -301,7 +298,7 @@ impl PoolService {
                         .is_ok()
                 });
             let available = self.store.available_namespaces(cluster).await?;
-            let empty = self.empty_pool_text(cluster).await?;
+            let empty = self.empty_pool_text(&at, cluster).await?;
             let reclaimable = self.reclaimable_at(holder.as_ref().and_then(|h| h.deleted_at));
             Ok::<_, Error>(refusals::not_claimable(
                 name,
@@ -310,19 +307,20 @@ impl PoolService {
                 reclaimable,
                 &available,
                 || empty,
+                &at,
             ))
         };
         match words.await {
-            Ok((Kind::Conflict, text)) => Error::Conflict(word(text)),
-            Ok((Kind::BadInput, text)) => Error::BadInput(word(text)),
+            Ok((Kind::Conflict, text)) => Error::Conflict(text),
+            Ok((Kind::BadInput, text)) => Error::BadInput(text),
             Err(e) => e,
         }
     }
 
-    async fn empty_pool_text(&self, cluster: Uuid) -> Result<String> {
+    async fn empty_pool_text(&self, at: &refusals::Where, cluster: Uuid) -> Result<String> {
         let summary = self.store.pool_summary(Some(cluster)).await?;
         let next = self.reclaimable_at(summary.oldest_soft_delete);
-        Ok(refusals::empty_pool(&summary, next))
+        Ok(refusals::empty_pool(&summary, next, at))
     }
 
     /// A Deployment the caller may see at `level`, soft-deleted ones included.

@@ -71,7 +71,8 @@ impl From<store::Error> for Error {
             | store::Error::LabelTaken
             | store::Error::NamespaceTaken
             | store::Error::HeldBack { .. }
-            | store::Error::ClusterHeld { .. }) => Error::Conflict(other.to_string()),
+            | store::Error::ClusterHeld { .. }
+            | store::Error::ClusterAmbiguous { .. }) => Error::Conflict(other.to_string()),
             other @ store::Error::Unavailable(_) => Error::Unavailable(other),
             other @ store::Error::Database(_) => Error::Internal(other),
         }

@@ -54,7 +54,7 @@ impl PoolService {
         reason: &str,
     ) -> Result<()> {
         caller.authorize(Action::System(Level::Admin))?;
-        let cluster = self.cluster_id_required(cluster)?;
+        let cluster = self.cluster_id_known(cluster).await?;
         text::check("name", name, text::max::FILTER)?;
         text::check("reason", reason, text::max::REASON)?;
         if reason.trim().is_empty() {

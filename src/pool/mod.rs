@@ -222,6 +222,14 @@ impl PoolService {
         if settings.clusters.iter().all(|c| c.id_given) {
             return Ok(());
         }
+        let resolved = self.with_database_ids(&settings).await?;
+        self.swap_settings(Arc::new(resolved));
+        Ok(())
+    }
+
+    /// `settings` with the database's id of each cluster the config gives
+    /// none (nil where the database has no row for it yet), without writing.
+    pub(crate) async fn with_database_ids(&self, settings: &Settings) -> Result<Settings> {
         let wanted: Vec<crate::store::WantedCluster<'_>> = settings
             .clusters
             .iter()
@@ -237,8 +245,7 @@ impl PoolService {
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect();
-        self.swap_settings(Arc::new(settings.with_cluster_ids(&ids)));
-        Ok(())
+        Ok(settings.with_cluster_ids(&ids))
     }
 
     /// When a soft-deleted Deployment's namespace comes back by itself:

@@ -37,6 +37,27 @@ pub struct ReloadReport {
     pub needs_restart: Vec<&'static str>,
 }
 
+/// How the clusters changed, matched by id: "added qa", "removed tmp",
+/// "renamed stage (was staging)" (a rename changes no row but the name).
+fn cluster_changes(old: &Settings, new: &Settings) -> Vec<String> {
+    let mut changes = Vec::new();
+    for cluster in &new.clusters {
+        match old.cluster(cluster.id) {
+            None => changes.push(format!("added {}", cluster.name)),
+            Some(before) if before.name != cluster.name => {
+                changes.push(format!("renamed {} (was {})", cluster.name, before.name))
+            }
+            Some(_) => {}
+        }
+    }
+    for cluster in &old.clusters {
+        if new.cluster(cluster.id).is_none() {
+            changes.push(format!("removed {}", cluster.name));
+        }
+    }
+    changes
+}
+
 /// Settings a running replica cannot change: they keep their running values.
 fn keep_running(old: &Settings, new: &mut Settings) -> Vec<&'static str> {
     let (was, now) = (&old.service, &mut new.service);
@@ -84,9 +105,11 @@ impl PoolService {
         let mut new = match read {
             Ok(new) => new,
             Err(ConfigErrors { errors, warnings }) => {
-                let mut reported: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                reported.extend(warnings.into_iter().map(|w| format!("warning: {w}")));
-                self.reload_failed(reported);
+                // Warnings are not why it is refused: logged as warnings.
+                for warning in &warnings {
+                    tracing::warn!("{warning}");
+                }
+                self.reload_failed(errors.iter().map(ToString::to_string).collect());
                 return None;
             }
         };
@@ -109,6 +132,17 @@ impl PoolService {
                 needs_restart,
                 ..ReloadReport::default()
             });
+        }
+        // A changed config: else the database's (a config going back to one cluster keeps the
+        // id it had under nspool.clusters): the guard below matches by id.
+        if new.clusters.iter().any(|c| c.id.is_nil()) {
+            match self.with_database_ids(&new).await {
+                Ok(resolved) => new = resolved,
+                Err(error) => {
+                    self.reload_failed(vec![error.to_string()]);
+                    return None;
+                }
+            }
         }
         if let Some(refusal) = self.shrink_refusal(&old, &new).await {
             self.reload_failed(vec![refusal]);
@@ -147,11 +181,17 @@ impl PoolService {
         // RBAC, labels and leftover checks follow on the next pass (their
         // fingerprint includes the settings).
         self.kube_wake.wake_workers();
+        let clusters = cluster_changes(&old, &self.settings());
         let summary = format!(
-            "config reloaded: {} added, {} back, {} retired{}{}",
+            "config reloaded: {} added, {} back, {} retired{}{}{}",
             sync.added.len(),
             sync.restored.len(),
             sync.retired.len(),
+            if clusters.is_empty() {
+                String::new()
+            } else {
+                format!("; clusters: {}", clusters.join(", "))
+            },
             if cleanup_changed {
                 "; reclaim job changed"
             } else {

@@ -45,17 +45,17 @@ impl PoolService {
                 a.id == b.id
             }
         };
+        // Every cluster's refusal, so that one edit fixes them all.
+        let mut refusals = Vec::new();
         for before in &old.clusters {
             let after = new.clusters.iter().find(|c| same(before, c));
             let refusal = match after {
                 None => self.removal_refusal(before).await,
                 Some(after) => self.cluster_shrink_refusal(before, after).await,
             };
-            if refusal.is_some() {
-                return refusal;
-            }
+            refusals.extend(refusal);
         }
-        None
+        (!refusals.is_empty()).then(|| refusals.join("; "))
     }
 
     /// A cluster the new config no longer lists: refused while Deployments
@@ -92,8 +92,13 @@ impl PoolService {
         new: &ClusterSettings,
     ) -> Option<String> {
         if old.pool.enabled() && !new.pool.enabled() {
+            let whose = if new.key.is_empty() {
+                "every pool namespace".to_owned()
+            } else {
+                format!("every namespace of cluster {}'s pool", new.name)
+            };
             return Some(format!(
-                "{}: the new config turns pool mode off, which would retire every pool namespace; a reload does not do that on its own: {CONFIRM}",
+                "{}: the new config turns pool mode off, which would retire {whose}; a reload does not do that on its own: {CONFIRM}",
                 pool_key(new, "enabled")
             ));
         }

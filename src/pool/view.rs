@@ -224,7 +224,7 @@ impl PoolService {
         caller.authorize(Action::System(Level::Viewer))?;
         let cluster = match cluster {
             None => None,
-            Some(id) => Some(self.cluster_id_required(Some(id))?),
+            Some(id) => Some(self.cluster_id_known(Some(id)).await?),
         };
         let rows = self.store.pool_namespaces(cluster).await?;
         self.views_of(rows).await
@@ -241,7 +241,7 @@ impl PoolService {
     ) -> Result<Option<PoolNamespaceView>> {
         caller.authorize(Action::System(Level::Viewer))?;
         crate::domain::text::check("name", name, crate::domain::text::max::FILTER)?;
-        let cluster = self.cluster_id_required(cluster)?;
+        let cluster = self.cluster_id_known(cluster).await?;
         let Some(row) = self.store.pool_namespace(cluster, name).await? else {
             return Ok(None);
         };
@@ -330,7 +330,7 @@ impl PoolService {
         crate::domain::text::check_opt("namespace", namespace, crate::domain::text::max::FILTER)?;
         let cluster = match (cluster, namespace) {
             (None, None) => None,
-            (cluster, _) => Some(self.cluster_id_required(cluster)?),
+            (cluster, _) => Some(self.cluster_id_known(cluster).await?),
         };
         Ok(all(self.store.events(cluster, namespace, last).await?))
     }

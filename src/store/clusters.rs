@@ -37,12 +37,7 @@ impl Store {
                 ids.push(Some(cluster.id));
                 continue;
             }
-            ids.push(
-                sqlx::query_scalar("select id from clusters where name = $1")
-                    .bind(cluster.name)
-                    .fetch_optional(&mut *conn)
-                    .await?,
-            );
+            ids.push(single_cluster_id(&mut conn, cluster.name).await?);
         }
         Ok(ids)
     }
@@ -86,19 +81,18 @@ pub(super) async fn sync_clusters(
     let mut ids = Vec::with_capacity(wanted.len());
     for cluster in wanted {
         let id: Uuid = if cluster.id.is_nil() {
-            // The one cluster of a config without an id: the row of its
-            // name (the migration made `default`), else a new one.
-            sqlx::query_scalar(
-                "with found as (select id from clusters where name = $1),
-                 made as (
-                    insert into clusters (id, name) select gen_random_uuid(), $1
-                    where not exists (select 1 from found) returning id
-                 )
-                 select id from found union all select id from made",
-            )
-            .bind(cluster.name)
-            .fetch_one(&mut *tx)
-            .await?
+            match single_cluster_id(&mut *tx, cluster.name).await? {
+                Some(id) => id,
+                None => {
+                    sqlx::query_scalar(
+                        "insert into clusters (id, name) values (gen_random_uuid(), $1)
+                         returning id",
+                    )
+                    .bind(cluster.name)
+                    .fetch_one(&mut *tx)
+                    .await?
+                }
+            }
         } else {
             cluster.id
         };
@@ -168,4 +162,36 @@ pub(super) async fn sync_clusters(
     .execute(&mut *tx)
     .await?;
     Ok(ids)
+}
+
+/// The row of the one cluster of a config without `nspool.clusterId`: the
+/// cluster the database serves when it serves one (whatever its name: a
+/// config that listed it under `nspool.clusters` and goes back to one
+/// cluster keeps its id, its rows and cordons); among several, the one of
+/// `name`, else the choice is the operator's (`Error::ClusterAmbiguous`);
+/// among none, the retired row of `name`, else none (a new one is made).
+async fn single_cluster_id(conn: &mut PgConnection, name: &str) -> Result<Option<Uuid>> {
+    let live: Vec<(Uuid, String)> =
+        sqlx::query_as("select id, name from clusters where retired_at is null order by no")
+            .fetch_all(&mut *conn)
+            .await?;
+    match live.as_slice() {
+        [(id, _)] => Ok(Some(*id)),
+        [] => Ok(
+            sqlx::query_scalar("select id from clusters where name = $1")
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?,
+        ),
+        several => match several.iter().find(|(_, n)| n == name) {
+            Some((id, _)) => Ok(Some(*id)),
+            None => Err(super::Error::ClusterAmbiguous {
+                clusters: several
+                    .iter()
+                    .take(64)
+                    .map(|(id, name)| format!("{name} ({id})"))
+                    .collect(),
+            }),
+        },
+    }
 }

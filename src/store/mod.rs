@@ -85,6 +85,13 @@ pub enum Error {
         namespaces.join(", ")
     )]
     ClusterHeld { namespaces: Vec<String> },
+    /// A config of one cluster without `nspool.clusterId` on a database that
+    /// serves several, none of its name: which one it is, is not guessed.
+    #[error(
+        "nspool.clusterId: the config names one cluster without an id and the database serves several ({}); set nspool.clusterId to the id of the one this config is for, or list them all under nspool.clusters; nothing was changed",
+        clusters.join(", ")
+    )]
+    ClusterAmbiguous { clusters: Vec<String> },
 }
 
 impl From<sqlx::Error> for Error {

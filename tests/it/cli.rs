@@ -929,7 +929,7 @@ async fn the_pool_and_rbac_commands_take_a_cluster(db: sqlx::PgPool) {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("namespace/team-c cordoned"), "{out}");
     let (code, _, err) = run(&["pool", "list", "--config", config, "--cluster", "qa"]);
-    assert_ne!(code, Some(0));
+    assert_eq!(code, Some(2), "a usage error, as rbac's: {err}");
     assert!(err.contains("\"qa\""), "{err}");
 
     // rbac render: the named cluster's pool.

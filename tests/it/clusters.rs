@@ -449,6 +449,14 @@ async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPoo
         "{errors:?}"
     );
     assert_eq!(available_in(&app, &admin, STAGING).await, ["team-a"]);
+    app.ok(
+        Some(&admin),
+        &format!(
+            r#"mutation {{ cordonNamespace(name: "team-a", reason: "disk", clusterId: "{STAGING}") {{ name }} }}"#
+        ),
+        Value::Null,
+    )
+    .await;
 
     // Once released, the cluster goes; its namespaces are retired, never deleted.
     app.ok(
@@ -486,6 +494,153 @@ async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPoo
     .await
     .expect("count");
     assert_eq!(rows, 2, "retired, not deleted");
+
+    // The removed cluster's namespaces are still read, and uncordoned, by
+    // its id: they keep their history and cordons.
+    let read = app
+        .ok(
+            Some(&admin),
+            &format!(
+                r#"{{ poolNamespace(name: "team-a", clusterId: "{STAGING}") {{ name cordon {{ reason }} }}
+                    poolEvents(namespace: "team-a", clusterId: "{STAGING}") {{ kind }} }}"#
+            ),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(read["poolNamespace"]["cordon"]["reason"], "disk", "{read}");
+    assert!(
+        read["poolEvents"].as_array().is_some_and(|e| !e.is_empty()),
+        "{read}"
+    );
+    let lifted = app
+        .gql(
+            Some(&admin),
+            &format!(
+                r#"mutation {{ uncordonNamespace(name: "team-a", clusterId: "{STAGING}") {{ name cordon {{ reason }} }} }}"#
+            ),
+            Value::Null,
+        )
+        .await;
+    assert!(lifted.get("errors").is_none(), "{lifted}");
+    assert_eq!(lifted["data"]["uncordonNamespace"]["cordon"], Value::Null);
+}
+
+/// A reload that removes several clusters with held namespaces is refused
+/// naming every one of them, not the first only.
+#[sqlx::test]
+async fn a_refused_reload_names_every_cluster_it_would_empty(db: PgPool) {
+    const DEV: &str = "5b5b5b5b-0000-4000-8000-000000000003";
+    let three = two_clusters(&format!(
+        "    - id: {DEV}\n      name: dev\n      preCreatedNamespaces: [{{name: legacy-1}}]\n"
+    ));
+    let parse = |yaml: &str| Settings::parse(yaml, &|_| None);
+    let app = TestApp::spawn(&three, db).await;
+    let admin = app.admin().await;
+    let workspace = app.create_workspace(&admin, "w").await;
+    for (cluster, ns) in [(STAGING, "team-c"), (DEV, "legacy-1")] {
+        let held = create_in(&app, &admin, workspace, Some(cluster), ns, ns).await;
+        assert!(held.get("errors").is_none(), "{held}");
+    }
+    let prod_only = format!(
+        "nspool:\n  houstonVersion: 1.0.0\n  kubernetes: {{mode: \"off\"}}\n  clusters:\n    - {{id: {PROD}, name: prod, namespacePools: {{enabled: true, namespaces: {{names: [team-a, team-b]}}}}}}\n"
+    );
+    assert!(app.service.reload(parse(&prod_only)).await.is_none());
+    let (_, errors) = app.service.reload_status().failing.expect("refused");
+    assert!(
+        errors[0].contains("cluster staging")
+            && errors[0].contains("team-c")
+            && errors[0].contains("cluster dev")
+            && errors[0].contains("legacy-1"),
+        "{errors:?}"
+    );
+}
+
+/// The `clusters` query's ids, names and retired counts.
+async fn clusters_of(app: &TestApp, admin: &str) -> Value {
+    app.ok(Some(admin), "{ clusters { id name retired } }", Value::Null)
+        .await["clusters"]
+        .clone()
+}
+
+/// A one-cluster config without `nspool.clusterId` that moves under
+/// `nspool.clusters` (with the id the database made) and back again keeps
+/// that id, its claims and its cordons: the database serves one cluster and
+/// it is that one. With several clusters in the database, which one a
+/// config of one cluster means is not guessed: refused, naming them.
+#[sqlx::test]
+async fn a_config_going_back_to_one_cluster_keeps_its_id_and_cordons(db: PgPool) {
+    let single = "global: {features: {namespacePools: {enabled: true, namespaces: {names: [team-a, team-b, team-c]}}}}\n";
+    let parse = |yaml: &str| Settings::parse(yaml, &|_| None);
+    let app = TestApp::spawn(single, db).await;
+    let admin = app.admin().await;
+    let made = clusters_of(&app, &admin).await;
+    let id = made[0]["id"].as_str().expect("an id").to_owned();
+    let workspace = app.create_workspace(&admin, "w").await;
+    let held = create_in(&app, &admin, workspace, None, "team-a", "a").await;
+    assert!(held.get("errors").is_none(), "{held}");
+    app.ok(
+        Some(&admin),
+        r#"mutation { cordonNamespace(name: "team-b", reason: "disk") { name } }"#,
+        Value::Null,
+    )
+    .await;
+
+    let listed = format!(
+        "nspool:\n  kubernetes: {{mode: \"off\"}}\n  clusters:\n    - {{id: {id}, name: prod, namespacePools: {{enabled: true, namespaces: {{names: [team-a, team-b, team-c]}}}}}}\n"
+    );
+    app.service
+        .reload(parse(&listed))
+        .await
+        .expect("moved under nspool.clusters");
+    assert_eq!(
+        clusters_of(&app, &admin).await,
+        json!([{"id": id, "name": "prod", "retired": 0}])
+    );
+    let back = app
+        .service
+        .reload(parse(single))
+        .await
+        .expect("back to one cluster, although team-a is held");
+    assert!(
+        back.sync.added.is_empty() && back.sync.retired.is_empty(),
+        "{back:?}"
+    );
+    assert_eq!(
+        clusters_of(&app, &admin).await,
+        json!([{"id": id, "name": "default", "retired": 0}])
+    );
+    assert_eq!(
+        app.available(&admin).await,
+        ["team-c"],
+        "team-b still cordoned"
+    );
+
+    // Two clusters in the database, then a config of one without an id.
+    let two = format!(
+        "{listed}    - {{id: {STAGING}, name: staging, namespacePools: {{enabled: true, namespaces: {{names: [team-a]}}}}}}\n"
+    );
+    app.service
+        .reload(parse(&two))
+        .await
+        .expect("staging added");
+    assert!(app.service.reload(parse(single)).await.is_none());
+    let (_, errors) = app
+        .service
+        .reload_status()
+        .failing
+        .expect("the refusal is reported");
+    assert!(
+        errors[0].contains("nspool.clusterId")
+            && errors[0].contains(&format!("prod ({id})"))
+            && errors[0].contains(&format!("staging ({STAGING})")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        clusters_of(&app, &admin).await,
+        json!([{"id": id, "name": "prod", "retired": 0},
+               {"id": STAGING, "name": "staging", "retired": 0}]),
+        "nothing changed"
+    );
 }
 
 /// `pool-a`'s events include the one written before the upgrade.
@@ -720,6 +875,17 @@ async fn two_clusters_may_swap_names_in_one_reload(db: PgPool) {
         json!([{"id": PROD, "name": "staging", "held": 0}, {"id": STAGING, "name": "prod", "held": 1}])
     );
     assert_eq!(available_in(&app, &admin, STAGING).await, ["team-a"]);
+    // The config_reload event says what changed (no namespace row did).
+    let said: String = sqlx::query_scalar(
+        "select reason from events where kind = 'config_reload' order by id desc limit 1",
+    )
+    .fetch_one(&app.db)
+    .await
+    .expect("the reload's event");
+    assert!(
+        said.contains("clusters: renamed staging (was prod), renamed prod (was staging)"),
+        "{said}"
+    );
 }
 
 /// A pool cordon being written in one cluster (its barrier lock held here,

@@ -215,6 +215,19 @@ async fn a_cluster_is_shown_alone_and_the_search_and_pages_keep_it(db: PgPool) {
         "<input type=\"hidden\" name=\"cluster\" value=\"{STAGING}\">"
     )));
 
+    // By name as operators say it; an unknown one is said, not ignored
+    // (escaped, shortened), and every cluster is shown.
+    let by_name = page(&app, &cookie, "?cluster=staging").await;
+    assert!(by_name.contains("<h2 id=\"scope\">Cluster staging</h2>"));
+    assert!(!by_name.contains("id=\"cluster-unknown\""));
+    let unknown = page(&app, &cookie, "?cluster=%3Cb%3Eqa%3C%2Fb%3E").await;
+    assert!(
+        unknown.contains("id=\"cluster-unknown\"")
+            && unknown.contains("\u{201c}&lt;b&gt;qa&lt;/b&gt;\u{201d}: showing every cluster")
+            && unknown.contains("<h2 id=\"scope\">The whole pool</h2>"),
+        "{unknown}"
+    );
+
     let prod = page(&app, &cookie, &format!("?cluster={PROD}")).await;
     assert!(prod.contains("Namespaces 1–200 of 205"), "prod is paged");
     assert!(prod.contains(&format!(

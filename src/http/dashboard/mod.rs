@@ -236,11 +236,16 @@ pub async fn show(
         ))
         .is_ok();
     let settings = state.service.settings();
-    // Only a cluster of the config, and only when there are several.
-    let cluster = uuid::Uuid::parse_str(shown.cluster.trim())
-        .ok()
-        .filter(|_| settings.clusters.len() > 1)
-        .and_then(|id| settings.cluster(id));
+    // Only a cluster of the config (by id, or by name as operators say
+    // it), and only when there are several; another is said, not ignored.
+    let asked = shown.cluster.trim();
+    let cluster = match uuid::Uuid::parse_str(asked) {
+        Ok(id) => settings.cluster(id),
+        Err(_) => settings.cluster_named(asked),
+    }
+    .filter(|_| settings.clusters.len() > 1);
+    let unknown_cluster = (!asked.is_empty() && cluster.is_none() && settings.clusters.len() > 1)
+        .then(|| crate::domain::text::excerpt(asked));
     let view = page::View {
         role,
         csrf: admin.then(|| forms::csrf_token(&id)),
@@ -256,6 +261,7 @@ pub async fn show(
             Some(c) => done.in_cluster(c.id, &c.name),
             None => done,
         }),
+        unknown_cluster,
     };
     let wanted = crate::pool::DashboardPage {
         search: view.search.clone(),

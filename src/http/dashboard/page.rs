@@ -69,6 +69,9 @@ pub struct View<'a> {
     pub csrf: Option<String>,
     pub search: String,
     pub done: Option<Done>,
+    /// A `?cluster=` that names no cluster of the config (shortened): the
+    /// page says so and shows every cluster.
+    pub unknown_cluster: Option<String>,
 }
 
 /// Characters of a search kept (the box says so with `maxlength`).
@@ -390,6 +393,11 @@ pub fn dashboard(data: &Dashboard, shown: &View<'_>) -> Markup {
             }
             @if let Some(done) = &shown.done {
                 p class="banner ok" role="status" id="done" { (done.sentence()) }
+            }
+            @if let Some(asked) = &shown.unknown_cluster {
+                p class="banner warn" role="status" id="cluster-unknown" {
+                    "No cluster nspool serves is named or has the id \u{201c}" (asked) "\u{201d}: showing every cluster."
+                }
             }
             @if grouped {
                 @for cluster in data.clusters.iter().filter(|c| c.cordon.is_some()) {
