@@ -105,6 +105,17 @@ const KUBE_CALLS: [&str; 8] = [
     "list_leftovers",
 ];
 
+/// Every outcome a Kubernetes call is counted under (`kube::client`).
+pub const KUBE_CALL_OUTCOMES: [&str; 7] = [
+    "ok",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "server_error",
+    "timeout",
+    "other",
+];
+
 impl Default for ServiceMetrics {
     fn default() -> Self {
         let metrics = Self {
@@ -343,6 +354,35 @@ impl ServiceMetrics {
         let _ = self.kube_leader.get_or_create(&labels);
         let _ = self.kube_last_pass.get_or_create(&labels);
         let _ = self.kube_drift_watch_synced.get_or_create(&labels);
+    }
+
+    /// Removes the cluster's Kubernetes series once its worker has ended
+    /// (the cluster left the config, or was renamed: its new worker makes
+    /// them anew): a stale last pass must not page about a cluster nspool
+    /// no longer works on.
+    pub fn forget_cluster(&self, cluster: &str) {
+        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
+            for change in ["deleted", "edited"] {
+                self.kube_drift.remove(&DriftLabels {
+                    object,
+                    change,
+                    cluster: cluster.to_owned(),
+                });
+            }
+        }
+        for call in KUBE_CALLS {
+            for outcome in KUBE_CALL_OUTCOMES {
+                self.kube_calls.remove(&KubeCallLabels {
+                    call,
+                    outcome,
+                    cluster: cluster.to_owned(),
+                });
+            }
+        }
+        let labels = cluster_labels(cluster);
+        self.kube_leader.remove(&labels);
+        self.kube_last_pass.remove(&labels);
+        self.kube_drift_watch_synced.remove(&labels);
     }
 
     pub fn set_kube_leader(&self, cluster: &str, leader: bool) {

@@ -460,3 +460,37 @@ impl KubeClient {
         Ok(groups)
     }
 }
+
+#[cfg(test)]
+mod outcome_tests {
+    use super::*;
+
+    /// `Metrics::forget_cluster` removes the outcomes it knows: every one a
+    /// call can be counted under must be among them.
+    #[test]
+    fn every_outcome_is_one_the_metrics_forget() {
+        let api = |code| Error::Api {
+            code,
+            reason: String::new(),
+            message: String::new(),
+        };
+        let results: Vec<Result<()>> = vec![
+            Ok(()),
+            Err(api(403)),
+            Err(api(404)),
+            Err(api(409)),
+            Err(api(503)),
+            Err(api(400)),
+            Err(Error::Timeout(Duration::from_secs(1))),
+            Err(Error::Transport(String::new())),
+            Err(Error::LeaseLost),
+        ];
+        for result in &results {
+            assert!(
+                crate::metrics::KUBE_CALL_OUTCOMES.contains(&outcome(result)),
+                "{}",
+                outcome(result)
+            );
+        }
+    }
+}

@@ -328,6 +328,22 @@ impl KubeWorker {
         let mut leading = false;
         let mut drift: Option<DriftWatchTask> = None;
         while !*stop.borrow() {
+            // Leading or not: a follower too must not outlive its cluster.
+            self.settings = self.service.settings();
+            let Some(cluster) = self.settings.cluster(self.cluster.id) else {
+                tracing::info!(cluster = %self.cluster.name, "the cluster left the config; its worker stops");
+                break;
+            };
+            if cluster.kubeconfig != self.cluster.kubeconfig
+                || cluster.context != self.cluster.context
+                || cluster.name != self.cluster.name
+            {
+                // Its client was made from the old ones, and its metrics are
+                // labelled with the old name: a new worker takes over.
+                tracing::info!(cluster = %cluster.name, "the cluster's kubeconfig, context or name changed; its worker starts again");
+                break;
+            }
+            self.cluster = cluster.clone();
             if !leadership.held() {
                 self.stop_drift_watch(&mut drift);
                 if leading {
@@ -344,19 +360,6 @@ impl KubeWorker {
                 tracing::info!(holder = %self.holder, "this replica does the Kubernetes work");
                 leading = true;
             }
-            self.settings = self.service.settings();
-            let Some(cluster) = self.settings.cluster(self.cluster.id) else {
-                tracing::info!(cluster = %self.cluster.name, "the cluster left the config; its worker stops");
-                break;
-            };
-            if cluster.kubeconfig != self.cluster.kubeconfig
-                || cluster.context != self.cluster.context
-            {
-                // Its client was made from the old ones: a new worker takes over.
-                tracing::info!(cluster = %cluster.name, "the cluster's kubeconfig or context changed; its worker starts again");
-                break;
-            }
-            self.cluster = cluster.clone();
             self.checks_released = self.service.checks_released();
             self.keep_drift_watch(&mut drift);
             match self.pass(false).await {
@@ -387,7 +390,8 @@ impl KubeWorker {
         bridge.abort();
         let _ = renewer.await;
         let _ = reach.await;
-        self.metrics.set_kube_leader(&self.cluster.name, false);
+        // Its series go with it: nothing pages about work nobody does here.
+        self.metrics.forget_cluster(&self.cluster.name);
         if leadership.held() {
             // A clean stop hands the work over at once, not after the lease;
             // this worker stops believing it leads first.

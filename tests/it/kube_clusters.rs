@@ -422,6 +422,36 @@ async fn a_cluster_added_by_a_reload_gets_its_worker(db: PgPool) {
         },
     )
     .await;
+    // Its series went with its worker: no alert pages about it.
+    let kube_series_of = |metrics: &str, cluster: &str| -> Vec<String> {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("nspool_kube_") && l.contains(&format!("cluster=\"{cluster}\""))
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    eventually(
+        Duration::from_secs(10),
+        "staging's series removed",
+        || async { kube_series_of(&app.metrics().await, "staging").is_empty() },
+    )
+    .await;
+
+    // A rename starts the cluster's worker anew under its new name; the old
+    // name's series go (a stale last pass would page after two minutes).
+    let renamed = one.replace("name: prod", "name: main");
+    app.service
+        .reload(parse(&renamed))
+        .await
+        .expect("prod renamed");
+    eventually(Duration::from_secs(30), "main's worker leads", || async {
+        let metrics = app.metrics().await;
+        metrics.contains("nspool_kube_leader{cluster=\"main\"} 1")
+            && kube_series_of(&metrics, "prod").is_empty()
+    })
+    .await;
     let _ = stop.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
     prod.assert_never_deleted();
