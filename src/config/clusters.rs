@@ -3,6 +3,7 @@
 //! the config is one cluster, the default, with today's top-level pool.
 
 use super::*;
+use sha2::Digest as _;
 use uuid::Uuid;
 
 /// The default cluster's name when the config has one cluster.
@@ -29,6 +30,10 @@ pub struct ClusterSettings {
     pub kubeconfig: Option<PathBuf>,
     /// `None`: the kubeconfig's current context.
     pub context: Option<String>,
+    /// The SHA-256 of the kubeconfig file as last read (`Settings::load`):
+    /// a file rewritten in place (rotated credentials from a Secret) is a
+    /// change a reload applies, with a new client.
+    pub kubeconfig_sha256: Option<String>,
     pub pool: PoolSettings,
     /// The Houston flags `appConfig(clusterId)` reports for this cluster.
     pub houston: HoustonFlags,
@@ -83,6 +88,7 @@ pub(super) fn read_clusters(
         name,
         kubeconfig,
         context,
+        kubeconfig_sha256: None,
         pool,
         key,
     };
@@ -260,11 +266,13 @@ fn read_id(r: &mut Reader, at: &At<'_>) -> Option<Uuid> {
 /// each naming the cluster's key. `read` reads a file (injected, so this is
 /// tested without files).
 pub fn check_kubeconfigs(
-    clusters: &[ClusterSettings],
+    clusters: &mut [ClusterSettings],
     read: &dyn Fn(&std::path::Path) -> std::io::Result<String>,
 ) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    for cluster in clusters {
+    // Each API server reached, and the first entry that reaches it.
+    let mut servers: Vec<(String, String)> = Vec::new();
+    for cluster in clusters.iter_mut() {
         let Some(path) = &cluster.kubeconfig else {
             if cluster.context.is_some() {
                 errors.push(ConfigError {
@@ -285,6 +293,12 @@ pub fn check_kubeconfigs(
                 continue;
             }
         };
+        cluster.kubeconfig_sha256 = Some(
+            sha2::Sha256::digest(text.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        );
         let parsed: Result<kube::config::Kubeconfig, _> = serde_yaml::from_str(&text);
         let kubeconfig = match parsed {
             Ok(k) => k,
@@ -344,8 +358,47 @@ pub fn check_kubeconfigs(
                     contexts.join(", ")
                 ),
             }),
-            Some(_) => {}
+            Some(context) => {
+                let server = server_of(&kubeconfig, context);
+                match server
+                    .as_ref()
+                    .and_then(|server| servers.iter().find(|(s, _)| s == server))
+                {
+                    Some((server, first)) => errors.push(ConfigError {
+                        key,
+                        reason: format!(
+                            "reaches the same API server ({server}) as {first}: two entries would be one cluster under two ids, and a claim in one would overwrite the other's labels; list that cluster once"
+                        ),
+                    }),
+                    None => {
+                        let first = cluster.key_of("kubeconfig");
+                        servers.extend(server.map(|s| (s, first)));
+                    }
+                }
+            }
         }
     }
     errors
+}
+
+/// The API server URL `context` points at (without a trailing slash), when
+/// the kubeconfig names one.
+fn server_of(kubeconfig: &kube::config::Kubeconfig, context: &str) -> Option<String> {
+    let cluster = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| c.name == context)?
+        .context
+        .as_ref()?
+        .cluster
+        .clone();
+    let server = kubeconfig
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)?
+        .cluster
+        .as_ref()?
+        .server
+        .clone()?;
+    Some(server.trim_end_matches('/').to_owned())
 }

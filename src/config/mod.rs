@@ -481,8 +481,8 @@ impl Settings {
             Some(path) => read_bounded(path)
                 .map_err(|reason| ConfigErrors::one(path.display().to_string(), reason))?,
         };
-        let settings = Settings::parse(&text, &|name| std::env::var(name).ok())?;
-        let errors = clusters::check_kubeconfigs(&settings.clusters, &|path| {
+        let mut settings = Settings::parse(&text, &|name| std::env::var(name).ok())?;
+        let errors = clusters::check_kubeconfigs(&mut settings.clusters, &|path| {
             read_bounded(path).map_err(std::io::Error::other)
         });
         if errors.is_empty() {

@@ -1072,7 +1072,7 @@ contexts:
 
 /// `check_kubeconfigs` on `config` with a reader that finds `files`.
 fn kubeconfig_errors(config: &str, files: &[(&str, &str)]) -> Vec<String> {
-    let s = parse(config).unwrap();
+    let mut s = parse(config).unwrap();
     let read = |path: &std::path::Path| -> std::io::Result<String> {
         files
             .iter()
@@ -1080,7 +1080,7 @@ fn kubeconfig_errors(config: &str, files: &[(&str, &str)]) -> Vec<String> {
             .map(|(_, text)| (*text).to_owned())
             .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
     };
-    clusters::check_kubeconfigs(&s.clusters, &read)
+    clusters::check_kubeconfigs(&mut s.clusters, &read)
         .iter()
         .map(ToString::to_string)
         .collect()
@@ -1167,6 +1167,32 @@ fn kubeconfigs_are_checked_naming_the_clusters_keys() {
         errs[0].starts_with("nspool.clusters[1].kubeconfig: cannot read /k/staging"),
         "{errs:?}"
     );
+
+    // Two files that reach one API server (a trailing slash changes nothing)
+    // would make one cluster two: refused on the second.
+    let same = KUBECONFIG.replace("prod.example.com:6443\"", "prod.example.com:6443/\"");
+    let errs = kubeconfig_errors(&two, &[("/k/prod", KUBECONFIG), ("/k/staging", &same)]);
+    assert_eq!(
+        errs,
+        [
+            "nspool.clusters[1].kubeconfig: reaches the same API server (https://prod.example.com:6443) as nspool.clusters[0].kubeconfig: two entries would be one cluster under two ids, and a claim in one would overwrite the other's labels; list that cluster once"
+        ]
+    );
+    let other = KUBECONFIG.replace("prod.example.com", "staging.example.com");
+    assert!(
+        kubeconfig_errors(&two, &[("/k/prod", KUBECONFIG), ("/k/staging", &other)]).is_empty()
+    );
+}
+
+#[test]
+fn a_kubeconfig_read_is_remembered_by_its_hash() {
+    let mut s = parse(&one_cluster(", kubeconfig: /k/prod")).unwrap();
+    let read = |_: &std::path::Path| Ok(KUBECONFIG.to_owned());
+    assert!(clusters::check_kubeconfigs(&mut s.clusters, &read).is_empty());
+    let first = s.clusters[0].kubeconfig_sha256.clone().expect("a hash");
+    let rotated = |_: &std::path::Path| Ok(KUBECONFIG.replace("token: abc", "token: xyz"));
+    assert!(clusters::check_kubeconfigs(&mut s.clusters, &rotated).is_empty());
+    assert_ne!(s.clusters[0].kubeconfig_sha256.as_deref(), Some(first.as_str()));
 }
 
 /// The YAML blocks of docs/configuration.md's "Many clusters" section.

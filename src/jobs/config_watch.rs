@@ -1,5 +1,5 @@
-//! Re-reads the config file on SIGHUP and when its content changed and then
-//! stayed unchanged for [`SETTLE`] (a mounted ConfigMap is replaced in
+//! Re-reads the config file on SIGHUP and when its content (or that of a
+//! kubeconfig file it names) changed and then stayed unchanged for [`SETTLE`] (a mounted ConfigMap is replaced in
 //! place: its symlinks are swapped, so the file is polled by content rather
 //! than watched by inode), and hands the result to [`PoolService::reload`].
 //! A changed reclaim job gets a new timer.
@@ -30,6 +30,10 @@ pub type ScheduleSlot = Arc<Mutex<Option<ReclaimSchedule>>>;
 /// file grown huge (or an endless one) costs one bounded read per poll, and
 /// its reload is refused for its size.
 async fn fingerprint(path: &Path) -> Option<[u8; 32]> {
+    Some(Sha256::digest(bounded(path).await?).into())
+}
+
+async fn bounded(path: &Path) -> Option<Vec<u8>> {
     use tokio::io::AsyncReadExt as _;
     let file = tokio::fs::File::open(path).await.ok()?;
     let mut bytes = Vec::new();
@@ -37,7 +41,35 @@ async fn fingerprint(path: &Path) -> Option<[u8; 32]> {
         .read_to_end(&mut bytes)
         .await
         .ok()?;
-    Some(Sha256::digest(&bytes).into())
+    Some(bytes)
+}
+
+fn kubeconfig_paths(service: &PoolService) -> Vec<PathBuf> {
+    service
+        .settings()
+        .clusters
+        .iter()
+        .filter_map(|c| c.kubeconfig.clone())
+        .collect()
+}
+
+/// The config file's hash with those of the kubeconfig files the config in
+/// force names: a kubeconfig rewritten in place (a Secret's rotated
+/// credentials) is a change too, applied as one of the config is. An
+/// unreadable kubeconfig counts as empty (its reload names the file).
+async fn watched(service: &PoolService, path: &Path) -> Option<[u8; 32]> {
+    let mut hash = Sha256::new();
+    hash.update(fingerprint(path).await?);
+    for kubeconfig in service
+        .settings()
+        .clusters
+        .iter()
+        .filter_map(|c| c.kubeconfig.as_deref())
+    {
+        hash.update(kubeconfig.as_os_str().as_encoded_bytes());
+        hash.update(bounded(kubeconfig).await.unwrap_or_default());
+    }
+    Some(hash.finalize().into())
 }
 
 /// Runs until `stop`.
@@ -58,7 +90,7 @@ pub async fn watch_settling(
     mut stop: watch::Receiver<bool>,
     settle: Duration,
 ) {
-    let mut seen = fingerprint(&path).await;
+    let mut seen = watched(&service, &path).await;
     // A change not applied yet: its content, and since when it is so.
     let mut changing: Option<([u8; 32], tokio::time::Instant)> = None;
     let mut hangup = hangup_signal();
@@ -73,7 +105,7 @@ pub async fn watch_settling(
         let cause = if hung_up {
             "SIGHUP"
         } else {
-            let now = fingerprint(&path).await;
+            let now = watched(&service, &path).await;
             let Some(now) = now.filter(|now| Some(*now) != seen) else {
                 changing = None;
                 continue;
@@ -93,7 +125,7 @@ pub async fn watch_settling(
             "the config file changed and stayed so"
         };
         changing = None;
-        seen = fingerprint(&path).await;
+        seen = watched(&service, &path).await;
         tracing::info!(path = %path.display(), "{cause}: reloading the config");
         let read = {
             let file = path.clone();
@@ -106,7 +138,13 @@ pub async fn watch_settling(
                     ))
                 })
         };
-        let Some(report) = service.reload(read).await else {
+        let kubeconfigs = kubeconfig_paths(&service);
+        let reloaded = service.reload(read).await;
+        if kubeconfig_paths(&service) != kubeconfigs {
+            // Other files are watched now: their content is the new baseline.
+            seen = watched(&service, &path).await;
+        }
+        let Some(report) = reloaded else {
             continue;
         };
         if report.cleanup_changed {

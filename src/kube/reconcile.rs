@@ -336,11 +336,13 @@ impl KubeWorker {
             };
             if cluster.kubeconfig != self.cluster.kubeconfig
                 || cluster.context != self.cluster.context
+                || cluster.kubeconfig_sha256 != self.cluster.kubeconfig_sha256
                 || cluster.name != self.cluster.name
             {
-                // Its client was made from the old ones, and its metrics are
-                // labelled with the old name: a new worker takes over.
-                tracing::info!(cluster = %cluster.name, "the cluster's kubeconfig, context or name changed; its worker starts again");
+                // Its client was made from the old ones (a kubeconfig rewritten
+                // in place: rotated credentials), and its metrics are labelled
+                // with the old name: a new worker takes over.
+                tracing::info!(cluster = %cluster.name, "the cluster's kubeconfig (its path or its content), context or name changed; its worker starts again");
                 break;
             }
             self.cluster = cluster.clone();

@@ -177,7 +177,10 @@ impl Store {
         .await?;
 
         let restored = sqlx::query_as(&named(
-            "update pool_namespaces p set retired_at = null
+            // Not seen ready since it came back (its objects may have gone
+            // or changed while it was retired): checked like one added.
+            "update pool_namespaces p set retired_at = null,
+                rbac_state = 'unknown', rbac_applied = null, rbac_checked_at = null
              from unnest($3::uuid[], $1::text[]) as s(cluster_id, name)
              where p.cluster_id = s.cluster_id and p.name = s.name and p.retired_at is not null
              returning p.cluster_id, p.name",

@@ -794,6 +794,60 @@ async fn create_mode_offers_a_namespace_only_once_applied(db: PgPool) {
     cluster.assert_never_deleted();
 }
 
+/// A namespace dropped from the config and listed again is checked again
+/// before it is offered: while it was retired its objects may have gone
+/// (here its Commander Role), and the pass that applies it again is what
+/// makes it ready.
+#[sqlx::test]
+async fn a_namespace_listed_again_is_applied_again_before_it_is_offered(db: PgPool) {
+    let cluster = Cluster::connect().await;
+    let names = [cluster.ns("team-a"), cluster.ns("team-b")];
+    let app = TestApp::spawn_in_cluster(&create_config(&names), db).await;
+    let admin = app.admin().await;
+    cluster.pass(&app.service, Account::Create).await;
+    let mut both = names.to_vec();
+    both.sort();
+    assert_eq!(app.available(&admin).await, both);
+
+    let parse = |yaml: &str| nspool::config::Settings::parse(yaml, &|_| None);
+    app.service
+        .reload(parse(&create_config(&names[..1])))
+        .await
+        .expect("team-b dropped");
+    cluster.kubectl(
+        &[
+            "delete",
+            "role",
+            "deployment-commander-role",
+            "-n",
+            &names[1],
+        ],
+        None,
+    );
+    let back = app
+        .service
+        .reload(parse(&create_config(&names)))
+        .await
+        .expect("team-b listed again");
+    assert_eq!(back.sync.restored, [names[1].clone()]);
+    assert_eq!(
+        app.available(&admin).await,
+        [names[0].clone()],
+        "not offered before it is seen ready again"
+    );
+    let report = cluster.pass(&app.service, Account::Create).await;
+    assert_eq!(report.applied, 1, "{report:?}");
+    assert!(
+        cluster
+            .object("Role", &names[1], "deployment-commander-role")
+            .await
+            .is_some(),
+        "its Role applied again"
+    );
+    assert_eq!(app.available(&admin).await, both);
+    cluster.assert_never_deleted();
+}
+
 /// Offer only what is true, verify mode: a namespace never verified is not
 /// offered while the API server cannot be reached; once verified, it is.
 #[sqlx::test]

@@ -625,3 +625,77 @@ async fn three_replicas_lead_each_cluster_once_and_hand_over(db: PgPool) {
     prod.assert_never_deleted();
     staging.assert_never_deleted();
 }
+
+/// A kubeconfig rewritten in place (a Secret's rotated credentials, at the
+/// same path) is a change the config watch applies: the cluster's worker
+/// starts again with a client made from the new file. Here the file first
+/// points at a port nothing listens on, then at the real API server.
+#[sqlx::test]
+async fn a_kubeconfig_rewritten_in_place_gets_a_new_client(db: PgPool) {
+    let (prod, _staging) = Cluster::connect_both().await;
+    let ns = prod.ns("team-k");
+    let good =
+        std::fs::read_to_string(prod.kubeconfig_as(Account::Create).await).expect("the kubeconfig");
+    let dir = std::env::temp_dir().join(format!("nspool-rotate-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let kubeconfig = dir.join("kubeconfig");
+    let server = good
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server")
+        .to_owned();
+    std::fs::write(&kubeconfig, good.replace(&server, "https://127.0.0.1:1"))
+        .expect("the first kubeconfig");
+    let config = dir.join("config.yaml");
+    let yaml = format!(
+        "nspool:\n  clusters:\n    - {{id: {PROD}, name: prod, kubeconfig: {}, namespacePools: {{enabled: true, namespaces: {{create: true, names: [{ns}]}}}}}}\n",
+        kubeconfig.display()
+    );
+    std::fs::write(&config, &yaml).expect("the config");
+    let app = TestApp::spawn_in_cluster(&yaml, db).await;
+    let admin = app.admin().await;
+    let cluster = app.service.settings().default_cluster().clone();
+    let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, &cluster)
+        .await
+        .expect("the kubeconfig reads")
+        .expect("a client");
+    let (stop, stopped) = watch::channel(false);
+    let supervisor = tokio::spawn(nspool::kube::workers::supervise(
+        app.service.clone(),
+        KubernetesMode::Cluster,
+        vec![(cluster, kube)],
+        stopped.clone(),
+    ));
+    let watcher = tokio::spawn(nspool::jobs::config_watch::watch_settling(
+        app.service.clone(),
+        config.clone(),
+        Default::default(),
+        stopped,
+        Duration::from_millis(500),
+    ));
+    let reachable = || async {
+        app.ok(Some(&admin), "{ clusters { reachable } }", Value::Null)
+            .await["clusters"][0]["reachable"]
+            .clone()
+    };
+    eventually(Duration::from_secs(30), "prod unreachable", || async {
+        reachable().await == json!(false)
+    })
+    .await;
+    assert!(available_in(&app, &admin, PROD).await.is_empty());
+
+    // The same path, rotated to what reaches the API server.
+    std::fs::write(&kubeconfig, &good).expect("the rotated kubeconfig");
+    eventually(
+        Duration::from_secs(60),
+        "applied with the new client",
+        || async { available_in(&app, &admin, PROD).await == [ns.clone()] },
+    )
+    .await;
+    assert_eq!(reachable().await, json!(true));
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), supervisor).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), watcher).await;
+    let _ = std::fs::remove_dir_all(dir);
+    prod.assert_never_deleted();
+}
