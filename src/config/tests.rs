@@ -1179,9 +1179,7 @@ fn kubeconfigs_are_checked_naming_the_clusters_keys() {
         ]
     );
     let other = KUBECONFIG.replace("prod.example.com", "staging.example.com");
-    assert!(
-        kubeconfig_errors(&two, &[("/k/prod", KUBECONFIG), ("/k/staging", &other)]).is_empty()
-    );
+    assert!(kubeconfig_errors(&two, &[("/k/prod", KUBECONFIG), ("/k/staging", &other)]).is_empty());
 }
 
 #[test]
@@ -1192,7 +1190,10 @@ fn a_kubeconfig_read_is_remembered_by_its_hash() {
     let first = s.clusters[0].kubeconfig_sha256.clone().expect("a hash");
     let rotated = |_: &std::path::Path| Ok(KUBECONFIG.replace("token: abc", "token: xyz"));
     assert!(clusters::check_kubeconfigs(&mut s.clusters, &rotated).is_empty());
-    assert_ne!(s.clusters[0].kubeconfig_sha256.as_deref(), Some(first.as_str()));
+    assert_ne!(
+        s.clusters[0].kubeconfig_sha256.as_deref(),
+        Some(first.as_str())
+    );
 }
 
 /// The YAML blocks of docs/configuration.md's "Many clusters" section.

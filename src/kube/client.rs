@@ -158,6 +158,20 @@ impl KubeClient {
             .map(|_| ())
     }
 
+    /// [`Self::reachable`] within `within` (shorter than a call's own
+    /// timeout: a reachability check must say soon), counted as a call.
+    pub async fn reachable_within(&self, within: Duration) -> Result<()> {
+        // The call's own timeout starts once it has a slot; this one also
+        // bounds the wait for a slot. Whichever ends it, it is counted once.
+        match tokio::time::timeout(within, self.reachable()).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.metrics.kube_call(&self.cluster, "version", "timeout");
+                Err(Error::Timeout(within))
+            }
+        }
+    }
+
     /// A client of the API server at `url` (tests: the fake API server).
     pub fn for_url(url: &str, max_in_flight: usize) -> Result<Self> {
         let uri = url

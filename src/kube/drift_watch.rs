@@ -9,8 +9,11 @@
 //! `managed-by` label, the RBAC objects by their one name (a
 //! `metadata.name` field selector, so nspool's ClusterRole grants list and
 //! watch by `resourceNames` and sees no other Role). A broken watch lists
-//! again (backoff at most 30 s); what went missing while it did not watch is
-//! found by comparing the fresh list with what the database says was applied.
+//! again after a backoff that doubles from 0.8 s to at most 30 s and starts
+//! over only once a list succeeded (kube's own backoff starts over at every
+//! list attempt, so an API server that refuses connections was tried every
+//! second); what went missing while it did not watch is found by comparing
+//! the fresh list with what the database says was applied.
 
 use super::drift::{Change, Desired, Watched};
 use super::objects::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
@@ -22,7 +25,6 @@ use futures::stream::{BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Api;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -287,6 +289,31 @@ impl DriftWatch {
     }
 }
 
+/// The wait before a failed list or watch is tried again: doubling from
+/// [`RELIST_FIRST`] to [`RELIST_MOST`], and from the start again only once
+/// a list has succeeded.
+#[derive(Debug, Default)]
+struct RelistBackoff {
+    last: Option<std::time::Duration>,
+}
+
+const RELIST_FIRST: std::time::Duration = std::time::Duration::from_millis(800);
+const RELIST_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl RelistBackoff {
+    fn failed(&mut self) -> std::time::Duration {
+        let wait = self
+            .last
+            .map_or(RELIST_FIRST, |last| (last * 2).min(RELIST_MOST));
+        self.last = Some(wait);
+        wait
+    }
+
+    fn listed(&mut self) {
+        self.last = None;
+    }
+}
+
 /// One kind's watch events as [`Seen`]; `judge` names an object's namespace
 /// and how it differs from what nspool applies.
 fn seen<K, S>(
@@ -298,8 +325,28 @@ where
     K: Send + 'static,
     S: futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
+    let backoff = Arc::new(std::sync::Mutex::new(RelistBackoff::default()));
     events
-        .default_backoff()
+        .then(move |event| {
+            let backoff = backoff.clone();
+            async move {
+                let backoff = || {
+                    backoff
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                };
+                match &event {
+                    // The watcher lists again when polled next: not before.
+                    Err(_) => {
+                        let wait = backoff().failed();
+                        tokio::time::sleep(wait).await;
+                    }
+                    Ok(Event::InitDone) => backoff().listed(),
+                    Ok(_) => {}
+                }
+                event
+            }
+        })
         .map(move |event| match event {
             Ok(Event::Init) => Seen::Listing(kind),
             Ok(Event::InitDone) => Seen::Listed(kind),
@@ -322,6 +369,22 @@ where
             Err(error) => Seen::Failed(kind, error.to_string()),
         })
         .boxed()
+}
+
+#[cfg(test)]
+mod relist_tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_doubles_to_its_most_and_starts_over_after_a_list() {
+        let mut backoff = RelistBackoff::default();
+        let waits: Vec<u64> = (0..8)
+            .map(|_| backoff.failed().as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [800, 1600, 3200, 6400, 12800, 25600, 30000, 30000]);
+        backoff.listed();
+        assert_eq!(backoff.failed(), RELIST_FIRST);
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 /// How often a verified namespace is verified again.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(15 * 60);
@@ -46,11 +47,15 @@ async fn reachability_checks(
     loop {
         let checked = leadership.held();
         if checked {
-            let error = match tokio::time::timeout(REACH_TIMEOUT, kube.reachable()).await {
-                Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(error.to_string()),
-                Err(_) => Some(format!("no answer within {REACH_TIMEOUT:?}")),
+            let error = match kube.reachable_within(REACH_TIMEOUT).await {
+                Ok(()) => None,
+                Err(error) => Some(error.to_string()),
             };
+            if *stop.borrow() {
+                // The worker ended during the check (its cluster left the
+                // config): its answer is about a cluster no longer served.
+                return;
+            }
             if let Some(error) = &error {
                 tracing::warn!(cluster = %cluster.name, %error, "the cluster's API server does not answer");
             }
@@ -294,10 +299,13 @@ impl KubeWorker {
         let ended = Arc::new(watch::Sender::new(false));
         let bridge = {
             let (ended, mut stop) = (ended.clone(), stop.clone());
-            tokio::spawn(async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-                ended.send_replace(true);
-            })
+            tokio::spawn(
+                async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                    ended.send_replace(true);
+                }
+                .in_current_span(),
+            )
         };
         let renewer = {
             let (store, holder, timing) = (self.store.clone(), self.holder.clone(), self.timing);
@@ -305,26 +313,32 @@ impl KubeWorker {
             let (leadership, metrics) = (leadership.clone(), self.metrics.clone());
             let name = self.cluster.name.clone();
             let mut stop = ended.subscribe();
-            tokio::spawn(async move {
-                loop {
-                    let held = leadership.try_once(&store, cluster, &holder, timing).await;
-                    metrics.set_kube_leader(&name, held);
-                    tokio::select! {
-                        () = tokio::time::sleep(timing.retry) => {},
-                        _ = stop.wait_for(|stop| *stop) => return,
+            tokio::spawn(
+                async move {
+                    loop {
+                        let held = leadership.try_once(&store, cluster, &holder, timing).await;
+                        metrics.set_kube_leader(&name, held);
+                        tokio::select! {
+                            () = tokio::time::sleep(timing.retry) => {},
+                            _ = stop.wait_for(|stop| *stop) => return,
+                        }
                     }
                 }
-            })
+                .in_current_span(),
+            )
         };
         // Beside the passes, not between them: a pass stuck on an API server
         // that does not answer must not keep the cluster's row saying it does.
-        let reach = tokio::spawn(reachability_checks(
-            self.store.clone(),
-            self.kube.clone(),
-            self.cluster.clone(),
-            leadership.clone(),
-            ended.subscribe(),
-        ));
+        let reach = tokio::spawn(
+            reachability_checks(
+                self.store.clone(),
+                self.kube.clone(),
+                self.cluster.clone(),
+                leadership.clone(),
+                ended.subscribe(),
+            )
+            .in_current_span(),
+        );
         let mut leading = false;
         let mut drift: Option<DriftWatchTask> = None;
         while !*stop.borrow() {
@@ -431,7 +445,7 @@ impl KubeWorker {
             );
             *drift = Some(DriftWatchTask {
                 fingerprint,
-                task: tokio::spawn(watch.run()),
+                task: tokio::spawn(watch.run().in_current_span()),
             });
         }
     }

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 /// How often the config in force is compared with the running workers.
@@ -79,5 +80,12 @@ fn spawn(
     kube: KubeClient,
     stop: &watch::Receiver<bool>,
 ) -> JoinHandle<()> {
-    tokio::spawn(KubeWorker::for_cluster(service, cluster, kube).run(stop.clone()))
+    // Every line its work logs says which cluster (one name may be a
+    // namespace of several).
+    let span = tracing::info_span!("cluster", cluster = %cluster.name);
+    tokio::spawn(
+        KubeWorker::for_cluster(service, cluster, kube)
+            .run(stop.clone())
+            .instrument(span),
+    )
 }
