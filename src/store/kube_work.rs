@@ -308,8 +308,9 @@ impl Store {
     /// Everything re-applied and re-checked on the next pass.
     pub async fn request_resync(&self) -> Result<u64> {
         let done = sqlx::query(
+            // The claim labels too: one stripped by hand is written again.
             "update pool_namespaces set rbac_applied = null, rbac_checked_at = null,
-                    kube_next_attempt_at = null, kube_attempts = 0",
+                    labels_holder = null, kube_next_attempt_at = null, kube_attempts = 0",
         )
         .execute(&mut *self.conn().await?)
         .await?;

@@ -230,7 +230,12 @@ async fn claim_labels_have_their_own_manager_and_the_api_server_drops_them_on_re
         "{owned}"
     );
 
-    // An RBAC re-apply in a new process never strips the claim labels.
+    // An RBAC re-apply in a new process never strips the claim labels; a
+    // resync writes them again where they were stripped by hand.
+    crate::cluster::kubectl(
+        &["label", "namespace", ns, &format!("{LABEL_DEPLOYMENT}-")],
+        None,
+    );
     let restarted = TestApp::spawn_in_cluster(
         &create_config(&names),
         crate::support::another_pool(&db).await,
@@ -240,9 +245,10 @@ async fn claim_labels_have_their_own_manager_and_the_api_server_drops_them_on_re
         .ok(Some(&admin), "mutation { resyncPool }", Value::Null)
         .await;
     let report = cluster.pass(&restarted.service, Account::Create).await;
-    assert_eq!((report.applied, report.labelled), (1, 0), "{report:?}");
+    assert_eq!((report.applied, report.labelled), (1, 1), "{report:?}");
     let labels = cluster.object("Namespace", "", ns).await.unwrap()["metadata"]["labels"].clone();
     assert_eq!(labels[LABEL_RELEASE], deployment["releaseName"]);
+    assert_eq!(labels[LABEL_DEPLOYMENT], deployment["id"]);
 
     // Released: the claim manager applies no labels, and the API server drops
     // the ones it owned; nspool's own and the person's stay.
