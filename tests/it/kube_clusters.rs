@@ -97,6 +97,26 @@ async fn start_workers_timed(
     }
 }
 
+/// The workers as `serve` runs them, following reloads: started with the
+/// first cluster's client (its `stop`, and the supervisor to wait for).
+async fn supervise_from_the_first(
+    app: &TestApp,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let first = app.service.settings().default_cluster().clone();
+    let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, &first)
+        .await
+        .expect("the first cluster's kubeconfig")
+        .expect("a client");
+    let (stop, stopped) = watch::channel(false);
+    let supervisor = tokio::spawn(nspool::kube::workers::supervise(
+        app.service.clone(),
+        KubernetesMode::Cluster,
+        vec![(first, kube)],
+        stopped,
+    ));
+    (stop, supervisor)
+}
+
 async fn available_in(app: &TestApp, token: &str, cluster: &str) -> Vec<String> {
     let data = app
         .ok(
@@ -373,19 +393,7 @@ async fn a_cluster_added_by_a_reload_gets_its_worker(db: PgPool) {
     let both = two_clusters(&prod_kubeconfig, &[&ns], &staging_kubeconfig, &[&ns]);
     let app = TestApp::spawn_in_cluster(&one, db).await;
     let admin = app.admin().await;
-    let settings = app.service.settings();
-    let prod_cluster = settings.default_cluster().clone();
-    let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, &prod_cluster)
-        .await
-        .expect("prod's kubeconfig")
-        .expect("a client");
-    let (stop, stopped) = watch::channel(false);
-    let supervisor = tokio::spawn(nspool::kube::workers::supervise(
-        app.service.clone(),
-        KubernetesMode::Cluster,
-        vec![(prod_cluster, kube)],
-        stopped,
-    ));
+    let (stop, supervisor) = supervise_from_the_first(&app).await;
     eventually(Duration::from_secs(60), "prod applied", || async {
         available_in(&app, &admin, PROD).await == [ns.clone()]
     })
@@ -654,18 +662,8 @@ async fn a_kubeconfig_rewritten_in_place_gets_a_new_client(db: PgPool) {
     std::fs::write(&config, &yaml).expect("the config");
     let app = TestApp::spawn_in_cluster(&yaml, db).await;
     let admin = app.admin().await;
-    let cluster = app.service.settings().default_cluster().clone();
-    let kube = KubeClient::connect_cluster(KubernetesMode::Cluster, &cluster)
-        .await
-        .expect("the kubeconfig reads")
-        .expect("a client");
-    let (stop, stopped) = watch::channel(false);
-    let supervisor = tokio::spawn(nspool::kube::workers::supervise(
-        app.service.clone(),
-        KubernetesMode::Cluster,
-        vec![(cluster, kube)],
-        stopped.clone(),
-    ));
+    let (stop, supervisor) = supervise_from_the_first(&app).await;
+    let stopped = stop.subscribe();
     let watcher = tokio::spawn(nspool::jobs::config_watch::watch_settling(
         app.service.clone(),
         config.clone(),
