@@ -332,23 +332,11 @@ impl ServiceMetrics {
     /// synced), so they exist before its worker first sets them: an alert
     /// over a series that does not exist yet sees nothing.
     pub fn cluster_series(&self, cluster: &str) {
-        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
-            for change in ["deleted", "edited"] {
-                let _ = self.kube_drift.get_or_create(&DriftLabels {
-                    object,
-                    change,
-                    cluster: cluster.to_owned(),
-                });
-            }
+        for labels in drift_labels(cluster) {
+            let _ = self.kube_drift.get_or_create(&labels);
         }
-        for call in KUBE_CALLS {
-            for outcome in ["ok", "forbidden", "timeout", "server_error"] {
-                let _ = self.kube_calls.get_or_create(&KubeCallLabels {
-                    call,
-                    outcome,
-                    cluster: cluster.to_owned(),
-                });
-            }
+        for labels in call_labels(cluster, &["ok", "forbidden", "timeout", "server_error"]) {
+            let _ = self.kube_calls.get_or_create(&labels);
         }
         let labels = cluster_labels(cluster);
         let _ = self.kube_leader.get_or_create(&labels);
@@ -361,23 +349,11 @@ impl ServiceMetrics {
     /// them anew): a stale last pass must not page about a cluster nspool
     /// no longer works on.
     pub fn forget_cluster(&self, cluster: &str) {
-        for object in crate::kube::drift::Watched::ALL.map(crate::kube::drift::Watched::describe) {
-            for change in ["deleted", "edited"] {
-                self.kube_drift.remove(&DriftLabels {
-                    object,
-                    change,
-                    cluster: cluster.to_owned(),
-                });
-            }
+        for labels in drift_labels(cluster) {
+            self.kube_drift.remove(&labels);
         }
-        for call in KUBE_CALLS {
-            for outcome in KUBE_CALL_OUTCOMES {
-                self.kube_calls.remove(&KubeCallLabels {
-                    call,
-                    outcome,
-                    cluster: cluster.to_owned(),
-                });
-            }
+        for labels in call_labels(cluster, &KUBE_CALL_OUTCOMES) {
+            self.kube_calls.remove(&labels);
         }
         let labels = cluster_labels(cluster);
         self.kube_leader.remove(&labels);
@@ -436,6 +412,34 @@ impl ServiceMetrics {
             })
             .inc();
     }
+}
+
+/// Every drift series of `cluster`: each watched object, deleted or edited.
+fn drift_labels(cluster: &str) -> impl Iterator<Item = DriftLabels> + '_ {
+    crate::kube::drift::Watched::ALL
+        .map(crate::kube::drift::Watched::describe)
+        .into_iter()
+        .flat_map(move |object| {
+            ["deleted", "edited"].map(|change| DriftLabels {
+                object,
+                change,
+                cluster: cluster.to_owned(),
+            })
+        })
+}
+
+/// The call series of `cluster`: each call with each of `outcomes`.
+fn call_labels<'a>(
+    cluster: &'a str,
+    outcomes: &'a [&'static str],
+) -> impl Iterator<Item = KubeCallLabels> + 'a {
+    KUBE_CALLS.into_iter().flat_map(move |call| {
+        outcomes.iter().map(move |outcome| KubeCallLabels {
+            call,
+            outcome,
+            cluster: cluster.to_owned(),
+        })
+    })
 }
 
 fn cluster_labels(cluster: &str) -> ClusterLabels {

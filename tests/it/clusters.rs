@@ -502,12 +502,18 @@ async fn a_reload_adds_a_cluster_and_refuses_removing_one_that_is_held(db: PgPoo
             Some(&admin),
             &format!(
                 r#"{{ poolNamespace(name: "team-a", clusterId: "{STAGING}") {{ name cordon {{ reason }} }}
-                    poolEvents(namespace: "team-a", clusterId: "{STAGING}") {{ kind }} }}"#
+                    poolEvents(namespace: "team-a", clusterId: "{STAGING}") {{ kind }}
+                    poolNamespaces(clusterId: "{STAGING}") {{ name state }} }}"#
             ),
             Value::Null,
         )
         .await;
     assert_eq!(read["poolNamespace"]["cordon"]["reason"], "disk", "{read}");
+    assert_eq!(
+        read["poolNamespaces"],
+        json!([{"name": "team-a", "state": "Retired"}, {"name": "team-c", "state": "Retired"}]),
+        "{read}"
+    );
     assert!(
         read["poolEvents"].as_array().is_some_and(|e| !e.is_empty()),
         "{read}"
