@@ -232,7 +232,7 @@ impl ServiceMetrics {
         );
         registry.register(
             "kube_drift",
-            "Objects nspool applied (create mode) found deleted or edited out of band, by object and change; each is applied again",
+            "Objects nspool applied (create mode) found deleted or edited out of band, by object and change (`claim-labels`: a held Namespace's claim labels); each is applied again",
             self.kube_drift.clone(),
         );
         registry.register(

@@ -90,6 +90,38 @@ impl Change {
 pub struct Desired {
     pub target: RbacTarget,
     pub objects: NamespaceObjects,
+    /// Whether nspool writes claim labels in this cluster (then the ones a
+    /// Namespace carries are compared with its holder, in the database).
+    pub claim_labels: bool,
+}
+
+/// The claim labels a pool Namespace carries as seen. Which holder they
+/// should name is in the database, so the comparison is made there
+/// (`Store::claim_labels_differ`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenClaim {
+    pub namespace: String,
+    /// `nspool.astronomer.io/deployment-id`.
+    pub deployment_id: Option<String>,
+    /// `nspool.astronomer.io/release-name`.
+    pub release: Option<String>,
+}
+
+impl SeenClaim {
+    pub fn of(seen: &Namespace) -> Self {
+        let label = |key: &str| {
+            seen.metadata
+                .labels
+                .as_ref()
+                .and_then(|labels| labels.get(key))
+                .cloned()
+        };
+        Self {
+            namespace: seen.metadata.name.clone().unwrap_or_default(),
+            deployment_id: label(objects::LABEL_DEPLOYMENT),
+            release: label(objects::LABEL_RELEASE),
+        }
+    }
 }
 
 impl Desired {
@@ -198,7 +230,24 @@ mod tests {
                 leftovers_reader: None,
                 events_writer: Some(("nspool".into(), "astronomer".into())),
             },
+            claim_labels: true,
         }
+    }
+
+    #[test]
+    fn the_claim_labels_seen_are_the_two_nspool_writes() {
+        let written = objects::claim_labels("a", "uid-a", Some(("r-1", "id-1")), &BTreeMap::new());
+        assert_eq!(
+            SeenClaim::of(&written),
+            SeenClaim {
+                namespace: "a".into(),
+                deployment_id: Some("id-1".into()),
+                release: Some("r-1".into()),
+            }
+        );
+        let bare = objects::namespace("a", true, &BTreeMap::new());
+        assert_eq!(SeenClaim::of(&bare).deployment_id, None);
+        assert_eq!(SeenClaim::of(&bare).release, None);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! second); what went missing while it did not watch is found by comparing
 //! the fresh list with what the database says was applied.
 
-use super::drift::{Change, Desired, Watched};
+use super::drift::{Change, Desired, SeenClaim, Watched};
 use super::objects::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::metrics::ServiceMetrics;
 use crate::pool::PoolService;
@@ -31,6 +31,10 @@ use std::sync::Arc;
 
 /// Names per query when a fresh list is compared with the database.
 const UNSEEN_BATCH: i64 = 1000;
+/// Claim labels seen in a fresh list, compared with the database per query.
+const CLAIMS_BATCH: usize = 1000;
+/// What the drift event and log say of claim labels lost.
+const CLAIM_LABELS_LOST: &str = "Namespace claim labels removed or edited";
 /// Objects per page of a fresh list (the API server's default is unbounded).
 const LIST_PAGE: u32 = 500;
 
@@ -38,8 +42,9 @@ const LIST_PAGE: u32 = 500;
 enum Seen {
     /// A fresh list of this kind begins.
     Listing(Watched),
-    /// An object of this kind in namespace `.1`, and how it differs.
-    Object(Watched, String, Option<Change>),
+    /// An object of this kind in namespace `.1`, and how it differs; a
+    /// Namespace also with the claim labels it carries.
+    Object(Watched, String, Option<Change>, Option<SeenClaim>),
     /// The fresh list of this kind is complete.
     Listed(Watched),
     /// The watch failed; it lists again after a backoff.
@@ -69,11 +74,13 @@ pub struct DriftWatch {
 const MAX_LISTED: usize = 250_000;
 
 /// One fresh list in progress: when it began (the database's clock) and
-/// the namespaces it has shown (`None` once past `cap`).
+/// the namespaces it has shown (`None` once past `cap`), and the claim
+/// labels seen and not yet compared (at most [`CLAIMS_BATCH`]).
 struct Listing {
     began: Option<DateTime<Utc>>,
     seen: Option<Vec<String>>,
     cap: usize,
+    claims: Vec<SeenClaim>,
 }
 
 impl Listing {
@@ -82,6 +89,7 @@ impl Listing {
             began,
             seen: Some(Vec::new()),
             cap,
+            claims: Vec::new(),
         }
     }
 
@@ -135,16 +143,29 @@ impl DriftWatch {
                     let began = self.store.database_now().await.ok();
                     listings.insert(kind, Listing::new(began, MAX_LISTED));
                 }
-                Seen::Object(kind, namespace, change) => {
-                    if let Some(listing) = listings.get_mut(&kind) {
-                        listing.saw(&namespace);
+                Seen::Object(kind, namespace, change, claim) => {
+                    let listing = listings.get_mut(&kind);
+                    let claim = claim.filter(|_| self.desired.claim_labels);
+                    match (listing, claim) {
+                        (Some(listing), Some(claim)) => {
+                            listing.saw(&namespace);
+                            listing.claims.push(claim);
+                            if listing.claims.len() >= CLAIMS_BATCH {
+                                let claims = std::mem::take(&mut listing.claims);
+                                self.claims(claims).await;
+                            }
+                        }
+                        (Some(listing), None) => listing.saw(&namespace),
+                        (None, Some(claim)) => self.claims(vec![claim]).await,
+                        (None, None) => {}
                     }
                     if let Some(change) = change {
                         self.drifted(kind, change, &[namespace], None).await;
                     }
                 }
                 Seen::Listed(kind) => {
-                    if let Some(listing) = listings.remove(&kind) {
+                    if let Some(mut listing) = listings.remove(&kind) {
+                        self.claims(std::mem::take(&mut listing.claims)).await;
                         self.unseen(kind, listing).await;
                     }
                     synced.insert(kind);
@@ -197,6 +218,70 @@ impl DriftWatch {
             {
                 return;
             }
+        }
+    }
+
+    /// Claim labels seen that no longer name the holder they were written
+    /// for are written again. Each suspect is read again first (one GET at
+    /// a time): a watch event or a list page may predate the labels' write.
+    async fn claims(&self, seen: Vec<SeenClaim>) {
+        if seen.is_empty() {
+            return;
+        }
+        let mut names = Vec::with_capacity(seen.len());
+        let mut ids = Vec::with_capacity(seen.len());
+        let mut releases = Vec::with_capacity(seen.len());
+        for claim in seen {
+            names.push(claim.namespace);
+            ids.push(claim.deployment_id);
+            releases.push(claim.release);
+        }
+        let suspects = match self
+            .store
+            .claim_labels_differ(self.cluster, &names, &ids, &releases)
+            .await
+        {
+            Ok(suspects) => suspects,
+            Err(error) => {
+                // The next event of that Namespace (or the next list) compares again.
+                tracing::warn!(%error, "could not compare claim labels with the pool");
+                return;
+            }
+        };
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut marked = 0u64;
+        for name in suspects {
+            let fresh = match api.get_opt(&name).await {
+                Ok(Some(namespace)) => SeenClaim::of(&namespace),
+                // Gone: the Namespace watch reports that.
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(namespace = %name, %error, "could not read a namespace whose claim labels looked changed");
+                    continue;
+                }
+            };
+            let seen = (fresh.deployment_id.as_deref(), fresh.release.as_deref());
+            match self
+                .store
+                .record_claim_labels_lost(self.cluster, &name, seen, CLAIM_LABELS_LOST)
+                .await
+            {
+                Ok(true) => {
+                    marked += 1;
+                    if marked <= 10 {
+                        tracing::warn!(namespace = %name, "drift: {CLAIM_LABELS_LOST}; writing them again");
+                    }
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(namespace = %name, %error, "could not record claim labels lost");
+                }
+            }
+        }
+        if marked > 0 {
+            self.metrics
+                .kube_drift(&self.cluster_name, "Namespace", "claim-labels", marked);
+            self.wake.wake_workers();
         }
     }
 
@@ -259,7 +344,8 @@ impl DriftWatch {
                     watcher::watcher(api, config),
                     move |ns: &Namespace| {
                         let name = ns.metadata.name.clone().unwrap_or_default();
-                        (name, desired.namespace_object(ns))
+                        let claim = SeenClaim::of(ns);
+                        (name, desired.namespace_object(ns), Some(claim))
                     },
                 )
             }
@@ -269,7 +355,7 @@ impl DriftWatch {
                 seen(kind, watcher::watcher(api, config), move |role: &Role| {
                     let ns = role.metadata.namespace.clone().unwrap_or_default();
                     let change = desired.role(&ns, role);
-                    (ns, change)
+                    (ns, change, None)
                 })
             }
             Some(name) => {
@@ -281,7 +367,7 @@ impl DriftWatch {
                     move |binding: &RoleBinding| {
                         let ns = binding.metadata.namespace.clone().unwrap_or_default();
                         let change = desired.binding(kind, &ns, binding);
-                        (ns, change)
+                        (ns, change, None)
                     },
                 )
             }
@@ -314,12 +400,12 @@ impl RelistBackoff {
     }
 }
 
-/// One kind's watch events as [`Seen`]; `judge` names an object's namespace
-/// and how it differs from what nspool applies.
+/// One kind's watch events as [`Seen`]; `judge` names an object's namespace,
+/// how it differs from what nspool applies and (a Namespace) its claim labels.
 fn seen<K, S>(
     kind: Watched,
     events: S,
-    judge: impl Fn(&K) -> (String, Option<Change>) + Send + 'static,
+    judge: impl Fn(&K) -> (String, Option<Change>, Option<SeenClaim>) + Send + 'static,
 ) -> BoxStream<'static, Seen>
 where
     K: Send + 'static,
@@ -351,20 +437,20 @@ where
             Ok(Event::Init) => Seen::Listing(kind),
             Ok(Event::InitDone) => Seen::Listed(kind),
             Ok(Event::Apply(object) | Event::InitApply(object)) => {
-                let (namespace, change) = judge(&object);
-                Seen::Object(kind, namespace, change)
+                let (namespace, change, claim) = judge(&object);
+                Seen::Object(kind, namespace, change, claim)
             }
             Ok(Event::Delete(object)) => {
                 // A Namespace that lost nspool's label leaves the watch's
                 // selector as a delete without a deletion timestamp (a
                 // Namespace really deleted always has one: its finalizer).
-                let (namespace, change) = judge(&object);
+                let (namespace, change, _) = judge(&object);
                 let change = match change {
                     Some(Change::Deleted) => Change::Deleted,
                     _ if kind == Watched::Namespace => Change::Edited,
                     _ => Change::Deleted,
                 };
-                Seen::Object(kind, namespace, Some(change))
+                Seen::Object(kind, namespace, Some(change), None)
             }
             Err(error) => Seen::Failed(kind, error.to_string()),
         })

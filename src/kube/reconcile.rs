@@ -144,6 +144,8 @@ pub struct KubeWorker {
 /// The running drift watch and the configuration it watches for.
 struct DriftWatchTask {
     fingerprint: String,
+    /// Whether it compares claim labels (a reload may switch them).
+    claim_labels: bool,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -424,10 +426,14 @@ impl KubeWorker {
 
     /// In create mode the leader watches what it applied (`kube::drift_watch`),
     /// one watch per configuration: a reload that changes what is applied
-    /// starts it anew.
+    /// (or switches claim labels) starts it anew.
     fn keep_drift_watch(&self, drift: &mut Option<DriftWatchTask>) {
+        let claim_labels = self.cluster.claim_labels;
         let want = (self.cluster.nspool_rbac() == NspoolRbac::Create).then(|| self.fingerprint());
-        if drift.as_ref().map(|task| &task.fingerprint) == want.as_ref() {
+        let running = drift
+            .as_ref()
+            .map(|task| (&task.fingerprint, task.claim_labels));
+        if running == want.as_ref().map(|f| (f, claim_labels)) {
             return;
         }
         self.stop_drift_watch(drift);
@@ -435,6 +441,7 @@ impl KubeWorker {
             let desired = Desired {
                 target: self.target(),
                 objects: self.namespace_objects(),
+                claim_labels,
             };
             let watch = DriftWatch::new(
                 self.kube.client(),
@@ -445,6 +452,7 @@ impl KubeWorker {
             );
             *drift = Some(DriftWatchTask {
                 fingerprint,
+                claim_labels,
                 task: tokio::spawn(watch.run().in_current_span()),
             });
         }

@@ -329,3 +329,140 @@ async fn drift_while_nobody_watched_is_found_by_the_fresh_list(db: PgPool) {
     let _ = run.await;
     cluster.assert_never_deleted();
 }
+
+/// Claim labels stripped or edited by hand on held namespaces are written
+/// again by the watch, without `resyncPool`, with a `drift` event each;
+/// a label someone put on a free namespace is theirs and no drift.
+#[sqlx::test]
+async fn claim_labels_changed_by_hand_are_written_again_by_the_watch(db: PgPool) {
+    use crate::support::claim_in_own_workspace as claim;
+    use nspool::kube::objects::{LABEL_DEPLOYMENT, LABEL_RELEASE};
+    let cluster = Cluster::connect().await;
+    let names: Vec<String> = ["stripped", "edited", "quiet", "free"]
+        .iter()
+        .map(|base| cluster.ns(base))
+        .collect();
+    let [stripped, edited, quiet, free] = [0, 1, 2, 3].map(|i| names[i].clone());
+    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
+    let admin = app.admin().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
+    let run = tokio::spawn(worker.run(stopped));
+    let mut all = names.clone();
+    all.sort();
+    within_bound("first applied", || async {
+        app.available(&admin).await == all
+    })
+    .await;
+    let mut holders = std::collections::HashMap::new();
+    for ns in [&stripped, &edited, &quiet] {
+        holders.insert(ns.clone(), claim(&app, &admin, ns).await);
+    }
+    let labelled = |ns: String| {
+        let cluster = &cluster;
+        let holder = holders[&ns].clone();
+        async move {
+            let labels =
+                cluster.object("Namespace", "", &ns).await.unwrap()["metadata"]["labels"].clone();
+            labels[LABEL_DEPLOYMENT] == holder["id"]
+                && labels[LABEL_RELEASE] == holder["releaseName"]
+        }
+    };
+    for ns in [&stripped, &edited, &quiet] {
+        within_bound("claim labels written", || labelled(ns.clone())).await;
+    }
+    within_bound("the drift watch listed", || async {
+        app.metrics()
+            .await
+            .contains("nspool_kube_drift_watch_synced{cluster=\"default\"} 1")
+    })
+    .await;
+    let quiet_version =
+        cluster.object("Namespace", "", &quiet).await.unwrap()["metadata"]["resourceVersion"]
+            .clone();
+
+    // By hand: one label taken off, one pointed elsewhere, and a label on a
+    // free namespace that nspool never wrote.
+    kubectl(
+        &[
+            "label",
+            "namespace",
+            &stripped,
+            &format!("{LABEL_DEPLOYMENT}-"),
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "label",
+            "--overwrite",
+            "namespace",
+            &edited,
+            &format!("{LABEL_RELEASE}=someone-else"),
+        ],
+        None,
+    );
+    kubectl(
+        &[
+            "label",
+            "namespace",
+            &free,
+            &format!("{LABEL_DEPLOYMENT}=by-hand"),
+        ],
+        None,
+    );
+    let stripped_back = within_bound("the stripped label written again", || {
+        labelled(stripped.clone())
+    })
+    .await;
+    let edited_back = within_bound("the edited label written again", || {
+        labelled(edited.clone())
+    })
+    .await;
+    eprintln!("claim labels back after: stripped {stripped_back:?}, edited {edited_back:?}");
+
+    let events: Vec<(String, String)> =
+        sqlx::query_as("select namespace, reason from events where kind = 'drift' order by id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    for ns in [&stripped, &edited] {
+        assert!(
+            events
+                .iter()
+                .any(|(n, w)| n == ns && w == "Namespace claim labels removed or edited"),
+            "{ns} in {events:?}"
+        );
+    }
+    assert!(
+        !events.iter().any(|(n, _)| n == &quiet || n == &free),
+        "{events:?}"
+    );
+    let metrics = app.metrics().await;
+    let counted = crate::support::metric_value(
+        &metrics,
+        "nspool_kube_drift_total{object=\"Namespace\",change=\"claim-labels\",cluster=\"default\"}",
+    );
+    assert_eq!(counted, Some(2.0), "{metrics}");
+    // Nothing written where nothing changed; the person's label stays.
+    assert_eq!(
+        cluster.object("Namespace", "", &quiet).await.unwrap()["metadata"]["resourceVersion"],
+        quiet_version
+    );
+    assert_eq!(
+        cluster.object("Namespace", "", &free).await.unwrap()["metadata"]["labels"]
+            [LABEL_DEPLOYMENT],
+        "by-hand"
+    );
+    // The held namespaces were never off the holder's books.
+    let held: i64 = sqlx::query_scalar(
+        "select count(*) from pool_namespaces where holder_deployment_id is not null",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(held, 3);
+    let _ = stop.send(true);
+    let _ = run.await;
+    cluster.assert_never_deleted();
+}
