@@ -106,6 +106,14 @@ pub fn table() -> Vec<Row> {
             "budgets::the_body_buffer_is_shared_and_refuses_past_it",
         ),
         row(
+            "answers built for one request (GraphQL, dashboard pages, metrics; over 16 KiB) held in memory until their clients take them",
+            format!("{} MiB", http.answer_buffer_mebibytes),
+            "`nspool.http.answerBufferMebibytes`",
+            "HTTP 503, SERVICE_UNAVAILABLE, Retry-After: 1 (instead of the answer)",
+            refusals(Budget::AnswerBuffer),
+            "scale::answers_nobody_reads_are_bounded_while_others_are_served",
+        ),
+        row(
             "requests answered at once on `/v1`, `/`, `/login`, `/logout` (taken once the body is in)",
             http.max_requests_in_flight.to_string(),
             "`nspool.http.maxRequestsInFlight`",

@@ -25,6 +25,9 @@ pub struct HttpSettings {
     pub response_write_timeout_seconds: u32,
     /// Request bodies held in memory at once, before they take a permit.
     pub body_buffer_mebibytes: u32,
+    /// Answers built for one request and not yet taken by their clients,
+    /// held in memory at once (`http::unsent`).
+    pub answer_buffer_mebibytes: u32,
     /// Database connections one request holds at once.
     pub database_connections_per_request: u32,
     /// After SIGTERM: open connections are still served this long (each
@@ -43,6 +46,7 @@ impl Default for HttpSettings {
             body_read_timeout_seconds: 10,
             response_write_timeout_seconds: 30,
             body_buffer_mebibytes: 64,
+            answer_buffer_mebibytes: 32,
             database_connections_per_request: 3,
             drain_seconds: 5,
         }
@@ -114,6 +118,12 @@ pub fn read_http(r: &mut Reader, nspool: &At<'_>) -> HttpSettings {
             &http.key("bodyBufferMebibytes"),
             defaults.body_buffer_mebibytes,
             1..=4_096,
+        ),
+        answer_buffer_mebibytes: bounded(
+            r,
+            &http.key("answerBufferMebibytes"),
+            defaults.answer_buffer_mebibytes,
+            1..=4_095,
         ),
         database_connections_per_request: bounded(
             r,

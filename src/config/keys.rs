@@ -275,6 +275,11 @@ pub const KEYS: &[Key] = &[
         "request bodies held in memory at once while they arrive; past it, 503 with Retry-After and close (1 to 4096)",
     ),
     key(
+        "nspool.http.answerBufferMebibytes",
+        "`32`",
+        "answers built for one request (GraphQL, dashboard pages, metrics) held in memory at once until their clients take them; one that finds it full is answered 503 with Retry-After instead (1 to 4095)",
+    ),
+    key(
         "nspool.http.databaseConnectionsPerRequest",
         "`3`",
         "database connections one request holds at once; one it cannot get within 3 s gives SERVICE_UNAVAILABLE (1 to 32)",

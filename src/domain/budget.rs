@@ -11,6 +11,7 @@ pub enum Budget {
     BodyRead,
     BodySize,
     BodyBuffer,
+    AnswerBuffer,
     ResponseWrite,
     Connections,
     InFlight,
@@ -29,12 +30,13 @@ pub enum Budget {
 }
 
 impl Budget {
-    pub const ALL: [Budget; 20] = [
+    pub const ALL: [Budget; 21] = [
         Budget::HeaderRead,
         Budget::HeaderSize,
         Budget::BodyRead,
         Budget::BodySize,
         Budget::BodyBuffer,
+        Budget::AnswerBuffer,
         Budget::ResponseWrite,
         Budget::Connections,
         Budget::InFlight,
@@ -59,6 +61,7 @@ impl Budget {
             Budget::BodyRead => "body_read",
             Budget::BodySize => "body_size",
             Budget::BodyBuffer => "body_buffer",
+            Budget::AnswerBuffer => "answer_buffer",
             Budget::ResponseWrite => "response_write",
             Budget::Connections => "connections",
             Budget::InFlight => "in_flight",

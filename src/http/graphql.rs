@@ -373,7 +373,8 @@ pub async fn execute(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            media.answer(status, bytes)
+            // Built for this request: held of the answer buffer until sent.
+            super::unsent::fresh(media.answer(status, bytes))
         }
         Ok(bytes) => {
             state.service.metrics().refused(Budget::AnswerSize);

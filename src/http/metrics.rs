@@ -321,14 +321,15 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
     if prometheus_client::encoding::text::encode(&mut text, &state.metrics.registry).is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
-    (
+    let response = (
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         text,
-    )
-        .into_response()
+    );
+    // Built for this scrape: held of the answer buffer until sent.
+    super::unsent::fresh(response.into_response())
 }
 
 /// The pool figures and the clusters' from the database, into the gauges:

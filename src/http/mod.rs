@@ -13,6 +13,7 @@ pub mod pool_reads;
 pub mod probes;
 mod public_url;
 pub mod server;
+pub mod unsent;
 
 use crate::graphql::NspoolSchema;
 use crate::pool::PoolService;
@@ -61,6 +62,11 @@ pub fn limits_markdown() -> String {
         row(
             "requests answered at once on `/v1` and its pages (`nspool.http.maxRequestsInFlight`)",
             request.max_in_flight.to_string(),
+            "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
+        ),
+        row(
+            "answers built for one request waiting for their clients, together (`nspool.http.answerBufferMebibytes`)",
+            format!("{} MiB", connection.answer_buffer_bytes / (1024 * 1024)),
             "HTTP 503 with Retry-After, SERVICE_UNAVAILABLE",
         ),
         row(

@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
+use super::unsent::{AnswerBuffer, Unsent};
 use crate::domain::budget::Budget;
 use crate::metrics::ServiceMetrics;
 
@@ -40,6 +41,9 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// How long a write may wait for the client to take some of its answer.
     pub response_write_timeout: Duration,
+    /// Bytes of answers built for one request that may wait for their
+    /// clients at once (`super::unsent`).
+    pub answer_buffer_bytes: usize,
     /// After shutdown starts: how long open connections are still served.
     pub drain: Duration,
 }
@@ -57,6 +61,9 @@ impl From<&crate::config::HttpSettings> for ConnectionLimits {
                 http.response_write_timeout_seconds,
             )),
             drain: Duration::from_secs(u64::from(http.drain_seconds)),
+            answer_buffer_bytes: usize::try_from(http.answer_buffer_mebibytes)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024 * 1024),
         }
     }
 }
@@ -141,6 +148,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.effective_max_connections()));
+    let answers = AnswerBuffer::new(limits.answer_buffer_bytes);
     let (phase, phases) = watch::channel(Phase::Serving);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -164,6 +172,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let draining = phases.clone();
+        let unsent = answers.connection();
+        let (held, answer_metrics) = (unsent.clone(), metrics.clone());
         let service = router
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {
@@ -178,13 +188,13 @@ pub async fn serve(
                         http::HeaderValue::from_static("close"),
                     );
                 }
-                response
+                super::unsent::account(&held, response, &answer_metrics)
             });
         let phases = phases.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             serve_connection(
-                stream,
+                (stream, unsent),
                 TowerToHyperService::new(service),
                 limits,
                 phases,
@@ -209,7 +219,7 @@ pub async fn serve(
 }
 
 async fn serve_connection<S>(
-    stream: TcpStream,
+    (stream, unsent): (TcpStream, Unsent),
     service: S,
     limits: ConnectionLimits,
     mut phases: watch::Receiver<Phase>,
@@ -221,7 +231,7 @@ async fn serve_connection<S>(
     S::Future: Send + 'static,
     S::Error: std::error::Error + Send + Sync + 'static,
 {
-    let stream = SharedStream::new(stream, limits.response_write_timeout);
+    let stream = SharedStream::new(stream, limits.response_write_timeout, unsent);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -272,6 +282,9 @@ struct SharedStream {
     /// Set while a write waits for room (this handle's own).
     write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
     write_timed_out: Arc<AtomicBool>,
+    /// What this connection's answers hold of the answer buffer, given back
+    /// as the socket takes their bytes.
+    unsent: Unsent,
 }
 
 impl Clone for SharedStream {
@@ -282,18 +295,20 @@ impl Clone for SharedStream {
             write_timeout: self.write_timeout,
             write_stall: None,
             write_timed_out: self.write_timed_out.clone(),
+            unsent: self.unsent.clone(),
         }
     }
 }
 
 impl SharedStream {
-    fn new(stream: TcpStream, write_timeout: Duration) -> Self {
+    fn new(stream: TcpStream, write_timeout: Duration, unsent: Unsent) -> Self {
         Self {
             inner: Arc::new(stream),
             read_since_write: Arc::new(AtomicBool::new(false)),
             write_timeout,
             write_stall: None,
             write_timed_out: Arc::new(AtomicBool::new(false)),
+            unsent,
         }
     }
 
@@ -359,6 +374,7 @@ impl AsyncWrite for SharedStream {
                 Ok(n) => {
                     self.write_stall = None;
                     self.read_since_write.store(false, Ordering::Relaxed);
+                    self.unsent.written(n);
                     return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,

@@ -474,3 +474,96 @@ async fn serve_at_the_largest_pool_stays_well_under_its_memory_limit(db: PgPool)
     drop(child);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The answer buffer at the largest pool: a viewer's clients that ask for
+/// the whole pool (about 11 MB, more than a socket's kernel buffer takes)
+/// and never read it. Each answer holds what the socket has
+/// not taken until it is taken, so past the buffer the next one is
+/// answered 503 at once instead of being kept; small answers, a token
+/// holder's read and the dashboard are served meanwhile, and the buffer is
+/// whole again once those clients are gone.
+#[sqlx::test]
+async fn answers_nobody_reads_are_bounded_while_others_are_served(db: PgPool) {
+    use nspool::http::guard::RequestLimits;
+    use nspool::http::server::ConnectionLimits;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BUFFER: usize = 24 * 1024 * 1024;
+    const CLIENTS: usize = 8;
+    let names = longest_names(MAX_POOL_NAMESPACES);
+    let connections = ConnectionLimits {
+        answer_buffer_bytes: BUFFER,
+        ..ConnectionLimits::default()
+    };
+    let app = TestApp::spawn_with(
+        &pool_config(&names, "nspool: {kubernetes: {mode: 'off'}}"),
+        db,
+        connections,
+        RequestLimits::default(),
+    )
+    .await;
+    let admin = app.admin().await;
+    let viewer = app.token("SYSTEM_VIEWER", None).await;
+    let body = json!({"query": "{ poolNamespaces { name state source } }"}).to_string();
+    let (status, whole) = app.post_raw(Some(&viewer), body.clone()).await;
+    let size = whole.to_string().len();
+    assert_eq!(status, 200, "{}", &whole.to_string()[..size.min(500)]);
+    eprintln!("one answer: {size} bytes");
+    let request = format!(
+        "POST /v1 HTTP/1.1\r\nhost: x\r\nauthorization: {viewer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // Each asks and reads only its status line (a small receive window:
+    // the rest waits, in the kernel as far as it takes it, then in nspool).
+    let mut parked = Vec::new();
+    let (mut answered, mut refused) = (0usize, 0usize);
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(app.addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut status_line = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut status_line))
+            .await
+            .expect("an answer begins")
+            .unwrap();
+        match &status_line {
+            b"HTTP/1.1 200" => answered += 1,
+            b"HTTP/1.1 503" => refused += 1,
+            other => panic!("{}", String::from_utf8_lossy(other)),
+        }
+        parked.push(stream);
+    }
+    eprintln!("{CLIENTS} clients that never read: {answered} answered, {refused} refused");
+    // Each answered one holds what its socket did not take: more than 6 MiB
+    // of 11 MB (the kernel takes at most 4 MiB here), so at most three fit.
+    assert!(refused > 0, "{answered} answered, none refused");
+    assert!(answered <= 3, "{answered} answers parked in {BUFFER} bytes");
+    let sample = "nspool_budget_refusals_total{budget=\"answer_buffer\"}";
+    assert_eq!(
+        crate::support::metric_value(&app.metrics().await, sample),
+        Some(refused as f64)
+    );
+    // Meanwhile: a small answer, the CLI's read from memory, a page.
+    app.ok(None, "{ appConfig { version } }", Value::Null).await;
+    let free = app
+        .ok(
+            Some(&admin),
+            "{ availableNamespaces { name } }",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(listed(&free, "availableNamespaces"), MAX_POOL_NAMESPACES);
+    assert_eq!(reqwest::get(app.url("/")).await.unwrap().status(), 200);
+    // Those clients gone, their share comes back.
+    drop(parked);
+    let mut served = false;
+    for _ in 0..100 {
+        if app.post_raw(Some(&viewer), body.clone()).await.0 == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(served, "a large answer is served again");
+}

@@ -31,7 +31,7 @@ use std::time::Instant;
 const COOKIE: &str = "nspool_session";
 
 fn html(status: StatusCode, markup: Markup) -> Response {
-    (
+    let response = (
         status,
         [
             (
@@ -42,7 +42,8 @@ fn html(status: StatusCode, markup: Markup) -> Response {
         ],
         Html(visible(markup.into_string())),
     )
-        .into_response()
+        .into_response();
+    super::unsent::fresh(response)
 }
 
 /// Every page with each bidirectional control (in text stored before
