@@ -345,11 +345,13 @@ impl AsyncRead for SharedStream {
     }
 }
 
-impl AsyncWrite for SharedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
+impl SharedStream {
+    /// One write (`write` tries it on the socket): waits for room, failing
+    /// when the client took nothing within the write timeout.
+    fn poll_send(
+        &mut self,
         cx: &mut Context<'_>,
-        data: &[u8],
+        mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
     ) -> Poll<io::Result<usize>> {
         loop {
             let ready = self.inner.poll_write_ready(cx);
@@ -370,7 +372,7 @@ impl AsyncWrite for SharedStream {
                 }
                 return Poll::Pending;
             }
-            match self.inner.try_write(data) {
+            match write(&self.inner) {
                 Ok(n) => {
                     self.write_stall = None;
                     self.read_since_write.store(false, Ordering::Relaxed);
@@ -381,6 +383,32 @@ impl AsyncWrite for SharedStream {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+impl AsyncWrite for SharedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |socket| socket.try_write(data))
+    }
+
+    /// Vectored, so hyper queues an answer's bytes as they are instead of
+    /// copying them into a per-connection buffer that grows to ~400 KiB
+    /// and keeps that size while the connection lives (a probe of clients
+    /// that never read found that copy, not the answers, filling memory).
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_send(cx, |socket| socket.try_write_vectored(bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
