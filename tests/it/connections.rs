@@ -269,3 +269,83 @@ async fn oversized_request_heads_are_refused_while_others_are_served(db: PgPool)
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+/// Clients that ask for an answer of some size and never read it cost
+/// nspool little memory beyond what the answer buffer bounds: `serve` as
+/// its own process, 200 anonymous clients each parking a 0.39 MB answer.
+/// (Before connections wrote vectored, hyper copied each answer into a
+/// per-connection buffer of up to ~400 KiB that stayed while the
+/// connection lived: this grew by about 0.2 MiB a client.)
+#[sqlx::test]
+async fn clients_that_never_read_cost_little_memory(db: PgPool) {
+    use crate::support::{database_url, listening_address, rss_mib, serve_process};
+    const CLIENTS: usize = 200;
+    let files = raise_open_file_limit().unwrap_or(0);
+    assert!(files > CLIENTS + 512, "open file limit {files}");
+    let dir = std::env::temp_dir().join(format!(
+        "nspool-it-unread-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("config.yaml");
+    std::fs::write(&file, POOL_OF_5).unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_nspool"));
+    let (child, lines) = serve_process(binary, &database_url(&db), &file);
+    let pid = child.0.id();
+    let address = listening_address(&lines, |_| {});
+    let inner = "fields { name description args { name description type { name } } type { name ofType { name } } } description";
+    let query: String = (0..10)
+        .map(|i| format!("a{i}: __schema {{ types {{ name {inner} }} }} "))
+        .collect();
+    let body = serde_json::json!({ "query": format!("{{ {query} }}") }).to_string();
+    let request = format!(
+        "POST /v1 HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let client = reqwest::Client::new();
+    // A few read whole first, so the allocator has what one answer needs.
+    for _ in 0..8 {
+        let answer = client
+            .post(format!("http://{address}/v1"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        assert!(answer.bytes().await.unwrap().len() > 300_000);
+    }
+    let before = rss_mib(pid);
+    let mut parked = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket.connect(address.parse().unwrap()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut status_line = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut status_line))
+            .await
+            .expect("an answer begins")
+            .unwrap();
+        assert!(status_line.starts_with(b"HTTP/1.1 "), "{status_line:?}");
+        parked.push(stream);
+    }
+    let grown = rss_mib(pid) - before;
+    eprintln!("{CLIENTS} clients that never read: nspool grew {grown:.1} MiB (from {before:.1})");
+    assert!(
+        grown < 24.0,
+        "{CLIENTS} parked answers grew nspool by {grown:.1} MiB"
+    );
+    // Still served.
+    let version = client
+        .post(format!("http://{address}/v1"))
+        .header("content-type", "application/json")
+        .body(r#"{"query":"{ appConfig { version } }"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 200);
+    drop(parked);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,7 +4,7 @@
 //! whole read through and still refuses what multiplies it, and the largest
 //! answers are built a few at a time.
 
-use crate::support::{TestApp, pool_config};
+use crate::support::{TestApp, pool_config, rss_mib};
 use nspool::graphql::limits::{MAX_POOL_NAMESPACES, PoolBudgets};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -221,16 +221,6 @@ fn peak_mib(pid: u32) -> f64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-/// Resident memory of `pid` now, in MiB (`VmRSS`).
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
 }

@@ -362,6 +362,16 @@ pub async fn read_to_close(
     }
 }
 
+/// Resident memory of process `pid` now, in MiB (`VmRSS`).
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// The value of one unlabelled or labelled sample in a `/metrics` text.
 pub fn metric_value(metrics: &str, sample: &str) -> Option<f64> {
     let prefix = format!("{sample} ");
