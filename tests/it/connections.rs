@@ -317,16 +317,9 @@ async fn clients_that_never_read_cost_little_memory(db: PgPool) {
     }
     let before = rss_mib(pid);
     let mut parked = Vec::with_capacity(CLIENTS);
+    let addr = address.parse().expect("an address");
     for _ in 0..CLIENTS {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(address.parse().unwrap()).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut status_line = [0u8; 12];
-        tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut status_line))
-            .await
-            .expect("an answer begins")
-            .unwrap();
+        let (stream, status_line) = crate::support::park_unread(addr, request.as_bytes()).await;
         assert!(status_line.starts_with(b"HTTP/1.1 "), "{status_line:?}");
         parked.push(stream);
     }

@@ -37,6 +37,35 @@ where
     started.elapsed()
 }
 
+/// Create mode over `names`, this replica's worker leading, once every
+/// namespace is applied and offered.
+struct Leading {
+    app: TestApp,
+    admin: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    run: tokio::task::JoinHandle<()>,
+}
+
+async fn leading(cluster: &Cluster, names: &[String], db: &PgPool) -> Leading {
+    let app = TestApp::spawn_in_cluster(&create_config(names), db.clone()).await;
+    let admin = app.admin().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
+    let run = tokio::spawn(worker.run(stopped));
+    let mut all = names.to_vec();
+    all.sort();
+    within_bound("first applied", || async {
+        app.available(&admin).await == all
+    })
+    .await;
+    Leading {
+        app,
+        admin,
+        stop,
+        run,
+    }
+}
+
 /// Sets the Namespace's finalizers (`json`: a list, or `null` for none).
 fn finalizers(namespace: &str, json: &str) {
     let patch = format!(r#"{{"metadata":{{"finalizers":{json}}}}}"#);
@@ -81,17 +110,12 @@ async fn create_mode_repairs_drift_found_by_a_watch_within_a_minute(db: PgPool) 
         .collect();
     let [role_ns, binding_ns, label_ns, gone_ns, quiet_ns] =
         [0, 1, 2, 3, 4].map(|i| names[i].clone());
-    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
-    let admin = app.admin().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
-    let run = tokio::spawn(worker.run(stopped));
-    let mut all = names.clone();
-    all.sort();
-    within_bound("first applied", || async {
-        app.available(&admin).await == all
-    })
-    .await;
+    let Leading {
+        app,
+        admin,
+        stop,
+        run,
+    } = leading(&cluster, &names, &db).await;
     within_bound("the drift watch listed", || async {
         app.metrics()
             .await
@@ -343,17 +367,12 @@ async fn claim_labels_changed_by_hand_are_written_again_by_the_watch(db: PgPool)
         .map(|base| cluster.ns(base))
         .collect();
     let [stripped, edited, quiet, free] = [0, 1, 2, 3].map(|i| names[i].clone());
-    let app = TestApp::spawn_in_cluster(&create_config(&names), db.clone()).await;
-    let admin = app.admin().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = KubeWorker::new(&app.service, cluster.nspool(Account::Create).await);
-    let run = tokio::spawn(worker.run(stopped));
-    let mut all = names.clone();
-    all.sort();
-    within_bound("first applied", || async {
-        app.available(&admin).await == all
-    })
-    .await;
+    let Leading {
+        app,
+        admin,
+        stop,
+        run,
+    } = leading(&cluster, &names, &db).await;
     let mut holders = std::collections::HashMap::new();
     for ns in [&stripped, &edited, &quiet] {
         holders.insert(ns.clone(), claim(&app, &admin, ns).await);

@@ -217,12 +217,7 @@ async fn large_answers_wait_for_a_permit_while_others_are_served(db: PgPool) {
 /// Peak resident memory of process `pid` since start or the last
 /// [`reset_peak`], in MiB (`VmHWM`).
 fn peak_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kib| kib / 1024.0)
+    crate::support::status_mib(pid, "VmHWM")
 }
 
 /// Starts a new peak for `pid` (Linux: `5` into `clear_refs`); `false` when
@@ -478,7 +473,6 @@ async fn answers_nobody_reads_are_bounded_while_others_are_served(db: PgPool) {
     use nspool::http::guard::RequestLimits;
     use nspool::http::server::ConnectionLimits;
     use std::time::Duration;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const BUFFER: usize = 24 * 1024 * 1024;
     const CLIENTS: usize = 8;
     let names = longest_names(MAX_POOL_NAMESPACES);
@@ -504,20 +498,10 @@ async fn answers_nobody_reads_are_bounded_while_others_are_served(db: PgPool) {
         "POST /v1 HTTP/1.1\r\nhost: x\r\nauthorization: {viewer}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     );
-    // Each asks and reads only its status line (a small receive window:
-    // the rest waits, in the kernel as far as it takes it, then in nspool).
     let mut parked = Vec::new();
     let (mut answered, mut refused) = (0usize, 0usize);
     for _ in 0..CLIENTS {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.set_recv_buffer_size(4096).unwrap();
-        let mut stream = socket.connect(app.addr).await.unwrap();
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut status_line = [0u8; 12];
-        tokio::time::timeout(Duration::from_secs(60), stream.read_exact(&mut status_line))
-            .await
-            .expect("an answer begins")
-            .unwrap();
+        let (stream, status_line) = crate::support::park_unread(app.addr, request.as_bytes()).await;
         match &status_line {
             b"HTTP/1.1 200" => answered += 1,
             b"HTTP/1.1 503" => refused += 1,

@@ -362,14 +362,42 @@ pub async fn read_to_close(
     }
 }
 
-/// Resident memory of process `pid` now, in MiB (`VmRSS`).
-pub fn rss_mib(pid: u32) -> f64 {
+/// A client that sends `request` to `addr` and reads only its answer's
+/// status line (`HTTP/1.1 200`), with a small receive window: the rest
+/// waits, in the kernel as far as it takes it, then in nspool.
+pub async fn park_unread(
+    addr: std::net::SocketAddr,
+    request: &[u8],
+) -> (tokio::net::TcpStream, [u8; 12]) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small window");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("the request");
+    let mut status_line = [0u8; 12];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_exact(&mut status_line),
+    )
+    .await
+    .expect("an answer begins")
+    .expect("a status line");
+    (stream, status_line)
+}
+
+/// `field` (`VmRSS`, `VmHWM`) of process `pid`'s status, in MiB.
+pub fn status_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Resident memory of process `pid` now, in MiB (`VmRSS`).
+pub fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS")
 }
 
 /// The value of one unlabelled or labelled sample in a `/metrics` text.
