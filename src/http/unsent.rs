@@ -16,6 +16,13 @@
 //! reads kept in memory) and static files cost nothing more per client and
 //! are not counted; nor are answers of at most [`UNCOUNTED_BYTES`], which
 //! the kernel's socket buffer takes at once.
+//!
+//! What the kernel's socket buffers hold is outside this bound (Linux lets
+//! a send buffer grow to `net.ipv4.tcp_wmem`'s largest, 4 MiB by default,
+//! within the system-wide `tcp_mem`): on a fast link an answer below that
+//! leaves nspool at once and holds nothing here. A container's memory limit
+//! may count socket memory too; the connection cap and the write timeout
+//! bound it there.
 
 use crate::domain::budget::Budget;
 use crate::metrics::ServiceMetrics;
@@ -120,7 +127,9 @@ impl Unsent {
 }
 
 /// A fresh answer larger than [`UNCOUNTED_BYTES`] takes its bytes of the
-/// buffer, or is replaced by a 503 (counted) when they are not free.
+/// buffer, or is replaced by a 503 (counted) when they are not free. The
+/// bytes come back as the connection writes any bytes, its headers and
+/// uncounted answers included: a few hundred early per answer, never late.
 pub fn account(unsent: &Unsent, response: Response, metrics: &ServiceMetrics) -> Response {
     if response.extensions().get::<FreshAnswer>().is_none() {
         return response;
@@ -136,22 +145,24 @@ pub fn account(unsent: &Unsent, response: Response, metrics: &ServiceMetrics) ->
     busy(&response)
 }
 
-/// The refusal, in the answer's own kind: GraphQL-shaped JSON, or a line of
-/// text for a page.
+/// The refusal, in the answer's own kind: GraphQL-shaped JSON for a JSON
+/// answer (`application/json`, `application/graphql-response+json`), a
+/// line of text for anything else (a page, a metrics scrape).
 fn busy(refused: &Response) -> Response {
     let message = "nspool is sending as many answers as its memory allows; try again in a second";
-    let html = refused
+    let json = refused
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    let (content_type, body) = if html {
-        ("text/plain; charset=utf-8", message.to_owned())
-    } else {
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().ends_with("json"));
+    let (content_type, body) = if json {
         let code = crate::graphql::SERVICE_UNAVAILABLE;
         let json =
             serde_json::json!({"errors": [{"message": message, "extensions": {"code": code}}]});
         ("application/json", json.to_string())
+    } else {
+        ("text/plain; charset=utf-8", message.to_owned())
     };
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
     let headers = response.headers_mut();
@@ -196,6 +207,41 @@ mod tests {
         // A connection that ends gives back what it held.
         drop(two);
         assert_eq!(buffer.available(), 100_000);
+    }
+
+    #[test]
+    fn a_refusal_speaks_json_to_json_clients_and_text_to_the_rest() {
+        let metrics = ServiceMetrics::default();
+        let buffer = AnswerBuffer::new(20_000);
+        let full = buffer.connection();
+        assert_eq!(account(&full, answer(20_000), &metrics).status(), 200);
+        let typed = |content_type: &'static str| {
+            let mut response = answer(30_000);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            account(&buffer.connection(), response, &metrics)
+        };
+        for (content_type, refusal) in [
+            ("application/json", "application/json"),
+            (
+                "application/graphql-response+json; charset=utf-8",
+                "application/json",
+            ),
+            ("text/html; charset=utf-8", "text/plain; charset=utf-8"),
+            (
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                "text/plain; charset=utf-8",
+            ),
+        ] {
+            let refused = typed(content_type);
+            assert_eq!(refused.status(), 503, "{content_type}");
+            assert_eq!(
+                refused.headers()[header::CONTENT_TYPE],
+                refusal,
+                "{content_type}"
+            );
+        }
     }
 
     #[test]
