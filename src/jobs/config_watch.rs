@@ -44,6 +44,7 @@ async fn bounded(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// The kubeconfig files the config in force names, in cluster order.
 fn kubeconfig_paths(service: &PoolService) -> Vec<PathBuf> {
     service
         .settings()
@@ -60,14 +61,9 @@ fn kubeconfig_paths(service: &PoolService) -> Vec<PathBuf> {
 async fn watched(service: &PoolService, path: &Path) -> Option<[u8; 32]> {
     let mut hash = Sha256::new();
     hash.update(fingerprint(path).await?);
-    for kubeconfig in service
-        .settings()
-        .clusters
-        .iter()
-        .filter_map(|c| c.kubeconfig.as_deref())
-    {
+    for kubeconfig in kubeconfig_paths(service) {
         hash.update(kubeconfig.as_os_str().as_encoded_bytes());
-        hash.update(bounded(kubeconfig).await.unwrap_or_default());
+        hash.update(bounded(&kubeconfig).await.unwrap_or_default());
     }
     Some(hash.finalize().into())
 }
