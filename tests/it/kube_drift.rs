@@ -485,3 +485,106 @@ async fn claim_labels_changed_by_hand_are_written_again_by_the_watch(db: PgPool)
     let _ = run.await;
     cluster.assert_never_deleted();
 }
+
+/// The database's half of the claim-label comparison, without a cluster:
+/// a sighting that does not name the holder makes the namespace a suspect,
+/// but only a fresh read that still misses the labels marks them unwritten
+/// (with its event); one that names the holder, as a stale watch event's
+/// re-read does, marks nothing. A released namespace is never a suspect.
+#[sqlx::test]
+async fn only_a_fresh_read_that_misses_the_claim_labels_marks_them(db: PgPool) {
+    use crate::support::{POOL_OF_5, claim_in_own_workspace as claim};
+    let app = TestApp::spawn(POOL_OF_5, db.clone()).await;
+    let admin = app.admin().await;
+    let held = claim(&app, &admin, "pool-a").await;
+    let (id, release) = (
+        held["id"].as_str().unwrap().to_owned(),
+        held["releaseName"].as_str().unwrap().to_owned(),
+    );
+    // As the worker records labels written for the holder.
+    sqlx::query(
+        "update pool_namespaces set labels_holder = holder_deployment_id where name = 'pool-a'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    let store = app.service.store();
+    let cluster: uuid::Uuid =
+        sqlx::query_scalar("select cluster_id from pool_namespaces where name = 'pool-a'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    let names = ["pool-a".to_owned(), "pool-b".to_owned()];
+    // Seen with the holder's labels: nothing; seen without: a suspect.
+    let matching = store
+        .claim_labels_differ(
+            cluster,
+            &names,
+            &[Some(id.clone()), None],
+            &[Some(release.clone()), None],
+        )
+        .await
+        .unwrap();
+    assert!(matching.is_empty(), "{matching:?}");
+    let stripped = store
+        .claim_labels_differ(
+            cluster,
+            &names,
+            &[None, None],
+            &[Some(release.clone()), None],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stripped, ["pool-a"]);
+    // The fresh read names the holder after all: nothing marked.
+    let what = "Namespace claim labels removed or edited";
+    let marked = store
+        .record_claim_labels_lost(cluster, "pool-a", (Some(&id), Some(&release)), what)
+        .await
+        .unwrap();
+    assert!(!marked);
+    let drifts = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from events where kind = 'drift'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    assert_eq!(drifts().await, 0);
+    // It still misses them: marked unwritten, once, with its event.
+    assert!(
+        store
+            .record_claim_labels_lost(cluster, "pool-a", (None, Some(&release)), what)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .record_claim_labels_lost(cluster, "pool-a", (None, Some(&release)), what)
+            .await
+            .unwrap()
+    );
+    assert_eq!(drifts().await, 1);
+    let labels_holder: Option<uuid::Uuid> =
+        sqlx::query_scalar("select labels_holder from pool_namespaces where name = 'pool-a'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(labels_holder, None);
+    // Released, its labels due for removal: never a suspect.
+    crate::support::hard_delete(&app, &admin, &held["id"]).await;
+    sqlx::query("update pool_namespaces set labels_holder = $1::uuid where name = 'pool-a'")
+        .bind(&id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let released = store
+        .claim_labels_differ(
+            cluster,
+            &names,
+            &[Some(id.clone()), None],
+            &[Some(release), None],
+        )
+        .await
+        .unwrap();
+    assert!(released.is_empty(), "{released:?}");
+}
